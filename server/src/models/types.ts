@@ -1,0 +1,113 @@
+// Shared shapes of the model-file engine: what a scan reports. The language server, the Model Inspector
+// and the CLI all consume these; keep them JSON-serialisable.
+
+export type Verdict = 'safe' | 'caution' | 'dangerous' | 'invalid';
+export type Severity = 'info' | 'caution' | 'dangerous' | 'invalid';
+
+/** Detected container/format, decided from bytes. */
+export type ModelFormat =
+  | 'pytorch-zip'
+  | 'torchscript-zip'
+  | 'pytorch-legacy'
+  | 'pytorch-legacy-tar'
+  | 'pickle'
+  | 'joblib'
+  | 'numpy-npy'
+  | 'numpy-npz'
+  | 'zip'
+  | 'safetensors'
+  | 'gguf'
+  | 'unknown';
+
+export interface Finding {
+  rule: string;          // stable id, e.g. SW001
+  severity: Severity;
+  message: string;
+  global?: string;       // "module.name" for findings about an imported global
+  offset?: number;       // byte offset in the file (or in the member, see `member`)
+  member?: string;       // container member the offset refers to (zip member name, tar member, ...)
+}
+
+/** One global (class or function) a pickle imports. */
+export interface GlobalRef {
+  module: string;
+  name: string;
+  offset: number;        // byte offset of the opcode that imports it (within `member` if any)
+  member?: string;
+  called: boolean;       // reached by REDUCE/NEWOBJ/OBJ/INST
+  severity: 'safe' | 'caution' | 'dangerous';
+  reason: string;
+}
+
+export interface TensorInfo {
+  name: string;          // dotted path in the loaded object, e.g. "model.fc.weight"
+  dtype: string;         // torch-style dtype name, e.g. "float32", "bfloat16"
+  shape: number[];
+  bytes: number;         // bytes the tensor itself covers (numel * element size)
+  storageKey?: string;   // e.g. zip member "archive/data/0", or a legacy storage key
+  offset?: number;       // element offset into the storage / absolute byte offset (safetensors, gguf)
+}
+
+export interface PickleStreamReport {
+  member?: string;       // where this pickle lives (zip member, tar member, "npy object data", ...)
+  offset: number;        // start of the stream within the member/file
+  length: number;        // bytes consumed
+  protocol: number;      // highest PROTO seen (0 if none)
+  opcodes: number;       // number of opcodes executed
+  complete: boolean;     // reached STOP without error
+  error?: string;
+}
+
+export interface WeightsOnlyAnswer {
+  /** true / false; null when torch.load is not the loader for this format (safetensors, gguf, npy). */
+  loads: boolean | null;
+  reason: string;
+}
+
+export interface ModelReport {
+  path: string;
+  kind: 'model';
+  format: ModelFormat;
+  formatDetail?: string;       // e.g. "joblib (gzip)", "zip with 3 members", "GGUF v3"
+  verdict: Verdict;
+  summary: string;             // one plain sentence explaining the verdict
+  weightsOnly: WeightsOnlyAnswer;
+  findings: Finding[];
+  globals: GlobalRef[];
+  tensors: TensorInfo[];
+  tensorsTruncated?: boolean;
+  metadata: Record<string, string>;
+  pickles: PickleStreamReport[];
+  members?: { name: string; size: number; compressedSize: number; method: number; offset: number }[];
+  size: number;
+  sha256?: string;
+}
+
+export interface ScanOptions {
+  /** Compute SHA-256 of the whole file (reads everything). Default: only when size <= hashLimit. */
+  sha256?: boolean | 'auto';
+  hashLimit?: number;
+  /** Keep at most this many tensors in the inventory (default 1e6). */
+  maxTensors?: number;
+  /** Cooperative cancellation. */
+  signal?: AbortSignal;
+}
+
+/** A finding of the Python/notebook code rules (positions are 1-based, like the CLI prints them). */
+export interface CodeFinding extends Finding {
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+  cell?: number;         // 0-based notebook cell index (code cells and markdown cells both count)
+}
+
+export interface CodeReport {
+  path: string;
+  kind: 'code';
+  format: 'python' | 'notebook' | 'requirements' | 'pyproject';
+  verdict: 'safe' | 'caution' | 'dangerous';
+  findings: CodeFinding[];
+}
+
+export type FileReport = ModelReport | CodeReport;
