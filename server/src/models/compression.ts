@@ -1,0 +1,96 @@
+// Compressed pickle streams, as joblib writes them: decided from magic bytes the way joblib's
+// _detect_compressor does. Decompression is streamed; nothing decompressed is kept beyond the pickle
+// machine's small window, and the total is bounded so a decompression bomb ends as a finding, not an OOM.
+import * as zlib from 'node:zlib';
+import { Readable, Transform } from 'node:stream';
+import { ByteSource, startsWith } from './source';
+
+export type Compression = 'gzip' | 'zlib' | 'bz2' | 'xz' | 'lzma' | 'joblib-zfile' | 'lz4';
+
+export function detectCompression(head: Uint8Array): Compression | undefined {
+  if (startsWith(head, [0x1f, 0x8b])) return 'gzip';
+  if (startsWith(head, 'BZh')) return 'bz2';
+  if (startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return 'xz';
+  if (startsWith(head, [0x5d, 0x00, 0x00])) return 'lzma';
+  if (startsWith(head, [0x04, 0x22, 0x4d, 0x18])) return 'lz4';
+  if (startsWith(head, 'ZF')) return 'joblib-zfile';
+  // zlib header: CMF 0x78 and (CMF*256+FLG) divisible by 31
+  if (head.length >= 2 && head[0] === 0x78 && ((head[0] << 8) | head[1]) % 31 === 0) return 'zlib';
+  return undefined;
+}
+
+export class DecompressionLimit extends Error {}
+
+function sourceStream(src: ByteSource, start: number): Readable {
+  let pos = start;
+  return new Readable({
+    highWaterMark: 1 << 16,
+    read() {
+      if (pos >= src.size) { this.push(null); return; }
+      const chunk = src.read(pos, Math.min(1 << 16, src.size - pos));
+      pos += chunk.length;
+      this.push(chunk);
+    },
+  });
+}
+
+/** Decompressed bytes of the stream starting at `start`, in chunks; throws DecompressionLimit past `limit`. */
+export async function* decompressedChunks(kind: Compression, src: ByteSource, start: number, limit: number): AsyncGenerator<Uint8Array> {
+  let produced = 0;
+  const guard = function* (c: Uint8Array) {
+    produced += c.length;
+    if (produced > limit) throw new DecompressionLimit(`decompressed data exceeds ${limit} bytes`);
+    yield c;
+  };
+  if (kind === 'lzma') {
+    // LZMA "alone" has no streaming decoder in a maintained pure-JS library: decode whole, bounded by its header.
+    const head = src.read(start, 13);
+    let declared = 0;
+    for (let i = 12; i >= 5; i--) declared = declared * 256 + head[i];
+    const unknown = head.slice(5, 13).every((b) => b === 0xff);
+    const cap = Math.min(limit, 512 << 20);
+    if (!unknown && declared > cap) throw new DecompressionLimit(`lzma stream declares ${declared} bytes (limit ${cap})`);
+    if (src.size - start > 256 << 20) throw new DecompressionLimit('lzma stream too large to decode in memory');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const LZMA = require('lzma') as { decompress(b: Uint8Array, cb: (r: unknown, e?: unknown) => void): void };
+    const out = await new Promise<Uint8Array>((res, rej) => LZMA.decompress(src.read(start, src.size - start), (r, e) => {
+      if (e || r === null || r === undefined) rej(new Error(`lzma stream is corrupt: ${String(e ?? 'no output')}`));
+      else res(typeof r === 'string' ? Buffer.from(r, 'latin1') : Uint8Array.from(r as ArrayLike<number>, (x) => x & 0xff));
+    }));
+    yield* guard(out);
+    return;
+  }
+  if (kind === 'lz4') throw new Error('lz4-compressed joblib files are not supported');
+  if (kind === 'xz') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { XzReadableStream } = require('xz-decompress') as { XzReadableStream: new (s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array> };
+    const web = Readable.toWeb(sourceStream(src, start)) as unknown as ReadableStream<Uint8Array>;
+    const reader = new XzReadableStream(web).getReader();
+    try {
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        yield* guard(r.value);
+      }
+    } finally { reader.releaseLock(); }
+    return;
+  }
+  let decoder: Transform;
+  let from = start;
+  if (kind === 'gzip') decoder = zlib.createGunzip();
+  else if (kind === 'zlib') decoder = zlib.createInflate();
+  else if (kind === 'joblib-zfile') { decoder = zlib.createInflate(); from = start + 2 + 19; }
+  else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const unbzip2 = require('unbzip2-stream') as () => Transform;
+    decoder = unbzip2();
+  }
+  const input = sourceStream(src, from);
+  const out = input.pipe(decoder);
+  input.on('error', (e) => decoder.destroy(e));
+  try {
+    for await (const chunk of out as AsyncIterable<Uint8Array>) yield* guard(chunk);
+  } finally {
+    input.destroy(); decoder.destroy();
+  }
+}

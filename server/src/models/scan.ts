@@ -1,0 +1,686 @@
+// Entry point of the model-file engine: decides the format from the bytes (as the real loaders do),
+// runs the pickle machine over every pickle a loader could read, and assembles the report.
+import * as fs from 'node:fs';
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { ByteSource, BytesSource, FileSource, SliceSource, startsWith } from './source';
+import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cursor';
+import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
+import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
+import { classifyGlobal } from './policy';
+import { extractTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES } from './pickle/tensors';
+import { decompile } from './pickle/decompile';
+import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
+import { looksLikeNpy, parseNpyHeader } from './npy';
+import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
+import { isTarHeader, readTarMembers } from './tar';
+import { looksLikeSafetensors, inspectSafetensors } from './safetensors';
+import { looksLikeGguf, inspectGguf } from './gguf';
+import { MODEL_RULE_BY_ID } from './rules';
+import { PyTuple, PyList, PyDict, asInt, asText, PyValue } from './pickle/values';
+import type {
+  Finding, GlobalRef, ModelFormat, ModelReport, PickleStreamReport, ScanOptions, Severity, TensorInfo, Verdict,
+} from './types';
+
+export const MODEL_EXTENSIONS = ['.pt', '.pth', '.ckpt', '.bin', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.pb', '.h5', '.model', '.mar', '.dill', '.sav'];
+const SCANNED_EXTENSIONS = new Set(['.pt', '.pth', '.ckpt', '.bin', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.dill', '.sav', '.pkl.gz', '.mar']);
+
+/** File names the workspace scan and the CLI treat as model files (content still decides the format). */
+export function isModelFileName(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower.endsWith('.pkl.gz') || lower.endsWith('.joblib.gz')) return true;
+  return SCANNED_EXTENSIONS.has(path.extname(lower));
+}
+
+const TORCH_MAGIC = 0x1950a86a20f9469cfc6cn;
+const DEFAULT_HASH_LIMIT = 256 << 20;
+const DECOMPRESS_LIMIT = 8 * 1024 ** 3;
+
+interface Ctx {
+  report: ModelReport;
+  runs: { run: PickleRun; member?: string; torchLoads: boolean }[];
+  disasm: boolean;
+  opts: ScanOptions;
+  extracted: ExtractedTensor[];
+}
+
+export interface ScanDetail { report: ModelReport; runs: { run: PickleRun; member?: string; torchLoads: boolean }[]; tensors: ExtractedTensor[] }
+
+export async function scanModelFile(file: string, opts: ScanOptions = {}): Promise<ModelReport> {
+  return (await scanModelFileDetailed(file, opts)).report;
+}
+
+export async function scanModelFileDetailed(file: string, opts: ScanOptions = {}, disasm = false): Promise<ScanDetail> {
+  const src = FileSource.open(file);
+  try {
+    const d = await scanSource(src, file, opts, disasm);
+    if (wantHash(opts, src.size)) d.report.sha256 = await sha256File(file);
+    return d;
+  } finally { src.close(); }
+}
+
+export async function scanModelBytes(bytes: Uint8Array, name: string, opts: ScanOptions = {}): Promise<ModelReport> {
+  const d = await scanSource(new BytesSource(bytes), name, opts, false);
+  if (wantHash(opts, bytes.length)) d.report.sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  return d.report;
+}
+
+export async function disassembleModelFile(file: string): Promise<{ text: string; decompiled: string; truncated: boolean }> {
+  const d = await scanModelFileDetailed(file, {}, true);
+  return renderDisassembly(d);
+}
+
+export function renderDisassembly(d: ScanDetail): { text: string; decompiled: string; truncated: boolean } {
+  let text = '', dec = '', truncated = false;
+  if (d.runs.length === 0) text = `# ${d.report.format}: no pickle streams in this file\n`;
+  d.runs.forEach(({ run, member }, i) => {
+    const where = `${member ? `member ${member}, ` : ''}offset ${run.start}`;
+    text += `# pickle ${i + 1} (${where}, protocol ${run.protocol}, ${run.opcodes} opcodes${run.complete ? '' : `, ERROR: ${run.error}`})\n`;
+    text += (run.disasm ?? []).join('\n') + '\n';
+    if (run.disasmTruncated) { text += '# … disassembly truncated\n'; truncated = true; }
+    if (!run.complete) text += `${String(run.errorOffset ?? run.end).padStart(9)}: !! ${run.error}\n`;
+    text += '\n';
+    const dc = decompile(run.value, 1_000_000);
+    if (dc.truncated) truncated = true;
+    dec += `# pickle ${i + 1} (${where})\n${dc.text}\n`;
+  });
+  return { text, decompiled: dec, truncated };
+}
+
+function wantHash(opts: ScanOptions, size: number): boolean {
+  const s = opts.sha256 ?? 'auto';
+  return s === true || (s === 'auto' && size <= (opts.hashLimit ?? DEFAULT_HASH_LIMIT));
+}
+
+export async function sha256File(file: string, onProgress?: (done: number) => void): Promise<string> {
+  const h = crypto.createHash('sha256');
+  let done = 0;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer); done += (chunk as Buffer).length; onProgress?.(done);
+  }
+  return h.digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disasm: boolean): Promise<ScanDetail> {
+  const report: ModelReport = {
+    path: file, kind: 'model', format: 'unknown', verdict: 'safe', summary: '', weightsOnly: { loads: null, reason: '' },
+    findings: [], globals: [], tensors: [], metadata: {}, pickles: [], size: src.size,
+  };
+  const ctx: Ctx = { report, runs: [], disasm, opts, extracted: [] };
+  const head = src.read(0, 512);
+  if (src.size === 0) {
+    add(ctx, 'SW024', 'The file is empty.', { severity: 'invalid' });
+  } else if (head.length === 512 && isTarHeader(head)) {
+    await scanLegacyTar(ctx, src);
+  } else if (startsWith(head, [0x50, 0x4b, 0x03, 0x04])) {
+    await scanZip(ctx, src, 0);
+  } else if (looksLikeNpy(head)) {
+    report.format = 'numpy-npy';
+    await scanNpy(ctx, src, undefined);
+  } else if (looksLikeGguf(head)) {
+    scanGguf(ctx, src);
+  } else if (looksLikeSafetensors(head, src.size)) {
+    scanSafetensors(ctx, src);
+  } else if (isOpcode(head[0]) && looksLikePickleStart(head[0], head[1])) {
+    await scanPickleFile(ctx, src);
+  } else {
+    const comp = detectCompression(head);
+    if (comp) await scanCompressed(ctx, src, comp);
+    else {
+      report.format = 'unknown';
+      // a zip hiding behind a prefix: torch would not read it, Python's zipfile would
+      if (!(await scanHiddenZip(ctx, src))) {
+        add(ctx, 'SW024', `The first bytes (${hex(head.subarray(0, 8))}) match no model format; nothing in it could be checked.`);
+      }
+    }
+  }
+  finalize(ctx);
+  return { report, runs: ctx.runs, tensors: ctx.extracted };
+}
+
+function add(ctx: Ctx, rule: string, message: string, extra: Partial<Finding> = {}): void {
+  const r = MODEL_RULE_BY_ID.get(rule);
+  if (ctx.report.findings.length >= 2000) return;
+  ctx.report.findings.push({ rule, severity: extra.severity ?? r?.severity ?? 'caution', message, ...extra });
+}
+
+function hex(b: Uint8Array): string { return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' '); }
+
+// ---- pickles ------------------------------------------------------------------------------------------
+
+function machineOpts(ctx: Ctx): MachineOptions { return { disasm: ctx.disasm }; }
+
+/** Runs consecutive pickles from [start, end) synchronously; returns the runs and where parsing stopped. */
+function runPicklesSync(src: ByteSource, start: number, end: number, ctx: Ctx, max = 1000): { runs: PickleRun[]; stop: number } {
+  const c = new Cursor(start, end);
+  const filler = new RandomAccessFiller((o, n) => src.read(o, n));
+  const runs = runSync(pickleSequence(c, machineOpts(ctx), max), c, filler);
+  return { runs, stop: runs.length ? runs[runs.length - 1].end : start };
+}
+
+/** Consecutive pickles on one stream: after STOP, another pickle is read if the next bytes start one. */
+export function* pickleSequence(c: Cursor, opts: MachineOptions, max: number): Generator<number, PickleRun[], void> {
+  const runs: PickleRun[] = [];
+  while (runs.length < max) {
+    if (c.avail() < 2 && !c.eof) yield 2;
+    if (c.avail() <= 0) break;
+    if (runs.length > 0 && !looksLikePickleStart(c.buf[c.pos], c.buf[c.pos + 1])) break;
+    const r = yield* runPickle(c, opts);
+    runs.push(r);
+    if (!r.complete) break;
+  }
+  return runs;
+}
+
+/** Records a pickle run; `strict` runs fail closed, others (sniffed trailing data) only if they imported anything. */
+function recordRun(ctx: Ctx, run: PickleRun, member: string | undefined, opts: { strict: boolean; torchLoads: boolean }): boolean {
+  if (!opts.strict && !run.complete && run.globals.length === 0) {
+    add(ctx, 'SW014', `${run.end - run.start} bytes at offset ${run.start}${member ? ` in ${member}` : ''} start like a pickle but do not parse as one (${run.error}); nothing is imported before the error.`, { offset: run.start, member });
+    return false;
+  }
+  ctx.runs.push({ run, member, torchLoads: opts.torchLoads });
+  for (const n of run.nested) ctx.runs.push({ run: n, member: member ? `${member} (object array)` : '(object array)', torchLoads: false });
+  return true;
+}
+
+async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
+  const rep = ctx.report;
+  rep.format = 'pickle';
+  const { runs } = runPicklesSync(src, 0, src.size, ctx, 6);
+  if (runs.length === 0) return;
+  const first = runs[0];
+  const legacy = first.complete && typeof first.value === 'bigint' && first.value === TORCH_MAGIC;
+  if (legacy) {
+    rep.format = 'pytorch-legacy';
+    runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true }));
+    if (runs.length >= 5 && runs.every((r) => r.complete)) {
+      const protoV = asInt(runs[1].value ?? null);
+      rep.metadata['legacy.protocol_version'] = String(protoV ?? '?');
+      const sysInfo = runs[2].value;
+      if (sysInfo instanceof PyDict) for (const [k, v] of sysInfo.entries) { const ks = asText(k); if (ks) rep.metadata[`sys_info.${ks}`] = String(asText(v) ?? asInt(v) ?? v); }
+      const walked = extractTensors(runs[3].value, ctx.opts.maxTensors);
+      ctx.extracted = walked.tensors;
+      rep.tensorsTruncated = walked.truncated;
+      const tail = walkLegacyStorages(ctx, src, runs[4], walked.storages);
+      await scanTrailing(ctx, src, tail);
+    } else if (runs.length < 5 && runs[runs.length - 1].complete) {
+      add(ctx, 'SW004', `Legacy torch file holds ${runs.length} of the 5 pickles torch.load reads.`, { severity: 'dangerous' });
+    }
+    return;
+  }
+  recordRun(ctx, first, undefined, { strict: true, torchLoads: false });
+  const joblib = first.globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module));
+  if (joblib) { rep.format = 'joblib'; rep.formatDetail = 'joblib (uncompressed)'; }
+  const walked = extractTensors(first.value, ctx.opts.maxTensors);
+  ctx.extracted = walked.tensors;
+  if (!first.complete) return;
+  // further pickles (pickle.load called repeatedly), then anything else
+  let pos = first.end;
+  for (const r of runs.slice(1)) {
+    if (!recordRun(ctx, r, undefined, { strict: false, torchLoads: false })) return;
+    pos = r.end;
+    if (!r.complete) return;
+  }
+  await scanTrailing(ctx, src, pos);
+}
+
+/** Bytes after the last structure the loader reads: appended pickles, an appended zip (polyglot), or junk. */
+async function scanTrailing(ctx: Ctx, src: ByteSource, pos: number): Promise<void> {
+  while (pos < src.size) {
+    const head = src.read(pos, 8);
+    if (startsWith(head, [0x50, 0x4b, 0x03, 0x04])) {
+      add(ctx, 'SW012', `A ZIP archive is appended at offset ${pos}: torch.load reads the pickle at offset 0, but zip readers see the archive. Its members are scanned too.`, { offset: pos });
+      await scanZip(ctx, new SliceSource(src, pos, src.size - pos), pos, true);
+      return;
+    }
+    if (looksLikePickleStart(head[0], head[1])) {
+      const { runs } = runPicklesSync(src, pos, src.size, ctx, 1000);
+      let advanced = false;
+      for (const r of runs) {
+        if (!recordRun(ctx, r, undefined, { strict: false, torchLoads: false })) return;
+        pos = r.end; advanced = true;
+        if (!r.complete) return;
+      }
+      if (runs.length && advanced) add(ctx, 'SW012', `${runs.length} more pickle(s) follow the data the loader reads (from offset ${runs[0].start}); a loader that reads on would run them.`, { offset: runs[0].start, severity: 'caution' });
+      if (!advanced) break;
+      continue;
+    }
+    if (await scanHiddenZip(ctx, src, pos)) return;
+    add(ctx, 'SW014', `${src.size - pos} bytes of trailing data at offset ${pos} are not read by the loader.`, { offset: pos });
+    return;
+  }
+}
+
+/** Legacy torch: after the 5th pickle come the storages, each an 8-byte element count and the raw data. */
+function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, storages: Map<string, { key: string; elementSize: number; numel: number }>): number {
+  const keys = keysRun.value instanceof PyList ? keysRun.value.items.map((k) => asText(k) ?? String(asInt(k))) : [];
+  let pos = keysRun.end;
+  for (const key of keys) {
+    const st = storages.get(key);
+    const hdr = src.read(pos, 8);
+    if (hdr.length < 8) { add(ctx, 'SW017', `Legacy storage ${key} is missing (file ends at ${src.size}).`, { offset: pos }); return src.size; }
+    const n = Number(Buffer.from(hdr).readBigUInt64LE(0));
+    const el = st?.elementSize ?? 1;
+    const bytes = n * el;
+    if (!st) add(ctx, 'SW017', `Legacy storage ${key} is listed but no tensor refers to it.`, { offset: pos });
+    if (!Number.isSafeInteger(bytes) || pos + 8 + bytes > src.size) {
+      add(ctx, 'SW017', `Legacy storage ${key} declares ${n} elements, more than the file holds.`, { offset: pos });
+      return src.size;
+    }
+    pos += 8 + bytes;
+  }
+  return pos;
+}
+
+async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
+  const rep = ctx.report;
+  rep.format = 'pytorch-legacy-tar';
+  const { members, error } = readTarMembers(src);
+  if (error) add(ctx, 'SW004', `Tar structure is broken: ${error}.`, { severity: 'dangerous' });
+  rep.members = members.map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
+  const byName = new Map(members.map((m) => [m.name, m]));
+  const storageSizes = new Map<string, number>();
+  // storages: pickle(count), count × [pickle((key, location, storage_type)), u64 numel, data], pickle(views)
+  const st = byName.get('storages');
+  if (st) {
+    const ms = new SliceSource(src, st.offset, st.size);
+    let pos = 0;
+    const one = (): PickleRun | undefined => {
+      const { runs } = runPicklesSync(ms, pos, ms.size, ctx, 1);
+      const r = runs[0];
+      if (!r) return undefined;
+      shiftRun(r, st.offset);
+      recordRun(ctx, r, 'storages', { strict: true, torchLoads: true });
+      pos = r.end - st.offset;
+      return r.complete ? r : undefined;
+    };
+    const countRun = one();
+    const count = countRun ? asInt(countRun.value ?? null) ?? 0 : 0;
+    for (let i = 0; i < count && pos < ms.size; i++) {
+      const r = one();
+      if (!r || !(r.value instanceof PyTuple)) break;
+      const key = asText(r.value.items[0] ?? null) ?? String(asInt(r.value.items[0] ?? null));
+      const type = r.value.items[2];
+      const el = type && typeof type === 'object' && 'name' in type ? (STORAGE_DTYPES[(type as { name: string }).name]?.[1] ?? 1) : 1;
+      const n = Number(Buffer.from(ms.read(pos, 8)).readBigUInt64LE(0));
+      storageSizes.set(key, n);
+      if (!Number.isSafeInteger(n * el) || pos + 8 + n * el > ms.size) { add(ctx, 'SW017', `Tar storage ${key} is larger than its member.`); break; }
+      pos += 8 + n * el;
+    }
+    one();
+  }
+  for (const name of ['sys_info', 'tensors', 'pickle']) {
+    const m = byName.get(name);
+    if (!m) continue;
+    const { runs } = runPicklesSync(src, m.offset, m.offset + m.size, ctx, name === 'tensors' ? 1 : 1);
+    for (const r of runs) recordRun(ctx, r, name, { strict: true, torchLoads: true });
+    if (name === 'pickle' && runs[0]) {
+      const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
+      ctx.extracted = walked.tensors;
+    }
+  }
+  if (!byName.get('pickle')) add(ctx, 'SW004', 'Tar checkpoint has no "pickle" member.', { severity: 'caution' });
+  for (const m of members) {
+    if (['storages', 'sys_info', 'tensors', 'pickle'].includes(m.name)) continue;
+    const b = src.read(m.offset, 2);
+    if (looksLikePickleStart(b[0], b[1])) {
+      const { runs } = runPicklesSync(src, m.offset, m.offset + m.size, ctx, 10);
+      for (const r of runs) recordRun(ctx, r, m.name, { strict: false, torchLoads: false });
+    }
+  }
+}
+
+function shiftRun(_r: PickleRun, _by: number): void {
+  // Runs over a SliceSource carry member-relative offsets; findings name the member, so keep them relative.
+}
+
+// ---- zip ----------------------------------------------------------------------------------------------
+
+async function scanHiddenZip(ctx: Ctx, src: ByteSource, from = 0): Promise<boolean> {
+  const tail = src.read(Math.max(from, src.size - 22 - 0xffff), Math.min(src.size - from, 22 + 0xffff));
+  let found = false;
+  for (let i = tail.length - 22; i >= 0; i--) if (tail[i] === 0x50 && tail[i + 1] === 0x4b && tail[i + 2] === 0x05 && tail[i + 3] === 0x06) { found = true; break; }
+  if (!found) return false;
+  let dir: ZipDirectory;
+  try { dir = readZipDirectory(new SliceSource(src, from, src.size - from)); } catch { return false; }
+  if (dir.entries.length === 0) return false;
+  add(ctx, 'SW012', `A ZIP archive (${dir.entries.length} members) is embedded after offset ${from}: torch.load ignores it, Python's zipfile and other tools read it. Its members are scanned too.`, { offset: from });
+  await scanZip(ctx, new SliceSource(src, from, src.size - from), from, true, dir);
+  return true;
+}
+
+async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = false, preread?: ZipDirectory): Promise<void> {
+  const rep = ctx.report;
+  let dir: ZipDirectory;
+  try { dir = preread ?? readZipDirectory(src); } catch (e) {
+    if (!secondary) rep.format = 'zip';
+    add(ctx, 'SW013', `The ZIP central directory cannot be read (${(e as Error).message}); torch.load would fail. Local headers are scanned instead.`);
+    await scanZipByLocalHeaders(ctx, src);
+    return;
+  }
+  const entries = dir.entries;
+  const root = entries.length ? entries[0].name.split('/')[0] : '';
+  const names = new Set(entries.map((e) => e.name));
+  const has = (n: string) => names.has(n);
+  let format: ModelFormat = 'zip';
+  if (has(`${root}/constants.pkl`) || entries.some((e) => e.name.startsWith(`${root}/code/`))) format = 'torchscript-zip';
+  else if (has(`${root}/data.pkl`)) format = 'pytorch-zip';
+  else if (entries.length && entries.every((e) => e.name.endsWith('.npy'))) format = 'numpy-npz';
+  if (!secondary) {
+    rep.format = format;
+    rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${entries.length} member${entries.length === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
+    rep.members = entries.slice(0, 100_000).map((e) => ({ name: e.name, size: e.uncompressedSize, compressedSize: e.compressedSize, method: e.method, offset: base + e.localHeaderOffset }));
+  }
+  if (format === 'torchscript-zip' && !secondary) add(ctx, 'SW015', `TorchScript archive (${root}/code/…): it carries TorchScript code that runs when the model is used; torch.load(weights_only=True) refuses it.`);
+  const seen = new Map<string, number>();
+  for (const e of entries) seen.set(e.name, (seen.get(e.name) ?? 0) + 1);
+  for (const [n, k] of seen) if (k > 1) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
+  // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
+  let storages = new Map<string, { key: string; elementSize: number; numel: number }>();
+  const dataPkl = entries.find((e) => e.name === `${root}/data.pkl`);
+  const order = dataPkl ? [dataPkl, ...entries.filter((e) => e !== dataPkl)] : entries;
+  for (const e of order) {
+    for (const p of e.problems) add(ctx, 'SW010', `Member "${e.name}": ${p}.`, { member: e.name, offset: base + e.localHeaderOffset });
+    if (e.dataOffset < 0) continue;
+    const isStorage = format === 'pytorch-zip' && e.name.startsWith(`${root}/data/`) && storages.has(e.name.slice(root.length + 6));
+    if (isStorage) continue;
+    const lower = e.name.toLowerCase();
+    const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
+    let head: Uint8Array;
+    try { head = await memberHead(src, e); } catch (err) {
+      add(ctx, named ? 'SW004' : 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name, severity: named ? 'dangerous' : 'caution' });
+      continue;
+    }
+    if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
+    const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
+    if (!named && !sniffed) continue;
+    const isMain = e === dataPkl;
+    const runs = await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
+    let first = true;
+    for (const r of runs) {
+      const kept = recordRun(ctx, r, e.name, { strict: named && first, torchLoads: isMain && first && format === 'pytorch-zip' });
+      first = false;
+      if (!kept) break;
+    }
+    if (isMain && runs[0]) {
+      const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
+      ctx.extracted = walked.tensors;
+      rep.tensorsTruncated = walked.truncated;
+      storages = walked.storages;
+      checkZipStorages(ctx, root, entries, walked.tensors);
+    }
+  }
+  if (format === 'pytorch-zip' && !secondary) {
+    for (const meta of ['byteorder', '.data/version', 'version', '.data/serialization_id']) {
+      const e = entries.find((x) => x.name === `${root}/${meta}`);
+      if (e && e.uncompressedSize < 256) {
+        try { rep.metadata[`torch.${meta.replace('.data/', '')}`] = Buffer.from(await readMember(src, e, 256)).toString('utf8').trim(); } catch { /* reported above */ }
+      }
+    }
+  }
+  if (!secondary && dir.prefixBytes > 0) add(ctx, 'SW012', `${dir.prefixBytes} bytes precede the archive's first member.`, { offset: 0 });
+}
+
+async function memberHead(src: ByteSource, e: ZipEntry): Promise<Uint8Array> {
+  if (e.method === 0) return src.read(e.dataOffset, Math.min(16, e.compressedSize));
+  for await (const c of memberChunks(src, e, 16)) return c.subarray(0, 16);
+  return new Uint8Array(0);
+}
+
+async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: number): Promise<PickleRun[]> {
+  if (e.method === 0) {
+    const end = Math.min(e.dataOffset + e.compressedSize, src.size);
+    return runPicklesSync(src, e.dataOffset, end, ctx, max).runs;
+  }
+  const c = new Cursor(0, e.uncompressedSize > 0 ? Infinity : Infinity);
+  try {
+    return await runWithChunks(pickleSequence(c, machineOpts(ctx), max), c, memberChunks(src, e, DECOMPRESS_LIMIT)[Symbol.asyncIterator]());
+  } catch (err) {
+    add(ctx, 'SW004', `Member "${e.name}" could not be decompressed: ${(err as Error).message}.`, { member: e.name, severity: 'dangerous' });
+    return [];
+  }
+}
+
+function checkZipStorages(ctx: Ctx, root: string, entries: ZipEntry[], tensors: ExtractedTensor[]): void {
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  const reported = new Set<string>();
+  for (const t of tensors) {
+    if (!t.storage) continue;
+    const member = `${root}/data/${t.storage.key}`;
+    const e = byName.get(member);
+    const need = storageExtent(t) * t.elementSize;
+    if (!e && need > 0) {
+      if (!reported.has(member)) add(ctx, 'SW017', `Tensor "${t.name}" refers to storage ${member}, which the archive does not contain.`, { member });
+      reported.add(member);
+    } else if (e && e.uncompressedSize < need && !reported.has(member)) {
+      add(ctx, 'SW017', `Tensor "${t.name}" needs ${need} bytes of ${member}, which holds ${e.uncompressedSize}.`, { member });
+      reported.add(member);
+    }
+  }
+}
+
+/** When the central directory is unusable, walk local headers from the start like a streaming reader. */
+async function scanZipByLocalHeaders(ctx: Ctx, src: ByteSource): Promise<void> {
+  let pos = 0;
+  for (let i = 0; i < 100_000 && pos + 30 <= src.size; i++) {
+    const h = src.read(pos, 30);
+    if (!startsWith(h, [0x50, 0x4b, 0x03, 0x04])) break;
+    const method = h[8] | (h[9] << 8);
+    const comp = (h[18] | (h[19] << 8) | (h[20] << 16) | (h[21] << 24)) >>> 0;
+    const nameLen = h[26] | (h[27] << 8), extraLen = h[28] | (h[29] << 8);
+    const name = Buffer.from(src.read(pos + 30, nameLen)).toString('utf8');
+    const dataOffset = pos + 30 + nameLen + extraLen;
+    const e: ZipEntry = { name, method, flags: 0, crc32: 0, compressedSize: comp, uncompressedSize: 0, localHeaderOffset: pos, dataOffset, problems: [] };
+    if (dataOffset + comp > src.size) break;
+    let head: Uint8Array = new Uint8Array(0);
+    try { head = await memberHead(src, e); } catch { /* unreadable */ }
+    if (/\.pkl$|\.pickle$/i.test(name) || (head.length && looksLikePickleStart(head[0], head[1]))) {
+      const runs = await runMemberPickles(ctx, src, e, 10);
+      runs.forEach((r, k) => recordRun(ctx, r, name, { strict: k === 0 && /\.pkl$/i.test(name), torchLoads: false }));
+    }
+    if (comp === 0) break;
+    pos = dataOffset + comp;
+  }
+}
+
+// ---- numpy --------------------------------------------------------------------------------------------
+
+async function scanNpy(ctx: Ctx, src: ByteSource, member: string | undefined): Promise<void> {
+  const h = parseNpyHeader(src, 0);
+  const where = member ? `member "${member}": ` : '';
+  if (!h.ok) { add(ctx, 'SW023', `${where}${h.error}.`, { member, severity: member ? 'caution' : 'invalid' }); return; }
+  const name = member ? member.replace(/\.npy$/, '') : 'array';
+  if (h.hasObject) {
+    add(ctx, 'SW016', `${where}object array (${h.descr}, shape ${JSON.stringify(h.shape)}): numpy.load needs allow_pickle=True and then unpickles the data at offset ${h.headerEnd}.`, { member, offset: h.headerEnd });
+    const { runs } = runPicklesSync(src, h.headerEnd, src.size, ctx, 1);
+    for (const r of runs) recordRun(ctx, r, member ? `${member} (object data)` : undefined, { strict: true, torchLoads: false });
+    if (runs.length === 0) add(ctx, 'SW004', `${where}object array data is missing.`, { member, severity: 'dangerous' });
+    return;
+  }
+  const count = numel(h.shape);
+  const need = count * h.itemsize;
+  if (h.itemsize && h.headerEnd + need > src.size) {
+    add(ctx, 'SW023', `${where}header declares ${need} bytes of data but only ${src.size - h.headerEnd} follow.`, { member, severity: member ? 'caution' : 'invalid' });
+  }
+  if (!member) ctx.report.metadata['numpy.descr'] = h.descr;
+  ctx.report.tensors.push({ name, dtype: h.descr, shape: h.shape, bytes: need, offset: h.headerEnd, storageKey: member });
+}
+
+async function scanNpyMember(ctx: Ctx, src: ByteSource, e: ZipEntry): Promise<void> {
+  let msrc: ByteSource;
+  if (e.method === 0) msrc = new SliceSource(src, e.dataOffset, Math.min(e.compressedSize, src.size - e.dataOffset));
+  else {
+    if (e.uncompressedSize > 512 << 20) {
+      // header only: object arrays are never this large in practice; scan the head for the dtype
+      add(ctx, 'SW013', `Member "${e.name}" is a ${e.uncompressedSize}-byte compressed array; only its header was checked.`, { member: e.name, severity: 'info' });
+      const head = await memberHead(src, e);
+      if (head.length) return;
+      return;
+    }
+    try { msrc = new BytesSource(await readMember(src, e, 512 << 20)); } catch (err) {
+      add(ctx, 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name }); return;
+    }
+  }
+  await scanNpy(ctx, msrc, e.name);
+}
+
+// ---- compressed (joblib) ------------------------------------------------------------------------------
+
+async function scanCompressed(ctx: Ctx, src: ByteSource, comp: Compression): Promise<void> {
+  const rep = ctx.report;
+  rep.format = 'joblib';
+  rep.formatDetail = `joblib (${comp})`;
+  const c = new Cursor(0, Infinity);
+  let runs: PickleRun[] = [];
+  try {
+    runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 100), c, decompressedChunks(comp, src, 0, DECOMPRESS_LIMIT)[Symbol.asyncIterator]());
+  } catch (e) {
+    if (e instanceof DecompressionLimit) add(ctx, 'SW025', `${(e as Error).message}; the rest was not checked.`);
+    else add(ctx, 'SW004', `The ${comp} stream cannot be decompressed (${(e as Error).message}); what was read before the error is reported.`, { severity: 'dangerous' });
+  }
+  if (runs.length === 0) { if (!rep.findings.length) add(ctx, 'SW004', `The ${comp} stream holds no pickle.`, { severity: 'dangerous' }); return; }
+  runs.forEach((r, i) => recordRun(ctx, r, `(${comp} stream)`, { strict: i === 0, torchLoads: false }));
+  const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
+  ctx.extracted = walked.tensors;
+  if (!runs[0].globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module))) rep.formatDetail = `${comp}-compressed pickle`;
+}
+
+// ---- safetensors / gguf -------------------------------------------------------------------------------
+
+function scanSafetensors(ctx: Ctx, src: ByteSource): void {
+  const rep = ctx.report;
+  rep.format = 'safetensors';
+  const info = inspectSafetensors(src);
+  rep.formatDetail = `safetensors, header ${info.headerSize} bytes`;
+  rep.tensors = info.tensors.slice(0, ctx.opts.maxTensors ?? 1_000_000);
+  rep.tensorsTruncated = info.tensors.length > rep.tensors.length || undefined;
+  rep.metadata = { ...info.metadata };
+  for (const e of info.errors) add(ctx, 'SW020', e, { severity: 'invalid' });
+}
+
+function scanGguf(ctx: Ctx, src: ByteSource): void {
+  const rep = ctx.report;
+  rep.format = 'gguf';
+  const info = inspectGguf(src);
+  rep.formatDetail = `GGUF v${info.version}`;
+  rep.tensors = info.tensors.slice(0, ctx.opts.maxTensors ?? 1_000_000);
+  rep.metadata = { ...info.metadata };
+  for (const e of info.errors) add(ctx, 'SW021', e, { severity: 'invalid' });
+  for (const f of info.templateFindings) add(ctx, 'SW022', f, { severity: 'dangerous' });
+}
+
+// ---- verdict ------------------------------------------------------------------------------------------
+
+const RANK: Record<Severity, number> = { info: 0, invalid: 1, caution: 2, dangerous: 3 };
+
+function finalize(ctx: Ctx): void {
+  const rep = ctx.report;
+  const woReasons: string[] = [];
+  const globalsSeen = new Map<string, GlobalRef>();
+  for (const { run, member, torchLoads } of ctx.runs) {
+    rep.pickles.push(streamReport(run, member));
+    for (const g of run.globals) {
+      const v = classifyGlobal(g.module, g.name);
+      const full = `${g.module}.${g.name}`;
+      const raw = `${g.rawModule}.${g.rawName}`;
+      // Python 2 names are judged under both spellings, the worse one wins
+      const vr = raw !== full ? classifyGlobal(g.rawModule, g.rawName) : v;
+      const worst = vr.tier === 'dangerous' ? vr : v;
+      const key = `${full}@${member ?? ''}@${g.offset}`;
+      if (!globalsSeen.has(key) && rep.globals.length < 10_000) {
+        const ref: GlobalRef = { module: g.module, name: g.name, offset: g.offset, member, called: g.called, severity: worst.tier, reason: worst.reason };
+        globalsSeen.set(key, ref);
+        rep.globals.push(ref);
+      }
+      if (worst.tier !== 'safe') {
+        const how = g.called ? 'called' : 'imported';
+        const shown = raw !== full ? `${full} (written as ${raw})` : full;
+        add(ctx, worst.tier === 'dangerous' ? 'SW001' : 'SW002', `${shown} is ${how} at offset ${g.offset}${member ? ` in ${member}` : ''}: ${worst.reason}.`,
+          { severity: worst.tier, global: full, offset: g.offset, member });
+      }
+      if (torchLoads && !v.weightsOnly && woReasons.length < 5) woReasons.push(`${full} is not in its allowlist`);
+    }
+    for (const f of run.findings) add(ctx, f.rule, `${f.message}${member ? ` (in ${member})` : ''}.`, { offset: f.offset, member, global: f.global });
+    if (!run.complete) {
+      add(ctx, 'SW004', `Pickle at offset ${run.start}${member ? ` in ${member}` : ''} cannot be fully parsed: ${run.error} (at offset ${run.errorOffset ?? run.end}). Everything before the error was scanned.`,
+        { offset: run.errorOffset ?? run.end, member, severity: 'dangerous' });
+    }
+    if (torchLoads) {
+      for (const w of run.weightsOnlyIssues) if (woReasons.length < 5) woReasons.push(w);
+      if (!run.complete) woReasons.push('the pickle does not parse');
+    }
+  }
+  // tensors
+  if (ctx.extracted.length) {
+    const root = rep.format === 'pytorch-zip' && rep.members?.length ? rep.members[0].name.split('/')[0] : '';
+    for (const t of ctx.extracted) {
+      const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: t.shape, bytes: numel(t.shape) * t.elementSize };
+      if (t.storage) { info.storageKey = root ? `${root}/data/${t.storage.key}` : t.storage.key; info.offset = t.storageOffset; }
+      else if (t.inline) info.offset = t.inline.offset;
+      rep.tensors.push(info);
+    }
+  }
+  // verdict
+  let worst: Severity | undefined;
+  for (const f of rep.findings) if (f.severity !== 'info' && (!worst || RANK[f.severity] > RANK[worst])) worst = f.severity;
+  const canRunCode = !['safetensors', 'gguf', 'unknown'].includes(rep.format) || ctx.runs.length > 0;
+  let verdict: Verdict = 'safe';
+  if (worst === 'dangerous') verdict = 'dangerous';
+  else if (worst === 'caution') verdict = 'caution';
+  else if (worst === 'invalid') verdict = canRunCode && rep.format !== 'numpy-npy' ? 'dangerous' : 'invalid';
+  rep.verdict = verdict;
+  // weights_only answer
+  const torchFormats: ModelFormat[] = ['pytorch-zip', 'pytorch-legacy', 'pytorch-legacy-tar'];
+  if (torchFormats.includes(rep.format)) {
+    const loads = woReasons.length === 0 && !rep.findings.some((f) => ['SW003', 'SW004', 'SW005', 'SW006'].includes(f.rule));
+    rep.weightsOnly = loads
+      ? { loads: true, reason: 'every global it imports is in torch\'s weights_only allowlist and it uses only opcodes that unpickler supports' }
+      : { loads: false, reason: woReasons.length ? woReasons.join('; ') : 'the pickle holds constructs the restricted unpickler rejects' };
+  } else if (rep.format === 'torchscript-zip') {
+    rep.weightsOnly = { loads: false, reason: 'TorchScript archives are refused by torch.load(weights_only=True) (use torch.jit.load)' };
+  } else if (rep.format === 'pickle' || rep.format === 'joblib') {
+    rep.weightsOnly = { loads: false, reason: `not a torch.save file: torch.load would read it as a legacy checkpoint and fail on the magic number` };
+  } else {
+    rep.weightsOnly = { loads: null, reason: `${rep.format} files are not loaded with torch.load` };
+  }
+  rep.summary = summarize(rep);
+}
+
+function tierSev(t: 'safe' | 'caution' | 'dangerous'): Severity { return t === 'safe' ? 'info' : t; }
+
+function streamReport(run: PickleRun, member: string | undefined): PickleStreamReport {
+  return { member, offset: run.start, length: run.end - run.start, protocol: run.protocol, opcodes: run.opcodes, complete: run.complete, error: run.error };
+}
+
+function summarize(rep: ModelReport): string {
+  const dangerous = rep.globals.filter((g) => g.severity === 'dangerous');
+  const names = (gs: GlobalRef[]) => [...new Set(gs.map((g) => `${g.module}.${g.name}`))];
+  switch (rep.verdict) {
+    case 'dangerous': {
+      if (dangerous.length) {
+        const n = names(dangerous);
+        return `Loading this file would ${dangerous.some((g) => g.called) ? 'call' : 'import'} ${n.slice(0, 3).join(', ')}${n.length > 3 ? ` and ${n.length - 3} more` : ''}: it can run code on your machine.`;
+      }
+      const f = rep.findings.find((x) => x.severity === 'dangerous');
+      return `Unsafe to load: ${f ? f.message : 'the file could not be fully checked'}`;
+    }
+    case 'caution': {
+      const n = names(rep.globals.filter((g) => g.severity === 'caution'));
+      if (n.length) return `Loading this file imports code outside the weights-only allowlist (${n.slice(0, 3).join(', ')}${n.length > 3 ? ` and ${n.length - 3} more` : ''}); nothing known to be harmful.`;
+      const f = rep.findings.find((x) => x.severity === 'caution');
+      return `Caution: ${f?.message ?? 'the file has suspicious structure'}`;
+    }
+    case 'invalid': {
+      const f = rep.findings.find((x) => x.severity === 'invalid');
+      return `Invalid ${rep.format} file: ${f?.message ?? 'its header is broken'}`;
+    }
+    default:
+      if (rep.format === 'safetensors' || rep.format === 'gguf') return `Valid ${rep.format} file with ${rep.tensors.length} tensors: this format cannot run code.`;
+      if (rep.format === 'numpy-npy' || rep.format === 'numpy-npz') return `NumPy ${rep.format === 'numpy-npz' ? 'archive' : 'array'} without object data: loads with allow_pickle=False.`;
+      return `Only tensor-rebuilding globals (${rep.globals.length}); ${rep.tensors.length} tensors. Safe to load${rep.weightsOnly.loads ? ', also with weights_only=True' : ''}.`;
+  }
+}
+
+export { PyValue };

@@ -1,0 +1,60 @@
+// Random access to the bytes of a model file. Reads only what is asked for, so GB files stay cheap.
+import * as fs from 'node:fs';
+
+export interface ByteSource {
+  readonly size: number;
+  /** Up to `length` bytes at `offset` (fewer at the end of the source). */
+  read(offset: number, length: number): Uint8Array;
+  close(): void;
+}
+
+export class FileSource implements ByteSource {
+  readonly size: number;
+  private closed = false;
+  constructor(private readonly fd: number) { this.size = fs.fstatSync(fd).size; }
+  static open(path: string): FileSource { return new FileSource(fs.openSync(path, 'r')); }
+  read(offset: number, length: number): Uint8Array {
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    const buf = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const r = fs.readSync(this.fd, buf, got, n - got, offset + got);
+      if (r <= 0) break;
+      got += r;
+    }
+    return got === n ? buf : buf.subarray(0, got);
+  }
+  close(): void { if (!this.closed) { this.closed = true; fs.closeSync(this.fd); } }
+}
+
+export class BytesSource implements ByteSource {
+  readonly size: number;
+  constructor(private readonly bytes: Uint8Array) { this.size = bytes.length; }
+  read(offset: number, length: number): Uint8Array {
+    return this.bytes.subarray(Math.min(offset, this.size), Math.min(offset + length, this.size));
+  }
+  close(): void { /* nothing */ }
+}
+
+/** A window [start, start+size) of another source (a stored zip member, a tar member). */
+export class SliceSource implements ByteSource {
+  constructor(private readonly base: ByteSource, private readonly start: number, readonly size: number) {}
+  read(offset: number, length: number): Uint8Array {
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    return this.base.read(this.start + offset, n);
+  }
+  close(): void { /* owned by base */ }
+}
+
+export function u16(b: Uint8Array, i: number): number { return b[i] | (b[i + 1] << 8); }
+export function u32(b: Uint8Array, i: number): number { return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0; }
+export function u64(b: Uint8Array, i: number): number {
+  const hi = u32(b, i + 4);
+  return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + u32(b, i);
+}
+export function startsWith(b: Uint8Array, sig: number[] | string, at = 0): boolean {
+  const s = typeof sig === 'string' ? Array.from(sig, (ch) => ch.charCodeAt(0)) : sig;
+  if (b.length < at + s.length) return false;
+  for (let i = 0; i < s.length; i++) if (b[at + i] !== s[i]) return false;
+  return true;
+}
