@@ -1,0 +1,210 @@
+// `safe-weights` command line: scan model files and Python code (text, JSON, SARIF), convert checkpoints.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isModelFileName, scanModelFile } from '../models/scan';
+import { MODEL_RULES } from '../models/rules';
+import type { FileReport, Finding, ModelReport, CodeReport, Severity } from '../models/types';
+import { isCodeFileName, scanCodeFile } from '../python/scanCode';
+import { CODE_RULES } from '../python/rules';
+import { loadConfig, excludeMatcher, type LoadedConfig } from '../config';
+import { toSarif } from './sarif';
+import { ProgressBar, colors } from './tty';
+
+const VERSION: string = (() => {
+  try { return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version as string; } catch { return '0.0.0'; }
+})();
+
+const USAGE = `Usage:
+  safe-weights scan [--format text|json|sarif] [--fail-on caution|dangerous|never] [--output FILE] [--sha256] PATH...
+  safe-weights convert IN [-o OUT] [--force]
+  safe-weights --version
+
+scan: directories are walked recursively (skipping .git, node_modules and virtualenvs); model files are judged
+from their bytes, .py / .ipynb / requirements*.txt / pyproject.toml by the code rules.
+Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
+
+export class UsageError extends Error {}
+
+interface ScanArgs { format: 'text' | 'json' | 'sarif'; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean }
+
+function parseScanArgs(argv: string[]): ScanArgs {
+  const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const eq = arg.indexOf('=');
+      if (eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--format' || arg.startsWith('--format=') || arg === '-f') {
+      const v = value();
+      if (v !== 'text' && v !== 'json' && v !== 'sarif') throw new UsageError(`unknown format "${v}" (text, json or sarif)`);
+      a.format = v;
+    } else if (arg === '--fail-on' || arg.startsWith('--fail-on=')) {
+      const v = value();
+      if (v !== 'caution' && v !== 'dangerous' && v !== 'never') throw new UsageError(`--fail-on takes caution, dangerous or never, not "${v}"`);
+      a.failOn = v;
+    } else if (arg === '--output' || arg.startsWith('--output=') || arg === '-o') a.output = value();
+    else if (arg === '--sha256') a.sha256 = true;
+    else if (arg === '--') a.paths.push(...argv.slice(i + 1)), i = argv.length;
+    else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
+    else a.paths.push(arg);
+  }
+  if (a.paths.length === 0) throw new UsageError('scan needs at least one PATH');
+  return a;
+}
+
+const SKIP_DIRS = new Set(['.git', 'node_modules', '.venv', 'venv', '__pycache__', '.tox', '.mypy_cache', 'site-packages', '.hg', '.svn']);
+
+/** Files to scan under the given paths; explicit file arguments are always scanned. */
+export function collectFiles(paths: string[], excluded: (rel: string) => boolean = () => false): { files: string[]; errors: string[] } {
+  const files: string[] = [];
+  const errors: string[] = [];
+  for (const p of paths) {
+    let st: fs.Stats;
+    try { st = fs.statSync(p); } catch (e) { errors.push(`${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`); continue; }
+    if (st.isFile()) { files.push(p); continue; }
+    if (!st.isDirectory()) continue;
+    const stack = [p];
+    while (stack.length) {
+      const dir = stack.pop() as string;
+      let ents: fs.Dirent[];
+      try { ents = fs.readdirSync(dir, { withFileTypes: true }); } catch (e) { errors.push(`${dir}: ${(e as Error).message}`); continue; }
+      ents.sort((x, y) => x.name.localeCompare(y.name));
+      for (const ent of ents) {
+        const full = path.join(dir, ent.name);
+        const rel = path.relative(p, full).split(path.sep).join('/');
+        if (ent.isDirectory()) {
+          if (SKIP_DIRS.has(ent.name) || fs.existsSync(path.join(full, 'pyvenv.cfg')) || excluded(rel + '/')) continue;
+          stack.push(full);
+        } else if (ent.isFile() && (isModelFileName(ent.name) || isCodeFileName(ent.name)) && !excluded(rel)) files.push(full);
+      }
+    }
+  }
+  return { files, errors };
+}
+
+const SEV_RANK: Record<string, number> = { info: 0, invalid: 1, caution: 2, dangerous: 3 };
+
+export function exitCodeFor(reports: FileReport[], failOn: ScanArgs['failOn']): 0 | 1 {
+  if (failOn === 'never') return 0;
+  const bar = failOn === 'caution' ? 2 : 3;
+  // invalid model files cannot run code; they fail only a --fail-on caution run
+  return reports.some((r) => r.verdict === 'dangerous' || (bar <= 2 && (r.verdict === 'caution' || r.verdict === 'invalid')) ||
+    r.findings.some((f) => SEV_RANK[f.severity] >= bar)) ? 1 : 0;
+}
+
+async function scanOne(file: string, cfg: LoadedConfig, sha256: boolean): Promise<FileReport> {
+  if (isCodeFileName(path.basename(file)) && !isModelFileName(path.basename(file))) return scanCodeFile(file, cfg);
+  return scanModelFile(file, { sha256: sha256 ? true : false });
+}
+
+export async function runScan(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
+  const args = parseScanArgs(argv);
+  const root = fs.existsSync(args.paths[0]) && fs.statSync(args.paths[0]).isDirectory() ? args.paths[0] : path.dirname(args.paths[0]);
+  const cfg = await loadConfig(path.resolve(root));
+  const { files, errors } = collectFiles(args.paths, excludeMatcher(cfg));
+  const reports: FileReport[] = [];
+  const bar = err.isTTY && args.format !== 'text' || err.isTTY ? new ProgressBar(err, files.length) : undefined;
+  let ioError = errors.length > 0;
+  for (const e of errors) err.write(`safe-weights: ${e}\n`);
+  for (const f of files) {
+    bar?.tick(path.basename(f));
+    try { reports.push(await scanOne(f, cfg, args.sha256)); } catch (e) {
+      ioError = true;
+      err.write(`${bar ? '\n' : ''}safe-weights: ${f}: ${(e as Error).message}\n`);
+    }
+  }
+  bar?.done();
+  let text: string;
+  if (args.format === 'json') text = JSON.stringify({ version: VERSION, files: reports.map(toJsonFile) }, null, 2) + '\n';
+  else if (args.format === 'sarif') text = JSON.stringify(toSarif(reports, VERSION, MODEL_RULES, CODE_RULES, process.cwd()), null, 2) + '\n';
+  else text = renderText(reports, (out as NodeJS.WriteStream).isTTY === true && !process.env.NO_COLOR);
+  if (args.output) fs.writeFileSync(args.output, text);
+  else out.write(text);
+  if (ioError && reports.length === 0) return 2;
+  const code = exitCodeFor(reports, args.failOn);
+  return ioError ? Math.max(code, 2) : code;
+}
+
+/** The documented, stable JSON shape of one file. */
+export function toJsonFile(r: FileReport): Record<string, unknown> {
+  const base: Record<string, unknown> = { path: r.path, kind: r.kind, format: r.format, verdict: r.verdict };
+  if (r.kind === 'model') {
+    const m = r as ModelReport;
+    Object.assign(base, {
+      summary: m.summary, formatDetail: m.formatDetail, weightsOnly: m.weightsOnly, size: m.size, sha256: m.sha256,
+      globals: m.globals.map((g) => ({ module: g.module, name: g.name, offset: g.offset, member: g.member, called: g.called, severity: g.severity })),
+      tensors: m.tensors.length, metadata: m.metadata,
+    });
+  }
+  base.findings = r.findings.map((f) => {
+    const o: Record<string, unknown> = { rule: f.rule, severity: f.severity, message: f.message };
+    if (f.global !== undefined) o.global = f.global;
+    if (f.offset !== undefined) o.offset = f.offset;
+    if (f.member !== undefined) o.member = f.member;
+    const cf = f as Finding & { line?: number; column?: number; endLine?: number; endColumn?: number; cell?: number };
+    if (cf.line !== undefined) Object.assign(o, { line: cf.line, column: cf.column, endLine: cf.endLine, endColumn: cf.endColumn });
+    if (cf.cell !== undefined) o.cell = cf.cell;
+    return o;
+  });
+  return base;
+}
+
+function renderText(reports: FileReport[], color: boolean): string {
+  const c = colors(color);
+  const paint = (v: string) => v === 'dangerous' ? c.red(v.toUpperCase()) : v === 'caution' ? c.yellow(v.toUpperCase()) : v === 'invalid' ? c.magenta(v.toUpperCase()) : c.green(v.toUpperCase());
+  const lines: string[] = [];
+  const counts: Record<string, number> = {};
+  for (const r of reports) {
+    counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
+    if (r.kind === 'code' && r.findings.length === 0) continue;
+    if (r.kind === 'model') {
+      const m = r as ModelReport;
+      lines.push(`${paint(m.verdict)} ${c.bold(m.path)} ${c.dim(`(${m.formatDetail ?? m.format})`)}`);
+      lines.push(`  ${m.summary}`);
+      if (m.weightsOnly.loads !== null) lines.push(`  ${c.dim('torch.load(weights_only=True):')} ${m.weightsOnly.loads ? 'loads' : 'refused'} — ${m.weightsOnly.reason}`);
+      for (const f of m.findings.filter((x) => x.severity !== 'info').slice(0, 20)) lines.push(`  ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
+      const more = m.findings.filter((x) => x.severity !== 'info').length - 20;
+      if (more > 0) lines.push(`  … ${more} more findings (use --format json)`);
+    } else {
+      const cr = r as CodeReport;
+      for (const f of cr.findings) {
+        lines.push(`${cr.path}:${f.line}:${f.column}${f.cell !== undefined ? ` [cell ${f.cell}]` : ''}: ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
+      }
+    }
+  }
+  const parts = ['dangerous', 'caution', 'invalid', 'safe'].filter((k) => counts[k]).map((k) => `${counts[k]} ${k}`);
+  lines.push('', `${reports.length} file${reports.length === 1 ? '' : 's'} scanned${parts.length ? ': ' + parts.join(', ') : ''}.`);
+  return lines.join('\n') + '\n';
+}
+
+function sevTag(s: Severity, c: ReturnType<typeof colors>): string {
+  return s === 'dangerous' ? c.red('dangerous') : s === 'caution' ? c.yellow('caution') : s === 'invalid' ? c.magenta('invalid') : c.dim('info');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === '--version' || cmd === '-V') { process.stdout.write(`safe-weights ${VERSION}\n`); return 0; }
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(USAGE + '\n'); return cmd === undefined ? 2 : 0; }
+    if (cmd === 'scan') return await runScan(rest);
+    if (cmd === 'convert') {
+      let mod: { convertCli(a: string[]): Promise<number> };
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      try { mod = require('./convert'); } catch { process.stderr.write('safe-weights: convert is not available in this build\n'); return 2; }
+      return await mod.convertCli(rest);
+    }
+    throw new UsageError(`unknown command "${cmd}"`);
+  } catch (e) {
+    if (e instanceof UsageError) { process.stderr.write(`safe-weights: ${e.message}\n\n${USAGE}\n`); return 2; }
+    process.stderr.write(`safe-weights: ${(e as Error).message}\n`);
+    return 2;
+  }
+}
+
+if (require.main === module || process.env.SAFE_WEIGHTS_CLI === '1' || /cli\.js$/.test(process.argv[1] ?? '') || /safe-weights(\.js)?$/.test(process.argv[1] ?? '')) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => { process.stderr.write(String(e) + '\n'); process.exitCode = 2; });
+}
