@@ -8,7 +8,7 @@
 interface Pattern { re: RegExp; why: string }
 
 const PATTERNS: readonly Pattern[] = [
-  { re: /__[A-Za-z][A-Za-z0-9_]*?__/g, why: 'names a Python dunder attribute, which reaches object internals' },
+  { re: /__[A-Za-z][A-Za-z0-9_]{0,40}?__/g, why: 'names a Python dunder attribute, which reaches object internals' },
   { re: /_TemplateReference__context/g, why: 'reaches the template runtime context through a name-mangled private attribute' },
   { re: /\|\s*attr\b|\battr\s*\(/g, why: 'uses the attr filter, which reads arbitrary attributes by name' },
   { re: /\b(?:lipsum|cycler|joiner|namespace|self|request|config|url_for|get_flashed_messages|g)\s*(?:\.\s*_|\[\s*['"]_|\|\s*attr)/g,
@@ -25,8 +25,8 @@ const PATTERNS: readonly Pattern[] = [
   { re: /\\x5[fF]|\\u005[fF]|\\U0000005[fF]|\\137|\\N\{LOW LINE\}/g, why: 'hides underscores behind escape sequences (a way to build dunder names)' },
   { re: /(['"])(?:_[^'"\n]{0,40}|[^'"\n]{0,40}_)\1\s*[~+]|[~+]\s*(['"])(?:_[^'"\n]{0,40}|[^'"\n]{0,40}_)\2/g,
     why: 'builds a name from string pieces at an underscore boundary (a way to assemble dunder names)' },
-  { re: /\[\s*(['"])_{1,2}\1[^\]]*\]\s*\|\s*join/g, why: 'joins underscore pieces into a name' },
-  { re: /%c[^'"]*(['"])\s*\|\s*format|\|\s*format\s*\(\s*95\b/g, why: 'builds characters from their codes with format' },
+  { re: /\[\s*(['"])_{1,2}\1[^\]]{0,200}\]\s*\|\s*join/g, why: 'joins underscore pieces into a name' },
+  { re: /%c[^'"]{0,200}(['"])\s*\|\s*format|\|\s*format\s*\(\s*95\b/g, why: 'builds characters from their codes with format' },
   { re: /\{%-?\s*(?:import|from|include|extends)\b/g, why: 'loads another template' },
 ];
 
@@ -40,7 +40,7 @@ export function scanChatTemplate(template: string): string[] {
     p.re.lastIndex = 0;
     let m: RegExpExecArray | null;
     let hits = 0;
-    while ((m = p.re.exec(template)) !== null && hits < 5) {
+    while ((m = p.re.exec(template)) !== null && hits < 12) {
       if (m[0].length === 0) { p.re.lastIndex++; continue; }
       const key = `${p.why}\u0000${m[0]}`;
       if (!seen.has(key)) {

@@ -2,7 +2,7 @@
 // _detect_compressor does. Decompression is streamed; nothing decompressed is kept beyond the pickle
 // machine's small window, and the total is bounded so a decompression bomb ends as a finding, not an OOM.
 import * as zlib from 'node:zlib';
-import { Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { ByteSource, startsWith } from './source';
 
 export type Compression = 'gzip' | 'zlib' | 'bz2' | 'xz' | 'lzma' | 'joblib-zfile' | 'lz4';
@@ -86,11 +86,14 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     decoder = unbzip2();
   }
   const input = sourceStream(src, from);
-  const out = input.pipe(decoder);
-  input.on('error', (e) => decoder.destroy(e));
+  // unbzip2-stream is an old-style through stream: bridge it into a PassThrough to iterate it
+  const out = new PassThrough();
+  input.pipe(decoder).pipe(out);
+  input.on('error', (e) => out.destroy(e));
+  decoder.on('error', (e: Error) => out.destroy(e));
   try {
     for await (const chunk of out as AsyncIterable<Uint8Array>) yield* guard(chunk);
   } finally {
-    input.destroy(); decoder.destroy();
+    input.destroy(); (decoder as { destroy?: () => void }).destroy?.(); out.destroy();
   }
 }

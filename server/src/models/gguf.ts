@@ -11,6 +11,7 @@ const MAX_META_STRING = 2000;      // metadata values are truncated for display
 const ARRAY_ITEMS_SHOWN = 8;       // arrays up to this length show their items
 const MAX_DIMS = 4;                // GGML_MAX_DIMS
 const MAX_NAME = 63;               // GGML_MAX_NAME - 1
+const FIRST_CHUNK = 4096;         // chunks start small (most headers are small) and double
 const CHUNK = 1 << 20;
 
 export interface GgufInfo {
@@ -58,11 +59,12 @@ export function looksLikeGguf(head: Uint8Array): boolean {
 /** Ends the parse with a sentence for the error list. */
 class Stop extends Error {}
 
-/** Sequential reader over a ByteSource that pulls 1 MB chunks and never reads past the source's end. */
+/** Sequential reader over a ByteSource: pulls chunks of 4 KB doubling to 1 MB, never past the source's end. */
 class Cursor {
   pos = 0;
   private buf: Uint8Array = new Uint8Array(0);
   private bufStart = 0;
+  private chunk = FIRST_CHUNK;
   private readonly dv = () => new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   constructor(private readonly src: ByteSource) {}
 
@@ -73,7 +75,8 @@ class Cursor {
     if (n > this.remaining) throw new Stop(`The file ends inside the header: ${what} at byte ${this.pos} needs ${n} bytes but only ${this.remaining} remain.`);
     const rel = this.pos - this.bufStart;
     if (rel >= 0 && rel + n <= this.buf.length) return rel;
-    this.buf = this.src.read(this.pos, Math.max(n, Math.min(CHUNK, this.remaining)));
+    this.buf = this.src.read(this.pos, Math.max(n, Math.min(this.chunk, this.remaining)));
+    this.chunk = Math.min(CHUNK, this.chunk * 2);
     this.bufStart = this.pos;
     if (this.buf.length < n) throw new Stop(`The file ends inside the header at byte ${this.pos} (${what}).`);
     return 0;
@@ -127,6 +130,11 @@ function f32Text(v: number): string {
     if (Math.fround(s) === v) return String(s);
   }
   return String(v);
+}
+
+/** Keys come from the file: define them as own properties so "__proto__" is kept as data, never a prototype. */
+function setOwn(o: Record<string, string>, k: string, v: string): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 function clip(s: string, n = MAX_META_STRING): string { return s.length > n ? s.slice(0, n) + '…' : s; }
@@ -189,12 +197,12 @@ export function inspectGguf(src: ByteSource): GgufInfo {
         // chat templates are kept whole (bounded by the file) because they are scanned
         const full = str(`value of ${JSON.stringify(key)}`, isTemplate ? Number.MAX_SAFE_INTEGER : MAX_META_STRING + 1);
         if (isTemplate) info.chatTemplates.push({ key, value: full });
-        info.metadata[key] = clip(full);
+        setOwn(info.metadata, key, clip(full));
       } else if (t === T_ARRAY) {
-        info.metadata[key] = readArray(0, key);
+        setOwn(info.metadata, key, readArray(0, key));
       } else {
         const v = cur.scalar(t, `value of ${JSON.stringify(key)}`);
-        info.metadata[key] = v.text;
+        setOwn(info.metadata, key, v.text);
         if (key === 'general.alignment') {
           if (t !== T_UINT32) err(`general.alignment has type ${VALUE_TYPES[t][0]}; it must be uint32.`);
           else {
@@ -204,6 +212,7 @@ export function inspectGguf(src: ByteSource): GgufInfo {
           }
         }
       }
+      if (key === 'general.alignment' && (t === T_STRING || t === T_ARRAY)) err(`general.alignment has type ${VALUE_TYPES[t][0]}; it must be uint32.`);
       if (isTemplate && t !== T_STRING) err(`${key} has type ${VALUE_TYPES[t][0]}; a chat template must be a string.`);
     }
     info.alignment = alignment;

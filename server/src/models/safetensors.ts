@@ -58,18 +58,22 @@ export function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
 
 class JNum { constructor(readonly raw: string) {} }
 type JValue = null | boolean | string | JNum | JValue[] | JObject;
-interface JObject { kind: 'object'; entries: Map<string, JValue>; order: string[] }
+interface JObject { kind: 'object'; entries: Map<string, JValue> } // Map keeps first-insertion order
 
 class JsonError extends Error {}
+
+const PLAIN_RUN = /[^"\\\x00-\x1f]*/y;
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 class StrictJson {
   private i = 0;
   readonly duplicates: { key: string; path: string }[] = [];
+  private readonly path: string[] = []; // keys from the root to the current value
   constructor(private readonly s: string) {}
 
   parse(): JValue {
     this.ws();
-    const v = this.value(0, '');
+    const v = this.value(0);
     this.ws();
     if (this.i < this.s.length) this.fail('unexpected data after the JSON value');
     return v;
@@ -84,11 +88,11 @@ class StrictJson {
     }
   }
 
-  private value(depth: number, path: string): JValue {
+  private value(depth: number): JValue {
     if (depth > MAX_JSON_DEPTH) this.fail(`nesting deeper than ${MAX_JSON_DEPTH} levels`);
     const c = this.s[this.i];
-    if (c === '{') return this.object(depth, path);
-    if (c === '[') return this.array(depth, path);
+    if (c === '{') return this.object(depth);
+    if (c === '[') return this.array(depth);
     if (c === '"') return this.string();
     if (c === '-' || (c >= '0' && c <= '9')) return this.number();
     for (const [word, val] of [['true', true], ['false', false], ['null', null]] as const) {
@@ -98,9 +102,9 @@ class StrictJson {
     return this.fail(`unexpected character ${JSON.stringify(c)}`);
   }
 
-  private object(depth: number, path: string): JObject {
+  private object(depth: number): JObject {
     this.i++; // {
-    const obj: JObject = { kind: 'object', entries: new Map(), order: [] };
+    const obj: JObject = { kind: 'object', entries: new Map() };
     this.ws();
     if (this.s[this.i] === '}') { this.i++; return obj; }
     for (;;) {
@@ -111,10 +115,10 @@ class StrictJson {
       if (this.s[this.i] !== ':') this.fail('expected ":"');
       this.i++;
       this.ws();
-      const childPath = path ? `${path}.${key}` : key;
-      const v = this.value(depth + 1, childPath);
-      if (obj.entries.has(key)) this.duplicates.push({ key, path });
-      else obj.order.push(key);
+      this.path.push(key);
+      const v = this.value(depth + 1);
+      this.path.pop();
+      if (obj.entries.has(key)) this.duplicates.push({ key, path: this.path.join('.') });
       obj.entries.set(key, v); // like JSON.parse: the last one wins
       this.ws();
       const c = this.s[this.i++];
@@ -123,14 +127,14 @@ class StrictJson {
     }
   }
 
-  private array(depth: number, path: string): JValue[] {
+  private array(depth: number): JValue[] {
     this.i++; // [
     const out: JValue[] = [];
     this.ws();
     if (this.s[this.i] === ']') { this.i++; return out; }
     for (;;) {
       this.ws();
-      out.push(this.value(depth + 1, path));
+      out.push(this.value(depth + 1));
       this.ws();
       const c = this.s[this.i++];
       if (c === ']') return out;
@@ -143,6 +147,8 @@ class StrictJson {
     this.i++; // opening quote
     const s = this.s;
     let simple = true;
+    PLAIN_RUN.lastIndex = this.i;
+    if (PLAIN_RUN.test(s)) this.i = PLAIN_RUN.lastIndex; // skip the run with no quote, backslash or control char
     while (this.i < s.length) {
       const c = s.charCodeAt(this.i);
       if (c === 0x22) { this.i++; break; }
@@ -157,7 +163,8 @@ class StrictJson {
   }
 
   private number(): JNum {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.s.slice(this.i, this.i + 400));
+    NUMBER.lastIndex = this.i;
+    const m = NUMBER.exec(this.s);
     if (!m) this.fail('invalid number');
     this.i += m[0].length;
     return new JNum(m[0]);
@@ -173,11 +180,19 @@ function describe(v: JValue): string {
   return 'an object';
 }
 
-/** A non-negative integer as serde would accept it for usize (no fraction, no exponent), or undefined. */
-function asUsize(v: JValue): bigint | undefined {
+const U64_MAX = 0xffffffffffffffffn;
+
+/** A non-negative integer as serde would accept it for u64 (no fraction, no exponent), or undefined.
+ *  Past 2^53 the number is approximate, which only matters for messages: such values exceed any file. */
+function asUsize(v: JValue): number | undefined {
   if (!(v instanceof JNum) || !/^(0|[1-9]\d*)$/.test(v.raw)) return undefined;
-  const n = BigInt(v.raw);
-  return n <= 0xffffffffffffffffn ? n : undefined;
+  if (v.raw.length > 15 && BigInt(v.raw) > U64_MAX) return undefined;
+  return Number(v.raw);
+}
+
+/** Keys come from the file: define them as own properties so "__proto__" is kept as data, never a prototype. */
+function setOwn(o: Record<string, string>, k: string, v: string): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 function isObj(v: JValue): v is JObject { return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof JNum); }
@@ -234,21 +249,19 @@ export function inspectSafetensors(src: ByteSource): SafetensorsInfo {
   if (!isObj(root)) { err(`The header is ${describe(root)}, not a JSON object.`); return finish(); }
 
   const dataStart = 8 + headerSize;
-  const dataLen = BigInt(size - dataStart);
-  const spans: { name: string; begin: bigint; end: bigint }[] = [];
+  const dataLen = size - dataStart;
+  const spans: { name: string; begin: number; end: number }[] = [];
 
-  for (const key of root.order) {
-    const v = root.entries.get(key)!;
+  for (const [key, v] of root.entries) {
     if (key === '__metadata__') {
       if (!isObj(v)) { err(`__metadata__ is ${describe(v)}, not a map of strings.`); continue; }
-      for (const mk of v.order) {
-        const mv = v.entries.get(mk)!;
+      for (const [mk, mv] of v.entries) {
         if (typeof mv !== 'string') err(`__metadata__ entry ${quote(mk)} is ${describe(mv)}, not a string.`);
-        else info.metadata[mk] = mv;
+        else setOwn(info.metadata, mk, mv);
       }
       continue;
     }
-    const where = `Tensor ${quote(key)}`;
+    const where = { toString: () => `Tensor ${quote(key)}` }; // built only when an error needs it
     if (!isObj(v)) { err(`${where} is ${describe(v)}, not an object with dtype, shape and data_offsets.`); continue; }
     let ok = true;
 
@@ -260,7 +273,8 @@ export function inspectSafetensors(src: ByteSource): SafetensorsInfo {
     else dtype = DTYPES[dt];
 
     const sh = v.entries.get('shape');
-    const shape: bigint[] = [];
+    const shape: number[] = [];
+    const shapeRaw: string[] = [];
     if (sh === undefined) { err(`${where} has no shape.`); ok = false; }
     else if (!Array.isArray(sh)) { err(`${where} has a shape that is ${describe(sh)}, not an array.`); ok = false; }
     else {
@@ -268,11 +282,12 @@ export function inspectSafetensors(src: ByteSource): SafetensorsInfo {
         const u = asUsize(d);
         if (u === undefined) { err(`${where} has shape entry ${describe(d)}; dimensions must be non-negative integers.`); ok = false; break; }
         shape.push(u);
+        shapeRaw.push((d as JNum).raw);
       }
     }
 
     const off = v.entries.get('data_offsets');
-    let begin = 0n, end = 0n;
+    let begin = 0, end = 0;
     if (off === undefined) { err(`${where} has no data_offsets.`); ok = false; }
     else if (!Array.isArray(off) || off.length !== 2) { err(`${where} has data_offsets that are not a [begin, end] pair.`); ok = false; }
     else {
@@ -283,25 +298,28 @@ export function inspectSafetensors(src: ByteSource): SafetensorsInfo {
     }
     if (!ok || !dtype) continue;
 
-    let numel = 1n;
-    for (const d of shape) numel *= d; // BigInt: no overflow, but usize would overflow past 2^64
-    if (numel > 0xffffffffffffffffn) { err(`${where} has a shape whose element count overflows 64 bits.`); continue; }
-    const bits = numel * BigInt(dtype[1]);
-    if (bits % 8n !== 0n) { err(`${where} does not fill a whole number of bytes.`); continue; }
-    const expected = bits / 8n;
+    let numel = 1;
+    for (const d of shape) numel *= d;
+    let expected = (numel * dtype[1]) / 8;
+    if (!Number.isSafeInteger(numel * dtype[1])) {
+      // exact arithmetic only for absurd shapes: the reference rejects an element count past 2^64
+      let big = 1n;
+      for (const r of shapeRaw) big *= BigInt(r);
+      if (big * BigInt(dtype[1]) / 8n > U64_MAX) { err(`${where} has a shape whose byte count overflows 64 bits.`); continue; }
+      expected = Number(big * BigInt(dtype[1]) / 8n);
+    } else if (!Number.isInteger(expected)) { err(`${where} does not fill a whole number of bytes.`); continue; }
     if (expected !== end - begin) {
       err(`${where} has shape [${shape.join(', ')}] and dtype ${dtype[0]}, which need ${expected} bytes, but its data_offsets cover ${end - begin}.`);
       continue;
     }
     info.tensors.push({
-      name: key, dtype: dtype[0], shape: shape.map(Number), bytes: Number(expected),
-      offset: dataStart + Number(begin),
+      name: key, dtype: dtype[0], shape, bytes: expected, offset: dataStart + begin,
     });
   }
 
   // Coverage: sorted by begin, each tensor must start where the previous one ended, from 0 to the end.
-  spans.sort((a, b) => (a.begin < b.begin ? -1 : a.begin > b.begin ? 1 : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
-  let cursor = 0n;
+  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
   let prev = '';
   for (const s of spans) {
     if (s.end > dataLen) err(`Tensor ${quote(s.name)} data [${s.begin}, ${s.end}) lies beyond the data section (${dataLen} bytes).`);

@@ -8,7 +8,7 @@ import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cur
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
-import { extractTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES } from './pickle/tensors';
+import { extractTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES, numpyToTorchDtype } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
 import { looksLikeNpy, parseNpyHeader } from './npy';
@@ -123,12 +123,13 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     scanGguf(ctx, src);
   } else if (looksLikeSafetensors(head, src.size)) {
     scanSafetensors(ctx, src);
+  } else if (detectCompression(head)) {
+    // joblib checks compressor magics before unpickling (an lzma stream starts with ']', a pickle opcode)
+    await scanCompressed(ctx, src, detectCompression(head) as Compression);
   } else if (isOpcode(head[0]) && looksLikePickleStart(head[0], head[1])) {
     await scanPickleFile(ctx, src);
   } else {
-    const comp = detectCompression(head);
-    if (comp) await scanCompressed(ctx, src, comp);
-    else {
+    {
       report.format = 'unknown';
       // a zip hiding behind a prefix: torch would not read it, Python's zipfile would
       if (!(await scanHiddenZip(ctx, src))) {
@@ -291,7 +292,6 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
       const { runs } = runPicklesSync(ms, pos, ms.size, ctx, 1);
       const r = runs[0];
       if (!r) return undefined;
-      shiftRun(r, st.offset);
       recordRun(ctx, r, 'storages', { strict: true, torchLoads: true });
       pos = r.end - st.offset;
       return r.complete ? r : undefined;
@@ -314,7 +314,8 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   for (const name of ['sys_info', 'tensors', 'pickle']) {
     const m = byName.get(name);
     if (!m) continue;
-    const { runs } = runPicklesSync(src, m.offset, m.offset + m.size, ctx, name === 'tensors' ? 1 : 1);
+    const ms = new SliceSource(src, m.offset, m.size);
+    const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 1);
     for (const r of runs) recordRun(ctx, r, name, { strict: true, torchLoads: true });
     if (name === 'pickle' && runs[0]) {
       const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
@@ -326,15 +327,13 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
     if (['storages', 'sys_info', 'tensors', 'pickle'].includes(m.name)) continue;
     const b = src.read(m.offset, 2);
     if (looksLikePickleStart(b[0], b[1])) {
-      const { runs } = runPicklesSync(src, m.offset, m.offset + m.size, ctx, 10);
+      const ms = new SliceSource(src, m.offset, m.size);
+      const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 10);
       for (const r of runs) recordRun(ctx, r, m.name, { strict: false, torchLoads: false });
     }
   }
 }
 
-function shiftRun(_r: PickleRun, _by: number): void {
-  // Runs over a SliceSource carry member-relative offsets; findings name the member, so keep them relative.
-}
 
 // ---- zip ----------------------------------------------------------------------------------------------
 
@@ -431,8 +430,9 @@ async function memberHead(src: ByteSource, e: ZipEntry): Promise<Uint8Array> {
 
 async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: number): Promise<PickleRun[]> {
   if (e.method === 0) {
-    const end = Math.min(e.dataOffset + e.compressedSize, src.size);
-    return runPicklesSync(src, e.dataOffset, end, ctx, max).runs;
+    // offsets in member findings are relative to the member's data
+    const ms = new SliceSource(src, e.dataOffset, Math.max(0, Math.min(e.compressedSize, src.size - e.dataOffset)));
+    return runPicklesSync(ms, 0, ms.size, ctx, max).runs;
   }
   const c = new Cursor(0, e.uncompressedSize > 0 ? Infinity : Infinity);
   try {
@@ -505,7 +505,7 @@ async function scanNpy(ctx: Ctx, src: ByteSource, member: string | undefined): P
     add(ctx, 'SW023', `${where}header declares ${need} bytes of data but only ${src.size - h.headerEnd} follow.`, { member, severity: member ? 'caution' : 'invalid' });
   }
   if (!member) ctx.report.metadata['numpy.descr'] = h.descr;
-  ctx.report.tensors.push({ name, dtype: h.descr, shape: h.shape, bytes: need, offset: h.headerEnd, storageKey: member });
+  ctx.report.tensors.push({ name, dtype: numpyToTorchDtype(h.descr.replace(/^\|/, '<')), shape: h.shape, bytes: need, offset: h.headerEnd, storageKey: member });
 }
 
 async function scanNpyMember(ctx: Ctx, src: ByteSource, e: ZipEntry): Promise<void> {

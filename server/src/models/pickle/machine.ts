@@ -276,6 +276,10 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           if (isText) {
             const s = decodeUtf8(b.subarray(at, at + len), fail);
             dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
+          } else if (op === OP.SHORT_BINSTRING || op === OP.BINSTRING) {
+            // Python 3 decodes protocol 0-2 str payloads (encoding='ASCII' by default): they are str, not bytes
+            const s = latin1(b.subarray(at, at + len));
+            dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
           } else {
             // keep a copy only of small payloads (names, dtype strings); big ones by offset
             const data = len <= 4096 ? b.slice(at, at + len) : undefined;
@@ -411,6 +415,8 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           if (inst instanceof PyGlobal) mutateTarget(inst, 'BUILD');
           else if (inst instanceof PyCall) {
             inst.states.push(state);
+            // joblib writes array bytes after committing the frame: they are outside any FRAME
+            if (frameEnd >= 0 && c.abs === frameEnd) frameEnd = -1;
             const arr = yield* joblibArrayPayload(c, inst, state, run, opts, depth, fail);
             if (arr) stack[stack.length - 1] = arr;
           }

@@ -1,0 +1,455 @@
+// Converts a PyTorch checkpoint (zip or legacy format) to .safetensors without executing it: the scanner's
+// symbolic pickle run gives the tensor inventory (only the allowlisted rebuild calls are interpreted), and
+// the bytes are copied from the storages in bounded chunks, materialising strided views row by row.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { scanModelFileDetailed } from './scan';
+import { readZipDirectory, readMember, ZipEntry } from './zip';
+import { FileSource } from './source';
+import { ExtractedTensor, numel, storageExtent } from './pickle/tensors';
+import { PyList, asInt, asText } from './pickle/values';
+
+export interface ConvertOptions {
+  /** Replace an existing output file (otherwise the conversion refuses). */
+  overwrite?: boolean;
+  /** Bytes done / total: writing and verification each count once, so total is twice the data size. */
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ConvertResult {
+  tensors: number;
+  bytes: number;
+  /** Names dropped because they alias a kept tensor (tied weights); also in __metadata__ as removed → kept. */
+  removedAliases: string[];
+  /** Tensor names left out after unwrapping a container such as state_dict (optimizer state etc.). */
+  dropped: string[];
+  output: string;
+}
+
+/** The input cannot be converted safely (unsafe globals, unsupported format or dtype): nothing was written. */
+export class ConvertRefused extends Error {}
+export class ConvertCancelled extends Error {}
+
+/** torch dtype → safetensors dtype. complex128 and quantized types have no safetensors equivalent. */
+const ST_DTYPE: Record<string, string> = {
+  float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16',
+  int8: 'I8', uint8: 'U8', bool: 'BOOL', complex64: 'C64', uint16: 'U16', uint32: 'U32', uint64: 'U64',
+  float8_e5m2: 'F8_E5M2', float8_e4m3fn: 'F8_E4M3', float8_e8m0fnu: 'F8_E8M0',
+};
+
+const CHUNK = 8 << 20;
+/** Strided views whose storage extent fits this are gathered from one in-memory read. */
+const GATHER_LIMIT = 64 << 20;
+/** Containers HF-style conversion unwraps when every tensor (or the only tensors) live under them. */
+const WRAPPERS = ['state_dict', 'model_state_dict', 'model', 'module'];
+
+interface Planned {
+  name: string;
+  t: ExtractedTensor;
+  stDtype: string;
+  bytes: number;
+  begin: number;
+}
+
+/** Where one storage's bytes are: a window of the input file, or (deflated zip members) a buffer. */
+interface StorageData { offset: number; size: number; buffer?: Uint8Array }
+
+export async function convertToSafetensors(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  const inAbs = path.resolve(input), outAbs = path.resolve(output);
+  if (inAbs === outAbs) throw new ConvertRefused('the output path is the input file');
+  if (!opts.overwrite && fs.existsSync(outAbs)) throw new ConvertRefused(`${output} already exists (use overwrite to replace it)`);
+  checkAborted(opts.signal);
+
+  const detail = await scanModelFileDetailed(inAbs, { sha256: false });
+  const rep = detail.report;
+  if (rep.verdict !== 'safe') {
+    const bad = [...new Set(rep.globals.filter((g) => g.severity !== 'safe').map((g) => `${g.module}.${g.name}`))];
+    const why = bad.length ? `it imports ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
+      : rep.findings.find((f) => f.severity !== 'info')?.message ?? rep.summary;
+    throw new ConvertRefused(`refusing to convert ${input}: the file is ${rep.verdict} (${why})`);
+  }
+  if (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy') {
+    throw new ConvertRefused(`cannot convert ${rep.format} files: only PyTorch checkpoints (zip or legacy format) are supported`);
+  }
+  if (rep.tensorsTruncated) throw new ConvertRefused('the checkpoint holds more tensors than the inventory limit');
+
+  const { selected, dropped } = unwrap(detail.tensors);
+  if (selected.length === 0) throw new ConvertRefused(`${input} holds no tensors to convert`);
+  for (const { t } of selected) {
+    if (!ST_DTYPE[t.dtype]) throw new ConvertRefused(`tensor "${t.name}" has dtype ${t.dtype}, which safetensors cannot store`);
+    if (!t.storage) throw new ConvertRefused(`tensor "${t.name}" has no storage`);
+  }
+
+  const src = FileSource.open(inAbs);
+  const rfd = fs.openSync(inAbs, 'r');
+  let tmp: string | undefined;
+  let fd: number | undefined;
+  try {
+    const storages = rep.format === 'pytorch-zip' ? await zipStorages(src, selected.map((s) => s.t))
+      : legacyStorages(src, detail, selected.map((s) => s.t));
+    const bigEndian = rep.format === 'pytorch-zip' && (rep.metadata['torch.byteorder'] ?? 'little') === 'big';
+
+    // Tied weights: the same view of the same storage under several names. safetensors forbids aliasing,
+    // so keep the first name in sorted order and record the others, like HF's convert script.
+    const metadata: Record<string, string> = { format: 'pt' };
+    const removedAliases: string[] = [];
+    const byView = new Map<string, string>();
+    const plan: Planned[] = [];
+    for (const s of [...selected].sort((a, b) => cmp(a.name, b.name))) {
+      const t = s.t;
+      const viewKey = JSON.stringify([t.storage!.key, t.dtype, t.storageOffset, t.shape, t.stride]);
+      const kept = numel(t.shape) > 0 ? byView.get(viewKey) : undefined;
+      if (kept !== undefined) { metadata[s.name] = kept; removedAliases.push(s.name); continue; }
+      byView.set(viewKey, s.name);
+      checkBounds(t, storages.get(t.storage!.key)!);
+      plan.push({ name: s.name, t, stDtype: ST_DTYPE[t.dtype], bytes: numel(t.shape) * t.elementSize, begin: 0 });
+    }
+    // Data order: largest alignment first, then name; offsets are contiguous.
+    plan.sort((a, b) => b.t.elementSize - a.t.elementSize || cmp(a.name, b.name));
+    let off = 0;
+    for (const p of plan) { p.begin = off; off += p.bytes; }
+    const dataBytes = off;
+    const header = headerBytes(plan, metadata);
+
+    const total = dataBytes * 2;
+    let done = 0;
+    const progress = (n: number) => { done += n; opts.onProgress?.(done, total); };
+    tmp = path.join(path.dirname(outAbs), `.${path.basename(outAbs)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+    fd = fs.openSync(tmp, 'wx', 0o644);
+    const w = new PipelinedWriter(fd);
+    await w.write(header);
+    let tick = 0;
+    for (const p of plan) {
+      for (const chunk of tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian)) {
+        await w.write(chunk);
+        progress(chunk.length);
+        if (++tick % 8 === 0 || chunk.length >= CHUNK) { await yieldLoop(); checkAborted(opts.signal); }
+      }
+    }
+    await w.close();
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+
+    const source = (p: Planned) => tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian);
+    await verify(tmp, plan, source, header.length, dataBytes, metadata, (n) => progress(n), opts.signal);
+
+    checkAborted(opts.signal);
+    publish(tmp, outAbs, !!opts.overwrite);
+    tmp = undefined;
+    return { tensors: plan.length, bytes: dataBytes, removedAliases, dropped, output: outAbs };
+  } finally {
+    src.close();
+    fs.closeSync(rfd);
+    if (fd !== undefined) try { fs.closeSync(fd); } catch { /* already closed */ }
+    if (tmp) fs.rmSync(tmp, { force: true });
+  }
+}
+
+function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+
+function checkAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new ConvertCancelled('conversion cancelled');
+}
+
+function yieldLoop(): Promise<void> { return new Promise((r) => setImmediate(r)); }
+
+/**
+ * Chooses the tensors to write and their names. A checkpoint like {"state_dict": {...}, "epoch": 3} is
+ * unwrapped to the state dict (HF's convert does `loaded = loaded["state_dict"]`); other tensors outside it
+ * are dropped and reported.
+ */
+export function unwrap(tensors: ExtractedTensor[]): { selected: { name: string; t: ExtractedTensor }[]; dropped: string[] } {
+  for (const w of WRAPPERS) {
+    const inside = tensors.filter((t) => t.name.startsWith(`${w}.`));
+    if (inside.length === 0) continue;
+    // state_dict wins even next to other tensors; the looser names only when they hold every tensor
+    if (w !== 'state_dict' && w !== 'model_state_dict' && inside.length !== tensors.length) continue;
+    return {
+      selected: inside.map((t) => ({ name: t.name.slice(w.length + 1), t })),
+      dropped: tensors.filter((t) => !t.name.startsWith(`${w}.`)).map((t) => t.name),
+    };
+  }
+  return { selected: tensors.map((t) => ({ name: t.name === '' ? 'tensor' : t.name, t })), dropped: [] };
+}
+
+function checkBounds(t: ExtractedTensor, s: StorageData): void {
+  if (t.stride.some((x) => x < 0) || t.storageOffset < 0) throw new ConvertRefused(`tensor "${t.name}" has a negative stride or offset`);
+  const need = storageExtent(t) * t.elementSize;
+  if (!Number.isSafeInteger(need) || need > s.size) {
+    throw new ConvertRefused(`tensor "${t.name}" needs ${need} bytes of storage ${t.storage!.key}, which holds ${s.size}`);
+  }
+}
+
+function headerBytes(plan: Planned[], metadata: Record<string, string>): Buffer {
+  const obj: Record<string, unknown> = { __metadata__: metadata };
+  for (const p of plan) obj[p.name] = { dtype: p.stDtype, shape: p.t.shape, data_offsets: [p.begin, p.begin + p.bytes] };
+  let json = Buffer.from(JSON.stringify(obj), 'utf8');
+  const pad = (8 - (json.length % 8)) % 8;
+  if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(json.length), 0);
+  return Buffer.concat([head, json]);
+}
+
+// ---- where the storages are ------------------------------------------------------------------------
+
+async function zipStorages(src: FileSource, tensors: ExtractedTensor[]): Promise<Map<string, StorageData>> {
+  const dir = readZipDirectory(src);
+  const root = dir.entries.length ? dir.entries[0].name.split('/')[0] : '';
+  const byName = new Map<string, ZipEntry>(dir.entries.map((e) => [e.name, e]));
+  const out = new Map<string, StorageData>();
+  for (const t of tensors) {
+    const key = t.storage!.key;
+    if (out.has(key)) continue;
+    const e = byName.get(`${root}/data/${key}`);
+    if (!e) {
+      if (storageExtent(t) === 0) { out.set(key, { offset: 0, size: 0 }); continue; }
+      throw new ConvertRefused(`storage ${root}/data/${key} is missing from the archive`);
+    }
+    if (e.dataOffset < 0) throw new ConvertRefused(`storage member ${e.name} cannot be located`);
+    if (e.method === 0) {
+      if (e.dataOffset + e.uncompressedSize > src.size) throw new ConvertRefused(`storage member ${e.name} runs past the end of the file`);
+      out.set(key, { offset: e.dataOffset, size: e.uncompressedSize });
+    } else {
+      // torch writes members stored; a deflated one is read into memory, bounded by what the tensors need
+      const need = t.storage!.numel * t.storage!.elementSize;
+      if (need > GATHER_LIMIT * 4) throw new ConvertRefused(`storage member ${e.name} is compressed and too large (${need} bytes) to convert`);
+      const buf = await readMember(src, e, need);
+      out.set(key, { offset: 0, size: buf.length, buffer: buf });
+    }
+  }
+  return out;
+}
+
+/** Legacy format: after the 5th pickle (the storage keys), each storage is a u64 LE element count and its bytes. */
+function legacyStorages(src: FileSource, detail: Awaited<ReturnType<typeof scanModelFileDetailed>>, tensors: ExtractedTensor[]): Map<string, StorageData> {
+  const runs = detail.runs.filter((r) => r.torchLoads && r.member === undefined).map((r) => r.run);
+  const keysRun = runs[4];
+  if (!keysRun || !(keysRun.value instanceof PyList)) throw new ConvertRefused('the legacy checkpoint has no storage key list');
+  const elSize = new Map<string, number>();
+  for (const t of tensors) elSize.set(t.storage!.key, t.storage!.elementSize);
+  for (const t of detail.tensors) if (t.storage) elSize.set(t.storage.key, t.storage.elementSize);
+  const out = new Map<string, StorageData>();
+  let pos = keysRun.end;
+  for (const k of keysRun.value.items) {
+    const key = asText(k) ?? String(asInt(k));
+    const el = elSize.get(key);
+    if (el === undefined) throw new ConvertRefused(`legacy storage ${key} is not used by any tensor, so its layout is unknown`);
+    const hdr = src.read(pos, 8);
+    if (hdr.length < 8) throw new ConvertRefused(`legacy storage ${key} is missing`);
+    const n = Number(Buffer.from(hdr).readBigUInt64LE(0));
+    const size = n * el;
+    if (!Number.isSafeInteger(size) || pos + 8 + size > src.size) throw new ConvertRefused(`legacy storage ${key} is larger than the file`);
+    out.set(key, { offset: pos + 8, size });
+    pos += 8 + size;
+  }
+  for (const t of tensors) {
+    if (!out.has(t.storage!.key)) {
+      if (storageExtent(t) === 0) out.set(t.storage!.key, { offset: 0, size: 0 });
+      else throw new ConvertRefused(`legacy storage ${t.storage!.key} of tensor "${t.name}" is not in the file`);
+    }
+  }
+  return out;
+}
+
+// ---- reading tensor bytes -----------------------------------------------------------------------------
+
+function readAt(src: FileSource, s: StorageData, offset: number, length: number): Uint8Array {
+  if (s.buffer) return s.buffer.subarray(offset, offset + length);
+  const b = src.read(s.offset + offset, length);
+  if (b.length !== length) throw new Error(`short read at ${s.offset + offset}`);
+  return b;
+}
+
+/** Reads into `into` (reused: fresh multi-MB buffers cost page faults that dominate a plain copy). */
+function readInto(fd: number, s: StorageData, offset: number, into: Buffer): Buffer {
+  if (s.buffer) { into.set(s.buffer.subarray(offset, offset + into.length)); return into; }
+  let got = 0;
+  while (got < into.length) {
+    const r = fs.readSync(fd, into, got, into.length - got, s.offset + offset + got);
+    if (r <= 0) throw new Error(`short read at ${s.offset + offset + got}`);
+    got += r;
+  }
+  return into;
+}
+
+/** Element size of the byte-swap unit: complex numbers swap each real/imaginary half. */
+function swapUnit(t: ExtractedTensor): number { return t.dtype.startsWith('complex') ? t.elementSize / 2 : t.elementSize; }
+
+function toLittleEndian(b: Uint8Array, unit: number): Uint8Array {
+  if (unit <= 1) return b;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+  if (unit === 2) buf.swap16(); else if (unit === 4) buf.swap32(); else if (unit === 8) buf.swap64();
+  else throw new Error(`cannot byte-swap ${unit}-byte elements`);
+  return b;
+}
+
+/**
+ * The tensor's bytes in row-major order, little-endian, in chunks of at most CHUNK bytes. A chunk is only
+ * valid until the next one is requested (buffers are reused).
+ */
+export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: ExtractedTensor, bigEndian: boolean): Generator<Uint8Array> {
+  const n = numel(t.shape);
+  if (n === 0) return;
+  const es = t.elementSize, unit = swapUnit(t);
+  const fix = (b: Uint8Array) => (bigEndian ? toLittleEndian(b, unit) : b);
+  const start = t.storageOffset * es;
+  // Trailing dims that are laid out contiguously form one block per "row".
+  let block = 1, dim = t.shape.length;
+  while (dim > 0) {
+    const d = dim - 1;
+    if (t.shape[d] === 1) { dim--; continue; }
+    if (t.stride[d] !== block) break;
+    block *= t.shape[d]; dim--;
+  }
+  if (dim === 0 || block === n) {
+    const total = n * es;
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, total));
+    for (let o = 0; o < total; o += CHUNK) {
+      const len = Math.min(CHUNK, total - o);
+      yield fix(readInto(fd, s, start + o, buf.subarray(0, len)));
+    }
+    return;
+  }
+  const outer = t.shape.slice(0, dim), outerStride = t.stride.slice(0, dim);
+  const blockBytes = block * es;
+  const extentBytes = (storageExtent(t) - t.storageOffset) * es;
+  const inMemory = extentBytes <= GATHER_LIMIT ? readAt(src, s, start, extentBytes) : undefined;
+  const idx = new Array<number>(dim).fill(0);
+  const rows = numel(outer);
+  const rowsPerChunk = Math.max(1, Math.floor(CHUNK / Math.max(1, blockBytes)));
+  const out = Buffer.allocUnsafe(Math.min(rows, rowsPerChunk) * blockBytes);
+  let used = 0;
+  for (let r = 0; r < rows; r++) {
+    let elOff = 0;
+    for (let i = 0; i < dim; i++) elOff += idx[i] * outerStride[i];
+    const byteOff = elOff * es;
+    if (blockBytes > CHUNK) {
+      // huge rows: stream the row itself in chunks
+      for (let o = 0; o < blockBytes; o += CHUNK) {
+        const len = Math.min(CHUNK, blockBytes - o);
+        yield fix(inMemory ? inMemory.slice(byteOff + o, byteOff + o + len) : readAt(src, s, start + byteOff + o, len));
+      }
+    } else {
+      const row = inMemory ? inMemory.subarray(byteOff, byteOff + blockBytes) : readAt(src, s, start + byteOff, blockBytes);
+      out.set(row, used);
+      used += blockBytes;
+      if (used + blockBytes > out.length) {
+        yield fix(out.subarray(0, used));
+        used = 0;
+      }
+    }
+    for (let i = dim - 1; i >= 0; i--) { if (++idx[i] < outer[i]) break; idx[i] = 0; }
+  }
+  if (used > 0) yield fix(out.subarray(0, used));
+}
+
+// ---- writing and verifying ----------------------------------------------------------------------------
+
+/**
+ * Coalesces writes into CHUNK-sized blocks and keeps up to RING-1 of them in flight on libuv's thread pool,
+ * so the kernel's copy into the page cache overlaps with reading the next block. Memory: RING × CHUNK.
+ */
+const RING = 3;
+class PipelinedWriter {
+  private readonly bufs = Array.from({ length: RING }, () => Buffer.allocUnsafe(CHUNK));
+  private readonly pending: (Promise<void> | undefined)[] = new Array(RING).fill(undefined);
+  private cur = 0;
+  private used = 0;
+  private pos = 0;
+  private failed: Error | undefined;
+  constructor(private readonly fd: number) {}
+  async write(b: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < b.length) {
+      const n = Math.min(CHUNK - this.used, b.length - off);
+      this.bufs[this.cur].set(b.subarray(off, off + n), this.used);
+      this.used += n; off += n;
+      if (this.used === CHUNK) await this.dispatch();
+    }
+  }
+  private async dispatch(): Promise<void> {
+    if (this.failed) throw this.failed;
+    const buf = this.bufs[this.cur], len = this.used, at = this.pos;
+    this.pending[this.cur] = writeAll(this.fd, buf, len, at).catch((e: Error) => { this.failed = e; });
+    this.pos += len;
+    this.used = 0;
+    this.cur = (this.cur + 1) % RING;
+    // the next buffer must be free before it is filled
+    await this.pending[this.cur];
+    if (this.failed) throw this.failed;
+  }
+  async close(): Promise<void> {
+    if (this.used) await this.dispatch();
+    await Promise.all(this.pending);
+    if (this.failed) throw this.failed;
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, len: number, at: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => fs.write(fd, buf, off, len - off, at + off, (err, n) => {
+      if (err) reject(err); else if (off + n < len) step(off + n); else resolve();
+    });
+    step(0);
+  });
+}
+
+/**
+ * Re-reads the written file: the header must describe exactly the plan, and every tensor's bytes must equal
+ * the source's, materialised again from the input (so a fault in reading, swapping or writing shows up).
+ */
+async function verify(file: string, plan: Planned[], source: (p: Planned) => Iterable<Uint8Array>, headerLen: number, dataBytes: number,
+  metadata: Record<string, string>, progress: (n: number) => void, signal?: AbortSignal): Promise<void> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size !== headerLen + dataBytes) throw new Error(`verification failed: ${file} is ${size} bytes, expected ${headerLen + dataBytes}`);
+    const head = Buffer.alloc(headerLen);
+    if (fs.readSync(fd, head, 0, headerLen, 0) !== headerLen) throw new Error('verification failed: short header');
+    const n = Number(head.readBigUInt64LE(0));
+    if (n + 8 !== headerLen || n % 8 !== 0) throw new Error('verification failed: header size is wrong');
+    const hdr = JSON.parse(head.subarray(8).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const meta = hdr.__metadata__ as unknown as Record<string, string>;
+    if (JSON.stringify(meta) !== JSON.stringify(metadata)) throw new Error('verification failed: metadata differs');
+    if (Object.keys(hdr).length !== plan.length + 1) throw new Error('verification failed: tensor count differs');
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (const p of plan) {
+      const e = hdr[p.name];
+      if (!e || e.dtype !== p.stDtype || JSON.stringify(e.shape) !== JSON.stringify(p.t.shape)
+        || e.data_offsets[0] !== p.begin || e.data_offsets[1] !== p.begin + p.bytes) {
+        throw new Error(`verification failed: header entry of "${p.name}" differs`);
+      }
+      let pos = headerLen + p.begin, tick = 0;
+      for (const chunk of source(p)) {
+        const want = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+        for (let o = 0; o < want.length; o += CHUNK) {
+          const len = Math.min(CHUNK, want.length - o);
+          if (fs.readSync(fd, buf, 0, len, pos) !== len) throw new Error(`verification failed: short read of "${p.name}"`);
+          if (!buf.subarray(0, len).equals(want.subarray(o, o + len))) throw new Error(`verification failed: the bytes of "${p.name}" differ from the source`);
+          pos += len;
+        }
+        progress(want.length);
+        if (++tick % 8 === 0 || want.length >= CHUNK) { await yieldLoop(); checkAborted(signal); }
+      }
+      if (pos !== headerLen + p.begin + p.bytes) throw new Error(`verification failed: "${p.name}" has the wrong length`);
+    }
+  } finally { fs.closeSync(fd); }
+}
+
+/** Moves the verified temp file into place; without overwrite, a file that appeared meanwhile is kept. */
+function publish(tmp: string, out: string, overwrite: boolean): void {
+  if (overwrite) { fs.renameSync(tmp, out); return; }
+  try {
+    fs.linkSync(tmp, out);   // atomic and fails if `out` exists
+    fs.rmSync(tmp, { force: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new ConvertRefused(`${out} already exists (use overwrite to replace it)`);
+    if (fs.existsSync(out)) throw new ConvertRefused(`${out} already exists (use overwrite to replace it)`);
+    fs.renameSync(tmp, out);  // file systems without hard links
+  }
+}
