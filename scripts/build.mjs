@@ -15,6 +15,7 @@ const entries = [
   { in: 'client/src/extension.ts', out: 'client.js', external: ['vscode'] },
   { in: 'server/src/server.ts', out: 'server.js' },
   { in: 'server/src/cli/main.ts', out: 'cli.js' },
+  { in: 'server/src/models/lzmaWorker.ts', out: 'lzma-worker.js' },
 ];
 await Promise.all(entries.filter((e) => existsSync(join(root, e.in))).map((e) =>
   build({ ...common, entryPoints: [e.in], outfile: join(dist, e.out), external: e.external ?? [] })));

@@ -3,6 +3,9 @@
 // machine's small window, and the total is bounded so a decompression bomb ends as a finding, not an OOM.
 import * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform } from 'node:stream';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ByteSource, startsWith } from './source';
 
 export type Compression = 'gzip' | 'zlib' | 'bz2' | 'xz' | 'lzma' | 'joblib-zfile' | 'lz4';
@@ -48,15 +51,20 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     let declared = 0;
     for (let i = 12; i >= 5; i--) declared = declared * 256 + head[i];
     const unknown = head.slice(5, 13).every((b) => b === 0xff);
-    const cap = Math.min(limit, 512 << 20);
+    const cap = Math.min(limit, 256 << 20);
     if (!unknown && declared > cap) throw new DecompressionLimit(`lzma stream declares ${declared} bytes (limit ${cap})`);
     if (src.size - start > 256 << 20) throw new DecompressionLimit('lzma stream too large to decode in memory');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const LZMA = require('lzma') as { decompress(b: Uint8Array, cb: (r: unknown, e?: unknown) => void): void };
-    const out = await new Promise<Uint8Array>((res, rej) => LZMA.decompress(src.read(start, src.size - start), (r, e) => {
-      if (e || r === null || r === undefined) rej(new Error(`lzma stream is corrupt: ${String(e ?? 'no output')}`));
-      else res(typeof r === 'string' ? Buffer.from(r, 'latin1') : Uint8Array.from(r as ArrayLike<number>, (x) => x & 0xff));
-    }));
+    const worker = [path.join(__dirname, 'lzma-worker.js'), path.join(__dirname, 'lzmaWorker.js')].find((f) => fs.existsSync(f));
+    if (!worker) throw new Error('lzma decoder is missing from this build');
+    const res = spawnSync(process.execPath, ['--max-old-space-size=768', worker], {
+      input: src.read(start, src.size - start), maxBuffer: cap,
+      // LZMA-JS can spin on truncated input: give it time in proportion to the input, then fail closed
+      timeout: 1000 + Math.ceil((src.size - start) / 1e6) * 2000, killSignal: 'SIGKILL',
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
+    if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOBUFS') throw new DecompressionLimit(`lzma stream expands beyond ${cap} bytes`);
+    if (res.status !== 0) throw new Error(`lzma stream is corrupt${res.stderr?.length ? `: ${res.stderr.toString().slice(0, 200)}` : ''}`);
+    const out = res.stdout as Uint8Array;
     yield* guard(out);
     return;
   }

@@ -39,9 +39,11 @@ const ST_DTYPE: Record<string, string> = {
   float8_e5m2: 'F8_E5M2', float8_e4m3fn: 'F8_E4M3', float8_e8m0fnu: 'F8_E8M0',
 };
 
-const CHUNK = 8 << 20;
-/** Strided views whose storage extent fits this are gathered from one in-memory read. */
-const GATHER_LIMIT = 64 << 20;
+/**
+ * I/O block size, and the storage extent up to which a strided view is gathered from one in-memory read.
+ * Exported so tests can shrink both and drive every multi-chunk path with small files.
+ */
+export const tuning = { chunk: 8 << 20, gatherLimit: 64 << 20 };
 /** Containers HF-style conversion unwraps when every tensor (or the only tensors) live under them. */
 const WRAPPERS = ['state_dict', 'model_state_dict', 'model', 'module'];
 
@@ -59,14 +61,18 @@ interface StorageData { offset: number; size: number; buffer?: Uint8Array }
 export async function convertToSafetensors(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const inAbs = path.resolve(input), outAbs = path.resolve(output);
   if (inAbs === outAbs) throw new ConvertRefused('the output path is the input file');
-  if (!opts.overwrite && fs.existsSync(outAbs)) throw new ConvertRefused(`${output} already exists (use overwrite to replace it)`);
+  if (!opts.overwrite && fs.existsSync(outAbs)) throw new ConvertRefused(`${output} already exists (pass --force, or overwrite: true, to replace it)`);
   checkAborted(opts.signal);
 
   const detail = await scanModelFileDetailed(inAbs, { sha256: false });
   const rep = detail.report;
   if (rep.verdict !== 'safe') {
-    const bad = [...new Set(rep.globals.filter((g) => g.severity !== 'safe').map((g) => `${g.module}.${g.name}`))];
-    const why = bad.length ? `it imports ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
+    const badRefs = rep.globals.filter((g) => g.severity !== 'safe');
+    // pickle records os.system as posix.system (nt.system on Windows): name both
+    const shown = (m: string, n: string) => (m === 'posix' || m === 'nt' ? `os.${n} (${m}.${n})` : `${m}.${n}`);
+    const bad = [...new Set(badRefs.map((g) => shown(g.module, g.name)))];
+    const verb = badRefs.some((g) => g.called) ? 'calls' : 'imports';
+    const why = bad.length ? `loading it ${verb} ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
       : rep.findings.find((f) => f.severity !== 'info')?.message ?? rep.summary;
     throw new ConvertRefused(`refusing to convert ${input}: the file is ${rep.verdict} (${why})`);
   }
@@ -125,7 +131,7 @@ export async function convertToSafetensors(input: string, output: string, opts: 
       for (const chunk of tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian)) {
         await w.write(chunk);
         progress(chunk.length);
-        if (++tick % 8 === 0 || chunk.length >= CHUNK) { await yieldLoop(); checkAborted(opts.signal); }
+        if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(opts.signal); }
       }
     }
     await w.close();
@@ -216,7 +222,7 @@ async function zipStorages(src: FileSource, tensors: ExtractedTensor[]): Promise
     } else {
       // torch writes members stored; a deflated one is read into memory, bounded by what the tensors need
       const need = t.storage!.numel * t.storage!.elementSize;
-      if (need > GATHER_LIMIT * 4) throw new ConvertRefused(`storage member ${e.name} is compressed and too large (${need} bytes) to convert`);
+      if (need > tuning.gatherLimit * 4) throw new ConvertRefused(`storage member ${e.name} is compressed and too large (${need} bytes) to convert`);
       const buf = await readMember(src, e, need);
       out.set(key, { offset: 0, size: buf.length, buffer: buf });
     }
@@ -288,7 +294,7 @@ function toLittleEndian(b: Uint8Array, unit: number): Uint8Array {
 }
 
 /**
- * The tensor's bytes in row-major order, little-endian, in chunks of at most CHUNK bytes. A chunk is only
+ * The tensor's bytes in row-major order, little-endian, in chunks of at most tuning.chunk bytes. A chunk is only
  * valid until the next one is requested (buffers are reused).
  */
 export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: ExtractedTensor, bigEndian: boolean): Generator<Uint8Array> {
@@ -307,9 +313,9 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
   }
   if (dim === 0 || block === n) {
     const total = n * es;
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, total));
-    for (let o = 0; o < total; o += CHUNK) {
-      const len = Math.min(CHUNK, total - o);
+    const buf = Buffer.allocUnsafe(Math.min(tuning.chunk, total));
+    for (let o = 0; o < total; o += tuning.chunk) {
+      const len = Math.min(tuning.chunk, total - o);
       yield fix(readInto(fd, s, start + o, buf.subarray(0, len)));
     }
     return;
@@ -317,20 +323,20 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
   const outer = t.shape.slice(0, dim), outerStride = t.stride.slice(0, dim);
   const blockBytes = block * es;
   const extentBytes = (storageExtent(t) - t.storageOffset) * es;
-  const inMemory = extentBytes <= GATHER_LIMIT ? readAt(src, s, start, extentBytes) : undefined;
+  const inMemory = extentBytes <= tuning.gatherLimit ? readAt(src, s, start, extentBytes) : undefined;
   const idx = new Array<number>(dim).fill(0);
   const rows = numel(outer);
-  const rowsPerChunk = Math.max(1, Math.floor(CHUNK / Math.max(1, blockBytes)));
+  const rowsPerChunk = Math.max(1, Math.floor(tuning.chunk / Math.max(1, blockBytes)));
   const out = Buffer.allocUnsafe(Math.min(rows, rowsPerChunk) * blockBytes);
   let used = 0;
   for (let r = 0; r < rows; r++) {
     let elOff = 0;
     for (let i = 0; i < dim; i++) elOff += idx[i] * outerStride[i];
     const byteOff = elOff * es;
-    if (blockBytes > CHUNK) {
+    if (blockBytes > tuning.chunk) {
       // huge rows: stream the row itself in chunks
-      for (let o = 0; o < blockBytes; o += CHUNK) {
-        const len = Math.min(CHUNK, blockBytes - o);
+      for (let o = 0; o < blockBytes; o += tuning.chunk) {
+        const len = Math.min(tuning.chunk, blockBytes - o);
         yield fix(inMemory ? inMemory.slice(byteOff + o, byteOff + o + len) : readAt(src, s, start + byteOff + o, len));
       }
     } else {
@@ -350,12 +356,12 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
 // ---- writing and verifying ----------------------------------------------------------------------------
 
 /**
- * Coalesces writes into CHUNK-sized blocks and keeps up to RING-1 of them in flight on libuv's thread pool,
- * so the kernel's copy into the page cache overlaps with reading the next block. Memory: RING × CHUNK.
+ * Coalesces writes into tuning.chunk-sized blocks and keeps up to RING-1 of them in flight on libuv's thread pool,
+ * so the kernel's copy into the page cache overlaps with reading the next block. Memory: RING × tuning.chunk.
  */
 const RING = 3;
 class PipelinedWriter {
-  private readonly bufs = Array.from({ length: RING }, () => Buffer.allocUnsafe(CHUNK));
+  private readonly bufs = Array.from({ length: RING }, () => Buffer.allocUnsafe(tuning.chunk));
   private readonly pending: (Promise<void> | undefined)[] = new Array(RING).fill(undefined);
   private cur = 0;
   private used = 0;
@@ -365,10 +371,10 @@ class PipelinedWriter {
   async write(b: Uint8Array): Promise<void> {
     let off = 0;
     while (off < b.length) {
-      const n = Math.min(CHUNK - this.used, b.length - off);
+      const n = Math.min(tuning.chunk - this.used, b.length - off);
       this.bufs[this.cur].set(b.subarray(off, off + n), this.used);
       this.used += n; off += n;
-      if (this.used === CHUNK) await this.dispatch();
+      if (this.used === tuning.chunk) await this.dispatch();
     }
   }
   private async dispatch(): Promise<void> {
@@ -416,28 +422,74 @@ async function verify(file: string, plan: Planned[], source: (p: Planned) => Ite
     const meta = hdr.__metadata__ as unknown as Record<string, string>;
     if (JSON.stringify(meta) !== JSON.stringify(metadata)) throw new Error('verification failed: metadata differs');
     if (Object.keys(hdr).length !== plan.length + 1) throw new Error('verification failed: tensor count differs');
-    const buf = Buffer.allocUnsafe(CHUNK);
+    const written = new PrefetchReader(fd, headerLen, size);
     for (const p of plan) {
       const e = hdr[p.name];
       if (!e || e.dtype !== p.stDtype || JSON.stringify(e.shape) !== JSON.stringify(p.t.shape)
         || e.data_offsets[0] !== p.begin || e.data_offsets[1] !== p.begin + p.bytes) {
         throw new Error(`verification failed: header entry of "${p.name}" differs`);
       }
-      let pos = headerLen + p.begin, tick = 0;
+      if (written.position !== headerLen + p.begin) throw new Error(`verification failed: "${p.name}" is not where the plan put it`);
+      let tick = 0;
       for (const chunk of source(p)) {
-        const want = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-        for (let o = 0; o < want.length; o += CHUNK) {
-          const len = Math.min(CHUNK, want.length - o);
-          if (fs.readSync(fd, buf, 0, len, pos) !== len) throw new Error(`verification failed: short read of "${p.name}"`);
-          if (!buf.subarray(0, len).equals(want.subarray(o, o + len))) throw new Error(`verification failed: the bytes of "${p.name}" differ from the source`);
-          pos += len;
-        }
-        progress(want.length);
-        if (++tick % 8 === 0 || want.length >= CHUNK) { await yieldLoop(); checkAborted(signal); }
+        if (!(await written.matches(chunk))) throw new Error(`verification failed: the bytes of "${p.name}" differ from the source`);
+        progress(chunk.length);
+        if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(signal); }
       }
-      if (pos !== headerLen + p.begin + p.bytes) throw new Error(`verification failed: "${p.name}" has the wrong length`);
+      if (written.position !== headerLen + p.begin + p.bytes) throw new Error(`verification failed: "${p.name}" has the wrong length`);
     }
+    await written.drain();
   } finally { fs.closeSync(fd); }
+}
+
+/** Sequential reader of [start, end) that reads the next tuning.chunk on the thread pool while the current one is compared. */
+class PrefetchReader {
+  private bufs = [Buffer.allocUnsafe(tuning.chunk), Buffer.allocUnsafe(tuning.chunk)];
+  private cur: Buffer = Buffer.alloc(0);
+  private curPos = 0;        // read position inside `cur`
+  private nextAt: number;    // file offset of the next window to fetch
+  private next: Promise<Buffer> | undefined;
+  private flip = 0;
+  position: number;          // file offset of the next byte to compare
+  constructor(private readonly fd: number, start: number, private readonly end: number) {
+    this.position = start;
+    this.nextAt = start;
+    this.prefetch();
+  }
+  private prefetch(): void {
+    if (this.nextAt >= this.end) { this.next = undefined; return; }
+    const buf = this.bufs[this.flip];
+    this.flip ^= 1;
+    const len = Math.min(tuning.chunk, this.end - this.nextAt), at = this.nextAt;
+    this.nextAt += len;
+    this.next = new Promise((resolve, reject) => {
+      const step = (off: number) => fs.read(this.fd, buf, off, len - off, at + off, (err, n) => {
+        if (err) reject(err);
+        else if (n === 0) reject(new Error(`verification failed: short read at ${at + off}`));
+        else if (off + n < len) step(off + n);
+        else resolve(buf.subarray(0, len));
+      });
+      step(0);
+    });
+    this.next.catch(() => { /* surfaced by the await in matches() */ });
+  }
+  /** Whether the next `want.length` bytes of the file equal `want`. */
+  async matches(want: Uint8Array): Promise<boolean> {
+    let off = 0;
+    while (off < want.length) {
+      if (this.curPos >= this.cur.length) {
+        if (!this.next) return false;   // file shorter than the plan
+        this.cur = await this.next;
+        this.curPos = 0;
+        this.prefetch();                // into the other buffer, while this one is compared
+      }
+      const n = Math.min(this.cur.length - this.curPos, want.length - off);
+      if (Buffer.compare(this.cur.subarray(this.curPos, this.curPos + n), want.subarray(off, off + n)) !== 0) return false;
+      this.curPos += n; off += n; this.position += n;
+    }
+    return true;
+  }
+  async drain(): Promise<void> { try { await this.next; } catch { /* only the compared bytes matter */ } }
 }
 
 /** Moves the verified temp file into place; without overwrite, a file that appeared meanwhile is kept. */
@@ -448,8 +500,8 @@ function publish(tmp: string, out: string, overwrite: boolean): void {
     fs.rmSync(tmp, { force: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new ConvertRefused(`${out} already exists (use overwrite to replace it)`);
-    if (fs.existsSync(out)) throw new ConvertRefused(`${out} already exists (use overwrite to replace it)`);
+    if (code === 'EEXIST') throw new ConvertRefused(`${out} already exists (pass --force, or overwrite: true, to replace it)`);
+    if (fs.existsSync(out)) throw new ConvertRefused(`${out} already exists (pass --force, or overwrite: true, to replace it)`);
     fs.renameSync(tmp, out);  // file systems without hard links
   }
 }

@@ -140,10 +140,16 @@ export async function* memberChunks(src: ByteSource, en: ZipEntry, limit = Numbe
   inflater.on('data', (d: Buffer) => queue.push(d));
   inflater.on('error', (e) => { error = e; });
   inflater.on('end', () => { ended = true; });
+  try {
   const DCH = 16 << 10;   // small input steps bound what one step can inflate to (deflate expands ≤ ~1032×)
   for (let o = en.dataOffset; o < end && !error; o += DCH) {
     const part = src.read(o, Math.min(DCH, end - o));
-    await new Promise<void>((res) => inflater.write(part, () => res()));
+    // a corrupt stream errors instead of calling back: wait for whichever comes first
+    await new Promise<void>((res) => {
+      const onErr = () => res();
+      inflater.once('error', onErr);
+      inflater.write(part, () => { inflater.off('error', onErr); res(); });
+    });
     while (queue.length) {
       const d = queue.shift() as Uint8Array;
       produced += d.length;
@@ -154,11 +160,12 @@ export async function* memberChunks(src: ByteSource, en: ZipEntry, limit = Numbe
   if (!error) {
     await new Promise<void>((res) => {
       if (ended) return res();
-      inflater.once('end', () => res()); inflater.once('error', () => res()); inflater.end();
+      inflater.once('end', () => res()); inflater.once('error', () => res()); inflater.once('close', () => res()); inflater.end();
     });
   }
   while (queue.length) yield queue.shift() as Uint8Array;
   if (error) throw new ZipError(`deflate stream is corrupt: ${error.message}`);
+  } finally { inflater.destroy(); }
 }
 
 /** Reads a small member fully (bounded by `max`). */

@@ -52,7 +52,10 @@ export interface MachineOptions {
 
 class Fail extends Error { constructor(msg: string, readonly at: number) { super(msg); } }
 
-const MARK_NONE = -1;
+// Far beyond real checkpoints (a 50,000-tensor state dict runs ~1.5M opcodes); past them we fail closed
+// instead of letting a crafted (e.g. decompressed) stream grow the simulated stack without bound.
+const MAX_OPCODES = 200_000_000;
+const MAX_STACK = 20_000_000;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const TWO53 = 2 ** 53;
 
@@ -136,7 +139,9 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
       opStart = c.bufStart + c.pos;
       if (frameEnd >= 0 && opStart >= frameEnd) frameEnd = -1;
       op = buf[c.pos++];
-      run.opcodes++;
+      if (++run.opcodes > MAX_OPCODES || stack.length > MAX_STACK || memo.size > MAX_STACK) {
+        fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} stack or memo entries)`);
+      }
       if (!WEIGHTS_ONLY_OPCODES.has(op) && !woSeen.has(op)) {
         woSeen.add(op);
         run.weightsOnlyIssues.push(`opcode ${OP_NAME[op] || '0x' + op.toString(16)} at offset ${opStart} is not supported by the weights_only unpickler`);

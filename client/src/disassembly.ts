@@ -1,0 +1,38 @@
+// Read-only virtual documents with a model file's pickle disassembly or decompiled view.
+// URI: safe-weights-disasm:/<file name>.pickledis?view=disassembly&uri=<encoded model uri>
+import * as vscode from 'vscode';
+import type { DisassemblyResult } from '../../server/src/protocol';
+
+export const DISASSEMBLY_SCHEME = 'safe-weights-disasm';
+export type DisassemblyView = 'disassembly' | 'decompiled';
+
+export function disassemblyUri(model: vscode.Uri, view: DisassemblyView): vscode.Uri {
+  const base = model.path.split('/').pop() || 'model';
+  const ext = view === 'disassembly' ? '.pickledis' : '.decompiled.py.txt';
+  const query = new URLSearchParams({ view, uri: model.toString() }).toString();
+  return vscode.Uri.from({ scheme: DISASSEMBLY_SCHEME, path: `/${base}${ext}`, query });
+}
+
+export class DisassemblyProvider implements vscode.TextDocumentContentProvider {
+  constructor(private readonly fetch: (uri: string) => Promise<DisassemblyResult>) {}
+
+  async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
+    const q = new URLSearchParams(uri.query);
+    const model = q.get('uri');
+    if (!model) return '; no model file given';
+    try {
+      const r = await this.fetch(model);
+      const body = q.get('view') === 'decompiled' ? r.decompiled : r.text;
+      return r.truncated ? `${body}\n; … output truncated (file too large to show in full)\n` : body;
+    } catch (e) {
+      return `; Safe Weights could not disassemble ${model}:\n; ${e instanceof Error ? e.message : String(e)}\n`;
+    }
+  }
+}
+
+export async function openDisassembly(model: vscode.Uri, view: DisassemblyView): Promise<vscode.TextEditor> {
+  const doc = await vscode.workspace.openTextDocument(disassemblyUri(model, view));
+  const lang = 'pickle-disassembly'; // the grammar covers both the opcode listing and the decompiled view
+  const typed = doc.languageId === lang ? doc : await vscode.languages.setTextDocumentLanguage(doc, lang);
+  return vscode.window.showTextDocument(typed, { preview: true, viewColumn: vscode.ViewColumn.Beside });
+}

@@ -1,0 +1,402 @@
+// Model Inspector webview. Runs under a strict CSP (nonce script, no eval, no inline handlers).
+// Every string in a report comes from an untrusted model file: the DOM is built with createElement and
+// textContent only — never innerHTML, never an attribute name or URL taken from the report.
+// @ts-check
+(function () {
+  'use strict';
+  /* global acquireVsCodeApi */
+  // eslint-disable-next-line no-undef
+  const vscode = acquireVsCodeApi();
+  const app = /** @type {HTMLElement} */ (document.getElementById('app'));
+  const ROW_HEIGHT = 24;          // px; every tensor row has this height (virtualised table)
+  const OVERSCAN = 8;             // rows rendered above and below the viewport
+
+  const saved = vscode.getState() || {};
+  const ui = {
+    tab: saved.tab || 'overview',
+    filter: saved.filter || '',
+    sortKey: saved.sortKey || 'index',
+    sortDir: saved.sortDir || 1,
+    pickleView: saved.pickleView || 'disassembly',
+  };
+  /** @type {any} */ let report = null;
+  let fileName = '';
+  let canConvert = false;
+  /** @type {string | null} */ let sha256 = null;
+  let shaBusy = false;
+  /** @type {{text: string, decompiled: string, truncated: boolean} | null} */ let disasm = null;
+  /** @type {string | null} */ let disasmError = null;
+  let disasmRequested = false;
+  /** @type {{ok: boolean, message: string} | null} */ let convertNote = null;
+  let convertAvailable = true;
+  /** @type {any[]} */ let rows = [];       // tensor rows with derived fields, in file order
+  /** @type {any[]} */ let visible = [];    // filtered + sorted view of rows
+
+  function persist() { vscode.setState(ui); }
+
+  /**
+   * Creates an element. `props` only sets properties this file names (never from report data);
+   * children are nodes or strings (strings become text nodes).
+   * @param {string} tag @param {Record<string, any>} [props] @param {...(Node|string|null|undefined|false)} children
+   */
+  function h(tag, props, ...children) {
+    const e = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === 'className') e.className = v;
+        else if (k === 'text') e.textContent = String(v);
+        else if (k === 'onClick') e.addEventListener('click', v);
+        else if (k === 'onKeydown') e.addEventListener('keydown', v);
+        else if (k === 'onInput') e.addEventListener('input', v);
+        else if (k === 'onScroll') e.addEventListener('scroll', v, { passive: true });
+        else if (k === 'tabIndex') e.tabIndex = v;
+        else if (k === 'disabled') /** @type {HTMLButtonElement} */ (e).disabled = !!v;
+        else if (k === 'value') /** @type {HTMLInputElement} */ (e).value = v;
+        else e.setAttribute(k, String(v));   // fixed names from this file: role, aria-*, title, type, id, data-*
+      }
+    }
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    }
+    return e;
+  }
+
+  function formatBytes(n) {
+    if (typeof n !== 'number' || !isFinite(n)) return '?';
+    const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n, i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return i === 0 ? `${n} bytes` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
+  }
+  function formatCount(n) { return typeof n === 'number' ? n.toLocaleString('en-US') : '?'; }
+  function formatOffset(off, member) {
+    if (typeof off !== 'number') return '';
+    return `0x${off.toString(16)} (${off})${member ? ` in ${member}` : ''}`;
+  }
+  const VERDICT_WORD = { safe: 'Safe', caution: 'Caution', dangerous: 'Dangerous', invalid: 'Invalid' };
+  const SEVERITY_WORD = { safe: 'safe', info: 'info', caution: 'caution', dangerous: 'dangerous', invalid: 'invalid' };
+  function sevClass(s) { return `sev sev-${Object.prototype.hasOwnProperty.call(SEVERITY_WORD, s) ? s : 'info'}`; }
+  function sevWord(s) { return Object.prototype.hasOwnProperty.call(SEVERITY_WORD, s) ? SEVERITY_WORD[s] : String(s); }
+
+  function weightsOnlyText(w) {
+    if (!w) return '';
+    const answer = w.loads === true ? 'yes' : w.loads === false ? 'no' : 'not applicable';
+    return `Loads with torch.load(weights_only=True): ${answer}${w.reason ? `, because ${w.reason}` : ''}`;
+  }
+
+  // ---------------------------------------------------------------- tensor rows
+  function prepareRows(tensors) {
+    return (Array.isArray(tensors) ? tensors : []).map((t, index) => {
+      const shape = Array.isArray(t.shape) ? t.shape : [];
+      const numel = shape.reduce((a, b) => a * (typeof b === 'number' ? b : 0), 1);
+      const shapeText = `[${shape.join(', ')}]`;
+      const name = String(t.name ?? '');
+      const dtype = String(t.dtype ?? '');
+      return { index, name, dtype, shape: shapeText, numel, bytes: typeof t.bytes === 'number' ? t.bytes : 0,
+        hay: `${name}\u0000${dtype}\u0000${shapeText}`.toLowerCase() };
+    });
+  }
+
+  function applyView() {
+    const q = ui.filter.trim().toLowerCase();
+    visible = q ? rows.filter((r) => r.hay.includes(q)) : rows.slice();
+    const k = ui.sortKey, d = ui.sortDir;
+    if (k !== 'index' || d !== 1) {
+      const key = k === 'shape' ? 'numel' : k;
+      visible.sort((a, b) => {
+        const x = a[key], y = b[key];
+        return (x < y ? -1 : x > y ? 1 : a.index - b.index) * d;
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- rendering
+  function render() {
+    app.replaceChildren();
+    if (!report) return;
+    const r = report;
+    const verdict = Object.prototype.hasOwnProperty.call(VERDICT_WORD, r.verdict) ? r.verdict : 'invalid';
+
+    app.appendChild(h('header', { className: 'head' },
+      h('h1', { text: fileName }),
+      h('p', { className: 'sub' },
+        `${r.formatDetail || r.format} · ${formatBytes(r.size)} · ${formatCount(rows.length)} tensor${rows.length === 1 ? '' : 's'}`
+          + (r.tensorsTruncated ? ' (list truncated)' : ''))));
+
+    app.appendChild(h('section', { className: `banner verdict-${verdict}`, role: 'status', 'aria-label': 'Verdict', id: 'verdict' },
+      h('strong', { className: 'verdict-word', text: VERDICT_WORD[verdict] }),
+      h('span', { className: 'summary', text: r.summary || '' })));
+
+    app.appendChild(h('p', { className: 'weights-only', id: 'weights-only' }, weightsOnlyText(r.weightsOnly)));
+
+    applyView();
+    app.appendChild(toolbar());
+    app.appendChild(facts(r));
+    app.appendChild(tabs(r));
+    postRendered();
+  }
+
+  function toolbar() {
+    const bar = h('div', { className: 'toolbar', role: 'toolbar', 'aria-label': 'Inspector actions' },
+      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'rescan' }) }, 'Rescan'),
+      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'openDisassembly', view: 'disassembly' }) }, 'Open disassembly'),
+      canConvert ? h('button', {
+        type: 'button', id: 'convert', disabled: !convertAvailable,
+        title: convertAvailable ? 'Rewrite the tensors as a .safetensors file next to this one' : 'Conversion is not available',
+        onClick: () => { convertNote = { ok: true, message: 'Converting…' }; render(); vscode.postMessage({ type: 'convert' }); },
+      }, 'Convert to safetensors') : null);
+    if (convertNote) bar.appendChild(h('span', { className: convertNote.ok ? 'note' : 'note error', role: 'status', text: convertNote.message }));
+    return bar;
+  }
+
+  function facts(r) {
+    const shaCell = sha256
+      ? h('code', { className: 'sha', id: 'sha256', text: sha256 })
+      : h('button', { type: 'button', id: 'sha-button', disabled: shaBusy,
+        onClick: () => { shaBusy = true; render(); vscode.postMessage({ type: 'sha256' }); } },
+      shaBusy ? 'Computing SHA-256…' : 'Compute SHA-256');
+    const dl = h('dl', { className: 'facts' },
+      h('dt', { text: 'Format' }), h('dd', { text: r.formatDetail ? `${r.format} — ${r.formatDetail}` : r.format }),
+      h('dt', { text: 'Size' }), h('dd', { text: `${formatBytes(r.size)} (${formatCount(r.size)} bytes)` }),
+      h('dt', { text: 'SHA-256' }), h('dd', null, shaCell),
+      h('dt', { text: 'Path' }), h('dd', { text: r.path || '' }));
+    if (Array.isArray(r.pickles) && r.pickles.length) {
+      dl.appendChild(h('dt', { text: 'Pickle streams' }));
+      dl.appendChild(h('dd', { text: r.pickles.map((p) =>
+        `${p.member ? p.member + ' ' : ''}protocol ${p.protocol}, ${formatCount(p.opcodes)} opcodes${p.complete ? '' : ` — ${p.error || 'incomplete'}`}`).join('; ') }));
+    }
+    return dl;
+  }
+
+  const TABS = [
+    ['overview', 'Findings'], ['tensors', 'Tensors'], ['metadata', 'Metadata'], ['pickle', 'Pickle'],
+  ];
+
+  function tabs(r) {
+    const counts = {
+      overview: (r.findings || []).length,
+      tensors: rows.length,
+      metadata: Object.keys(r.metadata || {}).length,
+      pickle: (r.pickles || []).length,
+    };
+    const list = h('div', { className: 'tabs', role: 'tablist', 'aria-label': 'Report sections' });
+    const buttons = TABS.map(([id, label]) => h('button', {
+      type: 'button', role: 'tab', id: `tab-${id}`, 'aria-controls': `panel-${id}`,
+      'aria-selected': ui.tab === id ? 'true' : 'false', tabIndex: ui.tab === id ? 0 : -1,
+      onClick: () => selectTab(id, true),
+      onKeydown: (/** @type {KeyboardEvent} */ ev) => {
+        const i = TABS.findIndex(([t]) => t === id);
+        let j = -1;
+        if (ev.key === 'ArrowRight') j = (i + 1) % TABS.length;
+        else if (ev.key === 'ArrowLeft') j = (i + TABS.length - 1) % TABS.length;
+        else if (ev.key === 'Home') j = 0;
+        else if (ev.key === 'End') j = TABS.length - 1;
+        if (j >= 0) { ev.preventDefault(); selectTab(TABS[j][0], true); }
+      },
+    }, `${label} (${formatCount(counts[id])})`));
+    buttons.forEach((b) => list.appendChild(b));
+    const panel = h('section', { className: 'panel', role: 'tabpanel', id: `panel-${ui.tab}`, 'aria-labelledby': `tab-${ui.tab}` });
+    if (ui.tab === 'overview') overviewPanel(panel, r);
+    else if (ui.tab === 'tensors') tensorPanel(panel);
+    else if (ui.tab === 'metadata') metadataPanel(panel, r);
+    else picklePanel(panel);
+    return h('div', { className: 'tabbed' }, list, panel);
+  }
+
+  function selectTab(id, focus) {
+    ui.tab = id; persist(); render();
+    if (focus) document.getElementById(`tab-${id}`)?.focus();
+  }
+
+  function simpleTable(caption, headers, data, nowrap = []) {
+    const t = h('table', { className: 'simple' }, h('caption', { text: caption }));
+    t.appendChild(h('thead', null, h('tr', null, ...headers.map((x) => h('th', { scope: 'col', text: x })))));
+    const body = h('tbody');
+    for (const cells of data) body.appendChild(h('tr', null, ...cells.map((c, i) => h('td', nowrap.includes(i) ? { className: 'nowrap' } : null, c))));
+    t.appendChild(body);
+    return t;
+  }
+
+  function overviewPanel(panel, r) {
+    const findings = Array.isArray(r.findings) ? r.findings : [];
+    const globals = Array.isArray(r.globals) ? r.globals : [];
+    if (!findings.length && !globals.length) panel.appendChild(h('p', { className: 'empty', text: 'No findings.' }));
+    if (findings.length) {
+      panel.appendChild(simpleTable(`Findings (${findings.length})`, ['Severity', 'Rule', 'Message', 'Location'],
+        findings.map((f) => [
+          h('span', { className: sevClass(f.severity), text: sevWord(f.severity) }),
+          h('code', { text: String(f.rule ?? '') }),
+          String(f.message ?? ''),
+          formatOffset(f.offset, f.member),
+        ]), [0, 1]));
+    }
+    if (globals.length) {
+      panel.appendChild(simpleTable(`Imported globals (${globals.length})`, ['Severity', 'Global', 'Called', 'Offset', 'Why'],
+        globals.map((g) => [
+          h('span', { className: sevClass(g.severity), text: sevWord(g.severity) }),
+          h('code', { className: 'global', text: `${g.module}.${g.name}` }),
+          g.called ? 'called' : 'imported',
+          formatOffset(g.offset, g.member),
+          String(g.reason ?? ''),
+        ]), [0, 2]));
+    }
+  }
+
+  function metadataPanel(panel, r) {
+    const entries = Object.entries(r.metadata || {});
+    if (!entries.length) { panel.appendChild(h('p', { className: 'empty', text: 'No metadata.' })); return; }
+    panel.appendChild(simpleTable(`Metadata (${entries.length})`, ['Key', 'Value'],
+      entries.map(([k, v]) => [h('code', { text: k }), h('span', { className: 'meta-value', text: String(v) })])));
+  }
+
+  function picklePanel(panel) {
+    if (!disasmRequested) { disasmRequested = true; vscode.postMessage({ type: 'disassembly' }); }
+    const views = [['disassembly', 'Disassembly'], ['decompiled', 'Decompiled']];
+    const bar = h('div', { className: 'toolbar', role: 'toolbar', 'aria-label': 'Pickle view' },
+      ...views.map(([id, label]) => h('button', {
+        type: 'button', 'aria-pressed': ui.pickleView === id ? 'true' : 'false',
+        onClick: () => { ui.pickleView = id; persist(); render(); },
+      }, label)),
+      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'openDisassembly', view: ui.pickleView }) }, 'Open in editor'));
+    panel.appendChild(bar);
+    if (disasmError) { panel.appendChild(h('p', { className: 'note error', text: disasmError })); return; }
+    if (!disasm) { panel.appendChild(h('p', { className: 'loading', text: 'Disassembling…' })); return; }
+    const text = ui.pickleView === 'decompiled' ? disasm.decompiled : disasm.text;
+    panel.appendChild(h('pre', { className: 'code', tabIndex: 0, 'aria-label': ui.pickleView, text: text || '(empty)' }));
+    if (disasm.truncated) panel.appendChild(h('p', { className: 'note', text: 'Output truncated: the file is too large to show in full.' }));
+  }
+
+  // ------------------------------------------------------ virtualised tensor table
+  const COLUMNS = [['name', 'Name'], ['dtype', 'Dtype'], ['shape', 'Shape'], ['bytes', 'Size']];
+
+  function tensorPanel(panel) {
+    if (!rows.length) { panel.appendChild(h('p', { className: 'empty', text: 'No tensors.' })); return; }
+    const count = h('span', { className: 'count', id: 'tensor-count', role: 'status' });
+    const setCount = () => { count.textContent = `${formatCount(visible.length)} of ${formatCount(rows.length)} tensors`; };
+    let timer = 0;
+    const input = h('input', {
+      type: 'search', id: 'tensor-filter', placeholder: 'Filter by name, dtype or shape', 'aria-label': 'Filter tensors',
+      value: ui.filter,
+      onInput: (ev) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          ui.filter = /** @type {HTMLInputElement} */ (ev.target).value; persist();
+          applyView(); setCount(); spacer.style.height = `${visible.length * ROW_HEIGHT}px`;
+          body.scrollTop = 0; paint(); postRendered();
+        }, 80);
+      },
+    });
+    const head = h('div', { className: 'vt-row vt-head', role: 'row' },
+      ...COLUMNS.map(([key, label]) => {
+        const sorted = ui.sortKey === key;
+        return h('div', { className: `vt-cell c-${key}`, role: 'columnheader',
+          'aria-sort': sorted ? (ui.sortDir === 1 ? 'ascending' : 'descending') : 'none' },
+        h('button', { type: 'button', className: 'sort', title: `Sort by ${label}`,
+          onClick: () => {
+            if (ui.sortKey === key) ui.sortDir = -ui.sortDir; else { ui.sortKey = key; ui.sortDir = 1; }
+            persist(); render(); document.querySelector(`.c-${key} .sort`)?.focus();
+          } }, `${label}${sorted ? (ui.sortDir === 1 ? ' ▲' : ' ▼') : ''}`));
+      }));
+    const spacer = h('div', { className: 'vt-spacer' });
+    const body = h('div', { className: 'vt-body', tabIndex: 0, role: 'rowgroup', 'aria-label': 'Tensors (scroll with arrow keys)',
+      onScroll: () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; paint(); }); } }, spacer);
+    let raf = 0;
+    spacer.style.height = `${visible.length * ROW_HEIGHT}px`;
+    function paint() {
+      const top = body.scrollTop;
+      const height = body.clientHeight || 480;
+      const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+      const last = Math.min(visible.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
+      const frag = document.createDocumentFragment();
+      for (let i = first; i < last; i++) {
+        const t = visible[i];
+        const row = h('div', { className: 'vt-row', role: 'row', 'aria-rowindex': i + 2 },
+          h('div', { className: 'vt-cell c-name', role: 'cell', title: t.name, text: t.name }),
+          h('div', { className: 'vt-cell c-dtype', role: 'cell', text: t.dtype }),
+          h('div', { className: 'vt-cell c-shape', role: 'cell', text: t.shape }),
+          h('div', { className: 'vt-cell c-bytes', role: 'cell', text: formatBytes(t.bytes) }));
+        row.style.top = `${i * ROW_HEIGHT}px`;
+        frag.appendChild(row);
+      }
+      spacer.replaceChildren(frag);
+    }
+    setCount();
+    panel.appendChild(h('div', { className: 'filter-bar' }, input, count));
+    panel.appendChild(h('div', { className: 'vt', role: 'table', 'aria-label': 'Tensors', 'aria-rowcount': visible.length + 1 }, head, body));
+    // paint once the panel is in the document (clientHeight is known then)
+    requestAnimationFrame(paint);
+    paint();
+  }
+
+  function postRendered() {
+    if (!report) return;
+    vscode.postMessage({ type: 'rendered', state: {
+      verdict: report.verdict,
+      banner: document.getElementById('verdict')?.textContent || '',
+      weightsOnly: document.getElementById('weights-only')?.textContent || '',
+      globals: Array.isArray(report.globals) ? report.globals.length : 0,
+      tensorRows: visible.length,
+      metadataKeys: Object.keys(report.metadata || {}).length,
+      sha256: sha256 || undefined,
+    } });
+  }
+
+  function showMessage(cls, text) {
+    app.replaceChildren(h('p', { className: cls, role: 'status', text }));
+  }
+
+  window.addEventListener('message', (event) => {
+    const m = event.data;
+    if (!m || typeof m !== 'object') return;
+    switch (m.type) {
+      case 'loading':
+        fileName = String(m.fileName || '');
+        if (!report) showMessage('loading', `Scanning ${fileName}…`);
+        break;
+      case 'refresh':
+        vscode.postMessage({ type: 'rescan' });
+        break;
+      case 'report':
+        report = m.report || {};
+        fileName = String(m.fileName || '');
+        canConvert = !!m.canConvert;
+        sha256 = report.sha256 || null;
+        shaBusy = false;
+        disasm = null; disasmError = null; disasmRequested = false;
+        rows = prepareRows(report.tensors);
+        render();
+        break;
+      case 'error':
+        report = null;
+        showMessage('note error', `Safe Weights could not scan this file: ${String(m.message)}`);
+        break;
+      case 'sha256':
+        sha256 = String(m.sha256); shaBusy = false; render();
+        break;
+      case 'sha256Error':
+        shaBusy = false; render();
+        app.appendChild(h('p', { className: 'note error', role: 'status', text: `SHA-256 failed: ${String(m.message)}` }));
+        break;
+      case 'disassembly':
+        disasm = m.result || { text: '', decompiled: '', truncated: false }; disasmError = null;
+        if (ui.tab === 'pickle') render();
+        break;
+      case 'disassemblyError':
+        disasmError = `Disassembly failed: ${String(m.message)}`;
+        if (ui.tab === 'pickle') render();
+        break;
+      case 'convertResult':
+        if (m.result && /not available/i.test(String(m.result.message)) && !m.result.ok) convertAvailable = false;
+        convertNote = { ok: !!(m.result && m.result.ok), message: String(m.result ? m.result.message : '') };
+        render();
+        break;
+      case 'convertUnavailable':
+        convertAvailable = false; convertNote = { ok: false, message: String(m.message) }; render();
+        break;
+    }
+  });
+
+  vscode.postMessage({ type: 'ready' });
+}());

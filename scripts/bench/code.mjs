@@ -1,0 +1,138 @@
+// Code-rule benchmarks (issue 3 targets), each measured against a reference timed in the same run:
+//  (a) `safe-weights scan` (dist/cli.js) over Debian python3-torch's Python tree against
+//      `bandit -q -r -t B301,B302,B403,B506 -f json` over the same tree. Target: >= 20x faster.
+//  (b) didChange -> publishDiagnostics latency on a 10,000-line file through the real protocol
+//      (`node dist/server.js --stdio`), 60 edits. Target: p95 <= 30 ms.
+// Needs `npm run build`. Debian `bandit` (apt-get install -y bandit) and python3-torch.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const TREE = process.env.SAFE_WEIGHTS_TORCH_TREE ?? '/usr/lib/python3/dist-packages/torch';
+const cli = join(root, 'dist', 'cli.js');
+const server = join(root, 'dist', 'server.js');
+const verdictLine = (ok, what) => console.log(`${ok ? 'PASS' : 'MISS'}  ${what}`);
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+
+function timed(cmd, args) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { ms, r };
+}
+
+function benchCli() {
+  console.log(`(a) scan of ${TREE} vs bandit`);
+  if (!existsSync(TREE)) { console.log(`MISS  ${TREE} not found (apt-get install -y python3-torch)`); return; }
+  if (!existsSync(cli)) { console.log('MISS  dist/cli.js missing: run npm run build'); return; }
+  const which = spawnSync('bandit', ['--version'], { encoding: 'utf8' });
+  if (which.error) { console.log('MISS  bandit not installed (apt-get install -y bandit)'); return; }
+  const ours = timed(process.execPath, [cli, 'scan', '--format', 'json', TREE]);
+  let findings = '?';
+  try {
+    const j = JSON.parse(ours.r.stdout);
+    const files = Array.isArray(j) ? j : j.files ?? j.reports ?? [];
+    findings = files.reduce((n, f) => n + (f.findings?.length ?? 0), 0);
+  } catch { /* printed below */ }
+  if (ours.r.status !== 0 && ours.r.status !== 1 && ours.r.status !== 2) {
+    console.log(`MISS  safe-weights scan failed (${ours.r.status}): ${ours.r.stderr.slice(0, 500)}`);
+    return;
+  }
+  const bandit = timed('bandit', ['-q', '-r', '-t', 'B301,B302,B403,B506', '-f', 'json', TREE]);
+  let banditFindings = '?';
+  try { banditFindings = JSON.parse(bandit.r.stdout).results.length; } catch { /* keep ? */ }
+  const ratio = bandit.ms / ours.ms;
+  console.log(`    safe-weights scan: ${(ours.ms / 1000).toFixed(2)} s (${findings} findings)`);
+  console.log(`    bandit:            ${(bandit.ms / 1000).toFixed(2)} s (${banditFindings} findings)`);
+  verdictLine(ratio >= 20, `safe-weights is ${ratio.toFixed(1)}x faster than bandit (target >= 20x)`);
+}
+
+function lspClient() {
+  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), server, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let buf = Buffer.alloc(0);
+  const waiting = new Map();
+  const listeners = [];
+  proc.stdout.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const sep = buf.indexOf('\r\n\r\n');
+      if (sep === -1) return;
+      const len = Number(/Content-Length: (\d+)/i.exec(buf.slice(0, sep).toString())[1]);
+      if (buf.length < sep + 4 + len) return;
+      const msg = JSON.parse(buf.slice(sep + 4, sep + 4 + len).toString());
+      buf = buf.slice(sep + 4 + len);
+      if (msg.id !== undefined && msg.method) send({ jsonrpc: '2.0', id: msg.id, result: null });
+      else if (msg.id !== undefined) waiting.get(msg.id)?.(msg.result);
+      else for (const l of listeners) l(msg);
+    }
+  });
+  const send = (m) => { const s = JSON.stringify(m); proc.stdin.write(`Content-Length: ${Buffer.byteLength(s)}\r\n\r\n${s}`); };
+  let id = 0;
+  const request = (method, params) => new Promise((res) => { waiting.set(++id, res); send({ jsonrpc: '2.0', id, method, params }); });
+  return { proc, send, request, onMessage: (l) => listeners.push(l) };
+}
+
+async function benchLatency() {
+  console.log('(b) didChange -> publishDiagnostics on a 10,000-line file');
+  if (!existsSync(server)) { console.log('MISS  dist/server.js missing: run npm run build'); return; }
+  // Ordinary training code: many calls, a few of them named load/open/save but harmless (json, self, files),
+  // and one unsafe load every 500 lines.
+  const header = ['import json', 'import os', 'import torch', 'import pickle as pk', 'from yaml import load as yl', ''];
+  const block = (k) => [
+    `def step_${k}(model, batch, opts):`, '    """One optimisation step."""', '    total = 0.0',
+    '    for x, y in batch:', '        out = model(x)', '        loss = (out - y).pow(2).mean()', '        loss.backward()',
+    '        total += float(loss.item())', '    with open(opts["log"], "a") as fh:', '        fh.write(json.dumps({"loss": total}))',
+    '    meta = json.load(open(os.path.join(opts["dir"], "meta.json")))', '    return total, meta', '',
+    `class Runner_${k}:`, '    def __init__(self, path):', '        self.path = path', '        self.cache = {}',
+    '    def load(self, name):', '        if name not in self.cache:', '            self.cache[name] = self.read(name)',
+    '        return self.cache[name]', '    def read(self, name):', '        with open(os.path.join(self.path, name)) as fh:',
+    '            return fh.read()', '    def save(self, name, value):', '        self.cache[name] = value',
+    '        return [v for v in self.cache.values() if v is not None]', '',
+    ...(k % 10 === 0 ? ['state = torch.load("ckpt.pt", map_location="cpu")', 'cfg = yl(open("c.yml"))', 'obj = pk.loads(blob)'] : ['x = 1', 'y = 2', 'z = x + y']),
+    '', `result_${k} = [step_${k}(m, b, {"log": "l", "dir": "."}) for m, b in pairs]`, '',
+  ];
+  const lines = [...header];
+  for (let k = 0; lines.length < 10000; k++) lines.push(...block(k));
+  lines.length = 10000;
+  const text = lines.join('\n') + '\n';
+  const c = lspClient();
+  await c.request('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
+  c.send({ jsonrpc: '2.0', method: 'initialized', params: {} });
+  const uri = 'file:///tmp/safe-weights-bench/big.py';
+  let resolveNext;
+  c.onMessage((m) => { if (m.method === 'textDocument/publishDiagnostics' && m.params.uri === uri) resolveNext?.(m.params); });
+  const next = () => new Promise((r) => { resolveNext = r; });
+  let p = next();
+  c.send({ jsonrpc: '2.0', method: 'textDocument/didOpen', params: { textDocument: { uri, languageId: 'python', version: 1, text } } });
+  const first = await p;
+  console.log(`    opened: ${first.diagnostics.length} diagnostics`);
+  const times = [];
+  let counts = new Set();
+  for (let i = 0; i < 60; i++) {
+    const line = 100 + ((i * 997) % 9800);
+    // Alternate between typing a character into a statement and removing it again.
+    const change = i % 2 === 0
+      ? { range: { start: { line, character: 0 }, end: { line, character: 0 } }, text: '#' }
+      : { range: { start: { line: 100 + (((i - 1) * 997) % 9800), character: 0 }, end: { line: 100 + (((i - 1) * 997) % 9800), character: 1 } }, text: '' };
+    p = next();
+    const t0 = process.hrtime.bigint();
+    c.send({ jsonrpc: '2.0', method: 'textDocument/didChange', params: { textDocument: { uri, version: i + 2 }, contentChanges: [change] } });
+    const d = await p;
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    counts.add(d.diagnostics.length);
+  }
+  await c.request('shutdown', null);
+  c.send({ jsonrpc: '2.0', method: 'exit', params: null });
+  await new Promise((r) => { c.proc.on('exit', r); setTimeout(() => { c.proc.kill(); r(); }, 3000); });
+  const p50 = pct(times, 50);
+  const p95 = pct(times, 95);
+  console.log(`    ${times.length} edits: p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms (diagnostic counts seen: ${[...counts].join(', ')})`);
+  verdictLine(p95 <= 30, `didChange -> publishDiagnostics p95 ${p95.toFixed(1)} ms (target <= 30 ms)`);
+}
+
+// `node scripts/bench/code.mjs cli|latency` runs one part only.
+const part = process.argv[2];
+if (!part || part === 'cli') benchCli();
+if (!part || part === 'latency') await benchLatency();

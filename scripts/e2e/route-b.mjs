@@ -1,0 +1,217 @@
+// Route B: what a person sees. Installs the packaged .vsix into a fresh code-server (real VS Code web build),
+// opens the fixture workspace in Debian's Chromium via playwright-core, and checks the Problems panel and the
+// Model Inspector the way a user would meet them. Screenshots go to test-results/screenshots/.
+// Usage: node scripts/e2e/route-b.mjs      (expects safe-weights.vsix from `npm run package`)
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  root, log, run, tempDir, removeDir, startVsCodeServer, launchChromium, ensurePrerequisites, codeServerEntry, waitFor,
+} from './lib.mjs';
+import { writeFixtureWorkspace, FILES, XSS } from './fixtures.mjs';
+
+export const screenshotDir = join(root, 'test-results', 'screenshots');
+
+/** Tiny test runner: named checks, each may fail on its own; prints the plain closing line. */
+function makeChecks() {
+  const results = [];
+  return {
+    results,
+    async check(name, fn) {
+      const t0 = Date.now();
+      try { await fn(); results.push({ name, ok: true }); log(`  ✔ ${name} (${Date.now() - t0} ms)`); } catch (e) {
+        results.push({ name, ok: false, error: e }); log(`  ✘ ${name}: ${e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n') : e}`);
+      }
+    },
+  };
+}
+
+/** The document inside the Inspector webview whose header names `fileName` (webviews are nested iframes). */
+async function inspectorFrame(page, fileName, timeoutMs = 90_000) {
+  return waitFor(`the Model Inspector for ${fileName}`, async () => {
+    for (const f of page.frames()) {
+      try {
+        const h1 = await f.$('main#app h1');
+        if (h1 && (await h1.textContent()) === fileName && (await f.$('#verdict'))) return f;
+      } catch { /* frame navigated away */ }
+    }
+    return undefined;
+  }, timeoutMs, 500);
+}
+
+/** Opens the quick-input box with `keys`; on a busy machine the workbench may not take the key yet: retry. */
+async function openQuickInput(page, keys) {
+  const input = page.locator('.quick-input-widget input');
+  await waitFor(`the quick input (${keys})`, async () => {
+    if (await input.isVisible()) return true;
+    await page.keyboard.press(keys);
+    try { await input.waitFor({ state: 'visible', timeout: 5_000 }); return true; } catch {
+      await page.locator('.monaco-workbench .part.editor').click({ position: { x: 50, y: 50 } }).catch(() => undefined);
+      return false;
+    }
+  }, 90_000, 100);
+  return input;
+}
+
+async function quickOpen(page, relPath) {
+  const input = await openQuickInput(page, 'Control+P');
+  await input.fill(relPath);
+  // wait until the first pick is the file we asked for, then open it
+  await waitFor(`quick open to list ${relPath}`, async () => {
+    const first = page.locator('.quick-input-list .monaco-list-row').first();
+    return (await first.count()) > 0 && ((await first.getAttribute('aria-label')) ?? '').includes(relPath.split('/').pop());
+  }, 30_000, 250);
+  await page.keyboard.press('Enter');
+}
+
+/** Runs a workbench command through the command palette, as a person would. */
+async function runCommand(page, label) {
+  const input = await openQuickInput(page, 'F1');
+  await input.fill(`>${label}`);
+  await waitFor(`the command "${label}"`, async () => {
+    const first = page.locator('.quick-input-list .monaco-list-row').first();
+    return (await first.count()) > 0 && ((await first.getAttribute('aria-label')) ?? '').includes(label);
+  }, 15_000, 250);
+  await page.keyboard.press('Enter');
+}
+
+async function shot(page, name) {
+  const p = join(screenshotDir, name);
+  await page.screenshot({ path: p });
+  log(`  screenshot ${p}`);
+}
+
+export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {}) {
+  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run npm run package`);
+  mkdirSync(screenshotDir, { recursive: true });
+  const work = tempDir('sw-route-b-');
+  const workspace = writeFixtureWorkspace(join(work, 'workspace'));
+  const extensionsDir = join(work, 'extensions'); mkdirSync(extensionsDir);
+  const dataDir = join(work, 'data'); mkdirSync(dataDir);
+  run(process.execPath, [codeServerEntry, '--config', join(work, 'config.yaml'), '--extensions-dir', extensionsDir,
+    '--user-data-dir', dataDir, '--install-extension', vsix]);
+  const { check, results } = makeChecks();
+  await check('the .vsix installed the extension', () => {
+    const dirs = readFileSync(join(extensionsDir, 'extensions.json'), 'utf8');
+    if (!dirs.includes('safe-weights.safe-weights')) throw new Error(`extensions.json does not list safe-weights: ${dirs}`);
+  });
+  const server = await startVsCodeServer({ extensionsDir, dataDir, smokeTest: false });
+  let browser;
+  try {
+    browser = await launchChromium();
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(60_000); // no Playwright action may wait forever
+    const dialogs = [];
+    page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+    log(`route B: VS Code on port ${server.port}, workspace ${workspace}`);
+    await page.goto(`${server.url}/?folder=${encodeURIComponent(workspace)}`);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+    await page.locator('.statusbar').waitFor({ timeout: 60_000 });
+
+    await check('a .py file shows the torch.load diagnostic in Problems', async () => {
+      await quickOpen(page, FILES.python);
+      await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: 30_000 });
+      await page.keyboard.press('Control+Shift+M');
+      const panel = page.locator('.markers-panel');
+      await panel.waitFor({ timeout: 30_000 });
+      await waitFor('SW101 in the Problems panel', async () => /SW101/.test(await panel.innerText()), 120_000, 500);
+      await shot(page, '01-problems-python.png');
+    });
+
+    await check('the workspace scan lists evil.pt in Problems and counts it in the status bar', async () => {
+      const panel = page.locator('.markers-panel');
+      await waitFor('evil.pt in the Problems panel', async () => /evil\.pt/.test(await panel.innerText()), 120_000, 500);
+      const status = page.locator('.statusbar-item', { hasText: /dangerous/ });
+      await waitFor('the status bar count', async () => /[1-9]\d* dangerous/.test((await status.first().innerText().catch(() => '')) || ''), 60_000, 500);
+      await shot(page, '02-problems-model-files.png');
+    });
+
+    await check('clicking the evil.pt problem opens the Inspector with a dangerous verdict', async () => {
+      // the finding under evil.pt names os.system; clicking it opens the file, in the Inspector by default
+      const finding = page.locator('.markers-panel .monaco-list-row', { hasText: 'os.system' }).first();
+      await finding.click();
+      const frame = await inspectorFrame(page, 'evil.pt');
+      await runCommand(page, 'View: Hide Panel');
+      const verdict = await frame.textContent('#verdict');
+      if (!/^Dangerous/.test(verdict)) throw new Error(`verdict banner says: ${verdict}`);
+      const wo = await frame.textContent('#weights-only');
+      if (!/weights_only=True\): no/.test(wo)) throw new Error(`weights_only line says: ${wo}`);
+      const body = await frame.textContent('#app');
+      if (!/os\.system/.test(body)) throw new Error('os.system is not listed among the globals');
+      await frame.click('#tab-overview');
+      await shot(page, '03-inspector-evil-pt.png');
+      await frame.click('#tab-pickle');
+      await frame.waitForSelector('pre.code');
+      const dis = await frame.textContent('pre.code');
+      if (!/REDUCE/.test(dis) || !/system/.test(dis)) throw new Error(`the disassembly tab shows: ${dis.slice(0, 300)}`);
+      await shot(page, '03b-inspector-evil-pt-pickle.png');
+      // the disassembly as a document with the pickle-disassembly grammar
+      await frame.click('button:has-text("Open in editor")');
+      const editor = page.locator('.editor-instance .monaco-editor .view-lines').last();
+      await waitFor('the disassembly document', async () => /REDUCE/.test(await editor.innerText().catch(() => '')), 30_000, 250);
+      const lang = await page.locator('.statusbar-item', { hasText: 'Pickle Disassembly' }).count();
+      if (!lang) throw new Error('the disassembly document is not in the Pickle Disassembly language');
+      await shot(page, '08-disassembly-document.png');
+      // SHA-256 (computed on demand for big files; small ones come with it), checked against a hash computed here
+      if (!(await frame.$('#sha256'))) await frame.click('#sha-button');
+      const want = createHash('sha256').update(readFileSync(join(workspace, FILES.evil))).digest('hex');
+      await waitFor('the SHA-256', async () => (await frame.textContent('#sha256').catch(() => '')) === want, 30_000, 250);
+    });
+
+    await check('a .safetensors file opens in the Inspector with its tensor table', async () => {
+      await quickOpen(page, FILES.safetensors);
+      const frame = await inspectorFrame(page, 'model.safetensors');
+      const verdict = await frame.textContent('#verdict');
+      if (!/^Safe/.test(verdict)) throw new Error(`verdict banner says: ${verdict}`);
+      await frame.click('#tab-tensors');
+      await frame.waitForSelector('.vt-body .vt-row');
+      const table = await frame.textContent('.vt-body');
+      if (!/fc\.weight/.test(table) || !/fc\.bias/.test(table)) throw new Error(`tensor table shows: ${table}`);
+      await shot(page, '04-inspector-safetensors.png');
+    });
+
+    await check('HTML in tensor names, metadata and globals is shown as text, nothing is injected', async () => {
+      await quickOpen(page, FILES.xssSafetensors);
+      const frame = await inspectorFrame(page, 'xss.safetensors');
+      await frame.click('#tab-tensors');
+      await frame.waitForSelector('.vt-body .vt-row');
+      if (!(await frame.textContent('.vt-body')).includes(XSS.tensor)) throw new Error('the HTML tensor name is not shown literally');
+      if (await frame.locator('#app img, #app script').count()) throw new Error('an element was injected');
+      await frame.click('#tab-metadata');
+      const meta = await frame.textContent('#app');
+      if (!meta.includes(XSS.metaValue) || !meta.includes(XSS.metaKey)) throw new Error('metadata is not shown literally');
+      await shot(page, '05-inspector-xss-safetensors.png');
+      await quickOpen(page, FILES.xssPickle);
+      const f2 = await inspectorFrame(page, 'xss.pkl');
+      const text = await f2.textContent('#app');
+      if (!text.includes(`${XSS.globalModule}.${XSS.globalName}`)) throw new Error('the HTML global is not shown literally');
+      if (await f2.locator('#app img, #app script').count()) throw new Error('an element was injected');
+      if (dialogs.length) throw new Error(`a dialog was raised: ${dialogs.join(', ')}`);
+      await shot(page, '06-inspector-xss-pickle.png');
+    });
+
+    await check('notebook cells show the diagnostics', async () => {
+      await quickOpen(page, FILES.notebook);
+      const notebook = page.locator('.notebookOverlay').first();
+      await notebook.waitFor({ timeout: 30_000 });
+      // the squiggles a person sees under torch.load (warning) and pickle.load (error) in the code cells
+      await waitFor('squiggles in the notebook cells', async () =>
+        (await notebook.locator('.squiggly-warning').count()) > 0 && (await notebook.locator('.squiggly-error').count()) > 0, 60_000, 500);
+      await shot(page, '07-notebook.png');
+    });
+  } finally {
+    if (browser) await browser.close().catch(() => undefined);
+    await server.stop();
+    if (!process.env.SAFE_WEIGHTS_E2E_KEEP) removeDir(work); else log(`kept ${work}`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  log(`route B: ${results.length - failed} passed, ${failed} failed`);
+  return { passes: results.length - failed, failures: failed };
+}
+
+if (process.argv[1] && process.argv[1].endsWith('route-b.mjs')) {
+  ensurePrerequisites();
+  const { failures } = await runRouteB();
+  process.exit(failures ? 1 : 0);
+}

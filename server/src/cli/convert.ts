@@ -1,0 +1,64 @@
+// `safe-weights convert IN [-o OUT] [--force]`: PyTorch checkpoint → .safetensors, without executing it.
+// Exit codes: 0 converted and verified, 1 refused (unsafe file, unsupported content, existing output),
+// 2 usage or I/O error.
+import * as path from 'node:path';
+import { convertToSafetensors, ConvertRefused, ConvertCancelled } from '../models/convert';
+
+const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force]\n';
+
+/** Default output: the input with its extension (e.g. .pt, .bin, .ckpt) replaced by .safetensors. */
+export function defaultOutput(input: string): string {
+  const ext = path.extname(input);
+  const base = ext ? input.slice(0, -ext.length) : input;
+  // HF names: pytorch_model.bin → model.safetensors, pytorch_model-00001-of-00002.bin → model-00001-of-00002.safetensors
+  const dir = path.dirname(base), name = path.basename(base);
+  const renamed = name.startsWith('pytorch_model') ? `model${name.slice('pytorch_model'.length)}` : name;
+  return path.join(dir, `${renamed}.safetensors`);
+}
+
+export async function convertCli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
+  let input: string | undefined, output: string | undefined, force = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-o' || a === '--output') {
+      output = argv[++i];
+      if (output === undefined) { err.write(`safe-weights convert: ${a} needs a path\n${USAGE}`); return 2; }
+    } else if (a === '-f' || a === '--force') force = true;
+    else if (a === '-h' || a === '--help') { out.write(USAGE); return 0; }
+    else if (a.startsWith('-') && a !== '-') { err.write(`safe-weights convert: unknown option ${a}\n${USAGE}`); return 2; }
+    else if (input === undefined) input = a;
+    else { err.write(`safe-weights convert: one input file at a time\n${USAGE}`); return 2; }
+  }
+  if (!input) { err.write(USAGE); return 2; }
+  output ??= defaultOutput(input);
+
+  const tty = !!err.isTTY;
+  let last = 0;
+  const onProgress = tty ? (done: number, total: number) => {
+    const now = Date.now();
+    if (now - last < 100 && done < total) return;
+    last = now;
+    const width = 30, frac = total ? done / total : 1;
+    const filled = Math.round(frac * width);
+    err.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${done < total / 2 ? 'writing' : 'verifying'}`);
+  } : undefined;
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const r = await convertToSafetensors(input, output, { overwrite: force, onProgress, signal: ac.signal });
+    if (tty) err.write('\r' + ' '.repeat(50) + '\r');
+    out.write(`${input} → ${path.relative(process.cwd(), r.output) || r.output}: ${r.tensors} tensors, ${r.bytes} bytes, verified\n`);
+    if (r.removedAliases.length) out.write(`  tied weights not stored twice (listed in __metadata__): ${r.removedAliases.join(', ')}\n`);
+    if (r.dropped.length) out.write(`  left out (outside the state dict): ${r.dropped.join(', ')}\n`);
+    return 0;
+  } catch (e) {
+    if (tty) err.write('\n');
+    if (e instanceof ConvertRefused) { err.write(`safe-weights convert: ${e.message}\n`); return 1; }
+    if (e instanceof ConvertCancelled) { err.write('safe-weights convert: cancelled, nothing written\n'); return 2; }
+    err.write(`safe-weights convert: ${(e as Error).message}\n`);
+    return 2;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}

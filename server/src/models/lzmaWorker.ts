@@ -1,0 +1,19 @@
+// Child process that decodes an LZMA "alone" stream (stdin → stdout). The only maintained pure-JS decoder
+// (LZMA-JS) builds its output in one growing array and can abort the whole process on crafted input, so it
+// runs here, in a separate process with a memory cap, and the parent bounds the output it accepts.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const LZMA = require('lzma') as { decompress(b: Uint8Array): unknown };
+
+const parts: Buffer[] = [];
+process.stdin.on('data', (d: Buffer) => parts.push(d));
+process.stdin.on('end', () => {
+  try {
+    const r = LZMA.decompress(Buffer.concat(parts));
+    if (r === null || r === undefined) throw new Error('no output');
+    const out = typeof r === 'string' ? Buffer.from(r, 'latin1') : Buffer.from(Uint8Array.from(r as ArrayLike<number>, (x) => x & 0xff));
+    process.stdout.write(out, () => process.exit(0));
+  } catch (e) {
+    process.stderr.write(String((e as Error).message ?? e));
+    process.exit(3);
+  }
+});

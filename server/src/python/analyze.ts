@@ -1,0 +1,360 @@
+// Finds unsafe model/data loading calls in one Python program (a file, or a notebook's cells joined) and builds
+// their quick-fixes. Offsets are UTF-16 indices into the program text, like tree-sitter's and LSP's.
+import type { Node, Tree } from './parser';
+import { NameResolver, canonical, dottedChain, escapeRegExp } from './names';
+import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
+import * as edits from './edits';
+import type { TextEditSpan } from './edits';
+import { isSuppressed, suppressionFix } from './suppress';
+
+export type { TextEditSpan } from './edits';
+
+export interface CodeFix {
+  title: string;
+  edits: TextEditSpan[];
+  preferred: boolean;
+}
+
+export interface CodeIssue {
+  rule: string;
+  severity: CodeSeverity;
+  message: string;
+  start: number;
+  end: number;
+  fixes: CodeFix[];
+  /** First argument when it is a plain string literal naming a file (for the model-file cross-reference). */
+  path?: { value: string; start: number; end: number };
+}
+
+export interface AnalyzeOptions {
+  honorNosec?: boolean;
+  /** Offsets where notebook cells begin (imports added by a fix go to the right cell). Default [0]. */
+  cellStarts?: number[];
+}
+
+const PICKLE_LOADS = ['load', 'loads', 'Unpickler', '_load', '_loads', '_Unpickler'];
+const SIMPLE: Record<string, string> = {
+  ...Object.fromEntries(PICKLE_LOADS.map((n) => [`pickle.${n}`, 'SW102'])),
+  'dill.load': 'SW103', 'dill.loads': 'SW103', 'dill.Unpickler': 'SW103',
+  'cloudpickle.load': 'SW103', 'cloudpickle.loads': 'SW103', 'jsonpickle.decode': 'SW103',
+  'joblib.load': 'SW104',
+  'pandas.read_pickle': 'SW106',
+  'marshal.load': 'SW108', 'marshal.loads': 'SW108',
+  'shelve.open': 'SW109', 'shelve.DbfilenameShelf': 'SW109',
+  'torch.package.PackageImporter': 'SW114',
+  'keras.enable_unsafe_deserialization': 'SW113',
+  ...Object.fromEntries(['broadcast_object_list', 'all_gather_object', 'gather_object', 'scatter_object_list', 'recv_object_list']
+    .map((n) => [`torch.distributed.${n}`, 'SW115'])),
+};
+const YAML_UNSAFE_FNS: Record<string, string> = {
+  'yaml.unsafe_load': 'safe_load', 'yaml.full_load': 'safe_load',
+  'yaml.unsafe_load_all': 'safe_load_all', 'yaml.full_load_all': 'safe_load_all',
+};
+const YAML_SAFE_LOADERS = new Set(['yaml.SafeLoader', 'yaml.CSafeLoader', 'yaml.BaseLoader', 'yaml.CBaseLoader']);
+const SPECIAL = ['torch.load', 'torch.hub.load', 'torch.save', 'numpy.load', 'yaml.load', 'yaml.load_all', 'keras.load_model', 'ruamel.yaml.YAML'];
+/** Loads whose first argument is a model/data file the workspace may contain. */
+const FILE_LOADERS = new Set(['torch.load', 'joblib.load', 'numpy.load', 'pandas.read_pickle', 'pickle.load', 'keras.load_model', 'dill.load']);
+export const KEYWORD_TRIGGERS = ['trust_remote_code', 'use_safetensors'];
+
+const TARGETS = new Set([...Object.keys(SIMPLE), ...Object.keys(YAML_UNSAFE_FNS), ...SPECIAL]);
+export const FINAL_NAMES = [...new Set([...TARGETS].map((q) => q.slice(q.lastIndexOf('.') + 1)))];
+/** Top-level modules whose import can bring a target into scope, by the canonical root of the target. */
+const ROOT_SOURCES: Record<string, string[]> = {
+  pickle: ['pickle', 'cPickle', '_pickle', 'pickle5', 'six'], joblib: ['joblib', 'sklearn'],
+  keras: ['keras', 'tensorflow', 'tf_keras'],
+};
+export const NAME_ROOTS = new Map(FINAL_NAMES.map((n) => [n, [...new Set([...TARGETS]
+  .filter((q) => q.endsWith(`.${n}`))
+  .flatMap((q) => ROOT_SOURCES[q.split('.')[0]] ?? [q.split('.')[0]]))]]));
+
+interface Args {
+  list: Node;
+  positional: Node[];
+  keywords: Map<string, Node>;   // name -> value
+  keywordNodes: Map<string, Node>;
+  splat: boolean;                // **kwargs present
+  all: Node[];                   // every argument node in order
+}
+
+function readArgs(call: Node): Args | null {
+  const list = call.childForFieldName('arguments');
+  if (!list || list.type !== 'argument_list') return null;
+  const a: Args = { list, positional: [], keywords: new Map(), keywordNodes: new Map(), splat: false, all: [] };
+  for (const n of list.namedChildren) {
+    if (!n || n.type === 'comment') continue;
+    a.all.push(n);
+    if (n.type === 'keyword_argument') {
+      const name = n.childForFieldName('name')?.text;
+      const value = n.childForFieldName('value');
+      if (name && value) {
+        a.keywords.set(name, value);
+        a.keywordNodes.set(name, n);
+      }
+    } else if (n.type === 'dictionary_splat') a.splat = true;
+    else if (n.type !== 'list_splat') a.positional.push(n);
+  }
+  return a;
+}
+
+/** Literal value of a string node when it has no interpolation. */
+function stringValue(n: Node | undefined): string | undefined {
+  if (!n || n.type !== 'string') return undefined;
+  if (n.namedChildren.some((c) => c?.type === 'interpolation')) return undefined;
+  const content = n.namedChildren.filter((c) => c?.type === 'string_content').map((c) => c!.text).join('');
+  return content;
+}
+
+export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {}): CodeIssue[] {
+  const resolver = new NameResolver(tree, text);
+  const root = tree.rootNode;
+  const calls = new Map<number, Node>();
+
+  const callOf = (id: Node): Node | null => {
+    let callee: Node = id;
+    const p = id.parent;
+    if (p?.type === 'attribute' && p.childForFieldName('attribute')?.equals(id)) callee = p;
+    const c = callee.parent;
+    if (c?.type === 'call' && c.childForFieldName('function')?.equals(callee)) return c;
+    return null;
+  };
+  // Textual pre-check (no tree access): `x.y.name(` or `name(` whose dotted head imports could make a target.
+  const textuallyLikely = (at: number, name: string): boolean => {
+    if (!/^\s*\(/.test(text.slice(at + name.length, at + name.length + 200)) && !aliases.has(name)) {
+      // Not called here; still matters when assigned to an alias (`l = torch.load`), found by assignRe.
+      return false;
+    }
+    const before = /((?:[A-Za-z_]\w*\s*\.\s*)*)$/.exec(text.slice(Math.max(0, at - 200), at))![1];
+    const chain = [...before.split('.').map((x) => x.trim()).filter(Boolean), name];
+    if (aliases.has(chain[0])) return true;
+    const q = resolver.resolveByImports(chain);
+    return q !== null && TARGETS.has(q);
+  };
+  const scanName = (name: string, keyword: boolean): void => {
+    const re = new RegExp(`(?<!\\w)${escapeRegExp(name)}(?!\\w)`, 'g');
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      if (!keyword && !textuallyLikely(m.index, name)) continue;
+      const node = root.descendantForIndex(m.index, m.index + name.length);
+      if (!node || node.type !== 'identifier') continue;
+      if (keyword) {
+        const kw = node.parent;
+        const call = kw?.type === 'keyword_argument' ? kw.parent?.parent : null;
+        if (call?.type === 'call') calls.set(call.id, call);
+      } else {
+        const call = callOf(node);
+        if (call) calls.set(call.id, call);
+      }
+    }
+  };
+  // Names imported or assigned from a target (`from torch import load as l`, `l = torch.load`) are called by alias.
+  const aliases = new Set<string>();
+  for (const [name, targets] of resolver.importedNames()) {
+    if (!FINAL_NAMES.includes(name) && targets.some((t) => TARGETS.has(canonical(t)))) aliases.add(name);
+  }
+  const assignRe = /^[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#.*)?$/gm;
+  for (let m = assignRe.exec(text); m; m = assignRe.exec(text)) {
+    const last = m[2].slice(m[2].lastIndexOf('.') + 1);
+    if (FINAL_NAMES.includes(last) || aliases.has(m[2])) aliases.add(m[1]);
+  }
+  // Only names some imported module could provide are worth looking at (`open` matters only with shelve).
+  const roots = resolver.importRoots();
+  for (const n of FINAL_NAMES) if (NAME_ROOTS.get(n)!.some((r) => roots.has(r))) scanName(n, false);
+  for (const n of KEYWORD_TRIGGERS) scanName(n, true);
+  for (const a of aliases) scanName(a, false);
+
+  const issues: CodeIssue[] = [];
+  const cellStarts = opts.cellStarts ?? [0];
+  for (const call of [...calls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
+    const fn = call.childForFieldName('function');
+    const args = readArgs(call);
+    if (!fn || !args) continue;
+    const chain = dottedChain(fn);
+    // Cheap check first (imports only, no shadowing analysis); the full resolution runs for likely targets.
+    const likely = chain && (aliases.has(chain[0]) || TARGETS.has(resolver.resolveByImports(chain) ?? ''));
+    const q = likely ? resolver.resolveChain(chain, fn) : null;
+    const ctx: Ctx = { call, fn, args, q, text, tree, resolver, cellStarts, out: issues };
+    if (q) checkTarget(ctx);
+    checkKeywords(ctx);
+  }
+  return issues
+    .filter((i) => !isSuppressed(text, root, i, opts.honorNosec ?? false))
+    .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i)] }));
+}
+
+
+interface Ctx {
+  call: Node;
+  fn: Node;
+  args: Args;
+  q: string | null;
+  text: string;
+  tree: Tree;
+  resolver: NameResolver;
+  cellStarts: number[];
+  out: CodeIssue[];
+}
+
+function report(ctx: Ctx, rule: string, message: string, fixes: CodeFix[] = [], severity?: CodeSeverity): void {
+  const def = CODE_RULE_BY_ID.get(rule)!;
+  const issue: CodeIssue = {
+    rule, severity: severity ?? def.severity, message, start: ctx.call.startIndex, end: ctx.call.endIndex, fixes,
+  };
+  const first = ctx.args.positional[0];
+  const value = stringValue(first);
+  if (ctx.q && FILE_LOADERS.has(ctx.q) && first && value) issue.path = { value, start: first.startIndex, end: first.endIndex };
+  ctx.out.push(issue);
+}
+
+const isTrue = (n: Node | undefined): boolean => n?.type === 'true';
+const isFalse = (n: Node | undefined): boolean => n?.type === 'false';
+
+function checkTarget(ctx: Ctx): void {
+  const { q, args, text } = ctx;
+  if (!q) return;
+  const simple = SIMPLE[q];
+  if (simple) {
+    report(ctx, simple, `${q}: ${CODE_RULE_BY_ID.get(simple)!.short}`);
+    return;
+  }
+  const renamed = YAML_UNSAFE_FNS[q];
+  if (renamed) {
+    const fixes = ctx.fn.type === 'attribute'
+      ? [{ title: `Use yaml.${renamed}`, preferred: true, edits: [edits.replaceNode(ctx.fn.childForFieldName('attribute')!, renamed)] }]
+      : [];
+    report(ctx, 'SW107', `${q} can construct arbitrary Python objects from the document: use yaml.${renamed}.`, fixes);
+    return;
+  }
+  switch (q) {
+    case 'torch.load': {
+      const wo = args.keywords.get('weights_only');
+      if (isTrue(wo)) return;
+      if (isFalse(wo)) {
+        report(ctx, 'SW101', 'torch.load(weights_only=False) unpickles arbitrary objects: a crafted checkpoint runs code. Use weights_only=True.',
+          [{ title: 'Set weights_only=True', preferred: true, edits: [edits.replaceNode(wo!, 'True')] }], 'dangerous');
+      } else if (wo) {
+        report(ctx, 'SW101', 'torch.load: weights_only is not the literal True here; when it is False the checkpoint can run code.',
+          [{ title: 'Set weights_only=True', preferred: false, edits: [edits.replaceNode(wo, 'True')] }]);
+      } else {
+        const why = args.splat
+          ? 'torch.load(..., **kwargs) without a visible weights_only=True: the unpacked options may allow arbitrary unpickling.'
+          : 'torch.load without weights_only=True: before torch 2.6 this unpickles arbitrary objects and a crafted checkpoint runs code.';
+        report(ctx, 'SW101', `${why} Add weights_only=True.`,
+          [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')] }]);
+      }
+      return;
+    }
+    case 'torch.hub.load': {
+      const trust = args.keywords.get('trust_repo');
+      if (isTrue(trust)) {
+        report(ctx, 'SW110', 'torch.hub.load(trust_repo=True) runs hubconf.py from the repository without asking. Review and pin the repository, and drop trust_repo=True.',
+          [{ title: 'Remove trust_repo=True', preferred: false, edits: [edits.removeArgument(text, args.all, args.keywordNodes.get('trust_repo')!)] }], 'dangerous');
+      } else {
+        report(ctx, 'SW110', 'torch.hub.load imports and runs hubconf.py from the repository: load only reviewed repositories pinned to a commit.');
+      }
+      return;
+    }
+    case 'torch.save': {
+      const fixes: CodeFix[] = [];
+      const [obj, dest] = args.positional;
+      if (args.all.length === 2 && obj && dest && isStateDictCall(obj)) {
+        fixes.push({ title: 'Save with safetensors.torch.save_file', preferred: false, edits: saveFileEdits(ctx, dest) });
+      }
+      report(ctx, 'SW120', 'torch.save writes a pickle that whoever loads it must trust: prefer safetensors.torch.save_file for weights.', fixes);
+      return;
+    }
+    case 'numpy.load': {
+      const ap = args.keywords.get('allow_pickle');
+      if (!isTrue(ap)) return;
+      report(ctx, 'SW105', 'numpy.load(allow_pickle=True) unpickles object arrays and can run code: drop allow_pickle=True for numeric data.',
+        [{ title: 'Remove allow_pickle=True', preferred: true, edits: [edits.removeArgument(text, args.all, args.keywordNodes.get('allow_pickle')!)] }]);
+      return;
+    }
+    case 'yaml.load':
+    case 'yaml.load_all': {
+      const loader = args.keywords.get('Loader') ?? args.positional[1];
+      const safeName = q === 'yaml.load' ? 'safe_load' : 'safe_load_all';
+      if (loader) {
+        const chain = dottedChain(loader);
+        const lq = chain ? ctx.resolver.resolveChain(chain, loader) : null;
+        if (lq && YAML_SAFE_LOADERS.has(lq)) return;
+        const yamlAlias = ctx.fn.type === 'attribute' ? ctx.fn.childForFieldName('object')!.text : 'yaml';
+        const known = lq !== null;
+        report(ctx, 'SW107', known
+          ? `${q} with ${lq!.replace(/^yaml\./, '')} can construct arbitrary Python objects: use Loader=yaml.SafeLoader.`
+          : `${q} with a Loader that is not a known safe loader: use yaml.SafeLoader.`,
+        [{ title: 'Use Loader=yaml.SafeLoader', preferred: known && ctx.fn.type === 'attribute', edits: [edits.replaceNode(loader, `${yamlAlias}.SafeLoader`)] }],
+        known ? 'dangerous' : 'caution');
+      } else {
+        const fixes = ctx.fn.type === 'attribute'
+          ? [{ title: `Use yaml.${safeName}`, preferred: true, edits: [edits.replaceNode(ctx.fn.childForFieldName('attribute')!, safeName)] }]
+          : [];
+        report(ctx, 'SW107', `${q} without a safe Loader can construct arbitrary Python objects: use yaml.${safeName}.`, fixes);
+      }
+      return;
+    }
+    case 'keras.load_model': {
+      const sm = args.keywords.get('safe_mode');
+      if (!isFalse(sm)) return;
+      report(ctx, 'SW113', 'load_model(safe_mode=False) lets the model file run Lambda-layer code: keep safe_mode=True.',
+        [{ title: 'Set safe_mode=True', preferred: false, edits: [edits.replaceNode(sm!, 'True')] }]);
+      return;
+    }
+    case 'ruamel.yaml.YAML': {
+      const typ = stringValue(args.keywords.get('typ'));
+      if (typ !== 'unsafe') return;
+      const node = args.keywords.get('typ')!;
+      report(ctx, 'SW116', 'ruamel.yaml YAML(typ="unsafe") constructs arbitrary Python objects: use typ="safe".',
+        [{ title: 'Use typ="safe"', preferred: false, edits: [edits.replaceNode(node, node.text.replace('unsafe', 'safe'))] }]);
+      return;
+    }
+  }
+}
+
+function checkKeywords(ctx: Ctx): void {
+  const { args, text } = ctx;
+  const trc = args.keywords.get('trust_remote_code');
+  if (isTrue(trc)) {
+    report(ctx, 'SW111', 'trust_remote_code=True downloads and runs Python code from the model repository: use a built-in architecture or review the code and pin revision=<commit>.',
+      [{ title: 'Set trust_remote_code=False', preferred: false, edits: [edits.replaceNode(trc!, 'False')] }]);
+  }
+  const us = args.keywords.get('use_safetensors');
+  if (isFalse(us)) {
+    report(ctx, 'SW112', 'use_safetensors=False loads pickle weights (pytorch_model.bin) that can run code: use safetensors.',
+      [{ title: 'Set use_safetensors=True', preferred: false, edits: [edits.replaceNode(us!, 'True')] }]);
+  }
+  void text;
+}
+
+function isStateDictCall(n: Node): boolean {
+  if (n.type !== 'call') return false;
+  const f = n.childForFieldName('function');
+  return f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'state_dict';
+}
+
+/** torch.save(m.state_dict(), "m.pt") -> safetensors.torch.save_file(m.state_dict(), "m.safetensors") + import. */
+function saveFileEdits(ctx: Ctx, dest: Node): TextEditSpan[] {
+  const out: TextEditSpan[] = [];
+  // Reuse an existing `import safetensors.torch [as x]` / `from safetensors.torch import save_file [as y]`.
+  let callee: string | undefined;
+  for (const [name, targets] of ctx.resolver.importedNames()) {
+    if (targets.includes('safetensors.torch.save_file')) callee = name;
+  }
+  if (!callee) {
+    for (const stmt of ctx.resolver.importStatements) {
+      if (/^import\s+safetensors\.torch\s*$/.test(stmt.text)) callee = 'safetensors.torch.save_file';
+    }
+  }
+  if (!callee) {
+    callee = 'safetensors.torch.save_file';
+    out.push(edits.addImport(ctx.text, ctx.tree, ctx.resolver.importStatements, ctx.cellStarts, ctx.call.startIndex, 'import safetensors.torch'));
+  }
+  out.push(edits.replaceNode(ctx.fn, callee));
+  const value = stringValue(dest);
+  if (value !== undefined && /\.(pt|pth|bin|ckpt|pkl)$/i.test(value)) {
+    const content = dest.namedChildren.find((c) => c?.type === 'string_content');
+    if (content) {
+      const ext = /\.[A-Za-z]+$/.exec(content.text);
+      if (ext) out.push({ start: content.endIndex - ext[0].length, end: content.endIndex, newText: '.safetensors' });
+    }
+  }
+  return out.sort((a, b) => a.start - b.start);
+}

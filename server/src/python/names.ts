@@ -1,0 +1,318 @@
+// Name resolution for Python source: import bindings, aliases (`l = torch.load`), local shadowing, star imports.
+// Works lazily from a name's textual occurrences, so only names that matter are ever looked at.
+import type { Node, Tree } from './parser';
+
+interface Binding {
+  scope: number;        // node id of the defining scope (0 = module)
+  pos: number;          // offset of the binding
+  target: string | null; // qualified name, or null when the name is bound to something local
+}
+
+const SCOPE_TYPES = new Set(['function_definition', 'lambda', 'class_definition']);
+
+/** Modules whose canonical names a `from m import *` brings in (only names the rules care about). */
+const STAR_EXPORTS: Record<string, string[]> = {
+  pickle: ['load', 'loads', 'Unpickler'],
+  dill: ['load', 'loads', 'Unpickler'],
+  cloudpickle: ['load', 'loads'],
+  yaml: ['load', 'load_all', 'unsafe_load', 'unsafe_load_all', 'full_load', 'full_load_all', 'Loader', 'UnsafeLoader', 'FullLoader', 'SafeLoader', 'CSafeLoader', 'BaseLoader'],
+  marshal: ['load', 'loads'],
+  shelve: ['open'],
+  torch: ['load', 'save'],
+  numpy: ['load'],
+  joblib: ['load'],
+  pandas: ['read_pickle'],
+};
+
+/** Prefix rewrites that map re-exports and legacy names onto one canonical name per API. */
+const CANONICAL: [string, string][] = [
+  ['six.moves.cPickle.', 'pickle.'], ['six.moves.cPickle', 'pickle'],
+  ['cPickle.', 'pickle.'], ['_pickle.', 'pickle.'], ['pickle5.', 'pickle.'],
+  ['sklearn.externals.joblib.', 'joblib.'], ['joblib.numpy_pickle.', 'joblib.'],
+  ['torch.serialization.', 'torch.'], ['torch.hub.', 'torch.hub.'],
+  ['torch.distributed.distributed_c10d.', 'torch.distributed.'],
+  ['torch.package.package_importer.', 'torch.package.'],
+  ['dill._dill.', 'dill.'], ['numpy.lib.npyio.', 'numpy.'], ['pandas.io.pickle.', 'pandas.'],
+  ['tensorflow.keras.', 'keras.'], ['tensorflow.python.keras.', 'keras.'], ['tf_keras.', 'keras.'],
+  ['keras.models.', 'keras.'], ['keras.saving.', 'keras.'], ['keras.config.', 'keras.'],
+  ['keras.src.saving.saving_api.', 'keras.'],
+  ['ruamel.yaml.main.', 'ruamel.yaml.'], ['jsonpickle.unpickler.', 'jsonpickle.'],
+  ['yaml.loader.', 'yaml.'], ['yaml.cyaml.', 'yaml.'],
+];
+
+export function canonical(q: string): string {
+  // Rewrites chain (tensorflow.keras.models.x -> keras.models.x -> keras.x); a few rounds reach the fixpoint.
+  for (let round = 0; round < 4; round++) {
+    const rule = CANONICAL.find(([from, to]) => q.startsWith(from) && from !== to);
+    if (!rule) break;
+    q = rule[1] + q.slice(rule[0].length);
+  }
+  return q;
+}
+
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export class NameResolver {
+  private readonly imports = new Map<string, Binding[]>();
+  private readonly stars: { scope: number; pos: number; module: string }[] = [];
+  private readonly local = new Map<string, Binding[]>();
+  private readonly resolving = new Set<string>();
+  readonly importStatements: Node[];
+
+  constructor(private readonly tree: Tree, private readonly text: string) {
+    this.importStatements = findStatements(tree, text, /(?:^|;)[ \t]*(?:import|from)\b/gm, ['import_statement', 'import_from_statement']);
+    for (const stmt of this.importStatements) this.addImport(stmt);
+  }
+
+  /** Names bound by imports whose target is a function or class (not a module): `from torch import load as l`. */
+  importedNames(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const [name, list] of this.imports) out.set(name, list.map((b) => b.target ?? '').filter(Boolean));
+    return out;
+  }
+
+  private addBinding(map: Map<string, Binding[]>, name: string, b: Binding): void {
+    let list = map.get(name);
+    if (!list) map.set(name, (list = []));
+    list.push(b);
+  }
+
+  private addImport(stmt: Node): void {
+    const scope = scopeId(stmt);
+    const pos = stmt.startIndex;
+    if (stmt.type === 'import_statement') {
+      for (const n of stmt.childrenForFieldName('name')) {
+        if (!n) continue;
+        if (n.type === 'aliased_import') {
+          const alias = n.childForFieldName('alias');
+          const name = n.childForFieldName('name');
+          if (alias && name) this.addBinding(this.imports, alias.text, { scope, pos, target: name.text.replace(/\s+/g, '') });
+        } else {
+          const head = n.text.split('.')[0].trim();
+          this.addBinding(this.imports, head, { scope, pos, target: head });
+        }
+      }
+      return;
+    }
+    const mod = stmt.childForFieldName('module_name');
+    const relative = !mod || mod.type === 'relative_import';
+    const base = mod ? mod.text.replace(/\s+/g, '') : '';
+    for (const child of stmt.namedChildren) {
+      if (child?.type === 'wildcard_import' && !relative) this.stars.push({ scope, pos, module: canonical(base) });
+    }
+    for (const n of stmt.childrenForFieldName('name')) {
+      if (!n) continue;
+      let name: string;
+      let bound: string;
+      if (n.type === 'aliased_import') {
+        name = n.childForFieldName('name')?.text ?? '';
+        bound = n.childForFieldName('alias')?.text ?? name;
+      } else {
+        name = n.text;
+        bound = name;
+      }
+      this.addBinding(this.imports, bound, { scope, pos, target: relative ? null : `${base}.${name}` });
+    }
+  }
+
+  /** Bindings of `name` that are not imports: defs, classes, parameters, assignments, loop targets. */
+  private localBindings(name: string): Binding[] {
+    const cached = this.local.get(name);
+    if (cached) return cached;
+    const list: Binding[] = [];
+    this.local.set(name, list);
+    const re = new RegExp(`(?<![\\w.])${escapeRegExp(name)}(?!\\w)`, 'g');
+    const root = this.tree.rootNode;
+    for (let m = re.exec(this.text); m; m = re.exec(this.text)) {
+      const node = root.descendantForIndex(m.index, m.index + name.length);
+      if (!node || node.type !== 'identifier') continue;
+      const b = this.bindingAt(node);
+      if (b) list.push(b);
+    }
+    return list;
+  }
+
+  private bindingAt(node: Node): Binding | undefined {
+    const p = node.parent;
+    if (!p) return undefined;
+    const pos = node.startIndex;
+    switch (p.type) {
+      case 'function_definition':
+      case 'class_definition':
+        return p.childForFieldName('name')?.equals(node) ? { scope: scopeId(p), pos, target: null } : undefined;
+      case 'parameters':
+      case 'lambda_parameters':
+      case 'typed_parameter':
+      case 'list_splat_pattern':
+      case 'dictionary_splat_pattern':
+      case 'default_parameter':
+      case 'typed_default_parameter': {
+        if ((p.type === 'default_parameter' || p.type === 'typed_default_parameter') && !p.childForFieldName('name')?.equals(node)) return undefined;
+        const fn = ancestor(p, ['function_definition', 'lambda']);
+        if (!fn || !ancestor(node, ['parameters', 'lambda_parameters'])) return undefined;
+        return { scope: fn.id, pos: fn.startIndex, target: null };
+      }
+      case 'for_statement':
+      case 'for_in_clause':
+        return p.childForFieldName('left')?.equals(node) ? { scope: scopeId(p), pos, target: null } : undefined;
+      case 'as_pattern_target':
+      case 'named_expression':
+      case 'augmented_assignment':
+      case 'global_statement':
+      case 'nonlocal_statement':
+        if (p.type === 'augmented_assignment' && !p.childForFieldName('left')?.equals(node)) return undefined;
+        if (p.type === 'named_expression' && !p.childForFieldName('name')?.equals(node)) return undefined;
+        return { scope: scopeId(p), pos, target: null };
+      case 'pattern_list':
+      case 'tuple_pattern':
+      case 'list_pattern': {
+        const a = ancestor(p, ['assignment', 'for_statement', 'for_in_clause']);
+        return a && a.childForFieldName('left')?.startIndex === startOfTarget(p) ? { scope: scopeId(a), pos, target: null } : undefined;
+      }
+      case 'assignment': {
+        if (!p.childForFieldName('left')?.equals(node)) return undefined;
+        const right = p.childForFieldName('right');
+        const chain = right ? dottedChain(right) : null;
+        const target = chain ? this.resolveChain(chain, right!) : null;
+        return { scope: scopeId(p), pos, target };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** Qualified name a bare name refers to at `use`; null when bound locally, undefined when unbound. */
+  lookup(name: string, use: Node): string | null | undefined {
+    if (this.resolving.has(name)) return undefined;
+    this.resolving.add(name);
+    try {
+      const all = [...(this.imports.get(name) ?? []), ...this.localBindings(name)];
+      let first = true;
+      for (let s: Node | null = enclosingScope(use); ; s = s ? enclosingScope(s) : null) {
+        const id = s ? s.id : 0;
+        if (!(s && s.type === 'class_definition' && !first)) {
+          const found = pick(all.filter((b) => b.scope === id), use.startIndex);
+          if (found) return found.target;
+          if (!s) {
+            const star = this.stars.filter((st) => st.scope === 0 && STAR_EXPORTS[st.module]?.includes(name));
+            if (star.length) return `${star[star.length - 1].module}.${name}`;
+          }
+        }
+        first = false;
+        if (!s) return undefined;
+      }
+    } finally {
+      this.resolving.delete(name);
+    }
+  }
+
+  /** Top-level module names of every import (and star import) in the program. */
+  importRoots(): Set<string> {
+    const out = new Set<string>();
+    for (const list of this.imports.values()) for (const b of list) if (b.target) out.add(b.target.split('.')[0]);
+    for (const st of this.stars) out.add(st.module.split('.')[0]);
+    return out;
+  }
+
+  /** Like resolveChain but from import bindings only, ignoring scopes and shadowing: a fast pre-check. */
+  resolveByImports(chain: string[]): string | null {
+    const list = this.imports.get(chain[0]);
+    let head = list?.find((b) => b.target)?.target;
+    if (!head && chain.length === 1) {
+      const star = this.stars.find((st) => STAR_EXPORTS[st.module]?.includes(chain[0]));
+      if (star) head = `${star.module}.${chain[0]}`;
+      return head ? canonical(head) : null;
+    }
+    if (!head) return null;
+    return canonical([head, ...chain.slice(1)].join('.'));
+  }
+
+  /** Canonical qualified name of a dotted chain such as ['t', 'load'], or null if it is not an import. */
+  resolveChain(chain: string[], use: Node): string | null {
+    const head = this.lookup(chain[0], use);
+    if (!head) return null;
+    return canonical([head, ...chain.slice(1)].join('.'));
+  }
+}
+
+function pick(list: Binding[], at: number): Binding | undefined {
+  let before: Binding | undefined;
+  let after: Binding | undefined;
+  for (const b of list) {
+    if (b.pos <= at) {
+      if (!before || b.pos >= before.pos) before = b;
+    } else if (!after || b.pos < after.pos) after = b;
+  }
+  return before ?? after;
+}
+
+function startOfTarget(p: Node): number {
+  let n: Node = p;
+  while (n.parent && ['pattern_list', 'tuple_pattern', 'list_pattern'].includes(n.parent.type)) n = n.parent;
+  return n.startIndex;
+}
+
+export function ancestor(node: Node, types: string[]): Node | null {
+  for (let p = node.parent; p; p = p.parent) if (types.includes(p.type)) return p;
+  return null;
+}
+
+/** The scope a node's own bindings land in: the nearest function, lambda or class body around it. */
+function enclosingScope(node: Node): Node | null {
+  for (let p = node.parent; p; p = p.parent) {
+    if (!SCOPE_TYPES.has(p.type)) continue;
+    // A def's name, decorators and default values belong to the outer scope; its body and parameters to itself.
+    const body = p.childForFieldName('body');
+    const params = p.childForFieldName('parameters');
+    if ((body && within(node, body)) || (params && within(node, params))) return p;
+  }
+  return null;
+}
+
+function within(node: Node, outer: Node): boolean {
+  return node.startIndex >= outer.startIndex && node.endIndex <= outer.endIndex;
+}
+
+function scopeId(node: Node): number {
+  return enclosingScope(node)?.id ?? 0;
+}
+
+/** ['a', 'b', 'c'] for `a.b.c`; null for anything that is not a plain name or attribute chain. */
+export function dottedChain(node: Node): string[] | null {
+  if (node.type === 'identifier') return [node.text];
+  if (node.type === 'attribute') {
+    const obj = node.childForFieldName('object');
+    const attr = node.childForFieldName('attribute');
+    if (!obj || !attr) return null;
+    const head = dottedChain(obj);
+    return head ? [...head, attr.text] : null;
+  }
+  return null;
+}
+
+/**
+ * Statements of the given types that start where `re` matches (a textual pre-selection: much faster than a
+ * full-tree descendantsOfType on large files). Matches inside strings or comments find no such statement.
+ */
+export function findStatements(tree: Tree, text: string, re: RegExp, types: string[]): Node[] {
+  const out: Node[] = [];
+  const seen = new Set<number>();
+  const root = tree.rootNode;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const at = m.index + m[0].search(/[a-z]/);
+    const node = root.descendantForIndex(at, at + 1);
+    for (let n: Node | null = node; n; n = n.parent) {
+      if (types.includes(n.type)) {
+        if (n.startIndex === at && !seen.has(n.id)) {
+          seen.add(n.id);
+          out.push(n);
+        }
+        break;
+      }
+      if (n.startIndex !== at) break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,73 @@
+// Loads web-tree-sitter and the Python grammar once, and parses (incrementally when an old tree is given).
+// The wasm files sit next to the bundle (dist/) at run time; compiled tests in out/ find them in node_modules.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Tree, Point } from 'web-tree-sitter';
+// require() (not import) so esbuild bundles the package's CommonJS build, which needs no import.meta.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { Parser, Language, Edit } = require('web-tree-sitter') as typeof import('web-tree-sitter');
+type Parser = import('web-tree-sitter').Parser;
+
+export type { Tree, Node, Point } from 'web-tree-sitter';
+
+let ready: Promise<Parser> | undefined;
+
+function locate(file: string, pkg: string): string {
+  const local = join(__dirname, file);
+  if (existsSync(local)) return local;
+  return require.resolve(`${pkg}/${file}`);
+}
+
+/** The shared parser (one per process; parsing is synchronous so sharing is safe). */
+export function getParser(): Promise<Parser> {
+  ready ??= (async () => {
+    const runtime = locate('web-tree-sitter.wasm', 'web-tree-sitter');
+    await Parser.init({ locateFile: () => runtime });
+    const lang = await Language.load(locate('tree-sitter-python.wasm', 'tree-sitter-python'));
+    const parser = new Parser();
+    parser.setLanguage(lang);
+    return parser;
+  })();
+  return ready;
+}
+
+export function parseSync(parser: Parser, text: string, old?: Tree): Tree {
+  const tree = parser.parse(text, old ?? null);
+  if (!tree) throw new Error('tree-sitter returned no tree');
+  return tree;
+}
+
+function pointAt(text: string, index: number): Point {
+  let row = 0;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) {
+    row++;
+    lineStart = i + 1;
+  }
+  return { row, column: index - lineStart };
+}
+
+/**
+ * Tells the old tree what changed between oldText and newText (one edit spanning the differing middle),
+ * so the next parse reuses every unchanged subtree.
+ */
+export function editTree(tree: Tree, oldText: string, newText: string): void {
+  const max = Math.min(oldText.length, newText.length);
+  let start = 0;
+  while (start < max && oldText.charCodeAt(start) === newText.charCodeAt(start)) start++;
+  let oldEnd = oldText.length;
+  let newEnd = newText.length;
+  while (oldEnd > start && newEnd > start && oldText.charCodeAt(oldEnd - 1) === newText.charCodeAt(newEnd - 1)) {
+    oldEnd--;
+    newEnd--;
+  }
+  const startPosition = pointAt(oldText, start);
+  tree.edit(new Edit({
+    startIndex: start,
+    oldEndIndex: oldEnd,
+    newEndIndex: newEnd,
+    startPosition,
+    oldEndPosition: pointAt(oldText, oldEnd),
+    newEndPosition: pointAt(newText, newEnd),
+  }));
+}

@@ -1,0 +1,43 @@
+// A cheap, sound pre-check for batch scans: a file can only produce a finding if its code (strings and comments
+// removed) names one of the rules' modules and one of their functions, or a flagged keyword. Files that cannot
+// match are not parsed at all. The editor always parses.
+import { FINAL_NAMES, KEYWORD_TRIGGERS, NAME_ROOTS } from './analyze';
+
+const ROOTS = ['torch', 'pickle', 'cPickle', '_pickle', 'pickle5', 'dill', 'cloudpickle', 'jsonpickle', 'joblib', 'sklearn',
+  'numpy', 'pandas', 'yaml', 'ruamel', 'marshal', 'shelve', 'keras', 'tensorflow', 'tf_keras', 'six'];
+const ROOT_RE = new RegExp(`\\b(?:${ROOTS.join('|')})\\b`, 'g');
+const nameRe = (names: string[]): RegExp => new RegExp(`(?:\\.|\\bimport\\b[^\\n]*?|^|[(,])[ \\t]*(?<!\\w)(?:${names.join('|')})\\b`, 'm');
+const NAME_RE = nameRe(FINAL_NAMES);
+const byRoots = new Map<string, RegExp | null>();
+
+/** Whether the code names a rule function in a call/import/alias position, counting only functions of modules it names. */
+function namesTarget(code: string): boolean {
+  const roots = new Set<string>();
+  for (const m of code.matchAll(ROOT_RE)) roots.add(m[0]);
+  if (roots.size === 0) return false;
+  const key = [...roots].sort().join(',');
+  let re = byRoots.get(key);
+  if (re === undefined) {
+    const names = FINAL_NAMES.filter((n) => NAME_ROOTS.get(n)!.some((r) => roots.has(r)));
+    re = names.length ? nameRe(names) : null;
+    byRoots.set(key, re);
+  }
+  return re !== null && re.test(code);
+}
+const KW_RE = new RegExp(`\\b(?:${KEYWORD_TRIGGERS.join('|')})\\b`);
+
+/** Source with comments and non-f string literals removed (f-strings are kept: their fields are code). */
+export function codeOnly(s: string): string {
+  return s.replace(/#[^\n]*|([rRbBuUfF]{0,2})("""|''')[\s\S]*?\2|([rRbBuUfF]{0,2})("|')(?:\\[\s\S]|(?!\4)[^\\\n])*\4/g,
+    (m: string, p1?: string, _q1?: string, p3?: string) => {
+      const prefix = p1 ?? p3 ?? '';
+      return /[fF]/.test(prefix) ? m : m.startsWith('#') ? '' : '""';
+    });
+}
+
+export function mayHaveFindings(source: string): boolean {
+  // Stripping only removes matches, so a text that does not match raw cannot match stripped.
+  if (!KW_RE.test(source) && !NAME_RE.test(source)) return false;
+  const code = codeOnly(source);
+  return KW_RE.test(code) || namesTarget(code);
+}

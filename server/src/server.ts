@@ -1,0 +1,598 @@
+// The Safe Weights language server: unsafe-load diagnostics and quick-fixes for Python files and notebook
+// cells, dependency pins, the workspace scan (code and model files) and the custom safeWeights/* requests.
+// Started as `node dist/server.js --stdio` or over IPC (--node-ipc) by the VS Code client.
+import {
+  createConnection, ProposedFeatures, TextDocuments, NotebookDocuments, TextDocumentSyncKind, DiagnosticSeverity,
+  CodeActionKind, DidChangeWatchedFilesNotification, FileChangeType, ResponseError, ErrorCodes,
+  type Diagnostic, type CodeAction, type TextEdit, type WorkspaceEdit, type NotebookDocument, type Connection,
+  type DiagnosticRelatedInformation, type Range, type InitializeResult,
+} from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import {
+  ModelReportRequest, DisassemblyRequest, ScanWorkspaceRequest, StatusNotification, ConvertRequest,
+  type ModelReportParams, type DisassemblyParams, type ScanWorkspaceResult, type ConvertParams, type SafeWeightsSettings,
+  type StatusParams, type ConvertResult,
+} from './protocol';
+import type { ModelReport, CodeReport } from './models/types';
+import { defaultConfig, excludeMatcher, levelFor, loadConfig, withSettings, type LoadedConfig } from './config';
+import { getParser, parseSync, editTree, type Tree } from './python/parser';
+import { analyzePython, type CodeIssue } from './python/analyze';
+import { buildProgram, cellAt, type NotebookProgram } from './python/notebook';
+import { checkPyproject, checkRequirementsTxt } from './python/deps';
+import { codeFormat, isCodeFileName, LineIndex, scanCodeFile } from './python/scanCode';
+import type { CodeSeverity } from './python/rules';
+import { modelEngine, convertToSafetensors, ConvertRefused, ConvertCancelled } from './python/engines';
+
+const FIX_ALL_KIND = 'source.fixAll.safeWeights';
+const SOURCE = 'safe-weights';
+
+const connection: Connection = createConnection(ProposedFeatures.all);
+const documents = new TextDocuments(TextDocument);
+const notebooks = new NotebookDocuments(TextDocument);
+
+let projectConfig: LoadedConfig = defaultConfig();
+let settings: Partial<SafeWeightsSettings> | undefined;
+let config: LoadedConfig = defaultConfig();
+let roots: string[] = [];
+let canPullConfig = false;
+let canWatchDynamically = false;
+
+/** Parse state and last analysis of one program: a Python document or a notebook's code cells. */
+interface ProgramState {
+  text: string;
+  tree?: Tree;
+  issues: CodeIssue[];
+  notebook?: { program: NotebookProgram; cellUris: string[]; indexes: Map<number, LineIndex> };
+  lines?: LineIndex;
+}
+const programs = new Map<string, ProgramState>();
+/** Diagnostics published from disk scans (files not open in the editor), by URI. */
+const diskFindings = new Map<string, { dangerous: number; caution: number }>();
+const modelCache = new Map<string, { mtime: number; report: ModelReport }>();
+
+const toSeverity = (s: CodeSeverity): DiagnosticSeverity =>
+  s === 'dangerous' ? DiagnosticSeverity.Error : s === 'caution' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information;
+
+function uriToPath(uri: string): string | undefined {
+  try {
+    return uri.startsWith('file:') ? fileURLToPath(uri) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+connection.onInitialize((params): InitializeResult => {
+  canPullConfig = !!params.capabilities.workspace?.configuration;
+  canWatchDynamically = !!params.capabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration;
+  const folders = params.workspaceFolders?.map((f) => f.uri) ?? (params.rootUri ? [params.rootUri] : []);
+  roots = folders.map(uriToPath).filter((p): p is string => !!p);
+  return {
+    capabilities: {
+      textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
+      notebookDocumentSync: {
+        notebookSelector: [{ notebook: { notebookType: 'jupyter-notebook' }, cells: [{ language: 'python' }] }],
+        save: true,
+      },
+      codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, FIX_ALL_KIND], resolveProvider: false },
+      workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+    },
+    serverInfo: { name: 'safe-weights' },
+  };
+});
+
+connection.onInitialized(async () => {
+  if (canWatchDynamically) {
+    await connection.client.register(DidChangeWatchedFilesNotification.type, {
+      watchers: ['**/*.py', '**/*.ipynb', '**/requirements*.txt', '**/pyproject.toml',
+        '**/*.{pt,pth,ckpt,pkl,pickle,joblib,npy,npz,safetensors,gguf,bin,h5,keras}'].map((globPattern) => ({ globPattern })),
+    }).catch(() => undefined);
+  }
+  await reloadConfig();
+  if (config.enable && config.workspaceScan) void scanWorkspace();
+});
+
+async function reloadConfig(): Promise<void> {
+  projectConfig = defaultConfig();
+  for (const root of roots) {
+    try {
+      projectConfig = await loadConfig(root);
+      if (projectConfig.source) break;
+    } catch (e) {
+      connection.console.warn(String((e as Error).message));
+    }
+  }
+  if (canPullConfig) {
+    try {
+      settings = (await connection.workspace.getConfiguration('safeWeights')) as Partial<SafeWeightsSettings> | undefined;
+    } catch {
+      // The client may not answer configuration requests; keep what we had.
+    }
+  }
+  config = withSettings(projectConfig, settings);
+}
+
+connection.onDidChangeConfiguration(async (change) => {
+  const pushed = (change.settings as { safeWeights?: Partial<SafeWeightsSettings> } | undefined)?.safeWeights;
+  if (pushed) settings = pushed;
+  await reloadConfig();
+  refreshAll();
+});
+
+function refreshAll(): void {
+  for (const doc of documents.all()) schedule(doc.uri);
+  for (const uri of programs.keys()) if (notebooks.getNotebookDocument(uri)) schedule(uri);
+}
+
+// ---- analysis ----------------------------------------------------------------------------------------------
+
+const pending = new Set<string>();
+function schedule(uri: string): void {
+  if (pending.has(uri)) return;
+  pending.add(uri);
+  setImmediate(() => {
+    pending.delete(uri);
+    void analyze(uri).catch((e) => connection.console.error(`safe-weights: ${uri}: ${(e as Error).stack ?? e}`));
+  });
+}
+
+let matcher: { cfg: LoadedConfig; match: (rel: string) => boolean } | undefined;
+function excluded(uri: string): boolean {
+  const path = uriToPath(uri);
+  if (!path || roots.length === 0) return false;
+  if (matcher?.cfg !== config) matcher = { cfg: config, match: excludeMatcher(config) };
+  const isExcluded = matcher.match;
+  return roots.some((r) => {
+    const rel = relative(r, path);
+    return !rel.startsWith('..') && !isAbsolute(rel) && isExcluded(rel.split(sep).join('/'));
+  });
+}
+
+async function analyze(uri: string): Promise<void> {
+  const nb = notebooks.getNotebookDocument(uri);
+  if (nb) return analyzeNotebook(nb);
+  const doc = documents.get(uri);
+  if (!doc) return;
+  if (!config.enable || excluded(uri)) {
+    connection.sendDiagnostics({ uri, diagnostics: [] });
+    return;
+  }
+  const format = codeFormat(uriToPath(uri) ?? uri) ?? (doc.languageId === 'python' ? 'python' : undefined);
+  if (format === 'requirements' || format === 'pyproject') {
+    const pins = format === 'requirements' ? checkRequirementsTxt(doc.getText()) : checkPyproject(doc.getText());
+    const diagnostics: Diagnostic[] = [];
+    for (const p of pins) {
+      const severity = levelFor(config, p.rule, p.severity);
+      if (!severity) continue;
+      diagnostics.push({ range: { start: { line: p.line, character: p.column }, end: { line: p.line, character: p.endColumn } },
+        severity: toSeverity(severity), code: p.rule, source: SOURCE, message: p.message });
+    }
+    connection.sendDiagnostics({ uri, version: doc.version, diagnostics });
+    return;
+  }
+  if (format !== 'python' && doc.languageId !== 'python') return;
+  const state = await reparse(uri, doc.getText());
+  state.issues = analyzePython(state.tree!, state.text, { honorNosec: config.honorNosec });
+  state.lines = new LineIndex(state.text);
+  publishFor(uri, state, doc.version);
+}
+
+async function reparse(uri: string, text: string): Promise<ProgramState> {
+  const parser = await getParser();
+  let state = programs.get(uri);
+  if (!state) {
+    state = { text, tree: parseSync(parser, text), issues: [] };
+    programs.set(uri, state);
+    return state;
+  }
+  if (state.text !== text || !state.tree) {
+    const old = state.tree;
+    if (old) editTree(old, state.text, text);
+    state.tree = parseSync(parser, text, old);
+    old?.delete();
+    state.text = text;
+  }
+  return state;
+}
+
+function notebookProgram(nb: NotebookDocument): { program: NotebookProgram; cellUris: string[] } {
+  const cellUris: string[] = [];
+  const cells = nb.cells.map((cell) => {
+    const doc = notebooks.getCellTextDocument(cell);
+    cellUris.push(cell.document);
+    const code = cell.kind === 2 && (!doc || doc.languageId === 'python');
+    return { kind: code ? 'code' as const : 'markdown' as const, text: doc?.getText() ?? '' };
+  });
+  return { program: buildProgram(cells), cellUris };
+}
+
+async function analyzeNotebook(nb: NotebookDocument): Promise<void> {
+  const { program, cellUris } = notebookProgram(nb);
+  const state = await reparse(nb.uri, program.text);
+  const previous = state.notebook?.cellUris ?? [];
+  state.notebook = { program, cellUris, indexes: new Map() };
+  state.issues = config.enable && !excluded(nb.uri)
+    ? analyzePython(state.tree!, state.text, { honorNosec: config.honorNosec, cellStarts: program.cells.map((c) => c.start) })
+    : [];
+  publishFor(nb.uri, state);
+  for (const uri of previous) if (!cellUris.includes(uri)) connection.sendDiagnostics({ uri, diagnostics: [] });
+}
+
+/** A program offset as (uri, position) — the cell's URI for notebooks. */
+function locate(uri: string, state: ProgramState, offset: number): { uri: string; line: number; character: number } {
+  const nb = state.notebook;
+  if (!nb) {
+    const p = (state.lines ??= new LineIndex(state.text)).position(offset);
+    return { uri, ...p };
+  }
+  const cell = cellAt(nb.program, offset) ?? nb.program.cells[0];
+  let index = nb.indexes.get(cell.index);
+  if (!index) nb.indexes.set(cell.index, (index = new LineIndex(state.text.slice(cell.start, cell.start + cell.length))));
+  const p = index.position(Math.min(offset, cell.start + cell.length) - cell.start);
+  return { uri: nb.cellUris[cell.index], ...p };
+}
+
+function rangeOf(uri: string, state: ProgramState, start: number, end: number): { uri: string; range: Range } {
+  const s = locate(uri, state, start);
+  const e = locate(uri, state, end);
+  // A range never crosses cells: clip to the end of the start cell.
+  const endPos = e.uri === s.uri ? { line: e.line, character: e.character } : { line: s.line, character: s.character };
+  return { uri: s.uri, range: { start: { line: s.line, character: s.character }, end: endPos } };
+}
+
+function diagnosticFor(uri: string, state: ProgramState, issue: CodeIssue): { uri: string; diagnostic: Diagnostic } | undefined {
+  const severity = levelFor(config, issue.rule, issue.severity);
+  if (!severity) return undefined;
+  const at = rangeOf(uri, state, issue.start, issue.end);
+  const diagnostic: Diagnostic = {
+    range: at.range, severity: toSeverity(severity), code: issue.rule, source: SOURCE, message: issue.message,
+  };
+  const related = crossReference(uri, issue);
+  if (related) diagnostic.relatedInformation = [related];
+  return { uri: at.uri, diagnostic };
+}
+
+function publishFor(uri: string, state: ProgramState, version?: number): void {
+  const byUri = new Map<string, Diagnostic[]>();
+  if (state.notebook) for (const cellUri of state.notebook.cellUris) byUri.set(cellUri, []);
+  else byUri.set(uri, []);
+  for (const issue of state.issues) {
+    const d = diagnosticFor(uri, state, issue);
+    if (d) byUri.get(d.uri)?.push(d.diagnostic);
+  }
+  for (const [target, diagnostics] of byUri) {
+    connection.sendDiagnostics({ uri: target, version: target === uri ? version : undefined, diagnostics });
+  }
+}
+
+documents.onDidChangeContent((e) => schedule(e.document.uri));
+documents.onDidClose((e) => {
+  programs.get(e.document.uri)?.tree?.delete();
+  programs.delete(e.document.uri);
+  connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
+  const path = uriToPath(e.document.uri);
+  if (path && config.workspaceScan && existsSync(path)) void scanDiskFile(path);
+});
+notebooks.onDidOpen((nb) => schedule(nb.uri));
+notebooks.onDidChange((e) => schedule(e.notebookDocument.uri));
+notebooks.onDidClose((nb) => {
+  const state = programs.get(nb.uri);
+  state?.tree?.delete();
+  programs.delete(nb.uri);
+  for (const cell of nb.cells) connection.sendDiagnostics({ uri: cell.document, diagnostics: [] });
+});
+
+// ---- model-file cross-reference ----------------------------------------------------------------------------
+
+function modelPathFor(docUri: string, value: string): string | undefined {
+  if (value.length > 4096) return undefined;
+  const docPath = uriToPath(docUri);
+  const candidates = isAbsolute(value) ? [value] : [...(docPath ? [join(dirname(docPath), value)] : []), ...roots.map((r) => join(r, value))];
+  for (const c of candidates) {
+    try {
+      if (statSync(c).isFile()) return resolve(c);
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+function crossReference(docUri: string, issue: CodeIssue): DiagnosticRelatedInformation | undefined {
+  if (!issue.path) return undefined;
+  const path = modelPathFor(docUri, issue.path.value);
+  if (!path) return undefined;
+  const cached = modelCache.get(path);
+  let mtime = 0;
+  try {
+    mtime = statSync(path).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  if (!cached || cached.mtime !== mtime) {
+    void modelReport(path).then(() => schedule(docUri)).catch(() => undefined);
+    return undefined;
+  }
+  const r = cached.report;
+  return {
+    location: { uri: pathToFileURL(path).href, range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } } },
+    message: `${basename(path)} (${r.verdict}): ${r.summary}`,
+  };
+}
+
+async function modelReport(path: string, sha256?: boolean): Promise<ModelReport> {
+  const engine = modelEngine();
+  const mtime = statSync(path).mtimeMs;
+  const cached = modelCache.get(path);
+  if (cached && cached.mtime === mtime && !sha256) return cached.report;
+  const report = await engine.scanModelFile(path, sha256 ? { sha256: true } : undefined);
+  modelCache.set(path, { mtime, report });
+  return report;
+}
+
+// ---- workspace scan ----------------------------------------------------------------------------------------
+
+let scanning: Promise<ScanWorkspaceResult> | undefined;
+
+async function listFiles(root: string, isExcluded: (rel: string) => boolean, out: string[]): Promise<void> {
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const full = join(dir, e.name);
+      const rel = relative(root, full).split(sep).join('/');
+      if (isExcluded(rel)) continue;
+      if (e.isDirectory()) {
+        // Virtualenvs are recognised by their marker file, whatever their name.
+        if (existsSync(join(full, 'pyvenv.cfg'))) continue;
+        stack.push(full);
+      } else if (e.isFile() && (isCodeFileName(e.name) || modelEngine().isModelFileName(e.name))) out.push(full);
+    }
+  }
+}
+
+function sendStatus(scanningNow: boolean): void {
+  let dangerous = 0;
+  let caution = 0;
+  for (const c of diskFindings.values()) {
+    dangerous += c.dangerous;
+    caution += c.caution;
+  }
+  const status: StatusParams = { dangerous, caution, scanned: diskFindings.size, scanning: scanningNow };
+  void connection.sendNotification(StatusNotification, status);
+}
+
+async function scanDiskFile(path: string): Promise<void> {
+  const uri = pathToFileURL(path).href;
+  if (documents.get(uri) || notebooks.getNotebookDocument(uri)) return; // the open editor owns its diagnostics
+  const name = basename(path);
+  let diagnostics: Diagnostic[] = [];
+  let counts = { dangerous: 0, caution: 0 };
+  if (isCodeFileName(name)) {
+    let report: CodeReport;
+    try {
+      report = await scanCodeFile(path, config);
+    } catch (e) {
+      connection.console.warn(`safe-weights: ${path}: ${(e as Error).message}`);
+      return;
+    }
+    diagnostics = report.findings.map((f) => ({
+      range: report.format === 'notebook'
+        ? { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }
+        : { start: { line: f.line - 1, character: f.column - 1 }, end: { line: f.endLine - 1, character: f.endColumn - 1 } },
+      severity: toSeverity(f.severity as CodeSeverity), code: f.rule, source: SOURCE,
+      message: f.cell !== undefined ? `cell ${f.cell + 1}, line ${f.line}: ${f.message}` : f.message,
+    }));
+    counts = { dangerous: report.findings.filter((f) => f.severity === 'dangerous').length, caution: report.findings.filter((f) => f.severity === 'caution').length };
+  } else {
+    let report: ModelReport;
+    try {
+      report = await modelReport(path);
+    } catch (e) {
+      connection.console.warn(`safe-weights: ${path}: ${(e as Error).message}`);
+      return;
+    }
+    if (report.verdict === 'dangerous' || report.verdict === 'caution') {
+      const order = ['dangerous', 'invalid', 'caution', 'info'];
+      const worst = report.findings.slice().sort((a, b) => order.indexOf(a.severity) - order.indexOf(b.severity))[0];
+      diagnostics = [{
+        range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
+        severity: report.verdict === 'dangerous' ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
+        code: worst?.rule, source: SOURCE, message: report.summary,
+      }];
+      counts = report.verdict === 'dangerous' ? { dangerous: 1, caution: 0 } : { dangerous: 0, caution: 1 };
+    }
+  }
+  diskFindings.set(uri, counts);
+  connection.sendDiagnostics({ uri, diagnostics });
+}
+
+function forgetDiskFile(uri: string): void {
+  if (diskFindings.delete(uri)) connection.sendDiagnostics({ uri, diagnostics: [] });
+}
+
+async function scanWorkspace(): Promise<ScanWorkspaceResult> {
+  if (scanning) return scanning;
+  scanning = (async () => {
+    const progress = await connection.window.createWorkDoneProgress().catch(() => undefined);
+    progress?.begin('Safe Weights: scanning workspace', 0, 'listing files', false);
+    sendStatus(true);
+    const isExcluded = excludeMatcher(config);
+    const files: string[] = [];
+    for (const root of roots) await listFiles(root, isExcluded, files);
+    for (const uri of [...diskFindings.keys()]) {
+      const p = uriToPath(uri);
+      if (p && !files.includes(p)) forgetDiskFile(uri);
+    }
+    let done = 0;
+    for (const f of files) {
+      await scanDiskFile(f);
+      done++;
+      if (done % 20 === 0 || done === files.length) {
+        progress?.report(Math.round((done / files.length) * 100), `${done}/${files.length} files`);
+      }
+    }
+    progress?.done();
+    sendStatus(false);
+    let dangerous = 0;
+    let caution = 0;
+    for (const c of diskFindings.values()) {
+      if (c.dangerous) dangerous++;
+      else if (c.caution) caution++;
+    }
+    return { files: files.length, dangerous, caution };
+  })();
+  try {
+    return await scanning;
+  } finally {
+    scanning = undefined;
+  }
+}
+
+connection.onDidChangeWatchedFiles(async (params) => {
+  let reconfigure = false;
+  for (const change of params.changes) {
+    const path = uriToPath(change.uri);
+    if (!path) continue;
+    if (basename(path) === 'pyproject.toml' && roots.includes(dirname(path))) reconfigure = true;
+    if (change.type === FileChangeType.Deleted) {
+      forgetDiskFile(change.uri);
+      modelCache.delete(path);
+      continue;
+    }
+    if (!config.enable || excluded(change.uri)) continue;
+    // With the automatic scan off, files from an explicit scan (safeWeights/scanWorkspace) are still kept current.
+    if (!config.workspaceScan && !diskFindings.has(change.uri)) continue;
+    modelCache.delete(path);
+    await scanDiskFile(path);
+  }
+  if (reconfigure) {
+    await reloadConfig();
+    refreshAll();
+  }
+  // Open documents whose load paths point at a changed model file pick up the new verdict.
+  for (const doc of documents.all()) schedule(doc.uri);
+  sendStatus(false);
+});
+
+// ---- code actions ------------------------------------------------------------------------------------------
+
+function programFor(uri: string): { key: string; state: ProgramState } | undefined {
+  const nb = notebooks.findNotebookDocumentForCell(uri);
+  const key = nb ? nb.uri : uri;
+  const state = programs.get(key);
+  return state ? { key, state } : undefined;
+}
+
+function workspaceEdit(key: string, state: ProgramState, spans: { start: number; end: number; newText: string }[]): WorkspaceEdit {
+  const changes: Record<string, TextEdit[]> = {};
+  for (const s of spans) {
+    const r = rangeOf(key, state, s.start, s.end);
+    (changes[r.uri] ??= []).push({ range: r.range, newText: s.newText });
+  }
+  return { changes };
+}
+
+const overlaps = (a: Range, b: Range): boolean =>
+  !(a.end.line < b.start.line || (a.end.line === b.start.line && a.end.character < b.start.character) ||
+    b.end.line < a.start.line || (b.end.line === a.start.line && b.end.character < a.start.character));
+
+connection.onCodeAction(async (params) => {
+  const found = programFor(params.textDocument.uri);
+  if (!found) return [];
+  const { key, state } = found;
+  const only = params.context.only;
+  const wantQuick = !only || only.some((k) => CodeActionKind.QuickFix.startsWith(k) || k.startsWith(CodeActionKind.QuickFix));
+  const wantFixAll = !!only?.some((k) => FIX_ALL_KIND.startsWith(k));
+  const actions: CodeAction[] = [];
+  const entries = state.issues
+    .map((issue) => ({ issue, d: diagnosticFor(key, state, issue) }))
+    .filter((e): e is { issue: CodeIssue; d: { uri: string; diagnostic: Diagnostic } } => !!e.d);
+  if (wantQuick) {
+    for (const { issue, d } of entries) {
+      if (d.uri !== params.textDocument.uri || !overlaps(d.diagnostic.range, params.range)) continue;
+      for (const fix of issue.fixes) {
+        actions.push({
+          title: `${fix.title} (${issue.rule})`, kind: CodeActionKind.QuickFix, diagnostics: [d.diagnostic],
+          isPreferred: fix.preferred || undefined, edit: workspaceEdit(key, state, fix.edits),
+        });
+      }
+    }
+  }
+  if (wantFixAll) {
+    // Every preferred fix in the document (or the whole notebook), skipping edits that would overlap.
+    const spans: { start: number; end: number; newText: string }[] = [];
+    const diagnostics: Diagnostic[] = [];
+    const taken: [number, number][] = [];
+    for (const { issue, d } of entries) {
+      const fix = issue.fixes.find((f) => f.preferred);
+      if (!fix) continue;
+      if (fix.edits.some((e) => taken.some(([s, t]) => e.start < t && s < e.end) || taken.some(([s]) => s === e.start && e.start === e.end))) continue;
+      for (const e of fix.edits) taken.push([e.start, e.end]);
+      spans.push(...fix.edits);
+      diagnostics.push(d.diagnostic);
+    }
+    if (spans.length) {
+      actions.push({ title: 'Safe Weights: fix all unsafe loads', kind: FIX_ALL_KIND, diagnostics, edit: workspaceEdit(key, state, spans) });
+    }
+  }
+  return actions;
+});
+
+// ---- custom requests ---------------------------------------------------------------------------------------
+
+function requirePath(uri: string): string {
+  const path = uriToPath(uri);
+  if (!path) throw new ResponseError(ErrorCodes.InvalidParams, `not a file URI: ${uri}`);
+  return path;
+}
+
+connection.onRequest(ModelReportRequest, async (params: ModelReportParams) => {
+  return modelReport(requirePath(params.uri), params.sha256);
+});
+
+connection.onRequest(DisassemblyRequest, async (params: DisassemblyParams) => {
+  return modelEngine().disassembleModelFile(requirePath(params.uri));
+});
+
+connection.onRequest(ScanWorkspaceRequest, async () => {
+  await reloadConfig();
+  return scanWorkspace();
+});
+
+connection.onRequest(ConvertRequest, async (params: ConvertParams, token, progress): Promise<ConvertResult> => {
+  const input = requirePath(params.uri);
+  const output = params.outUri ? requirePath(params.outUri) : input.replace(/\.[^./\\]*$/, '') + '.safetensors';
+  const abort = new AbortController();
+  const sub = token.onCancellationRequested(() => abort.abort());
+  progress?.begin('Safe Weights: converting to safetensors', 0, basename(input), true);
+  try {
+    const r = await convertToSafetensors(input, output, {
+      overwrite: params.overwrite, signal: abort.signal,
+      onProgress: (done, total) => progress?.report(total ? Math.floor((done / total) * 100) : 0),
+    });
+    const dropped = r.dropped.length ? `; left out ${r.dropped.length} non-weight entries` : '';
+    return { ok: true, outUri: pathToFileURL(r.output).href, tensors: r.tensors, removedAliases: r.removedAliases,
+      message: `Wrote ${r.tensors} tensors to ${basename(r.output)}${dropped}.` };
+  } catch (e) {
+    if (e instanceof ConvertRefused) return { ok: false, message: e.message };
+    if (e instanceof ConvertCancelled || abort.signal.aborted) return { ok: false, message: 'Conversion cancelled.' };
+    throw e;
+  } finally {
+    sub.dispose();
+    progress?.done();
+  }
+});
+
+documents.listen(connection);
+notebooks.listen(connection);
+connection.listen();

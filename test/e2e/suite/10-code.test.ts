@@ -1,0 +1,104 @@
+// Diagnostics of Python files and notebook cells, and every quick fix the server offers, applied for real.
+import * as assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import { codeOf, closeAllEditors, describe as show, extensionApi, fixture, ours, waitFor, waitForDiagnostics } from './helpers';
+
+function onLine(ds: vscode.Diagnostic[], code: string, line: number): vscode.Diagnostic | undefined {
+  return ds.find((d) => codeOf(d) === code && d.range.start.line === line);
+}
+
+async function quickFixes(uri: vscode.Uri, d: vscode.Diagnostic): Promise<vscode.CodeAction[]> {
+  const all = await vscode.commands.executeCommand<(vscode.CodeAction | vscode.Command)[]>(
+    'vscode.executeCodeActionProvider', uri, d.range, vscode.CodeActionKind.QuickFix.value);
+  return (all ?? []).filter((a): a is vscode.CodeAction => 'title' in a && !('command' in a && typeof a.command === 'string'))
+    // executeCodeActionProvider drops `diagnostics` from its results: then every quick fix at the range counts
+    .filter((a) => a.diagnostics?.some((x) => codeOf(x) === codeOf(d) && x.range.isEqual(d.range)) ?? true);
+}
+
+async function setText(doc: vscode.TextDocument, text: string): Promise<void> {
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(doc.uri, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), text);
+  assert.ok(await vscode.workspace.applyEdit(edit), 'restoring the original text');
+}
+
+/**
+ * For every diagnostic of ours in `doc`, asks VS Code for the quick fixes, and applies each one to the original
+ * text: the document must change and that diagnostic must go away. Returns the number of fixes applied.
+ */
+async function applyEveryQuickFix(doc: vscode.TextDocument, settle: () => Promise<vscode.Diagnostic[]>): Promise<number> {
+  const original = doc.getText();
+  const initial = await settle();
+  let applied = 0;
+  for (const d of initial) {
+    const fixes = await quickFixes(doc.uri, d);
+    if (!fixes.length) {
+      const raw = await vscode.commands.executeCommand<unknown[]>('vscode.executeCodeActionProvider', doc.uri, d.range);
+      assert.fail(`${codeOf(d)} at line ${d.range.start.line + 1} offers no quick fix; the providers returned ${JSON.stringify(raw).slice(0, 1500)}`);
+    }
+    for (const fix of fixes) {
+      await setText(doc, original);
+      const before = await settle();
+      const target = before.find((x) => codeOf(x) === codeOf(d) && x.range.isEqual(d.range));
+      assert.ok(target, `${codeOf(d)} is back after restoring the text (now: ${show(before)})`);
+      const fresh = (await quickFixes(doc.uri, target)).find((f) => f.title === fix.title);
+      assert.ok(fresh, `quick fix "${fix.title}" is offered again`);
+      assert.ok(fresh.edit || fresh.command, `quick fix "${fix.title}" has an edit or a command`);
+      if (fresh.edit) assert.ok(await vscode.workspace.applyEdit(fresh.edit), `applying "${fix.title}"`);
+      if (fresh.command) await vscode.commands.executeCommand(fresh.command.command, ...(fresh.command.arguments ?? []));
+      assert.notEqual(doc.getText(), original, `"${fix.title}" changed the text`);
+      const sameCodeBefore = before.filter((x) => codeOf(x) === codeOf(d)).length;
+      await waitFor(`"${fix.title}" to remove ${codeOf(d)} (was ${sameCodeBefore}); now ${show(ours(doc.uri))}`,
+        () => ours(doc.uri).filter((x) => codeOf(x) === codeOf(d)).length < sameCodeBefore, 30_000);
+      applied++;
+    }
+  }
+  await setText(doc, original);
+  return applied;
+}
+
+describe('code diagnostics and quick fixes', () => {
+  before(async () => { await extensionApi(); });
+  after(closeAllEditors);
+
+  it('flags torch.load in a .py file (SW101 on the call)', async () => {
+    const uri = fixture('app.py');
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const ds = await waitForDiagnostics(uri, 'SW101 on line 3', (x) => !!onLine(x, 'SW101', 2));
+    const d = onLine(ds, 'SW101', 2)!;
+    assert.match(doc.getText(d.range), /torch\.load/, 'the squiggle covers the torch.load call');
+    assert.ok(d.severity <= vscode.DiagnosticSeverity.Warning, 'SW101 is a warning or an error');
+    assert.ok(d.message.length > 10, 'the message explains the problem');
+  });
+
+  it('flags torch.load and pickle.load in notebook cells', async () => {
+    const nb = await vscode.workspace.openNotebookDocument(fixture('analysis.ipynb'));
+    await vscode.window.showNotebookDocument(nb);
+    assert.equal(nb.notebookType, 'jupyter-notebook');
+    const torchCell = nb.cellAt(1).document;
+    const pickleCell = nb.cellAt(2).document;
+    assert.equal(torchCell.languageId, 'python');
+    await waitForDiagnostics(torchCell.uri, 'SW101 in cell 2', (x) => !!onLine(x, 'SW101', 1));
+    await waitForDiagnostics(pickleCell.uri, 'SW102 in cell 3', (x) => !!onLine(x, 'SW102', 1));
+    assert.equal(ours(nb.cellAt(0).document.uri).length, 0, 'the markdown cell has no diagnostics');
+  });
+
+  it('applies every quick fix offered for a .py file', async () => {
+    const uri = fixture('fixes.py');
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const n = await applyEveryQuickFix(doc, () => waitForDiagnostics(uri, 'SW101 and SW102',
+      (x) => !!onLine(x, 'SW101', 3) && !!onLine(x, 'SW102', 5)));
+    assert.ok(n >= 2, `applied ${n} quick fixes`);
+    await doc.save();
+  });
+
+  it('applies every quick fix offered for a notebook cell', async () => {
+    const nb = await vscode.workspace.openNotebookDocument(fixture('analysis.ipynb'));
+    await vscode.window.showNotebookDocument(nb);
+    const cell = nb.cellAt(1).document;
+    const n = await applyEveryQuickFix(cell, () => waitForDiagnostics(cell.uri, 'SW101 in cell 2', (x) => !!onLine(x, 'SW101', 1)));
+    assert.ok(n >= 1, `applied ${n} quick fixes`);
+    await nb.save();
+  });
+});

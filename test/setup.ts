@@ -1,0 +1,120 @@
+// Mocha root setup (listed under "require" in .mocharc.json) and the shared fixture helpers.
+// Real PyTorch fixtures are generated once per content hash of the generator script and cached under
+// .cache/fixtures/<hash>/ in the repo root. Under CI=true a missing torch is a failure, never a skip.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export const PYTHON = process.env.SAFE_WEIGHTS_PYTHON ?? '/usr/bin/python3';
+export const IS_CI = process.env.CI === 'true';
+
+export interface ManifestTensor { name: string; dtype: string; shape: number[]; numel: number }
+export interface ManifestEntry {
+  format: string[];
+  verdict: 'safe' | 'caution' | 'dangerous' | 'invalid';
+  /** When set, any of these verdicts is correct (the manifest's `verdict` is the preferred one). */
+  accept_verdicts?: ('safe' | 'caution' | 'dangerous' | 'invalid')[];
+  /** What current torch.load(weights_only=True) does; null when torch.load is not the loader. */
+  weightsOnly: boolean | null;
+  weightsOnlyTorch113?: boolean;
+  namesComparable: boolean;
+  tensors: ManifestTensor[];
+  size: number;
+  note: string;
+  classes?: string[];
+  rules?: string[];
+  compression?: string;
+}
+export interface FixtureManifest { torch: string; numpy: string; files: Record<string, ManifestEntry> }
+export interface TorchFixtures { dir: string; manifest: FixtureManifest }
+
+function findRepoRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`cannot find the repository root above ${__dirname}`);
+    dir = up;
+  }
+}
+export const REPO_ROOT = findRepoRoot();
+export const GENERATOR = join(REPO_ROOT, 'test', 'fixtures', 'gen_torch_fixtures.py');
+
+let torchProbe: { ok: boolean; detail: string } | undefined;
+/** Whether the Debian python has torch + numpy. */
+export function torchAvailable(): { ok: boolean; detail: string } {
+  if (!torchProbe) {
+    const r = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
+    torchProbe = r.status === 0
+      ? { ok: true, detail: r.stdout.trim() }
+      : { ok: false, detail: (r.error?.message ?? r.stderr ?? '').trim().split('\n').slice(-1)[0] ?? 'unknown error' };
+  }
+  return torchProbe;
+}
+
+/** Thrown when torch is missing outside CI; tests turn it into a loud pending state. */
+export class TorchUnavailableError extends Error {}
+
+function missingTorch(what: string): never {
+  const msg = `${what} needs ${PYTHON} with torch and numpy (apt-get install -y python3-torch python3-numpy): ${torchAvailable().detail}`;
+  if (IS_CI) throw new Error(`CI=true: ${msg}`);
+  throw new TorchUnavailableError(msg);
+}
+
+let cached: TorchFixtures | undefined;
+/** Generate (once per generator hash) and return the real-torch fixtures with their manifest. */
+export function getTorchFixtures(): TorchFixtures {
+  if (cached) return cached;
+  const script = readFileSync(GENERATOR);
+  const hash = createHash('sha256').update(script).digest('hex').slice(0, 16);
+  const dir = join(REPO_ROOT, '.cache', 'fixtures', hash);
+  const manifestPath = join(dir, 'manifest.json');
+  if (!existsSync(manifestPath)) {
+    if (!torchAvailable().ok) missingTorch('The real-torch fixtures');
+    // Generate into a private folder and rename, so parallel runs never see a half-written cache.
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    execFileSync(PYTHON, [GENERATOR, tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+    try { renameSync(tmp, dir); } catch (e) {
+      if (!existsSync(manifestPath)) throw e;
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  cached = { dir, manifest: JSON.parse(readFileSync(manifestPath, 'utf8')) as FixtureManifest };
+  return cached;
+}
+
+/**
+ * For use in a mocha `before` hook: returns the fixtures, or marks the suite pending with a loud message
+ * when torch is missing locally. Under CI=true it throws instead (a missing dependency is a failure).
+ */
+export function torchFixturesOrSkip(ctx: Mocha.Context): TorchFixtures {
+  try {
+    return getTorchFixtures();
+  } catch (e) {
+    if (e instanceof TorchUnavailableError) {
+      console.warn(`\n  !!! SKIPPING torch-dependent tests: ${e.message}\n`);
+      ctx.skip();
+    }
+    throw e;
+  }
+}
+
+/** Skip (locally) or fail (CI) when a built artifact such as dist/cli.js is missing. */
+export function requireBuilt(ctx: Mocha.Context, rel: string, how = 'npm run build'): string {
+  const p = join(REPO_ROOT, rel);
+  if (existsSync(p)) return p;
+  const msg = `${rel} is missing: run \`${how}\` first`;
+  if (IS_CI) throw new Error(`CI=true: ${msg}`);
+  console.warn(`\n  !!! SKIPPING: ${msg}\n`);
+  ctx.skip();
+}
+
+export const mochaHooks = {
+  beforeAll(this: Mocha.Context): void {
+    this.timeout(180_000); // importing torch takes seconds on a busy machine
+    if (IS_CI && !torchAvailable().ok) missingTorch('The test suite');
+  },
+};

@@ -1,0 +1,63 @@
+// Rule tests on annotated fixtures: every line ending in `# expect: SWnnn` must be flagged with exactly those
+// rules, and every other line must not be flagged at all.
+import * as assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { scanCodeText } from '../../../server/src/python/scanCode';
+import { mayHaveFindings } from '../../../server/src/python/prefilter';
+
+export const FIXTURES = join(__dirname, '..', '..', '..', '..', 'test', 'fixtures', 'python');
+
+function expected(text: string): string[] {
+  const out: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    for (const m of line.matchAll(/# expect: (SW\d{3})/g)) out.push(`${i + 1} ${m[1]}`);
+  });
+  return out.sort();
+}
+
+describe('code rules on annotated fixtures', () => {
+  const files = readdirSync(FIXTURES).filter((f) => /\.(py|txt)$/.test(f));
+  it('has fixtures', () => assert.ok(files.length >= 5, `fixtures in ${FIXTURES}`));
+  for (const file of files) {
+    it(file, async () => {
+      const text = readFileSync(join(FIXTURES, file), 'utf8');
+      const want = expected(text);
+      assert.ok(want.length > 0, 'a fixture must have positive lines');
+      const report = await scanCodeText(join(FIXTURES, file), text);
+      const got = report.findings.map((f) => `${f.line} ${f.rule}`).sort();
+      assert.deepEqual(got, want);
+      assert.equal(report.verdict, report.findings.some((f) => f.severity === 'dangerous') ? 'dangerous' : 'caution');
+      if (file.endsWith('.py')) assert.equal(mayHaveFindings(text), true);
+    });
+  }
+
+  it('reports 1-based line/column and end positions', async () => {
+    const r = await scanCodeText('x.py', 'import torch\n\nx = 1; m = torch.load(f)\n');
+    assert.deepEqual(r.findings.map((f) => [f.rule, f.line, f.column, f.endLine, f.endColumn]), [['SW101', 3, 12, 3, 25]]);
+  });
+
+  it('the batch pre-filter skips only files that cannot match', async () => {
+    assert.equal(mayHaveFindings('import json\njson.load(f)\n'), false);
+    assert.equal(mayHaveFindings('"""torch.load(f)"""\n# pickle.loads(x)\nx = 1\n'), false);
+    assert.equal(mayHaveFindings('from pickle import (\n    loads,\n)\nloads(b)\n'), true);
+    assert.equal(mayHaveFindings('m = f(x, trust_remote_code=True)\n'), true);
+    assert.equal(mayHaveFindings('import torch as t\ntl = t.load\n'), true);
+    const r = await scanCodeText('x.py', 'from pickle import (\n    loads,\n)\nloads(b)\n');
+    assert.deepEqual(r.findings.map((f) => f.rule), ['SW102']);
+  });
+
+  it('honours # nosec only when configured', async () => {
+    const src = 'import pickle\nobj = pickle.loads(b)  # nosec B301\n';
+    assert.equal((await scanCodeText('x.py', src)).findings.length, 1);
+    const cfg = { rules: {}, exclude: [], honorNosec: true, workspaceScan: true, enable: true };
+    assert.equal((await scanCodeText('x.py', src, cfg)).findings.length, 0);
+  });
+
+  it('applies per-rule configuration (off, severity)', async () => {
+    const src = 'import pickle, torch\npickle.loads(b)\ntorch.load(f)\n';
+    const cfg = { rules: { SW102: 'off' as const, SW101: 'dangerous' as const }, exclude: [], honorNosec: false, workspaceScan: true, enable: true };
+    const r = await scanCodeText('x.py', src, cfg);
+    assert.deepEqual(r.findings.map((f) => [f.rule, f.severity]), [['SW101', 'dangerous']]);
+  });
+});
