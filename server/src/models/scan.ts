@@ -293,7 +293,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
       const r = runs[0];
       if (!r) return undefined;
       recordRun(ctx, r, 'storages', { strict: true, torchLoads: true });
-      pos = r.end - st.offset;
+      pos = r.end;
       return r.complete ? r : undefined;
     };
     const countRun = one();

@@ -74,7 +74,35 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
   const stack: PyValue[] = [];
   const marks: number[] = [];      // fences: stack lengths at each MARK
   let fence = 0;
-  const memo = new Map<number, PyValue>();
+  // memo indexes are dense in real pickles: an array is several times faster than a Map; sparse or huge
+  // indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots, like CPython.
+  const memoArr: PyValue[] = [];
+  const memoHas: Uint8Array[] = [];
+  const memoMap = new Map<number, PyValue>();
+  let memoCount = 0;
+  const DENSE = 1 << 22;
+  const memoSet = (idx: number, v: PyValue) => {
+    if (idx < DENSE) {
+      const page = idx >>> 16;
+      let bits = memoHas[page];
+      if (!bits) { bits = new Uint8Array(1 << 16); memoHas[page] = bits; }
+      if (!bits[idx & 0xffff]) { bits[idx & 0xffff] = 1; memoCount++; }
+      while (memoArr.length < idx) memoArr.push(null);
+      memoArr[idx] = v;
+    } else {
+      if (!memoMap.has(idx)) memoCount++;
+      memoMap.set(idx, v);
+    }
+  };
+  const memoGet = (idx: number): PyValue => {
+    if (idx < DENSE) {
+      const bits = memoHas[idx >>> 16];
+      if (!bits || !bits[idx & 0xffff]) fail(`memo value not found at index ${idx}`);
+      return memoArr[idx];
+    }
+    if (!memoMap.has(idx)) fail(`memo value not found at index ${idx}`);
+    return memoMap.get(idx) as PyValue;
+  };
   let proto = 0;
   let frameEnd = -1;              // absolute end of the current FRAME, -1 when not in a frame
   const woSeen = new Set<number>();
@@ -128,31 +156,21 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
     }
   };
 
-  try {
-    for (;;) {
-      if (c.buf.length - c.pos < 16 && !c.eof) yield 16;
-      if (c.pos >= c.buf.length) {
-        opStart = c.abs;
-        fail(run.opcodes === 0 ? 'empty pickle stream' : 'pickle data was truncated (no STOP)');
-      }
-      const buf = c.buf;
-      opStart = c.bufStart + c.pos;
-      if (frameEnd >= 0 && opStart >= frameEnd) frameEnd = -1;
-      op = buf[c.pos++];
-      if (++run.opcodes > MAX_OPCODES || stack.length > MAX_STACK || memo.size > MAX_STACK) {
-        fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} stack or memo entries)`);
-      }
-      if (!WEIGHTS_ONLY_OPCODES.has(op) && !woSeen.has(op)) {
-        woSeen.add(op);
-        run.weightsOnlyIssues.push(`opcode ${OP_NAME[op] || '0x' + op.toString(16)} at offset ${opStart} is not supported by the weights_only unpickler`);
-      }
-      switch (op) {
+  let opPos = 0;                  // buffer index of the current opcode byte, for rollback
+  let pendingNested: { inst: PyCall; dtype: string; shape: number[]; order: string } | undefined;
+  /** Un-reads the current opcode and asks the driver for `n` bytes from its start. */
+  const rollback = (n: number): number => { c.pos = opPos; run.opcodes--; return n; };
+
+  // Opcodes that are rare in real checkpoints live in their own function: keeping the hot loop small lets
+  // V8 optimise it quickly (one large switch took ~0.5 s to compile and was recompiled after deopts).
+  const cold = (buf: Uint8Array): number => {
+    switch (op) {
         case OP.PROTO: {
           need(1);
           const v = buf[c.pos++];
           if (v > 5) fail(`unsupported pickle protocol: ${v}`);
           proto = v; if (v > run.protocol) run.protocol = v;
-          dis(String(v));
+          if (disasm) dis(String(v));
           break;
         }
         case OP.FRAME: {
@@ -161,37 +179,33 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           if (frameEnd >= 0) fail('beginning of a new frame before end of current frame');
           if (len > c.remaining()) fail(`FRAME declares ${len} bytes but only ${c.remaining()} remain`);
           frameEnd = c.abs + len;
-          dis(String(len));
+          if (disasm) dis(String(len));
           break;
         }
         case OP.STOP: {
-          dis('');
+          if (disasm) dis('');
           const v = pop();
           run.value = v;
           run.complete = true;
           run.end = c.abs;
           if (frameEnd > c.abs) note('SW004', `STOP inside a FRAME that declares ${frameEnd - c.abs} more bytes`);
-          return finish(run, memo);
+          return 0;
         }
-        case OP.MARK: marks.push(stack.length); fence = stack.length; dis(''); break;
         case OP.POP:
-          dis('');
+          if (disasm) dis('');
           if (stack.length > fence) stack.pop();
           else if (marks.length) { marks.pop(); fence = marks.length ? marks[marks.length - 1] : 0; }
           else fail('unpickling stack underflow');
           break;
-        case OP.POP_MARK: dis(''); popMark(); break;
-        case OP.DUP: dis(''); stack.push(top()); break;
-        case OP.NONE: dis(''); stack.push(null); break;
-        case OP.NEWTRUE: dis(''); stack.push(true); break;
-        case OP.NEWFALSE: dis(''); stack.push(false); break;
-        case OP.BININT: { need(4); const v = readI32(buf, c.pos); c.pos += 4; dis(String(v)); stack.push(v); break; }
-        case OP.BININT1: { need(1); const v = buf[c.pos++]; dis(String(v)); stack.push(v); break; }
-        case OP.BININT2: { need(2); const v = buf[c.pos] | (buf[c.pos + 1] << 8); c.pos += 2; dis(String(v)); stack.push(v); break; }
+        case OP.POP_MARK: if (disasm) dis(''); popMark(); break;
+        case OP.DUP: if (disasm) dis(''); stack.push(top()); break;
+        case OP.NEWTRUE: if (disasm) dis(''); stack.push(true); break;
+        case OP.BININT: { need(4); const v = readI32(buf, c.pos); c.pos += 4; if (disasm) dis(String(v)); stack.push(v); break; }
+        case OP.BININT2: { need(2); const v = buf[c.pos] | (buf[c.pos + 1] << 8); c.pos += 2; if (disasm) dis(String(v)); stack.push(v); break; }
         case OP.BINFLOAT: {
           need(8);
           const v = new DataView(buf.buffer, buf.byteOffset + c.pos, 8).getFloat64(0, false); c.pos += 8;
-          dis(String(v)); stack.push(new PyFloat(v)); break;
+          if (disasm) dis(String(v)); stack.push(new PyFloat(v)); break;
         }
         case OP.LONG1: case OP.LONG4: {
           const lenBytes = op === OP.LONG1 ? 1 : 4;
@@ -200,22 +214,24 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           if (n < 0) fail('LONG pickle has negative byte count');
           if (n > 4096) {  // huge ints: never a size we trust; skip like a payload
             if (n > c.remaining() - lenBytes) fail('pickle data was truncated');
-            c.pos += lenBytes + n; dis(`<${n}-byte int>`); stack.push(new PyOpaque('huge int'));
+            c.pos += lenBytes + n; if (disasm) dis(`<${n}-byte int>`); stack.push(new PyOpaque('huge int'));
             checkFrame(); break;
           }
-          if (c.buf.length - c.pos < lenBytes + n) { if (!c.eof) yield lenBytes + n; if (c.buf.length - c.pos < lenBytes + n) fail('pickle data was truncated'); }
+          if (c.buf.length - c.pos < lenBytes + n) { if (!c.eof) return rollback(1 + lenBytes + n); fail('pickle data was truncated'); }
           const b = c.buf; const at = c.pos + lenBytes;
           const v = decodeLong(b, at, n); c.pos = at + n;
-          dis(String(v)); stack.push(v); break;
+          if (disasm) dis(String(v)); stack.push(v); break;
         }
         // ---- text (protocol 0) opcodes: one line argument
         case OP.INT: case OP.LONG: case OP.FLOAT: case OP.STRING: case OP.UNICODE: case OP.GET: case OP.PUT:
         case OP.PERSID: case OP.GLOBAL: case OP.INST: {
-          const line1 = yield* readLine(c, maxLine, fail);
+          const line1 = readLine(c, maxLine, fail);
+          if (!line1) return rollback(c.buf.length - opPos + 65536);
           if (op === OP.GLOBAL || op === OP.INST) {
-            const line2 = yield* readLine(c, maxLine, fail);
+            const line2 = readLine(c, maxLine, fail);
+            if (!line2) return rollback(c.buf.length - opPos + 65536);
             const mod = decodeUtf8(line1, fail), name = decodeUtf8(line2, fail);
-            dis(`${JSON.stringify(mod)} ${JSON.stringify(name)}`);
+            if (disasm) dis(`${JSON.stringify(mod)} ${JSON.stringify(name)}`);
             const g = addGlobal(mod, name, OP_NAME[op]);
             if (op === OP.GLOBAL) stack.push(g);
             else { const args = popMark(); stack.push(call(g, new PyTuple(args), 'inst')); }
@@ -224,33 +240,166 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           const text = latin1(line1);
           switch (op) {
             case OP.INT: {
-              dis(text);
+              if (disasm) dis(text);
               if (text === '01') stack.push(true); else if (text === '00') stack.push(false);
               else stack.push(parsePyInt(text, fail));
               break;
             }
-            case OP.LONG: dis(text); stack.push(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, fail)); break;
+            case OP.LONG: if (disasm) dis(text); stack.push(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, fail)); break;
             case OP.FLOAT: {
               const v = parsePyFloat(text); if (v === undefined) fail(`could not convert string to float: ${text.slice(0, 40)}`);
-              dis(text); stack.push(new PyFloat(v as number)); break;
+              if (disasm) dis(text); stack.push(new PyFloat(v as number)); break;
             }
-            case OP.STRING: { const v = decodePyStringLiteral(text, fail); dis(JSON.stringify(v)); stack.push(v); break; }
-            case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); dis(JSON.stringify(v)); stack.push(v); break; }
+            case OP.STRING: { const v = decodePyStringLiteral(text, fail); if (disasm) dis(JSON.stringify(v)); stack.push(v); break; }
+            case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); if (disasm) dis(JSON.stringify(v)); stack.push(v); break; }
             case OP.GET: {
-              const idx = parsePyInt(text, fail); dis(String(idx));
-              const v = memo.get(Number(idx)); if (v === undefined && !memo.has(Number(idx))) fail(`memo value not found at index ${idx}`);
-              stack.push(v as PyValue); break;
+              const idx = parsePyInt(text, fail); if (disasm) dis(String(idx));
+              stack.push(memoGet(Number(idx))); break;
             }
             case OP.PUT: {
-              const idx = Number(parsePyInt(text, fail)); dis(String(idx));
+              const idx = Number(parsePyInt(text, fail)); if (disasm) dis(String(idx));
               if (idx < 0) fail('negative PUT argument');
-              memo.set(idx, top()); break;
+              memoSet(idx, top()); break;
             }
-            case OP.PERSID: dis(JSON.stringify(text)); stack.push(new PyPersId(text, opStart)); break;
+            case OP.PERSID: if (disasm) dis(JSON.stringify(text)); stack.push(new PyPersId(text, opStart)); break;
           }
           break;
         }
         // ---- length-prefixed strings and bytes
+        case OP.NEXT_BUFFER: if (disasm) dis(''); stack.push(new PyOpaque('out-of-band buffer')); break;
+        case OP.READONLY_BUFFER: if (disasm) dis(''); top(); break;
+        // ---- containers
+        case OP.TUPLE1: { if (disasm) dis(''); const a = pop(); stack.push(new PyTuple([a])); break; }
+        case OP.TUPLE3: { if (disasm) dis(''); const c3 = pop(); const b2 = pop(); const a = pop(); stack.push(new PyTuple([a, b2, c3])); break; }
+        case OP.EMPTY_LIST: if (disasm) dis(''); stack.push(new PyList([])); break;
+        case OP.LIST: if (disasm) dis(''); stack.push(new PyList(popMark())); break;
+        case OP.EMPTY_DICT: if (disasm) dis(''); stack.push(new PyDict([])); break;
+        case OP.DICT: {
+          if (disasm) dis('');
+          const items = popMark();
+          if (items.length % 2) fail('odd number of items for DICT');
+          const d = new PyDict([]);
+          for (let i = 0; i < items.length; i += 2) d.entries.push([items[i], items[i + 1]]);
+          stack.push(d); break;
+        }
+        case OP.EMPTY_SET: if (disasm) dis(''); stack.push(new PySet([], false)); break;
+        case OP.FROZENSET: if (disasm) dis(''); stack.push(new PySet(popMark(), true)); break;
+        case OP.APPEND: case OP.APPENDS: {
+          if (disasm) dis('');
+          const items = op === OP.APPEND ? [pop()] : popMark();
+          const t = top();
+          if (t instanceof PyList) { for (const it of items) t.items.push(it); }
+          else if (t instanceof PyCall) { (t.listItems ??= []).push(...items); woIssue(`${OP_NAME[op]} on an object that is not a list`); }
+          else if (t instanceof PyGlobal) mutateTarget(t, OP_NAME[op]);
+          else fail(`${OP_NAME[op]} on ${describe(t)}`);
+          break;
+        }
+        case OP.ADDITEMS: {
+          if (disasm) dis('');
+          const items = popMark();
+          const t = top();
+          if (t instanceof PySet && !t.frozen) t.items.push(...items);
+          else if (t instanceof PyCall) (t.setItems ??= []).push(...items);
+          else if (t instanceof PyGlobal) mutateTarget(t, 'ADDITEMS');
+          else fail(`ADDITEMS on ${describe(t)}`);
+          break;
+        }
+        // ---- memo
+        case OP.MEMOIZE: if (disasm) dis(String(memoCount)); memoSet(memoCount, top()); break;
+        // ---- imports and calls
+        case OP.STACK_GLOBAL: {
+          const nameV = pop(); const modV = pop();
+          if (typeof nameV !== 'string' || typeof modV !== 'string') {
+            if (disasm) dis('<computed>');
+            note('SW003', `STACK_GLOBAL operands are not constant strings (${describe(modV)}, ${describe(nameV)}): the imported name is decided at load time`);
+            stack.push(new PyOpaque('computed global'));
+            break;
+          }
+          if (disasm) dis(`${JSON.stringify(modV)} ${JSON.stringify(nameV)}`);
+          stack.push(addGlobal(modV, nameV, 'STACK_GLOBAL'));
+          break;
+        }
+        case OP.EXT1: case OP.EXT2: case OP.EXT4: {
+          const n = op === OP.EXT1 ? 1 : op === OP.EXT2 ? 2 : 4; need(n);
+          const code = n === 1 ? buf[c.pos] : n === 2 ? (buf[c.pos] | (buf[c.pos + 1] << 8)) : readI32(buf, c.pos);
+          c.pos += n; if (disasm) dis(String(code));
+          if (code <= 0) fail('EXT specifies code <= 0');
+          note('SW005', `${OP_NAME[op]} imports extension code ${code} from the copyreg registry, which cannot be resolved statically`);
+          stack.push(new PyExt(code, opStart));
+          break;
+        }
+        case OP.NEWOBJ: {
+          if (disasm) dis('');
+          const args = pop(); const cls = pop();
+          stack.push(call(cls, args, 'newobj'));
+          break;
+        }
+        case OP.NEWOBJ_EX: {
+          if (disasm) dis('');
+          const kwargs = pop(); const args = pop(); const cls = pop();
+          stack.push(call(cls, args, 'newobj_ex', kwargs));
+          break;
+        }
+        case OP.OBJ: {
+          if (disasm) dis('');
+          const items = popMark();
+          if (items.length === 0) fail('OBJ without a class');
+          stack.push(call(items[0], new PyTuple(items.slice(1)), 'obj'));
+          break;
+        }
+        case OP.BUILD: {
+          if (disasm) dis('');
+          const target = stack.length - 2 >= fence ? stack[stack.length - 2] : undefined;
+          // joblib's array payload (padding byte + padding) must be in the buffer before BUILD mutates anything
+          if (isJoblibWrapper(target) && c.buf.length - c.pos < 257 && !c.eof) return rollback(1 + 257);
+          const state = pop();
+          const inst = top();
+          if (inst instanceof PyGlobal) mutateTarget(inst, 'BUILD');
+          else if (inst instanceof PyCall) {
+            inst.states.push(state);
+            if (isJoblibWrapper(inst)) {
+              // joblib writes array bytes after committing the frame: they are outside any FRAME
+              if (frameEnd >= 0 && c.abs === frameEnd) frameEnd = -1;
+              const arr = joblibArrayPayload(c, state, run, depth, fail);
+              if (arr instanceof PyNdArray) stack[stack.length - 1] = arr;
+              else { pendingNested = { inst, ...arr }; return NESTED; }
+            }
+          }
+          break;
+        }
+        default:
+          fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')}`);
+    }
+    return CONT;
+  };
+
+  // The hot loop is a plain function (generators with yields inside loops run far slower in V8): it returns
+  // 0 when the pickle ended (STOP or error), n > 0 when it needs n bytes from the current opcode, or NESTED.
+  const step = (): number => {
+  try {
+    for (;;) {
+      if (c.buf.length - c.pos < 16 && !c.eof) return 16;
+      if (c.pos >= c.buf.length) {
+        opStart = c.abs;
+        fail(run.opcodes === 0 ? 'empty pickle stream' : 'pickle data was truncated (no STOP)');
+      }
+      const buf = c.buf;
+      opPos = c.pos;
+      opStart = c.bufStart + c.pos;
+      if (frameEnd >= 0 && opStart >= frameEnd) frameEnd = -1;
+      op = buf[c.pos++];
+      if (++run.opcodes > MAX_OPCODES || stack.length > MAX_STACK || memoCount > MAX_STACK) {
+        fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} stack or memo entries)`);
+      }
+      if (!WEIGHTS_ONLY_OPCODES.has(op) && !woSeen.has(op)) {
+        woSeen.add(op);
+        run.weightsOnlyIssues.push(`opcode ${OP_NAME[op] || '0x' + op.toString(16)} at offset ${opStart} is not supported by the weights_only unpickler`);
+      }
+      switch (op) {
+        case OP.MARK: marks.push(stack.length); fence = stack.length; if (disasm) dis(''); break;
+        case OP.NONE: if (disasm) dis(''); stack.push(null); break;
+        case OP.NEWFALSE: if (disasm) dis(''); stack.push(false); break;
+        case OP.BININT1: { need(1); const v = buf[c.pos++]; if (disasm) dis(String(v)); stack.push(v); break; }
         case OP.SHORT_BINSTRING: case OP.SHORT_BINBYTES: case OP.SHORT_BINUNICODE:
         case OP.BINSTRING: case OP.BINBYTES: case OP.BINUNICODE:
         case OP.BINUNICODE8: case OP.BINBYTES8: case OP.BYTEARRAY8: {
@@ -267,65 +416,37 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           const isText = op === OP.SHORT_BINUNICODE || op === OP.BINUNICODE || op === OP.BINUNICODE8;
           if (len > inlineMax) {
             c.pos += lenBytes + len;   // skip without copying
-            dis(`<${len} bytes at ${payloadAt}>`);
+            if (disasm) dis(`<${len} bytes at ${payloadAt}>`);
             stack.push(isText ? new PyBigStr(len, payloadAt) : new PyBytes(len, payloadAt, undefined, kindOf(op)));
             checkFrame();
             break;
           }
           if (c.buf.length - c.pos < lenBytes + len) {
-            if (!c.eof) yield lenBytes + len;
-            if (c.buf.length - c.pos < lenBytes + len) fail('pickle data was truncated');
+            if (!c.eof) return rollback(1 + lenBytes + len);
+            fail('pickle data was truncated');
           }
           const b = c.buf; const at = c.pos + lenBytes;
           c.pos = at + len;
           if (isText) {
             const s = decodeUtf8(b.subarray(at, at + len), fail);
-            dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
+            if (disasm) dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
           } else if (op === OP.SHORT_BINSTRING || op === OP.BINSTRING) {
             // Python 3 decodes protocol 0-2 str payloads (encoding='ASCII' by default): they are str, not bytes
             const s = latin1(b.subarray(at, at + len));
-            dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
+            if (disasm) dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
           } else {
             // keep a copy only of small payloads (names, dtype strings); big ones by offset
             const data = len <= 4096 ? b.slice(at, at + len) : undefined;
-            dis(bytesRepr(b, at, len));
+            if (disasm) dis(bytesRepr(b, at, len));
             stack.push(new PyBytes(len, payloadAt, data, kindOf(op)));
           }
           break;
         }
-        case OP.NEXT_BUFFER: dis(''); stack.push(new PyOpaque('out-of-band buffer')); break;
-        case OP.READONLY_BUFFER: dis(''); top(); break;
-        // ---- containers
-        case OP.EMPTY_TUPLE: dis(''); stack.push(new PyTuple([])); break;
-        case OP.TUPLE: dis(''); stack.push(new PyTuple(popMark())); break;
-        case OP.TUPLE1: { dis(''); const a = pop(); stack.push(new PyTuple([a])); break; }
-        case OP.TUPLE2: { dis(''); const b2 = pop(); const a = pop(); stack.push(new PyTuple([a, b2])); break; }
-        case OP.TUPLE3: { dis(''); const c3 = pop(); const b2 = pop(); const a = pop(); stack.push(new PyTuple([a, b2, c3])); break; }
-        case OP.EMPTY_LIST: dis(''); stack.push(new PyList([])); break;
-        case OP.LIST: dis(''); stack.push(new PyList(popMark())); break;
-        case OP.EMPTY_DICT: dis(''); stack.push(new PyDict([])); break;
-        case OP.DICT: {
-          dis('');
-          const items = popMark();
-          if (items.length % 2) fail('odd number of items for DICT');
-          const d = new PyDict([]);
-          for (let i = 0; i < items.length; i += 2) d.entries.push([items[i], items[i + 1]]);
-          stack.push(d); break;
-        }
-        case OP.EMPTY_SET: dis(''); stack.push(new PySet([], false)); break;
-        case OP.FROZENSET: dis(''); stack.push(new PySet(popMark(), true)); break;
-        case OP.APPEND: case OP.APPENDS: {
-          dis('');
-          const items = op === OP.APPEND ? [pop()] : popMark();
-          const t = top();
-          if (t instanceof PyList) { for (const it of items) t.items.push(it); }
-          else if (t instanceof PyCall) { (t.listItems ??= []).push(...items); woIssue(`${OP_NAME[op]} on an object that is not a list`); }
-          else if (t instanceof PyGlobal) mutateTarget(t, OP_NAME[op]);
-          else fail(`${OP_NAME[op]} on ${describe(t)}`);
-          break;
-        }
+        case OP.EMPTY_TUPLE: if (disasm) dis(''); stack.push(new PyTuple([])); break;
+        case OP.TUPLE: if (disasm) dis(''); stack.push(new PyTuple(popMark())); break;
+        case OP.TUPLE2: { if (disasm) dis(''); const b2 = pop(); const a = pop(); stack.push(new PyTuple([a, b2])); break; }
         case OP.SETITEM: case OP.SETITEMS: {
-          dis('');
+          if (disasm) dis('');
           let items: PyValue[];
           if (op === OP.SETITEM) { const v = pop(); const k = pop(); items = [k, v]; } else items = popMark();
           if (items.length % 2) fail('odd number of items for SETITEMS');
@@ -340,96 +461,29 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           else fail(`${OP_NAME[op]} on ${describe(t)}`);
           break;
         }
-        case OP.ADDITEMS: {
-          dis('');
-          const items = popMark();
-          const t = top();
-          if (t instanceof PySet && !t.frozen) t.items.push(...items);
-          else if (t instanceof PyCall) (t.setItems ??= []).push(...items);
-          else if (t instanceof PyGlobal) mutateTarget(t, 'ADDITEMS');
-          else fail(`ADDITEMS on ${describe(t)}`);
-          break;
-        }
-        // ---- memo
         case OP.BINGET: case OP.LONG_BINGET: {
           const n = op === OP.BINGET ? 1 : 4; need(n);
           const idx = n === 1 ? buf[c.pos] : readU32(buf, c.pos); c.pos += n;
-          dis(String(idx));
-          const v = memo.get(idx);
-          if (v === undefined && !memo.has(idx)) fail(`memo value not found at index ${idx}`);
-          stack.push(v as PyValue); break;
+          if (disasm) dis(String(idx));
+          stack.push(memoGet(idx)); break;
         }
         case OP.BINPUT: case OP.LONG_BINPUT: {
           const n = op === OP.BINPUT ? 1 : 4; need(n);
           const idx = n === 1 ? buf[c.pos] : readU32(buf, c.pos); c.pos += n;
-          dis(String(idx));
-          memo.set(idx, top()); break;
-        }
-        case OP.MEMOIZE: dis(String(memo.size)); memo.set(memo.size, top()); break;
-        // ---- imports and calls
-        case OP.STACK_GLOBAL: {
-          const nameV = pop(); const modV = pop();
-          if (typeof nameV !== 'string' || typeof modV !== 'string') {
-            dis('<computed>');
-            note('SW003', `STACK_GLOBAL operands are not constant strings (${describe(modV)}, ${describe(nameV)}): the imported name is decided at load time`);
-            stack.push(new PyOpaque('computed global'));
-            break;
-          }
-          dis(`${JSON.stringify(modV)} ${JSON.stringify(nameV)}`);
-          stack.push(addGlobal(modV, nameV, 'STACK_GLOBAL'));
-          break;
-        }
-        case OP.EXT1: case OP.EXT2: case OP.EXT4: {
-          const n = op === OP.EXT1 ? 1 : op === OP.EXT2 ? 2 : 4; need(n);
-          const code = n === 1 ? buf[c.pos] : n === 2 ? (buf[c.pos] | (buf[c.pos + 1] << 8)) : readI32(buf, c.pos);
-          c.pos += n; dis(String(code));
-          if (code <= 0) fail('EXT specifies code <= 0');
-          note('SW005', `${OP_NAME[op]} imports extension code ${code} from the copyreg registry, which cannot be resolved statically`);
-          stack.push(new PyExt(code, opStart));
-          break;
+          if (disasm) dis(String(idx));
+          memoSet(idx, top()); break;
         }
         case OP.REDUCE: {
-          dis('');
+          if (disasm) dis('');
           const args = pop(); const fn = pop();
           stack.push(call(fn, args, 'reduce'));
           break;
         }
-        case OP.NEWOBJ: {
-          dis('');
-          const args = pop(); const cls = pop();
-          stack.push(call(cls, args, 'newobj'));
-          break;
+        case OP.BINPERSID: { if (disasm) dis(''); const pid = pop(); stack.push(new PyPersId(pid, opStart)); break; }
+        default: {
+          const r = cold(buf);
+          if (r !== CONT) return r;
         }
-        case OP.NEWOBJ_EX: {
-          dis('');
-          const kwargs = pop(); const args = pop(); const cls = pop();
-          stack.push(call(cls, args, 'newobj_ex', kwargs));
-          break;
-        }
-        case OP.OBJ: {
-          dis('');
-          const items = popMark();
-          if (items.length === 0) fail('OBJ without a class');
-          stack.push(call(items[0], new PyTuple(items.slice(1)), 'obj'));
-          break;
-        }
-        case OP.BUILD: {
-          dis('');
-          const state = pop();
-          const inst = top();
-          if (inst instanceof PyGlobal) mutateTarget(inst, 'BUILD');
-          else if (inst instanceof PyCall) {
-            inst.states.push(state);
-            // joblib writes array bytes after committing the frame: they are outside any FRAME
-            if (frameEnd >= 0 && c.abs === frameEnd) frameEnd = -1;
-            const arr = yield* joblibArrayPayload(c, inst, state, run, opts, depth, fail);
-            if (arr) stack[stack.length - 1] = arr;
-          }
-          break;
-        }
-        case OP.BINPERSID: { dis(''); const pid = pop(); stack.push(new PyPersId(pid, opStart)); break; }
-        default:
-          fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')}`);
       }
       checkFrame();
     }
@@ -438,7 +492,27 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
     run.error = e.message;
     run.errorOffset = e.at;
     run.end = Math.max(c.abs, e.at);
-    return finish(run, memo);
+    return 0;
+  }
+  };
+
+  for (;;) {
+    const r = step();
+    if (r === 0) return run;
+    if (r === NESTED && pendingNested) {
+      // joblib unpickles object arrays with a nested pickle.load() on the same stream
+      const p = pendingNested; pendingNested = undefined;
+      const nested = yield* runPickle(c, { ...opts, depth: depth + 1, disasm: false });
+      run.nested.push(nested);
+      if (!nested.complete) {
+        run.error = `nested object-array pickle failed: ${nested.error}`;
+        run.errorOffset = nested.errorOffset ?? nested.end; run.end = nested.end;
+        return run;
+      }
+      stack[stack.length - 1] = new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order);
+      continue;
+    }
+    yield r;
   }
 
   function checkFrame() {
@@ -449,9 +523,6 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
   }
 }
 
-function finish(run: PickleRun, _memo: Map<number, PyValue>): PickleRun {
-  return run;
-}
 
 function kindOf(op: number): 'bytes' | 'bytearray' | 'str8' {
   if (op === OP.BYTEARRAY8) return 'bytearray';
@@ -460,37 +531,37 @@ function kindOf(op: number): 'bytes' | 'bytearray' | 'str8' {
 }
 
 // ---- joblib: NumpyArrayWrapper objects are followed by the array's raw bytes inside the pickle stream
-function* joblibArrayPayload(c: Cursor, inst: PyCall, state: PyValue, run: PickleRun, opts: MachineOptions,
-  depth: number, fail: (m: string) => never): Generator<number, PyValue | undefined, void> {
-  if (!(inst.fn instanceof PyGlobal)) return undefined;
-  const { module, name } = inst.fn;
-  if (name !== 'NumpyArrayWrapper' || !/(^|\.)numpy_pickle$/.test(module)) return undefined;
-  if (!(state instanceof PyDict)) fail('joblib NumpyArrayWrapper state is not a dict');
+const NESTED = -1;
+const CONT = -2;
+
+function isJoblibWrapper(v: PyValue | undefined): v is PyCall {
+  return v instanceof PyCall && v.fn instanceof PyGlobal && v.fn.name === 'NumpyArrayWrapper' && /(^|\.)numpy_pickle$/.test(v.fn.module);
+}
+
+/** Skips the raw array bytes after a NumpyArrayWrapper BUILD; for object arrays returns what the nested pickle needs. */
+function joblibArrayPayload(c: Cursor, state: PyValue, run: PickleRun, depth: number,
+  fail: (m: string) => never): PyNdArray | { dtype: string; shape: number[]; order: string } {
+  if (!(state instanceof PyDict)) return fail('joblib NumpyArrayWrapper state is not a dict');
   const st = new Map<string, PyValue>();
-  for (const [k, v] of (state as PyDict).entries) { const ks = asText(k); if (ks !== undefined) st.set(ks, v); }
+  for (const [k, v] of state.entries) { const ks = asText(k); if (ks !== undefined) st.set(ks, v); }
   const shape = asIntTuple(st.get('shape') ?? null);
   const dt = numpyDtypeOf(st.get('dtype') ?? null);
   const order = asText(st.get('order') ?? null) ?? 'C';
-  if (!shape || !dt) fail('cannot follow joblib array layout: shape or dtype is not constant');
-  const count = (shape as number[]).reduce((a, b) => a * b, 1);
-  const { str: dtStr, itemsize, hasObject } = dt as NumpyDtype;
-  if (hasObject) {
-    // joblib unpickles object arrays with a nested pickle.load() on the same stream
+  if (!shape || !dt) return fail('cannot follow joblib array layout: shape or dtype is not constant');
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (dt.hasObject) {
     if (depth > 8) fail('nested pickles too deep');
-    const nested = yield* runPickle(c, { ...opts, depth: depth + 1, disasm: false });
-    run.nested.push(nested);
-    if (!nested.complete) fail(`nested object-array pickle failed: ${nested.error}`);
-    return new PyNdArray(dtStr, shape as number[], nested.start, nested.end - nested.start, order);
+    return { dtype: dt.str, shape, order };
   }
   if (st.has('numpy_array_alignment_bytes')) {
-    if (c.buf.length - c.pos < 1) { if (!c.eof) yield 1; if (c.buf.length - c.pos < 1) fail('joblib padding truncated'); }
+    if (c.buf.length - c.pos < 1) fail('joblib padding truncated');
     const pad = c.buf[c.pos]; c.pos += 1 + pad;
   }
-  const bytes = count * itemsize;
+  const bytes = count * dt.itemsize;
   if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > c.remaining()) fail(`joblib array declares ${bytes} bytes but only ${c.remaining()} remain`);
   const at = c.abs;
   c.pos += bytes;
-  const arr = new PyNdArray(dtStr, shape as number[], at, bytes, order);
+  const arr = new PyNdArray(dt.str, shape, at, bytes, order);
   run.arrays.push(arr);
   return arr;
 }
@@ -550,17 +621,16 @@ function decodeLong(b: Uint8Array, at: number, n: number): number | bigint {
   return v >= -BigInt(TWO53) && v <= BigInt(TWO53) ? Number(v) : v;
 }
 
-function* readLine(c: Cursor, maxLine: number, fail: (m: string) => never): Generator<number, Uint8Array, void> {
-  let from = c.pos;
-  for (;;) {
-    const idx = c.buf.indexOf(0x0a, from);
-    if (idx >= 0) { const line = c.buf.subarray(c.pos, idx); c.pos = idx + 1; return line; }
-    const have = c.buf.length - c.pos;
-    if (have > maxLine) fail(`text argument longer than ${maxLine} bytes`);
-    if (c.eof) fail('pickle data was truncated (line without newline)');
-    yield have + 65536;
-    from = c.pos + have;   // fillers keep the bytes from pos on: the first `have` were already searched
+/** The next line (without its newline) or undefined when more bytes may still arrive. */
+function readLine(c: Cursor, maxLine: number, fail: (m: string) => never): Uint8Array | undefined {
+  const idx = c.buf.indexOf(0x0a, c.pos);
+  if (idx >= 0) {
+    if (idx - c.pos > maxLine) fail(`text argument longer than ${maxLine} bytes`);
+    const line = c.buf.subarray(c.pos, idx); c.pos = idx + 1; return line;
   }
+  if (c.buf.length - c.pos > maxLine) fail(`text argument longer than ${maxLine} bytes`);
+  if (c.eof) fail('pickle data was truncated (line without newline)');
+  return undefined;
 }
 
 function latin1(b: Uint8Array): string { return Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1'); }
