@@ -97,8 +97,28 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
     entries.push({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset, dataOffset: -1, problems: [] });
     p += 46 + nameLen + extraLen + commentLen;
   }
-  for (const en of entries) readLocalHeader(src, en, prefixBytes > 0 ? prefixBytes : 0);
+  // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
+  // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
+  const cached = windowedReader(src, 64 << 10);
+  for (const en of entries) readLocalHeader(cached, en, prefixBytes > 0 ? prefixBytes : 0);
   return { entries, eocdOffset, centralDirOffset: cdOffset, zip64, comment, prefixBytes: Math.max(0, prefixBytes) };
+}
+
+function windowedReader(src: ByteSource, size: number): ByteSource {
+  let winStart = -1;
+  let win: Uint8Array = new Uint8Array(0);
+  return {
+    size: src.size,
+    read(offset: number, length: number): Uint8Array {
+      if (length > size) return src.read(offset, length);
+      if (winStart < 0 || offset < winStart || offset + length > winStart + win.length) {
+        winStart = offset;
+        win = src.read(offset, size);
+      }
+      return win.subarray(offset - winStart, Math.min(offset - winStart + length, win.length));
+    },
+    close() { /* owned by src */ },
+  };
 }
 
 function readLocalHeader(src: ByteSource, en: ZipEntry, shift: number): void {
