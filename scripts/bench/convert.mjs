@@ -76,6 +76,7 @@ const size = statSync(big).size;
 console.log(`file: convert-2g.pt ${fmtMB(size)}`);
 const cpOut = join(cacheDir, 'convert-2g.cp');
 const stOut = join(cacheDir, 'convert-2g.safetensors');
+const smallOut = join(cacheDir, 'convert-small.safetensors');
 try {
   execFileSync('sh', ['-c', `cat "${big}" > /dev/null`]);   // same page-cache state for both
   const cpMs = Math.min(timeCp(big, cpOut, false), timeCp(big, cpOut, false));
@@ -85,7 +86,7 @@ try {
   const runs = [0, 1].map(() => { rmSync(stOut, { force: true }); execFileSync('sync'); return convertInChild(big, stOut); });
   const conv = runs.reduce((a, b) => (b.ms < a.ms ? b : a));
   conv.maxRssKB = Math.max(...runs.map((r) => r.maxRssKB));
-  const smallConv = convertInChild(small, join(cacheDir, 'convert-small.safetensors'));
+  const smallConv = convertInChild(small, smallOut);
   const cpRate = size / cpMs / 1e3, convRate = size / conv.ms / 1e3;
   const ratio = convRate / cpRate;
   console.log(`cp:      ${cpMs.toFixed(0)} ms (${cpRate.toFixed(0)} MB/s)`);
@@ -99,4 +100,5 @@ try {
 } finally {
   rmSync(cpOut, { force: true });
   rmSync(stOut, { force: true });
+  rmSync(smallOut, { force: true });
 }

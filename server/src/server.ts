@@ -40,6 +40,7 @@ let config: LoadedConfig = defaultConfig();
 let roots: string[] = [];
 let canPullConfig = false;
 let canWatchDynamically = false;
+let hasFolderEvents = false;
 
 /** Parse state and last analysis of one program: a Python document or a notebook's code cells. */
 interface ProgramState {
@@ -68,6 +69,7 @@ function uriToPath(uri: string): string | undefined {
 connection.onInitialize((params): InitializeResult => {
   canPullConfig = !!params.capabilities.workspace?.configuration;
   canWatchDynamically = !!params.capabilities.workspace?.didChangeWatchedFiles?.dynamicRegistration;
+  hasFolderEvents = !!params.capabilities.workspace?.workspaceFolders;
   const folders = params.workspaceFolders?.map((f) => f.uri) ?? (params.rootUri ? [params.rootUri] : []);
   roots = folders.map(uriToPath).filter((p): p is string => !!p);
   return {
@@ -91,6 +93,12 @@ connection.onInitialized(async () => {
         '**/*.{pt,pth,ckpt,pkl,pickle,joblib,npy,npz,safetensors,gguf,bin,h5,keras}'].map((globPattern) => ({ globPattern })),
     }).catch(() => undefined);
   }
+  if (hasFolderEvents) connection.workspace.onDidChangeWorkspaceFolders(async (e) => {
+    const removed = new Set(e.removed.map((f) => uriToPath(f.uri)));
+    roots = [...roots.filter((r) => !removed.has(r)), ...e.added.map((f) => uriToPath(f.uri)).filter((p): p is string => !!p)];
+    await reloadConfig();
+    if (config.enable && config.workspaceScan) void scanWorkspace();
+  });
   await reloadConfig();
   if (config.enable && config.workspaceScan) void scanWorkspace();
 });
@@ -276,13 +284,19 @@ documents.onDidClose((e) => {
   const path = uriToPath(e.document.uri);
   if (path && config.workspaceScan && existsSync(path)) void scanDiskFile(path);
 });
-notebooks.onDidOpen((nb) => schedule(nb.uri));
+notebooks.onDidOpen((nb) => {
+  // The open notebook's cells carry the findings now; drop the whole-file ones from the disk scan.
+  forgetDiskFile(nb.uri);
+  schedule(nb.uri);
+});
 notebooks.onDidChange((e) => schedule(e.notebookDocument.uri));
 notebooks.onDidClose((nb) => {
   const state = programs.get(nb.uri);
   state?.tree?.delete();
   programs.delete(nb.uri);
   for (const cell of nb.cells) connection.sendDiagnostics({ uri: cell.document, diagnostics: [] });
+  const path = uriToPath(nb.uri);
+  if (path && config.workspaceScan && existsSync(path)) void scanDiskFile(path);
 });
 
 // ---- model-file cross-reference ----------------------------------------------------------------------------
@@ -363,9 +377,10 @@ async function listFiles(root: string, isExcluded: (rel: string) => boolean, out
 function sendStatus(scanningNow: boolean): void {
   let dangerous = 0;
   let caution = 0;
+  // Files, not findings: a file counts once, under its worst finding (as in the scanWorkspace result).
   for (const c of diskFindings.values()) {
-    dangerous += c.dangerous;
-    caution += c.caution;
+    if (c.dangerous) dangerous++;
+    else if (c.caution) caution++;
   }
   const status: StatusParams = { dangerous, caution, scanned: diskFindings.size, scanning: scanningNow };
   void connection.sendNotification(StatusNotification, status);
@@ -435,6 +450,8 @@ async function scanWorkspace(): Promise<ScanWorkspaceResult> {
     }
     let done = 0;
     for (const f of files) {
+      // Yield to the event loop between files so edits and requests are served during a long scan.
+      await new Promise((r) => setImmediate(r));
       await scanDiskFile(f);
       done++;
       if (done % 20 === 0 || done === files.length) {

@@ -48,7 +48,7 @@ export class LspClient {
       processId: process.pid, rootUri,
       workspaceFolders: rootUri ? [{ uri: rootUri, name: 'ws' }] : null,
       capabilities: {
-        workspace: { configuration: true, didChangeWatchedFiles: { dynamicRegistration: true } },
+        workspace: { configuration: true, workspaceFolders: true, didChangeWatchedFiles: { dynamicRegistration: true } },
         window: { workDoneProgress: true },
         notebookDocument: { synchronization: { dynamicRegistration: false } },
         textDocument: { publishDiagnostics: { relatedInformation: true } },

@@ -142,6 +142,24 @@ describe('language server: Python documents (stdio)', function () {
       'import torch, yaml\nimport numpy as np\na = torch.load(f, weights_only=True)\nb = yaml.safe_load(s)\nc = np.load(p)\nd = pickle_free = 1\n');
   });
 
+  it('applies safeWeights.* settings (rule off, severity, exclude) when they change', async () => {
+    const u = uri();
+    const before = await client.open(u, 'import torch, pickle\ntorch.load(f)\npickle.loads(b)\n');
+    assert.deepEqual(before.map((d) => [d.code, d.severity]), [['SW101', 2], ['SW102', 1]]);
+    client.settings = { workspaceScan: false, rules: { SW101: 'off', 'pickle-load': 'warning' } };
+    const next = client.nextDiagnostics(u);
+    await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { safeWeights: client.settings } });
+    assert.deepEqual((await next).map((d) => [d.code, d.severity]), [['SW102', 2]]);
+    client.settings = { workspaceScan: false, enable: false };
+    const off = client.nextDiagnostics(u);
+    await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { safeWeights: client.settings } });
+    assert.deepEqual(await off, []);
+    client.settings = { workspaceScan: false };
+    const back = client.nextDiagnostics(u);
+    await client.conn.sendNotification('workspace/didChangeConfiguration', { settings: { safeWeights: client.settings } });
+    assert.equal((await back).length, 2);
+  });
+
   it('reports vulnerable pins in requirements.txt and pyproject.toml', async () => {
     const req = await client.open('file:///tmp/safe-weights-test/requirements.txt', 'numpy>=1.20\ntorch==2.5.1  # old\nPyYAML<5.4\nkeras>=3.11\n', 'pip-requirements');
     assert.deepEqual(req.map((d) => [d.code, d.range.start.line]), [['SW201', 1], ['SW202', 2]]);

@@ -124,17 +124,17 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     const progress = (n: number) => { done += n; opts.onProgress?.(done, total); };
     tmp = path.join(path.dirname(outAbs), `.${path.basename(outAbs)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
     fd = fs.openSync(tmp, 'wx', 0o644);
-    const w = new PipelinedWriter(fd);
-    await w.write(header);
+    const w = new ChunkWriter(fd);
+    w.write(header);
     let tick = 0;
     for (const p of plan) {
       for (const chunk of tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian)) {
-        await w.write(chunk);
+        w.write(chunk);
         progress(chunk.length);
         if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(opts.signal); }
       }
     }
-    await w.close();
+    w.flush();
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -356,52 +356,25 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
 // ---- writing and verifying ----------------------------------------------------------------------------
 
 /**
- * Coalesces writes into tuning.chunk-sized blocks and keeps up to RING-1 of them in flight on libuv's thread pool,
- * so the kernel's copy into the page cache overlaps with reading the next block. Memory: RING × tuning.chunk.
+ * Coalesces small writes into tuning.chunk-sized ones. Synchronous on purpose: on a busy machine each hand-off
+ * to libuv's thread pool waits for a CPU, and a pipelined writer measured several times slower than this.
  */
-const RING = 3;
-class PipelinedWriter {
-  private readonly bufs = Array.from({ length: RING }, () => Buffer.allocUnsafe(tuning.chunk));
-  private readonly pending: (Promise<void> | undefined)[] = new Array(RING).fill(undefined);
-  private cur = 0;
+class ChunkWriter {
+  private readonly buf = Buffer.allocUnsafe(tuning.chunk);
   private used = 0;
   private pos = 0;
-  private failed: Error | undefined;
   constructor(private readonly fd: number) {}
-  async write(b: Uint8Array): Promise<void> {
+  write(b: Uint8Array): void {
+    if (b.length >= this.buf.length) { this.flush(); this.raw(b); return; }
+    if (this.used + b.length > this.buf.length) this.flush();
+    this.buf.set(b, this.used);
+    this.used += b.length;
+  }
+  flush(): void { if (this.used) { this.raw(this.buf.subarray(0, this.used)); this.used = 0; } }
+  private raw(b: Uint8Array): void {
     let off = 0;
-    while (off < b.length) {
-      const n = Math.min(tuning.chunk - this.used, b.length - off);
-      this.bufs[this.cur].set(b.subarray(off, off + n), this.used);
-      this.used += n; off += n;
-      if (this.used === tuning.chunk) await this.dispatch();
-    }
+    while (off < b.length) { const n = fs.writeSync(this.fd, b, off, b.length - off, this.pos); off += n; this.pos += n; }
   }
-  private async dispatch(): Promise<void> {
-    if (this.failed) throw this.failed;
-    const buf = this.bufs[this.cur], len = this.used, at = this.pos;
-    this.pending[this.cur] = writeAll(this.fd, buf, len, at).catch((e: Error) => { this.failed = e; });
-    this.pos += len;
-    this.used = 0;
-    this.cur = (this.cur + 1) % RING;
-    // the next buffer must be free before it is filled
-    await this.pending[this.cur];
-    if (this.failed) throw this.failed;
-  }
-  async close(): Promise<void> {
-    if (this.used) await this.dispatch();
-    await Promise.all(this.pending);
-    if (this.failed) throw this.failed;
-  }
-}
-
-function writeAll(fd: number, buf: Buffer, len: number, at: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (off: number) => fs.write(fd, buf, off, len - off, at + off, (err, n) => {
-      if (err) reject(err); else if (off + n < len) step(off + n); else resolve();
-    });
-    step(0);
-  });
 }
 
 /**
@@ -422,7 +395,7 @@ async function verify(file: string, plan: Planned[], source: (p: Planned) => Ite
     const meta = hdr.__metadata__ as unknown as Record<string, string>;
     if (JSON.stringify(meta) !== JSON.stringify(metadata)) throw new Error('verification failed: metadata differs');
     if (Object.keys(hdr).length !== plan.length + 1) throw new Error('verification failed: tensor count differs');
-    const written = new PrefetchReader(fd, headerLen, size);
+    const written = new SequentialReader(fd, headerLen, size);
     for (const p of plan) {
       const e = hdr[p.name];
       if (!e || e.dtype !== p.stDtype || JSON.stringify(e.shape) !== JSON.stringify(p.t.shape)
@@ -432,56 +405,39 @@ async function verify(file: string, plan: Planned[], source: (p: Planned) => Ite
       if (written.position !== headerLen + p.begin) throw new Error(`verification failed: "${p.name}" is not where the plan put it`);
       let tick = 0;
       for (const chunk of source(p)) {
-        if (!(await written.matches(chunk))) throw new Error(`verification failed: the bytes of "${p.name}" differ from the source`);
+        if (!written.matches(chunk)) throw new Error(`verification failed: the bytes of "${p.name}" differ from the source`);
         progress(chunk.length);
         if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(signal); }
       }
       if (written.position !== headerLen + p.begin + p.bytes) throw new Error(`verification failed: "${p.name}" has the wrong length`);
     }
-    await written.drain();
   } finally { fs.closeSync(fd); }
 }
 
-/** Sequential reader of [start, end) that reads the next tuning.chunk on the thread pool while the current one is compared. */
-class PrefetchReader {
-  private bufs = [Buffer.allocUnsafe(tuning.chunk), Buffer.allocUnsafe(tuning.chunk)];
+/** Sequential reader of [start, end) in tuning.chunk windows, for comparing against the source stream. */
+class SequentialReader {
+  private readonly buf = Buffer.allocUnsafe(tuning.chunk);
   private cur: Buffer = Buffer.alloc(0);
-  private curPos = 0;        // read position inside `cur`
-  private nextAt: number;    // file offset of the next window to fetch
-  private next: Promise<Buffer> | undefined;
-  private flip = 0;
+  private curPos = 0;
+  private nextAt: number;
   position: number;          // file offset of the next byte to compare
-  constructor(private readonly fd: number, start: number, private readonly end: number) {
-    this.position = start;
-    this.nextAt = start;
-    this.prefetch();
-  }
-  private prefetch(): void {
-    if (this.nextAt >= this.end) { this.next = undefined; return; }
-    const buf = this.bufs[this.flip];
-    this.flip ^= 1;
-    const len = Math.min(tuning.chunk, this.end - this.nextAt), at = this.nextAt;
-    this.nextAt += len;
-    this.next = new Promise((resolve, reject) => {
-      const step = (off: number) => fs.read(this.fd, buf, off, len - off, at + off, (err, n) => {
-        if (err) reject(err);
-        else if (n === 0) reject(new Error(`verification failed: short read at ${at + off}`));
-        else if (off + n < len) step(off + n);
-        else resolve(buf.subarray(0, len));
-      });
-      step(0);
-    });
-    this.next.catch(() => { /* surfaced by the await in matches() */ });
-  }
+  constructor(private readonly fd: number, start: number, private readonly end: number) { this.position = start; this.nextAt = start; }
   /** Whether the next `want.length` bytes of the file equal `want`. */
-  async matches(want: Uint8Array): Promise<boolean> {
+  matches(want: Uint8Array): boolean {
     let off = 0;
     while (off < want.length) {
       if (this.curPos >= this.cur.length) {
-        if (!this.next) return false;   // file shorter than the plan
-        this.cur = await this.next;
+        const len = Math.min(this.buf.length, this.end - this.nextAt);
+        if (len <= 0) return false;   // file shorter than the plan
+        let got = 0;
+        while (got < len) {
+          const r = fs.readSync(this.fd, this.buf, got, len - got, this.nextAt + got);
+          if (r <= 0) return false;
+          got += r;
+        }
+        this.nextAt += len;
+        this.cur = this.buf.subarray(0, len);
         this.curPos = 0;
-        this.prefetch();                // into the other buffer, while this one is compared
       }
       const n = Math.min(this.cur.length - this.curPos, want.length - off);
       if (Buffer.compare(this.cur.subarray(this.curPos, this.curPos + n), want.subarray(off, off + n)) !== 0) return false;
@@ -489,7 +445,6 @@ class PrefetchReader {
     }
     return true;
   }
-  async drain(): Promise<void> { try { await this.next; } catch { /* only the compared bytes matter */ } }
 }
 
 /** Moves the verified temp file into place; without overwrite, a file that appeared meanwhile is kept. */

@@ -123,15 +123,17 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
       // Not called here; still matters when assigned to an alias (`l = torch.load`), found by assignRe.
       return false;
     }
-    const before = /((?:[A-Za-z_]\w*\s*\.\s*)*)$/.exec(text.slice(Math.max(0, at - 200), at))![1];
-    const chain = [...before.split('.').map((x) => x.trim()).filter(Boolean), name];
+    const chain = [...dottedPrefix(text, at), name];
     if (aliases.has(chain[0])) return true;
     const q = resolver.resolveByImports(chain);
     return q !== null && TARGETS.has(q);
   };
-  const scanName = (name: string, keyword: boolean): void => {
-    const re = new RegExp(`(?<!\\w)${escapeRegExp(name)}(?!\\w)`, 'g');
+  // One regex pass over the text for all the names of a kind (a pass per name is too slow on big files).
+  const scanNames = (names: string[], keyword: boolean): void => {
+    if (names.length === 0) return;
+    const re = new RegExp(`(?<!\\w)(?:${names.map(escapeRegExp).join('|')})(?!\\w)`, 'g');
     for (let m = re.exec(text); m; m = re.exec(text)) {
+      const name = m[0];
       if (!keyword && !textuallyLikely(m.index, name)) continue;
       const node = root.descendantForIndex(m.index, m.index + name.length);
       if (!node || node.type !== 'identifier') continue;
@@ -157,9 +159,8 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   }
   // Only names some imported module could provide are worth looking at (`open` matters only with shelve).
   const roots = resolver.importRoots();
-  for (const n of FINAL_NAMES) if (NAME_ROOTS.get(n)!.some((r) => roots.has(r))) scanName(n, false);
-  for (const n of KEYWORD_TRIGGERS) scanName(n, true);
-  for (const a of aliases) scanName(a, false);
+  scanNames([...FINAL_NAMES.filter((n) => NAME_ROOTS.get(n)!.some((r) => roots.has(r))), ...aliases], false);
+  scanNames(KEYWORD_TRIGGERS, true);
 
   const issues: CodeIssue[] = [];
   const cellStarts = opts.cellStarts ?? [0];
@@ -310,7 +311,7 @@ function checkTarget(ctx: Ctx): void {
 }
 
 function checkKeywords(ctx: Ctx): void {
-  const { args, text } = ctx;
+  const { args } = ctx;
   const trc = args.keywords.get('trust_remote_code');
   if (isTrue(trc)) {
     report(ctx, 'SW111', 'trust_remote_code=True downloads and runs Python code from the model repository: use a built-in architecture or review the code and pin revision=<commit>.',
@@ -321,7 +322,6 @@ function checkKeywords(ctx: Ctx): void {
     report(ctx, 'SW112', 'use_safetensors=False loads pickle weights (pytorch_model.bin) that can run code: use safetensors.',
       [{ title: 'Set use_safetensors=True', preferred: false, edits: [edits.replaceNode(us!, 'True')] }]);
   }
-  void text;
 }
 
 function isStateDictCall(n: Node): boolean {
@@ -357,4 +357,24 @@ function saveFileEdits(ctx: Ctx, dest: Node): TextEditSpan[] {
     }
   }
   return out.sort((a, b) => a.start - b.start);
+}
+
+const isIdent = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c > 127;
+const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13 || c === 92;
+
+/** The dotted names written just before `at` (`a.b.` before `load` gives ['a', 'b']), read backwards. */
+function dottedPrefix(text: string, at: number): string[] {
+  const out: string[] = [];
+  let i = at - 1;
+  for (;;) {
+    while (i >= 0 && isSpace(text.charCodeAt(i))) i--;
+    if (i < 0 || text.charCodeAt(i) !== 46 /* . */) break;
+    i--;
+    while (i >= 0 && isSpace(text.charCodeAt(i))) i--;
+    const end = i + 1;
+    while (i >= 0 && isIdent(text.charCodeAt(i))) i--;
+    if (i + 1 === end) break;
+    out.unshift(text.slice(i + 1, end));
+  }
+  return out;
 }

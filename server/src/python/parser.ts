@@ -37,10 +37,11 @@ export function parseSync(parser: Parser, text: string, old?: Tree): Tree {
   return tree;
 }
 
-function pointAt(text: string, index: number): Point {
-  let row = 0;
-  let lineStart = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) {
+/** Row/column of `index`, counting from a known point `from` at offset `fromIndex` (index >= fromIndex). */
+function pointAt(text: string, index: number, from: Point = { row: 0, column: 0 }, fromIndex = 0): Point {
+  let row = from.row;
+  let lineStart = fromIndex - from.column;
+  for (let i = text.indexOf('\n', fromIndex); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) {
     row++;
     lineStart = i + 1;
   }
@@ -67,7 +68,8 @@ export function editTree(tree: Tree, oldText: string, newText: string): void {
     oldEndIndex: oldEnd,
     newEndIndex: newEnd,
     startPosition,
-    oldEndPosition: pointAt(oldText, oldEnd),
-    newEndPosition: pointAt(newText, newEnd),
+    // The prefix before `start` is shared, so both ends are counted from the start point (only the changed part).
+    oldEndPosition: pointAt(oldText, oldEnd, startPosition, start),
+    newEndPosition: pointAt(newText, newEnd, startPosition, start),
   }));
 }

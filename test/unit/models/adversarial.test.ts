@@ -8,7 +8,7 @@ import type { ModelReport } from '../../../server/src/models/types';
 import { PYTHON } from '../../setup';
 import { EngineApi, describeReport, expectFinding, expectNoFinding, expectVerdict, loadEngine } from './engine';
 import { OP, PickleAsm, numpyArrayPickle, osSystemPickle, torchLikeStateDict } from './pickleAsm';
-import { buildZip, npy, torchZip } from './zipAsm';
+import { buildTar, buildZip, npy, torchZip } from './zipAsm';
 
 let engine: EngineApi;
 const scan = (bytes: Uint8Array, name = 'model.pkl'): Promise<ModelReport> => engine.scanModelBytes(bytes, name);
@@ -489,6 +489,29 @@ describe('adversarial model files', function () {
       const r = await scan(bytes, 'old.pt');
       expectVerdict(r, 'dangerous');
       expectFinding(r, { rule: 'SW001', global: 'os.system', offset: bad.offset });
+    });
+    const legacyTar = (pickleMember: Uint8Array, storagesMember?: Uint8Array): Uint8Array => buildTar([
+      { name: 'sys_info', data: new PickleAsm().proto(2).emptyDict().mark().str('little_endian').bool(true).str('protocol_version').int(1001).setitems().stop().bytes() },
+      { name: 'pickle', data: pickleMember },
+      { name: 'tensors', data: new PickleAsm().proto(2).int(0).stop().bytes() },
+      // storages: pickle(count), per storage a pickle + raw bytes, then pickle(storage views)
+      { name: 'storages', data: Buffer.concat([storagesMember ?? new PickleAsm().proto(2).int(0).stop().bytes(), new PickleAsm().proto(2).emptyList().stop().bytes()]) },
+    ]);
+    it('legacy torch tar format: benign is not dangerous, malicious "pickle" member is found', async function () {
+      const ok = await scan(legacyTar(new PickleAsm().proto(2).emptyDict().mark().str('epoch').int(3).setitems().stop().bytes()), 'old.pt');
+      assert.equal(ok.format, 'pytorch-legacy-tar', describeReport(ok));
+      assert.notEqual(ok.verdict, 'dangerous', describeReport(ok));
+      const bad = osSystemPickle('STACK_GLOBAL');
+      const r = await scan(legacyTar(bad.bytes), 'old.pt');
+      assert.equal(r.format, 'pytorch-legacy-tar');
+      expectVerdict(r, 'dangerous');
+      expectFinding(r, { rule: 'SW001', global: 'os.system', member: 'pickle', offset: bad.offset });
+    });
+    it('legacy torch tar format: malicious pickle at the head of the "storages" member', async function () {
+      const bad = osSystemPickle('GLOBAL');
+      const r = await scan(legacyTar(new PickleAsm().proto(2).emptyDict().stop().bytes(), bad.bytes), 'old.pt');
+      expectVerdict(r, 'dangerous');
+      expectFinding(r, { rule: 'SW001', global: 'os.system', member: 'storages', offset: bad.offset });
     });
     for (const kind of ['gzip', 'zlib', 'bz2', 'xz', 'lzma'] as const) {
       it(`${kind}-wrapped joblib-style pickle`, async function () {

@@ -112,3 +112,27 @@ export function npy(header: string, body: Uint8Array): Uint8Array {
   pre[6] = 1; pre[7] = 0; pre.writeUInt16LE(h.length, 8);
   return new Uint8Array(Buffer.concat([pre, Buffer.from(h, 'latin1'), Buffer.from(body)]));
 }
+
+/** A ustar archive (as torch's pre-1.0 legacy tar format uses): 512-byte headers, data padded to 512. */
+export function buildTar(entries: { name: string; data: Uint8Array }[]): Uint8Array {
+  const parts: Buffer[] = [];
+  const octal = (n: number, width: number): string => `${n.toString(8).padStart(width - 1, '0')}\0`;
+  for (const e of entries) {
+    const h = Buffer.alloc(512);
+    h.write(e.name, 0, 100, 'utf8');
+    h.write(octal(0o644, 8), 100, 'latin1');
+    h.write(octal(0, 8), 108, 'latin1');
+    h.write(octal(0, 8), 116, 'latin1');
+    h.write(octal(e.data.length, 12), 124, 'latin1');
+    h.write(octal(0, 12), 136, 'latin1');
+    h.write('        ', 148, 'latin1'); // checksum counts as spaces while summing
+    h.write('0', 156, 'latin1');
+    h.write('ustar\u000000', 257, 'latin1');
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    parts.push(h, Buffer.from(e.data), Buffer.alloc((512 - (e.data.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  return new Uint8Array(Buffer.concat(parts));
+}
