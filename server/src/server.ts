@@ -2,6 +2,7 @@
 // cells, dependency pins, the workspace scan (code and model files) and the custom safeWeights/* requests.
 // Started as `node dist/server.js --stdio` or over IPC (--node-ipc) by the VS Code client.
 import {
+  MessageType, ShowMessageNotification,
   createConnection, ProposedFeatures, TextDocuments, NotebookDocuments, TextDocumentSyncKind, DiagnosticSeverity,
   CodeActionKind, DidChangeWatchedFilesNotification, FileChangeType, ResponseError, ErrorCodes,
   type Diagnostic, type CodeAction, type TextEdit, type WorkspaceEdit, type NotebookDocument, type Connection,
@@ -80,6 +81,7 @@ connection.onInitialize((params): InitializeResult => {
         save: true,
       },
       codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, FIX_ALL_KIND], resolveProvider: false },
+      executeCommandProvider: { commands: [CONVERT_AND_REWRITE] },
       workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
     },
     serverInfo: { name: 'safe-weights' },
@@ -519,6 +521,8 @@ function workspaceEdit(key: string, state: ProgramState, spans: { start: number;
   return { changes };
 }
 
+const CONVERT_AND_REWRITE = 'safeWeights.convertAndRewrite';
+
 const overlaps = (a: Range, b: Range): boolean =>
   !(a.end.line < b.start.line || (a.end.line === b.start.line && a.end.character < b.start.character) ||
     b.end.line < a.start.line || (b.end.line === a.start.line && b.end.character < a.start.character));
@@ -541,6 +545,15 @@ connection.onCodeAction(async (params) => {
         actions.push({
           title: `${fix.title} (${issue.rule})`, kind: CodeActionKind.QuickFix, diagnostics: [d.diagnostic],
           isPreferred: fix.preferred || undefined, edit: workspaceEdit(key, state, fix.edits),
+        });
+      }
+      // torch.load("m.pt") with m.pt in the workspace: convert it, then load the .safetensors file instead
+      const source = issue.convertEdits && issue.path ? modelPathFor(key, issue.path.value) : undefined;
+      if (source && existsSync(source)) {
+        actions.push({
+          title: `Convert ${basename(source)} to safetensors and load it with safetensors.torch.load_file (${issue.rule})`,
+          kind: CodeActionKind.QuickFix, diagnostics: [d.diagnostic],
+          command: { title: 'Convert to safetensors and rewrite', command: CONVERT_AND_REWRITE, arguments: [key, issue.start] },
         });
       }
     }
@@ -608,6 +621,55 @@ connection.onRequest(ConvertRequest, async (params: ConvertParams, token, progre
     sub.dispose();
     progress?.done();
   }
+});
+
+/** A plain notification: the message must not wait for (or fail on) a client that shows no buttons. */
+function showMessage(type: MessageType, message: string): void {
+  void connection.sendNotification(ShowMessageNotification.type, { type, message });
+}
+
+// Convert the checkpoint a torch.load names, then rewrite that call (only once the .safetensors file exists).
+connection.onExecuteCommand(async (params) => {
+  if (params.command !== CONVERT_AND_REWRITE) return undefined;
+  const [key, start] = (params.arguments ?? []) as [string, number];
+  const found = programFor(key);
+  const issue = found?.state.issues.find((i) => i.start === start && i.convertEdits && i.path);
+  if (!found || !issue?.convertEdits || !issue.path) {
+    showMessage(MessageType.Error, 'Safe Weights: the torch.load call changed; run the quick fix again.');
+    return { ok: false };
+  }
+  const source = modelPathFor(key, issue.path.value);
+  if (!source || !existsSync(source)) {
+    showMessage(MessageType.Error, `Safe Weights: ${issue.path.value} does not exist.`);
+    return { ok: false };
+  }
+  const output = source.replace(/\.[^./\\]*$/, '') + '.safetensors';
+  const edits = issue.convertEdits;
+  let note = '';
+  if (existsSync(output)) {
+    // never overwrite: an existing file is used as it is, after checking it is a valid safetensors file
+    const r = await modelReport(output).catch(() => undefined);
+    if (!r || r.format !== 'safetensors' || r.verdict !== 'safe') {
+      showMessage(MessageType.Error, `Safe Weights: ${basename(output)} already exists and is not a valid safetensors file; nothing was changed.`);
+      return { ok: false };
+    }
+    note = ` (${basename(output)} already existed and was kept)`;
+  } else {
+    const progress = await connection.window.createWorkDoneProgress().catch(() => undefined);
+    progress?.begin('Safe Weights: converting to safetensors', 0, basename(source), false);
+    try {
+      await convertToSafetensors(source, output, {
+        overwrite: false, onProgress: (done, total) => progress?.report(total ? Math.floor((done / total) * 100) : 0),
+      });
+    } catch (e) {
+      showMessage(MessageType.Error, `Safe Weights: ${(e as Error).message}`);
+      return { ok: false };
+    } finally { progress?.done(); }
+  }
+  const applied = await connection.workspace.applyEdit({ label: 'Load with safetensors', edit: workspaceEdit(found.key, found.state, edits) });
+  if (!applied.applied) return { ok: false };
+  showMessage(MessageType.Info, `Safe Weights: converted ${basename(source)} to ${basename(output)}${note} and rewrote the load.`);
+  return { ok: true, output };
 });
 
 documents.listen(connection);

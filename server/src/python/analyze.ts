@@ -24,6 +24,9 @@ export interface CodeIssue {
   fixes: CodeFix[];
   /** First argument when it is a plain string literal naming a file (for the model-file cross-reference). */
   path?: { value: string; start: number; end: number };
+  /** torch.load("m.pt"): edits that load "m.safetensors" with safetensors.torch.load_file instead (applied by the
+   *  server after it converted the file, so they are not offered as a plain quick-fix). */
+  convertEdits?: TextEditSpan[];
 }
 
 export interface AnalyzeOptions {
@@ -241,6 +244,11 @@ function checkTarget(ctx: Ctx): void {
         report(ctx, 'SW101', `${why} Add weights_only=True.`,
           [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')] }]);
       }
+      const issue = ctx.out[ctx.out.length - 1];
+      const first = args.positional[0];
+      if (issue?.rule === 'SW101' && first && !args.splat && /\.(pt|pth|bin|ckpt)$/i.test(stringValue(first) ?? '')) {
+        issue.convertEdits = loadFileEdits(ctx, first);
+      }
       return;
     }
     case 'torch.hub.load': {
@@ -330,32 +338,47 @@ function isStateDictCall(n: Node): boolean {
   return f?.type === 'attribute' && f.childForFieldName('attribute')?.text === 'state_dict';
 }
 
+/** Name to call safetensors.torch.<fn> by, plus the import edit when none exists yet. */
+function safetensorsCallee(ctx: Ctx, fn: 'save_file' | 'load_file', out: TextEditSpan[]): string {
+  // Reuse an existing `import safetensors.torch [as x]` / `from safetensors.torch import save_file [as y]`.
+  for (const [name, targets] of ctx.resolver.importedNames()) {
+    if (targets.includes(`safetensors.torch.${fn}`)) return name;
+  }
+  for (const stmt of ctx.resolver.importStatements) {
+    if (/^import\s+safetensors\.torch\s*$/.test(stmt.text)) return `safetensors.torch.${fn}`;
+  }
+  out.push(edits.addImport(ctx.text, ctx.tree, ctx.resolver.importStatements, ctx.cellStarts, ctx.call.startIndex, 'import safetensors.torch'));
+  return `safetensors.torch.${fn}`;
+}
+
+/** The edit that turns the extension inside a path string literal into .safetensors. */
+function safetensorsPathEdit(dest: Node): TextEditSpan | undefined {
+  const value = stringValue(dest);
+  if (value === undefined || !/\.(pt|pth|bin|ckpt|pkl)$/i.test(value)) return undefined;
+  const content = dest.namedChildren.find((c) => c?.type === 'string_content');
+  const ext = content ? /\.[A-Za-z]+$/.exec(content.text) : null;
+  return content && ext ? { start: content.endIndex - ext[0].length, end: content.endIndex, newText: '.safetensors' } : undefined;
+}
+
 /** torch.save(m.state_dict(), "m.pt") -> safetensors.torch.save_file(m.state_dict(), "m.safetensors") + import. */
 function saveFileEdits(ctx: Ctx, dest: Node): TextEditSpan[] {
   const out: TextEditSpan[] = [];
-  // Reuse an existing `import safetensors.torch [as x]` / `from safetensors.torch import save_file [as y]`.
-  let callee: string | undefined;
-  for (const [name, targets] of ctx.resolver.importedNames()) {
-    if (targets.includes('safetensors.torch.save_file')) callee = name;
-  }
-  if (!callee) {
-    for (const stmt of ctx.resolver.importStatements) {
-      if (/^import\s+safetensors\.torch\s*$/.test(stmt.text)) callee = 'safetensors.torch.save_file';
-    }
-  }
-  if (!callee) {
-    callee = 'safetensors.torch.save_file';
-    out.push(edits.addImport(ctx.text, ctx.tree, ctx.resolver.importStatements, ctx.cellStarts, ctx.call.startIndex, 'import safetensors.torch'));
-  }
-  out.push(edits.replaceNode(ctx.fn, callee));
-  const value = stringValue(dest);
-  if (value !== undefined && /\.(pt|pth|bin|ckpt|pkl)$/i.test(value)) {
-    const content = dest.namedChildren.find((c) => c?.type === 'string_content');
-    if (content) {
-      const ext = /\.[A-Za-z]+$/.exec(content.text);
-      if (ext) out.push({ start: content.endIndex - ext[0].length, end: content.endIndex, newText: '.safetensors' });
-    }
-  }
+  out.push(edits.replaceNode(ctx.fn, safetensorsCallee(ctx, 'save_file', out)));
+  const pathEdit = safetensorsPathEdit(dest);
+  if (pathEdit) out.push(pathEdit);
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** torch.load("m.pt", map_location="cpu") -> safetensors.torch.load_file("m.safetensors", device="cpu") + import. */
+function loadFileEdits(ctx: Ctx, path: Node): TextEditSpan[] {
+  const out: TextEditSpan[] = [];
+  out.push(edits.replaceNode(ctx.fn, safetensorsCallee(ctx, 'load_file', out)));
+  const pathEdit = safetensorsPathEdit(path);
+  const loc = ctx.args.keywords.get('map_location') ?? ctx.args.positional[1];
+  const device = loc && (loc.type === 'string' || loc.type === 'identifier' || loc.type === 'call') ? `, device=${loc.text}` : '';
+  // the arguments become (path[, device=...]): other torch.load options have no load_file counterpart
+  const pathText = pathEdit ? ctx.text.slice(path.startIndex, pathEdit.start) + '.safetensors' + ctx.text.slice(pathEdit.end, path.endIndex) : path.text;
+  out.push({ start: ctx.args.list.startIndex, end: ctx.args.list.endIndex, newText: `(${pathText}${device})` });
   return out.sort((a, b) => a.start - b.start);
 }
 
