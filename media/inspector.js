@@ -94,13 +94,14 @@
       const shapeText = `[${shape.join(', ')}]`;
       const name = String(t.name ?? '');
       const dtype = String(t.dtype ?? '');
-      return { index, name, dtype, shape: shapeText, numel, bytes: typeof t.bytes === 'number' ? t.bytes : 0,
-        hay: `${name}\u0000${dtype}\u0000${shapeText}`.toLowerCase() };
+      // `hay` (the lower-cased search text) is built on the first filter, not for every report
+      return { index, name, dtype, shape: shapeText, numel, bytes: typeof t.bytes === 'number' ? t.bytes : 0, hay: '' };
     });
   }
 
   function applyView() {
     const q = ui.filter.trim().toLowerCase();
+    if (q && rows.length && !rows[0].hay) for (const r of rows) r.hay = `${r.name}\u0000${r.dtype}\u0000${r.shape}`.toLowerCase();
     visible = q ? rows.filter((r) => r.hay.includes(q)) : rows.slice();
     const k = ui.sortKey, d = ui.sortDir;
     if (k !== 'index' || d !== 1) {
@@ -221,7 +222,10 @@
 
   function overviewPanel(panel, r) {
     const findings = Array.isArray(r.findings) ? r.findings : [];
-    const globals = Array.isArray(r.globals) ? r.globals : [];
+    // most severe first, then in file order: the line a person must see is at the top
+    const rank = { dangerous: 0, caution: 1, safe: 2 };
+    const globals = (Array.isArray(r.globals) ? r.globals : []).map((g, i) => ({ g, i }))
+      .sort((a, b) => ((rank[a.g.severity] ?? 1) - (rank[b.g.severity] ?? 1)) || a.i - b.i).map((x) => x.g);
     if (!findings.length && !globals.length) panel.appendChild(h('p', { className: 'empty', text: 'No findings.' }));
     if (findings.length) {
       panel.appendChild(simpleTable(`Findings (${findings.length})`, ['Severity', 'Rule', 'Message', 'Location'],

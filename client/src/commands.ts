@@ -78,9 +78,11 @@ export function registerCommands(
     return undefined;
   });
 
-  reg('safeWeights.convertToSafetensors', async (uri) => {
+  /** Second argument (programmatic use): { outUri?: string, overwrite?: boolean }. */
+  reg('safeWeights.convertToSafetensors', async (uri, options) => {
     const u = await target(uri, 'Convert to safetensors');
     if (!u) return undefined;
+    const opts = (options ?? {}) as { outUri?: string; overwrite?: boolean };
     const client = await ready();
     return vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Converting ${u.path.split('/').pop()} to safetensors`, cancellable: true },
@@ -93,7 +95,10 @@ export function registerCommands(
           progress.report({ increment: v.percentage - last, message: v.message });
           last = v.percentage;
         });
-        const params: ConvertParams & { workDoneToken: string } = { uri: u.toString(), workDoneToken };
+        const params: ConvertParams & { workDoneToken: string } = {
+          uri: u.toString(), workDoneToken,
+          ...(opts.outUri ? { outUri: opts.outUri } : {}), ...(opts.overwrite ? { overwrite: true } : {}),
+        };
         try {
           const r = await client.sendRequest<ConvertResult>(ConvertRequest, params, cancel);
           if (r.ok && r.outUri) {
@@ -103,8 +108,12 @@ export function registerCommands(
             });
           } else if (r.ok) {
             void vscode.window.showInformationMessage(`Safe Weights: ${r.message}`);
+          } else if (/already exists/i.test(r.message) && !opts.overwrite) {
+            void vscode.window.showWarningMessage(`Safe Weights: ${r.message}`, 'Overwrite').then((a) => {
+              if (a) void vscode.commands.executeCommand('safeWeights.convertToSafetensors', u, { ...opts, overwrite: true });
+            });
           } else {
-            void vscode.window.showErrorMessage(`Safe Weights: conversion failed: ${r.message}`);
+            void vscode.window.showErrorMessage(`Safe Weights: conversion refused: ${r.message}`);
           }
           return r;
         } catch (e) {

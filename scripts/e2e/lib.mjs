@@ -20,6 +20,9 @@ export const CHROMIUM_ARGS = [
   '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
 ];
 
+/** No extension gallery: the tests install from the .vsix only and nothing tries to reach a marketplace. */
+export const OFFLINE_ENV = { EXTENSIONS_GALLERY: '{}' };
+
 export function log(...args) { console.log('[e2e]', ...args); }
 
 export function run(cmd, args, opts = {}) {
@@ -51,7 +54,7 @@ export async function startVsCodeServer({ extensionsDir, dataDir, smokeTest = tr
     '--accept-server-license-terms', '--disable-telemetry', '--disable-workspace-trust',
     '--extensions-dir', extensionsDir, '--server-data-dir', dataDir];
   if (smokeTest) args.push('--enable-smoke-test-driver');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached: true });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...OFFLINE_ENV, ...env }, detached: true });
   let out = '';
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`VS Code server did not start in 60 s:\n${out}`)), 60_000);

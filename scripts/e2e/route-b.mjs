@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  root, log, run, tempDir, removeDir, startVsCodeServer, launchChromium, ensurePrerequisites, codeServerEntry, waitFor,
+  root, log, run, tempDir, removeDir, startVsCodeServer, launchChromium, ensurePrerequisites, codeServerEntry, waitFor, OFFLINE_ENV,
 } from './lib.mjs';
 import { writeFixtureWorkspace, FILES, XSS } from './fixtures.mjs';
 
@@ -89,7 +89,7 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
   const extensionsDir = join(work, 'extensions'); mkdirSync(extensionsDir);
   const dataDir = join(work, 'data'); mkdirSync(dataDir);
   run(process.execPath, [codeServerEntry, '--config', join(work, 'config.yaml'), '--extensions-dir', extensionsDir,
-    '--user-data-dir', dataDir, '--install-extension', vsix]);
+    '--user-data-dir', dataDir, '--install-extension', vsix], { env: { ...process.env, ...OFFLINE_ENV } });
   const { check, results } = makeChecks();
   await check('the .vsix installed the extension', () => {
     const dirs = readFileSync(join(extensionsDir, 'extensions.json'), 'utf8');

@@ -86,6 +86,8 @@ test('renders the verdict banner, weights_only answer and globals with offsets',
     'Loads with torch.load(weights_only=True): no, because os.system is not in the weights-only allowlist');
   const globals = await page.locator('table.simple').nth(1).innerText();
   assert.match(globals, /os\.system\s+called\s+0x9a \(154\) in evil\/data\.pkl/);
+  assert.equal(await page.locator('table.simple').nth(1).locator('tbody tr').first().locator('code.global').textContent(), 'os.system',
+    'the dangerous global is listed first, before the safe one that precedes it in the file');
   assert.ok(await page.locator('#convert').isEnabled(), 'Convert is offered for a pickle checkpoint');
   const state = await lastRendered(page);
   assert.equal(state.verdict, 'dangerous');

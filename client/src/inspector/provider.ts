@@ -77,7 +77,8 @@ export class ModelInspectorProvider implements vscode.CustomReadonlyEditorProvid
     const post = (m: ToWebview) => { void webview.postMessage(m); };
 
     const loadReport = async (sha256: boolean) => {
-      const params: ModelReportParams = { uri: key, sha256 };
+      // without `sha256` the server decides (small files are hashed, big ones wait for the button)
+      const params: ModelReportParams = sha256 ? { uri: key, sha256: true } : { uri: key };
       return this.host.request<ModelReport>(ModelReportRequest, params);
     };
     const sendReport = async () => {

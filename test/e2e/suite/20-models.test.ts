@@ -1,7 +1,8 @@
 // Model files: the Inspector as default editor, what it renders, the workspace scan and its Problems entries,
 // the status bar, the disassembly document and the conversion command.
 import * as assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { ScanWorkspaceResult, ConvertResult } from '../../../server/src/protocol';
 import type { RenderedState } from '../../../client/src/inspector/messages';
@@ -70,6 +71,22 @@ describe('model files', () => {
     assert.ok(b.globals >= 1);
   });
 
+  it('opens a 5 GiB safetensors file without reading its data; SHA-256 is left for the button', async () => {
+    // sparse file: a real header and 5 GiB of (unallocated) tensor data
+    const size = 5 * 1024 ** 3;
+    const header = Buffer.from(JSON.stringify({ big: { dtype: 'F32', shape: [size / 4], data_offsets: [0, size] } }).padEnd(64, ' '));
+    const len = Buffer.alloc(8); len.writeBigUInt64LE(BigInt(header.length));
+    const path = join(fixture('checkpoints').fsPath, 'big.safetensors');
+    writeFileSync(path, Buffer.concat([len, header]));
+    truncateSync(path, 8 + header.length + size);
+    const uri = vscode.Uri.file(path);
+    await vscode.commands.executeCommand('vscode.open', uri);
+    const s = await rendered(uri, 'a report', (x) => !!x.verdict);
+    assert.equal(s.verdict, 'safe');
+    assert.equal(s.tensorRows, 1);
+    assert.equal(s.sha256, undefined, 'a 5 GiB file is not hashed unless asked');
+  });
+
   it('scans the workspace: dangerous model files appear in Problems and in the status bar', async () => {
     const api = await extensionApi();
     const r = await vscode.commands.executeCommand<ScanWorkspaceResult | undefined>('safeWeights.scanWorkspace');
@@ -93,21 +110,28 @@ describe('model files', () => {
     assert.match(text, /system/);
   });
 
-  it('wires Convert to safetensors to the server', async () => {
+  it('converts a benign checkpoint to safetensors and opens the result', async () => {
     const uri = fixture('checkpoints/model.pt');
-    const r = await vscode.commands.executeCommand<ConvertResult>('safeWeights.convertToSafetensors', uri);
-    assert.ok(r && typeof r.message === 'string' && r.message.length > 0, 'the command reports a result');
-    if (r.ok) {
-      assert.ok(r.outUri, 'a converted file was written');
-      const out = vscode.Uri.parse(r.outUri);
-      assert.ok(existsSync(out.fsPath), `${out.fsPath} exists`);
-      await vscode.commands.executeCommand('safeWeights.openInInspector', out);
-      const s = await rendered(out, 'the converted file', (x) => !!x.verdict);
-      assert.equal(s.verdict, 'safe');
-      assert.equal(s.tensorRows, 2);
-    } else {
-      // Until the conversion lands the server answers "method not found" and the command says so.
-      assert.match(r.message, /not available/, `unexpected conversion failure: ${r.message}`);
-    }
+    const outUri = fixture('checkpoints/converted.safetensors').toString();
+    const r = await vscode.commands.executeCommand<ConvertResult>('safeWeights.convertToSafetensors', uri, { outUri });
+    assert.ok(r, 'the command reports a result');
+    assert.equal(r.ok, true, `conversion failed: ${r.message}`);
+    assert.equal(r.outUri, outUri);
+    const out = vscode.Uri.parse(r.outUri!);
+    assert.ok(existsSync(out.fsPath), `${out.fsPath} exists`);
+    await vscode.commands.executeCommand('safeWeights.openInInspector', out);
+    const s = await rendered(out, 'the converted file', (x) => !!x.verdict);
+    assert.equal(s.verdict, 'safe');
+    assert.equal(s.tensorRows, 2);
+  });
+
+  it('reports why a malicious checkpoint is not converted', async () => {
+    const outUri = fixture('checkpoints/evil-converted.safetensors');
+    const r = await vscode.commands.executeCommand<ConvertResult>('safeWeights.convertToSafetensors',
+      fixture('checkpoints/evil.pt'), { outUri: outUri.toString() });
+    assert.ok(r);
+    assert.equal(r.ok, false);
+    assert.match(r.message, /os\.system/, 'the refusal names the dangerous global');
+    assert.ok(!existsSync(outUri.fsPath), 'nothing was written');
   });
 });
