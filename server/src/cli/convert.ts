@@ -3,8 +3,9 @@
 // 2 usage or I/O error.
 import * as path from 'node:path';
 import { convertToSafetensors, ConvertRefused, ConvertCancelled } from '../models/convert';
+import { convertShardedIndex } from '../models/convertSharded';
 
-const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force]\n';
+const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force]   (IN may be a pytorch_model.bin.index.json of a sharded checkpoint)\n';
 
 /** Default output: the input with its extension (e.g. .pt, .bin, .ckpt) replaced by .safetensors. */
 export function defaultOutput(input: string): string {
@@ -30,7 +31,8 @@ export async function convertCli(argv: string[], out: NodeJS.WritableStream = pr
     else { err.write(`safe-weights convert: one input file at a time\n${USAGE}`); return 2; }
   }
   if (!input) { err.write(USAGE); return 2; }
-  output ??= defaultOutput(input);
+  const sharded = input.endsWith('.index.json');
+  if (!sharded) output ??= defaultOutput(input);
 
   const tty = !!err.isTTY;
   let last = 0;
@@ -46,7 +48,14 @@ export async function convertCli(argv: string[], out: NodeJS.WritableStream = pr
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
   try {
-    const r = await convertToSafetensors(input, output, { overwrite: force, onProgress, signal: ac.signal });
+    if (sharded) {
+      const r = await convertShardedIndex(input, output, { overwrite: force, onProgress, signal: ac.signal });
+      if (tty) err.write('\r' + ' '.repeat(50) + '\r');
+      for (const sh of r.shards) out.write(`${sh.input} → ${path.relative(process.cwd(), sh.output) || sh.output}: ${sh.tensors} tensors, ${sh.bytes} bytes, verified\n`);
+      out.write(`index → ${path.relative(process.cwd(), r.index) || r.index}\n`);
+      return 0;
+    }
+    const r = await convertToSafetensors(input, output as string, { overwrite: force, onProgress, signal: ac.signal });
     if (tty) err.write('\r' + ' '.repeat(50) + '\r');
     out.write(`${input} → ${path.relative(process.cwd(), r.output) || r.output}: ${r.tensors} tensors, ${r.bytes} bytes, verified\n`);
     if (r.removedAliases.length) out.write(`  tied weights not stored twice (listed in __metadata__): ${r.removedAliases.join(', ')}\n`);
