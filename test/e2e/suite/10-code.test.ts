@@ -30,6 +30,8 @@ async function applyEveryQuickFix(doc: vscode.TextDocument, settle: () => Promis
   const initial = await settle();
   let applied = 0;
   for (const d of initial) {
+    // the previous diagnostic's last fix may have added lines (an import): start each one from the original text
+    if (doc.getText() !== original) { await setText(doc, original); await settle(); }
     const fixes = await quickFixes(doc.uri, d);
     if (!fixes.length) {
       const raw = await vscode.commands.executeCommand<unknown[]>('vscode.executeCodeActionProvider', doc.uri, d.range);
