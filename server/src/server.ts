@@ -317,17 +317,27 @@ function modelPathFor(docUri: string, value: string): string | undefined {
   return undefined;
 }
 
+// Diagnostics are rebuilt on every keystroke; a file's mtime is re-read at most once a second (watched-file
+// events clear it sooner), so a document with many load calls does not stat the disk for each of them.
+const mtimes = new Map<string, { mtime: number | undefined; at: number }>();
+function recentMtime(path: string): number | undefined {
+  const now = Date.now();
+  const hit = mtimes.get(path);
+  if (hit && now - hit.at < 1000) return hit.mtime;
+  let mtime: number | undefined;
+  try { mtime = statSync(path).mtimeMs; } catch { mtime = undefined; }
+  if (mtimes.size > 10_000) mtimes.clear();
+  mtimes.set(path, { mtime, at: now });
+  return mtime;
+}
+
 function crossReference(docUri: string, issue: CodeIssue): DiagnosticRelatedInformation | undefined {
   if (!issue.path) return undefined;
   const path = modelPathFor(docUri, issue.path.value);
   if (!path) return undefined;
   const cached = modelCache.get(path);
-  let mtime = 0;
-  try {
-    mtime = statSync(path).mtimeMs;
-  } catch {
-    return undefined;
-  }
+  const mtime = recentMtime(path);
+  if (mtime === undefined) return undefined;
   if (!cached || cached.mtime !== mtime) {
     void modelReport(path).then(() => schedule(docUri)).catch(() => undefined);
     return undefined;
@@ -482,6 +492,7 @@ connection.onDidChangeWatchedFiles(async (params) => {
   for (const change of params.changes) {
     const path = uriToPath(change.uri);
     if (!path) continue;
+    mtimes.delete(path);
     if (basename(path) === 'pyproject.toml' && roots.includes(dirname(path))) reconfigure = true;
     if (change.type === FileChangeType.Deleted) {
       forgetDiskFile(change.uri);

@@ -54,13 +54,19 @@ export function removeArgument(text: string, args: Node[], arg: Node): TextEditS
   return { start: arg.startIndex, end, newText: '' };
 }
 
+let futureCache: { tree: Tree; text: string; nodes: Node[] } | undefined;
+
 /**
  * Adds an import statement after the existing top-level imports (which come after any docstring and
  * `from __future__` imports); with no imports, after the module docstring or at the start of the cell.
  */
 export function addImport(text: string, tree: Tree, imports: Node[], cellStarts: number[], at: number, stmt: string): TextEditSpan {
   const top = tree.rootNode;
-  const futures = findStatements(tree, text, /^from[ \t]+__future__\b/gm, ['future_import_statement']);
+  // fixes are built for every finding of an analysis: find the __future__ imports once per parse tree
+  if (futureCache?.tree !== tree || futureCache.text !== text) {
+    futureCache = { tree, text, nodes: findStatements(tree, text, /^from[ \t]+__future__\b/gm, ['future_import_statement']) };
+  }
+  const futures = futureCache.nodes;
   const topLevel = [...imports, ...futures]
     .filter((n) => n.parent?.equals(top) && n.startIndex < at)
     .sort((a, b) => a.startIndex - b.startIndex);
