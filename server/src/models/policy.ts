@@ -86,6 +86,10 @@ const DANGEROUS_MODULES: Record<string, string> = {
   distutils: 'builds and runs commands', site: 'changes import paths', sysconfig: 'interpreter internals',
   ptyprocess: 'spawns processes', pexpect: 'spawns processes', sh: 'runs shell commands', plumbum: 'runs shell commands',
   torch_xla: 'device runtime',
+  _operator: 'attribute and item access helpers (getattr/getitem walking)', _imp: 'imports modules',
+  _frozen_importlib: 'import machinery', _frozen_importlib_external: 'import machinery', _io: 'opens files',
+  _sitebuiltins: 'interpreter exit helpers', atexit: 'registers code to run at exit', wsgiref: 'starts servers',
+  smtpd: 'network access', asyncore: 'network access', asynchat: 'network access', pickletools: 'nested unpickling helpers',
 };
 
 // Members of otherwise-ordinary modules that run code, touch files, or load another pickle.
@@ -126,7 +130,12 @@ const DANGEROUS_MEMBERS: Record<string, string> = {
   'idlelib': 'runs code', 'lib2to3': 'runs code', 'dask.compute': 'runs task graphs', 'dask.delayed': 'runs task graphs',
   'keras.layers.Lambda': 'runs stored Python code', 'tensorflow.keras.layers.Lambda': 'runs stored Python code',
   'transformers.AutoModel.from_pretrained': 'downloads models', 'huggingface_hub.hf_hub_download': 'downloads files',
-  'cProfile.run': 'runs code', 'profile.run': 'runs code', 'IPython.core.interactiveshell': 'runs code',
+  'torch._inductor': 'compiles and loads generated code', 'torch.utils.collect_env': 'runs shell commands',
+  'torch.utils.cpp_extension': 'compiles and loads native code', 'torch.distributed': 'network and remote calls',
+  'torch.testing._internal': 'test helpers that run code', 'torch.utils.bottleneck': 'runs scripts',
+  'torch.multiprocessing': 'starts processes', 'torch.cuda._utils': 'compiles kernels',
+  'numpy.f2py.crackfortran': 'evaluates expressions', 'scipy.io.loadmat': 'reads files',
+  'functools.reduce': 'calls a function over a sequence at load time', 'cProfile.run': 'runs code', 'profile.run': 'runs code', 'IPython.core.interactiveshell': 'runs code',
   'IPython.utils.process': 'runs shell commands', 'IPython.get_ipython': 'shell access', 'sklearn.utils._testing': 'runs code',
 };
 
@@ -203,7 +212,8 @@ function classify(module: string, name: string): GlobalVerdict {
   const inner = parts.slice(1).find((p) => DANGEROUS_COMPONENTS.has(p));
   if (inner) return { tier: 'dangerous', reason: `reaches the ${inner} module through ${parts[0]}`, weightsOnly: false };
   const last = nameParts[nameParts.length - 1];
-  if (DANGEROUS_NAMES.has(last) || /^(exec|spawn|popen)/.test(last)) {
+  if (modParts[0] === 'pandas' && /^read_/.test(last)) return { tier: 'dangerous', reason: `${last} reads files or URLs`, weightsOnly: false };
+  if (DANGEROUS_NAMES.has(last) || /^_*(exec|spawn|popen|system|syscmd|get_command|run_?command|run_?shell)/.test(last)) {
     return { tier: 'dangerous', reason: `${last} runs code or touches files/processes`, weightsOnly: false };
   }
   for (let i = 1; i < nameParts.length; i++) {
