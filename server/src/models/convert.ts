@@ -76,8 +76,8 @@ export async function convertToSafetensors(input: string, output: string, opts: 
       : rep.findings.find((f) => f.severity !== 'info')?.message ?? rep.summary;
     throw new ConvertRefused(`refusing to convert ${input}: the file is ${rep.verdict} (${why})`);
   }
-  if (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy') {
-    throw new ConvertRefused(`cannot convert ${rep.format} files: only PyTorch checkpoints (zip or legacy format) are supported`);
+  if (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy' && rep.format !== 'pytorch-legacy-tar') {
+    throw new ConvertRefused(`cannot convert ${rep.format} files: only PyTorch checkpoints (zip, legacy or legacy tar format) are supported`);
   }
   if (rep.tensorsTruncated) throw new ConvertRefused('the checkpoint holds more tensors than the inventory limit');
 
@@ -94,7 +94,8 @@ export async function convertToSafetensors(input: string, output: string, opts: 
   let fd: number | undefined;
   try {
     const storages = rep.format === 'pytorch-zip' ? await zipStorages(src, selected.map((s) => s.t))
-      : legacyStorages(src, detail, selected.map((s) => s.t));
+      : rep.format === 'pytorch-legacy-tar' ? tarStorages(detail, selected.map((s) => s.t))
+        : legacyStorages(src, detail, selected.map((s) => s.t));
     const bigEndian = rep.format === 'pytorch-zip' && (rep.metadata['torch.byteorder'] ?? 'little') === 'big';
 
     // Tied weights: the same view of the same storage under several names. safetensors forbids aliasing,
@@ -226,6 +227,17 @@ async function zipStorages(src: FileSource, tensors: ExtractedTensor[]): Promise
       const buf = await readMember(src, e, need);
       out.set(key, { offset: 0, size: buf.length, buffer: buf });
     }
+  }
+  return out;
+}
+
+/** Legacy tar format: the scan located every storage's bytes inside the tar's "storages" member. */
+function tarStorages(detail: Awaited<ReturnType<typeof scanModelFileDetailed>>, tensors: ExtractedTensor[]): Map<string, StorageData> {
+  const out = new Map<string, StorageData>();
+  for (const t of tensors) {
+    const at = detail.storageData.get(t.storage!.key);
+    if (!at) throw new ConvertRefused(`storage ${t.storage!.key} of tensor "${t.name}" is missing from the tar checkpoint`);
+    out.set(t.storage!.key, { offset: at.offset, size: at.size });
   }
   return out;
 }

@@ -8,7 +8,7 @@ import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cur
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
-import { extractTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES, numpyToTorchDtype } from './pickle/tensors';
+import { extractTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
 import { looksLikeNpy, parseNpyHeader } from './npy';
@@ -17,7 +17,7 @@ import { isTarHeader, readTarMembers } from './tar';
 import { looksLikeSafetensors, inspectSafetensors } from './safetensors';
 import { looksLikeGguf, inspectGguf } from './gguf';
 import { MODEL_RULE_BY_ID } from './rules';
-import { PyTuple, PyList, PyDict, asInt, asText, PyValue } from './pickle/values';
+import { PyTuple, PyList, PyDict, PyGlobal, asInt, asText, PyValue } from './pickle/values';
 import type {
   Finding, GlobalRef, ModelFormat, ModelReport, PickleStreamReport, ScanOptions, Severity, TensorInfo, Verdict,
 } from './types';
@@ -42,9 +42,17 @@ interface Ctx {
   disasm: boolean;
   opts: ScanOptions;
   extracted: ExtractedTensor[];
+  /** Where each storage's raw bytes are (legacy tar), for the converter. */
+  storageData: Map<string, { offset: number; size: number }>;
 }
 
-export interface ScanDetail { report: ModelReport; runs: { run: PickleRun; member?: string; torchLoads: boolean }[]; tensors: ExtractedTensor[] }
+export interface ScanDetail {
+  report: ModelReport;
+  runs: { run: PickleRun; member?: string; torchLoads: boolean }[];
+  tensors: ExtractedTensor[];
+  /** Absolute location of storage bytes by storage key, where the format keeps them outside members (legacy tar). */
+  storageData: Map<string, { offset: number; size: number }>;
+}
 
 export async function scanModelFile(file: string, opts: ScanOptions = {}): Promise<ModelReport> {
   return (await scanModelFileDetailed(file, opts)).report;
@@ -108,7 +116,7 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     path: file, kind: 'model', format: 'unknown', verdict: 'safe', summary: '', weightsOnly: { loads: null, reason: '' },
     findings: [], globals: [], tensors: [], metadata: {}, pickles: [], size: src.size,
   };
-  const ctx: Ctx = { report, runs: [], disasm, opts, extracted: [] };
+  const ctx: Ctx = { report, runs: [], disasm, opts, extracted: [], storageData: new Map() };
   const head = src.read(0, 512);
   if (src.size === 0) {
     add(ctx, 'SW024', 'The file is empty.', { severity: 'invalid' });
@@ -138,7 +146,7 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     }
   }
   finalize(ctx);
-  return { report, runs: ctx.runs, tensors: ctx.extracted };
+  return { report, runs: ctx.runs, tensors: ctx.extracted, storageData: ctx.storageData };
 }
 
 function add(ctx: Ctx, rule: string, message: string, extra: Partial<Finding> = {}): void {
@@ -282,17 +290,16 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   if (error) add(ctx, 'SW004', `Tar structure is broken: ${error}.`, { severity: 'dangerous' });
   rep.members = members.map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
   const byName = new Map(members.map((m) => [m.name, m]));
-  const storageSizes = new Map<string, number>();
-  // storages: pickle(count), count × [pickle((key, location, storage_type)), u64 numel, data], pickle(views)
-  const st = byName.get('storages');
-  if (st) {
-    const ms = new SliceSource(src, st.offset, st.size);
+  // Each member is read the way torch's legacy tar loader reads it: pickles interleaved with raw records.
+  const sequence = (name: string, record: (ms: SliceSource, r: PickleRun, pos: number) => number | undefined): void => {
+    const m = byName.get(name);
+    if (!m) return;
+    const ms = new SliceSource(src, m.offset, m.size);
     let pos = 0;
     const one = (): PickleRun | undefined => {
-      const { runs } = runPicklesSync(ms, pos, ms.size, ctx, 1);
-      const r = runs[0];
+      const r = runPicklesSync(ms, pos, ms.size, ctx, 1).runs[0];
       if (!r) return undefined;
-      recordRun(ctx, r, 'storages', { strict: true, torchLoads: true });
+      recordRun(ctx, r, name, { strict: true, torchLoads: true });
       pos = r.end;
       return r.complete ? r : undefined;
     };
@@ -300,26 +307,61 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
     const count = countRun ? asInt(countRun.value ?? null) ?? 0 : 0;
     for (let i = 0; i < count && pos < ms.size; i++) {
       const r = one();
-      if (!r || !(r.value instanceof PyTuple)) break;
-      const key = asText(r.value.items[0] ?? null) ?? String(asInt(r.value.items[0] ?? null));
-      const type = r.value.items[2];
-      const el = type && typeof type === 'object' && 'name' in type ? (STORAGE_DTYPES[(type as { name: string }).name]?.[1] ?? 1) : 1;
-      const n = Number(Buffer.from(ms.read(pos, 8)).readBigUInt64LE(0));
-      storageSizes.set(key, n);
-      if (!Number.isSafeInteger(n * el) || pos + 8 + n * el > ms.size) { add(ctx, 'SW017', `Tar storage ${key} is larger than its member.`); break; }
-      pos += 8 + n * el;
+      if (!r) return;
+      const next = record(ms, r, pos);
+      if (next === undefined) return;
+      pos = next;
     }
-    one();
-  }
-  for (const name of ['sys_info', 'tensors', 'pickle']) {
+    if (name === 'storages') one();   // the storage views list
+  };
+  // storages: count × [pickle((key, location, storage_type)), int64 element count, raw bytes]
+  const storages = new Map<string, StorageRef>();
+  sequence('storages', (ms, r, pos) => {
+    if (!(r.value instanceof PyTuple)) { add(ctx, 'SW017', 'A tar storage record is not a (key, location, type) tuple.', { member: 'storages' }); return undefined; }
+    const key = asText(r.value.items[0] ?? null) ?? String(asInt(r.value.items[0] ?? null));
+    const type = r.value.items[2];
+    const st = type instanceof PyGlobal ? STORAGE_DTYPES[type.name] : undefined;
+    const el = st?.[1] ?? 1;
+    const head = ms.read(pos, 8);
+    if (head.length < 8) { add(ctx, 'SW017', `Tar storage ${key} is truncated.`, { member: 'storages' }); return undefined; }
+    const n = Number(Buffer.from(head).readBigUInt64LE(0));
+    if (!Number.isSafeInteger(n * el) || pos + 8 + n * el > ms.size) { add(ctx, 'SW017', `Tar storage ${key} is larger than its member.`, { member: 'storages' }); return undefined; }
+    storages.set(key, { key, dtype: st?.[0] ?? 'uint8', elementSize: el, numel: n, location: asText(r.value.items[1] ?? null) ?? '' });
+    ctx.storageData.set(key, { offset: byName.get('storages')!.offset + pos + 8, size: n * el });
+    return pos + 8 + n * el;
+  });
+  // tensors: count × [pickle((key, storage_key, tensor_type)), int32 ndim, 4 pad bytes, sizes, strides, offset]
+  const tensorRecords = new Map<string, Omit<ExtractedTensor, 'name'>>();
+  sequence('tensors', (ms, r, pos) => {
+    if (!(r.value instanceof PyTuple)) { add(ctx, 'SW017', 'A tar tensor record is not a (key, storage, type) tuple.', { member: 'tensors' }); return undefined; }
+    const key = String(asInt(r.value.items[0] ?? null) ?? asText(r.value.items[0] ?? null));
+    const storageKey = asText(r.value.items[1] ?? null) ?? String(asInt(r.value.items[1] ?? null));
+    const hdr = ms.read(pos, 8);
+    const ndim = hdr.length === 8 ? Buffer.from(hdr).readInt32LE(0) : -1;
+    if (ndim < 0 || ndim > 64 || pos + 8 + 16 * ndim + 8 > ms.size) { add(ctx, 'SW017', `Tar tensor record ${key} is malformed.`, { member: 'tensors' }); return undefined; }
+    const dims = Buffer.from(ms.read(pos + 8, 16 * ndim + 8));
+    const shape: number[] = [], stride: number[] = [];
+    for (let d = 0; d < ndim; d++) { shape.push(Number(dims.readBigInt64LE(8 * d))); stride.push(Number(dims.readBigInt64LE(8 * (ndim + d)))); }
+    const offset = Number(dims.readBigInt64LE(16 * ndim));
+    const storage = storages.get(storageKey);
+    if (storage) tensorRecords.set(key, { dtype: storage.dtype, elementSize: storage.elementSize, shape, stride, storageOffset: offset, storage, requiresGrad: false, kind: 'tensor' });
+    else add(ctx, 'SW017', `Tar tensor ${key} refers to storage ${storageKey}, which is missing.`, { member: 'tensors' });
+    return pos + 8 + 16 * ndim + 8;
+  });
+  for (const name of ['sys_info', 'pickle']) {
     const m = byName.get(name);
     if (!m) continue;
     const ms = new SliceSource(src, m.offset, m.size);
     const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 1);
     for (const r of runs) recordRun(ctx, r, name, { strict: true, torchLoads: true });
     if (name === 'pickle' && runs[0]) {
-      const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
+      // the object's persistent ids name tensor records (torch: deserialized_objects[int(saved_id)])
+      const walked = extractTensors(runs[0].value, ctx.opts.maxTensors, (pid) => {
+        const k = asText(pid) ?? (typeof pid === 'number' ? String(pid) : undefined);
+        return k === undefined ? undefined : tensorRecords.get(String(parseInt(k, 10)));
+      });
       ctx.extracted = walked.tensors;
+      rep.tensorsTruncated = walked.truncated || undefined;
     }
   }
   if (!byName.get('pickle')) add(ctx, 'SW004', 'Tar checkpoint has no "pickle" member.', { severity: 'caution' });

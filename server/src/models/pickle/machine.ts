@@ -157,6 +157,7 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
   };
 
   let opPos = 0;                  // buffer index of the current opcode byte, for rollback
+  let strPidReported = false;
   let pendingNested: { inst: PyCall; dtype: string; shape: number[]; order: string } | undefined;
   /** Un-reads the current opcode and asks the driver for `n` bytes from its start. */
   const rollback = (n: number): number => { c.pos = opPos; run.opcodes--; return n; };
@@ -479,7 +480,15 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
           stack.push(call(fn, args, 'reduce'));
           break;
         }
-        case OP.BINPERSID: { if (disasm) dis(''); const pid = pop(); stack.push(new PyPersId(pid, opStart)); break; }
+        case OP.BINPERSID: {
+          if (disasm) dis('');
+          const pid = pop();
+          if (!(pid instanceof PyTuple) && typeof pid !== 'number' && !strPidReported) {
+            strPidReported = true;
+            woIssue(`persistent id at offset ${opStart} is not a tuple or int`);
+          }
+          stack.push(new PyPersId(pid, opStart)); break;
+        }
         default: {
           const r = cold(buf);
           if (r !== CONT) return r;

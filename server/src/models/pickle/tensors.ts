@@ -50,7 +50,10 @@ const REBUILD = 'torch._utils.';
 
 export interface TensorWalkResult { tensors: ExtractedTensor[]; truncated: boolean; storages: Map<string, StorageRef> }
 
-export function extractTensors(root: PyValue | undefined, maxTensors = 1_000_000): TensorWalkResult {
+/** Tensors referenced by a bare persistent id (torch's legacy tar format: the id names a tensor record). */
+export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | undefined;
+
+export function extractTensors(root: PyValue | undefined, maxTensors = 1_000_000, resolvePersId?: PersIdResolver): TensorWalkResult {
   const out: ExtractedTensor[] = [];
   const storages = new Map<string, StorageRef>();
   const visited = new Set<object>();
@@ -69,6 +72,11 @@ export function extractTensors(root: PyValue | undefined, maxTensors = 1_000_000
       return;
     }
     if (v instanceof PyNdArray) { out.push(ndarrayTensor(v, path)); return; }
+    if (v instanceof PyPersId) {
+      const t = resolvePersId?.(v.pid);
+      if (t) out.push({ ...t, name: path });
+      return;
+    }
     if (visited.has(v)) return;
     visited.add(v);
     if (v instanceof PyDict) walkEntries(v.entries, path, depth);
