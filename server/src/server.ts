@@ -307,29 +307,27 @@ function modelPathFor(docUri: string, value: string): string | undefined {
   if (value.length > 4096) return undefined;
   const docPath = uriToPath(docUri);
   const candidates = isAbsolute(value) ? [value] : [...(docPath ? [join(dirname(docPath), value)] : []), ...roots.map((r) => join(r, value))];
-  for (const c of candidates) {
-    try {
-      if (statSync(c).isFile()) return resolve(c);
-    } catch {
-      // not there
-    }
-  }
+  for (const c of candidates) if (recentStat(c)?.isFile) return resolve(c);
   return undefined;
 }
 
 // Diagnostics are rebuilt on every keystroke; a file's mtime is re-read at most once a second (watched-file
 // events clear it sooner), so a document with many load calls does not stat the disk for each of them.
-const mtimes = new Map<string, { mtime: number | undefined; at: number }>();
-function recentMtime(path: string): number | undefined {
+const mtimes = new Map<string, { stat: { isFile: boolean; mtime: number } | undefined; at: number }>();
+function recentStat(path: string): { isFile: boolean; mtime: number } | undefined {
   const now = Date.now();
   const hit = mtimes.get(path);
-  if (hit && now - hit.at < 1000) return hit.mtime;
-  let mtime: number | undefined;
-  try { mtime = statSync(path).mtimeMs; } catch { mtime = undefined; }
+  if (hit && now - hit.at < 1000) return hit.stat;
+  let st: { isFile: boolean; mtime: number } | undefined;
+  try {
+    const s = statSync(path, { throwIfNoEntry: false });   // no exception for the common "not there"
+    st = s ? { isFile: s.isFile(), mtime: s.mtimeMs } : undefined;
+  } catch { st = undefined; }
   if (mtimes.size > 10_000) mtimes.clear();
-  mtimes.set(path, { mtime, at: now });
-  return mtime;
+  mtimes.set(path, { stat: st, at: now });
+  return st;
 }
+function recentMtime(path: string): number | undefined { return recentStat(path)?.mtime; }
 
 function crossReference(docUri: string, issue: CodeIssue): DiagnosticRelatedInformation | undefined {
   if (!issue.path) return undefined;
@@ -655,7 +653,7 @@ connection.onExecuteCommand(async (params) => {
     return { ok: false };
   }
   const output = source.replace(/\.[^./\\]*$/, '') + '.safetensors';
-  const edits = issue.convertEdits;
+  const edits = issue.convertEdits();
   let note = '';
   if (existsSync(output)) {
     // never overwrite: an existing file is used as it is, after checking it is a valid safetensors file

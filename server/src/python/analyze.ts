@@ -26,7 +26,7 @@ export interface CodeIssue {
   path?: { value: string; start: number; end: number };
   /** torch.load("m.pt"): edits that load "m.safetensors" with safetensors.torch.load_file instead (applied by the
    *  server after it converted the file, so they are not offered as a plain quick-fix). */
-  convertEdits?: TextEditSpan[];
+  convertEdits?: () => TextEditSpan[];
 }
 
 export interface AnalyzeOptions {
@@ -247,7 +247,9 @@ function checkTarget(ctx: Ctx): void {
       const issue = ctx.out[ctx.out.length - 1];
       const first = args.positional[0];
       if (issue?.rule === 'SW101' && first && !args.splat && /\.(pt|pth|bin|ckpt)$/i.test(stringValue(first) ?? '')) {
-        issue.convertEdits = loadFileEdits(ctx, first);
+        // built on demand: most keystrokes never ask for this fix
+        const c = { ...ctx };
+        issue.convertEdits = () => loadFileEdits(c, first);
       }
       return;
     }
