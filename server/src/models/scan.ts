@@ -638,7 +638,7 @@ function finalize(ctx: Ctx): void {
       }
       if (worst.tier !== 'safe') {
         const how = g.called ? 'called' : 'imported';
-        const shown = raw !== full ? `${full} (written as ${raw})` : full;
+        const shown = raw !== full ? `${full} (written as ${raw})` : displayName(g.module, g.name);
         add(ctx, worst.tier === 'dangerous' ? 'SW001' : 'SW002', `${shown} is ${how} at offset ${g.offset}${member ? ` in ${member}` : ''}: ${worst.reason}.`,
           { severity: worst.tier, global: full, offset: g.offset, member });
       }
@@ -690,6 +690,11 @@ function finalize(ctx: Ctx): void {
   rep.summary = summarize(rep);
 }
 
+/** pickle records os.system as posix.system (nt.system on Windows): say both, people look for os.system. */
+function displayName(module: string, name: string): string {
+  return module === 'posix' || module === 'nt' ? `os.${name} (${module}.${name})` : `${module}.${name}`;
+}
+
 function tierSev(t: 'safe' | 'caution' | 'dangerous'): Severity { return t === 'safe' ? 'info' : t; }
 
 function streamReport(run: PickleRun, member: string | undefined): PickleStreamReport {
@@ -698,7 +703,7 @@ function streamReport(run: PickleRun, member: string | undefined): PickleStreamR
 
 function summarize(rep: ModelReport): string {
   const dangerous = rep.globals.filter((g) => g.severity === 'dangerous');
-  const names = (gs: GlobalRef[]) => [...new Set(gs.map((g) => `${g.module}.${g.name}`))];
+  const names = (gs: GlobalRef[]) => [...new Set(gs.map((g) => displayName(g.module, g.name)))];
   switch (rep.verdict) {
     case 'dangerous': {
       if (dangerous.length) {
