@@ -165,6 +165,17 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   scanNames([...FINAL_NAMES.filter((n) => NAME_ROOTS.get(n)!.some((r) => roots.has(r))), ...aliases], false);
   scanNames(KEYWORD_TRIGGERS, true);
 
+  // Hugging Face Hub downloads (SW117): any call named like one, reached through an imported HF library.
+  const hfCalls = new Map<number, Node>();
+  if (HF_ROOTS.some((r) => roots.has(r))) {
+    const re = new RegExp(`(?<!\\w)(?:${HF_DOWNLOADS.join('|')})(?=\\s*\\()`, 'g');
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      const node = root.descendantForIndex(m.index, m.index + m[0].length);
+      const call = node?.type === 'identifier' ? callOf(node) : null;
+      if (call) hfCalls.set(call.id, call);
+    }
+  }
+
   const issues: CodeIssue[] = [];
   const cellStarts = opts.cellStarts ?? [0];
   for (const call of [...calls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
@@ -179,6 +190,16 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     if (q) checkTarget(ctx);
     checkKeywords(ctx);
   }
+  for (const call of [...hfCalls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
+    const fn = call.childForFieldName('function');
+    const args = readArgs(call);
+    const chain = fn ? dottedChain(fn) : null;
+    if (!fn || !args || !chain) continue;
+    const q = resolver.resolveChain(chain, fn);
+    if (!q || !HF_ROOTS.includes(q.split('.')[0])) continue;
+    checkRevision({ call, fn, args, q, text, tree, resolver, cellStarts, out: issues });
+  }
+  issues.sort((a, b) => a.start - b.start);
   return issues
     .filter((i) => !isSuppressed(text, root, i, opts.honorNosec ?? false))
     .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i)] }));
@@ -317,6 +338,27 @@ function checkTarget(ctx: Ctx): void {
         [{ title: 'Use typ="safe"', preferred: false, edits: [edits.replaceNode(node, node.text.replace('unsafe', 'safe'))] }]);
       return;
     }
+  }
+}
+
+export const HF_ROOTS = ['transformers', 'huggingface_hub', 'datasets', 'diffusers', 'sentence_transformers', 'peft', 'timm', 'optimum'];
+export const HF_DOWNLOADS = ['from_pretrained', 'hf_hub_download', 'snapshot_download', 'load_dataset'];
+
+/** SW117: a Hub download must pin revision= to a commit; local paths are not downloads. */
+function checkRevision(ctx: Ctx): void {
+  const { args } = ctx;
+  const repo = stringValue(args.positional[0] ?? args.keywords.get('pretrained_model_name_or_path') ?? args.keywords.get('repo_id') ?? args.keywords.get('path'));
+  if (repo !== undefined && (/^[./~]/.test(repo) || repo.startsWith('/') || /\.(json|csv|parquet|txt)$/i.test(repo))) return;
+  if (args.splat) return;   // **kwargs may carry revision=
+  const rev = args.keywords.get('revision');
+  const name = ctx.q?.split('.').pop() ?? 'download';
+  if (!rev) {
+    report(ctx, 'SW117', `${name} downloads from the Hugging Face Hub without revision=: the repository can change after you reviewed it. Pin revision="<commit hash>".`);
+    return;
+  }
+  const value = stringValue(rev);
+  if (value !== undefined && !/^[0-9a-f]{40}$/.test(value)) {
+    report(ctx, 'SW117', `${name}(revision="${value}"): a branch or tag can move; pin a 40-character commit hash.`);
   }
 }
 

@@ -1,7 +1,7 @@
 // A cheap, sound pre-check for batch scans: a file can only produce a finding if its code (strings and comments
 // removed) names one of the rules' modules and one of their functions, or a flagged keyword. Files that cannot
 // match are not parsed at all. The editor always parses.
-import { FINAL_NAMES, KEYWORD_TRIGGERS, NAME_ROOTS } from './analyze';
+import { FINAL_NAMES, HF_DOWNLOADS, HF_ROOTS, KEYWORD_TRIGGERS, NAME_ROOTS } from './analyze';
 
 const ROOTS = ['torch', 'pickle', 'cPickle', '_pickle', 'pickle5', 'dill', 'cloudpickle', 'jsonpickle', 'joblib', 'sklearn',
   'numpy', 'pandas', 'yaml', 'ruamel', 'marshal', 'shelve', 'keras', 'tensorflow', 'tf_keras', 'six'];
@@ -24,6 +24,9 @@ function namesTarget(code: string): boolean {
   }
   return re !== null && re.test(code);
 }
+// Hugging Face Hub downloads (SW117) are matched by name in any library the file imports from the HF family.
+const HF_RE = new RegExp(`\\b(?:${HF_DOWNLOADS.join('|')})\\s*\\(`);
+const HF_ROOT_RE = new RegExp(`\\b(?:${HF_ROOTS.join('|')})\\b`);
 const KW_RE = new RegExp(`\\b(?:${KEYWORD_TRIGGERS.join('|')})\\b`);
 
 /** Source with comments and non-f string literals removed (f-strings are kept: their fields are code). */
@@ -37,7 +40,8 @@ export function codeOnly(s: string): string {
 
 export function mayHaveFindings(source: string): boolean {
   // Stripping only removes matches, so a text that does not match raw cannot match stripped.
-  if (!KW_RE.test(source) && !NAME_RE.test(source)) return false;
+  const hf = HF_RE.test(source);
+  if (!KW_RE.test(source) && !NAME_RE.test(source) && !hf) return false;
   const code = codeOnly(source);
-  return KW_RE.test(code) || namesTarget(code);
+  return KW_RE.test(code) || namesTarget(code) || (hf && HF_ROOT_RE.test(code) && HF_RE.test(code));
 }

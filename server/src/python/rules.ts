@@ -77,6 +77,11 @@ export const CODE_RULES: readonly CodeRule[] = [
   rule('SW116', 'ruamel-unsafe', 'dangerous',
     'ruamel.yaml YAML(typ="unsafe") constructs arbitrary Python objects.',
     'Use the default round-trip loader or typ="safe".'),
+  rule('SW117', 'hf-unpinned-revision', 'caution',
+    'A Hugging Face Hub download without revision= pinned to a commit: the repository can change under you.',
+    'from_pretrained, hf_hub_download, snapshot_download and load_dataset fetch whatever the repository holds ' +
+    'today; its owner (or whoever takes over the account) can replace weights or remote code later. Pin ' +
+    'revision="<40-character commit hash>" (a branch or tag name can move too).'),
   rule('SW120', 'torch-save-pickle', 'info',
     'torch.save writes a pickle: whoever loads the file must trust it. Prefer safetensors for weights.',
     'safetensors.torch.save_file stores tensors without code and loads faster (zero-copy). For a state_dict the ' +
