@@ -52,6 +52,7 @@ export interface MachineOptions {
 
 class Fail extends Error { constructor(msg: string, readonly at: number) { super(msg); } }
 
+const DENSE = 1 << 22;
 // Far beyond real checkpoints (a 50,000-tensor state dict runs ~1.5M opcodes); past them we fail closed
 // instead of letting a crafted (e.g. decompressed) stream grow the simulated stack without bound.
 const MAX_OPCODES = 200_000_000;
@@ -59,477 +60,504 @@ const MAX_STACK = 20_000_000;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const TWO53 = 2 ** 53;
 
-/** Run one pickle (up to and including STOP) from the cursor's position. */
-export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<number, PickleRun, void> {
-  const inlineMax = opts.inlineMax ?? (1 << 20);
-  const maxLine = opts.maxLine ?? (1 << 24);
-  const depth = opts.depth ?? 0;
-  const run: PickleRun = {
-    start: c.abs, end: c.abs, protocol: 0, opcodes: 0, complete: false, globals: [], findings: [],
-    weightsOnlyIssues: [], nested: [], arrays: [],
-  };
-  const disasm: string[] | undefined = opts.disasm ? [] : undefined;
-  const maxDis = opts.maxDisasmLines ?? 200_000;
-  if (disasm) run.disasm = disasm;
-  const stack: PyValue[] = [];
-  const marks: number[] = [];      // fences: stack lengths at each MARK
-  let fence = 0;
+/** One pickle stream under simulation. State lives in fields and the helpers are methods, so V8 sees the
+ *  same functions for every stream (closures created per stream were re-optimised each time). */
+class PickleMachine {
+  readonly inlineMax: number;
+  readonly maxLine: number;
+  readonly depth: number;
+  readonly run: PickleRun;
+  readonly disasm: string[] | undefined;
+  readonly maxDis: number;
+  readonly stack: PyValue[] = [];
+  readonly marks: number[] = [];      // fences: stack lengths at each MARK
+  fence = 0;
   // memo indexes are dense in real pickles: an array is several times faster than a Map; sparse or huge
   // indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots, like CPython.
-  const memoArr: PyValue[] = [];
-  const memoHas: Uint8Array[] = [];
-  const memoMap = new Map<number, PyValue>();
-  let memoCount = 0;
-  const DENSE = 1 << 22;
-  const memoSet = (idx: number, v: PyValue) => {
+  readonly memoArr: PyValue[] = [];
+  readonly memoHas: Uint8Array[] = [];
+  readonly memoMap = new Map<number, PyValue>();
+  memoCount = 0;
+  proto = 0;
+  frameEnd = -1;              // absolute end of the current FRAME, -1 when not in a frame
+  readonly woSeen = new Set<number>();
+  opStart: number;
+  op = 0;
+  opPos = 0;                  // buffer index of the current opcode byte, for rollback
+  strPidReported = false;
+  pendingNested: { inst: PyCall; dtype: string; shape: number[]; order: string } | undefined;
+  /** Throws the parse error at the current opcode (an arrow: it is passed to helper functions). */
+  readonly fail = (msg: string): never => { throw new Fail(msg, this.opStart); };
+
+  constructor(readonly c: Cursor, readonly opts: MachineOptions) {
+    this.inlineMax = opts.inlineMax ?? (1 << 20);
+    this.maxLine = opts.maxLine ?? (1 << 24);
+    this.depth = opts.depth ?? 0;
+    this.run = {
+      start: c.abs, end: c.abs, protocol: 0, opcodes: 0, complete: false, globals: [], findings: [],
+      weightsOnlyIssues: [], nested: [], arrays: [],
+    };
+    this.disasm = opts.disasm ? [] : undefined;
+    this.maxDis = opts.maxDisasmLines ?? 200_000;
+    if (this.disasm) this.run.disasm = this.disasm;
+    this.opStart = c.abs;
+  }
+
+  memoSet(idx: number, v: PyValue) {
     if (idx < DENSE) {
       const page = idx >>> 16;
-      let bits = memoHas[page];
-      if (!bits) { bits = new Uint8Array(1 << 16); memoHas[page] = bits; }
-      if (!bits[idx & 0xffff]) { bits[idx & 0xffff] = 1; memoCount++; }
-      while (memoArr.length < idx) memoArr.push(null);
-      memoArr[idx] = v;
+      let bits = this.memoHas[page];
+      if (!bits) { bits = new Uint8Array(1 << 16); this.memoHas[page] = bits; }
+      if (!bits[idx & 0xffff]) { bits[idx & 0xffff] = 1; this.memoCount++; }
+      while (this.memoArr.length < idx) this.memoArr.push(null);
+      this.memoArr[idx] = v;
     } else {
-      if (!memoMap.has(idx)) memoCount++;
-      memoMap.set(idx, v);
+      if (!this.memoMap.has(idx)) this.memoCount++;
+      this.memoMap.set(idx, v);
     }
-  };
-  const memoGet = (idx: number): PyValue => {
-    if (idx < DENSE) {
-      const bits = memoHas[idx >>> 16];
-      if (!bits || !bits[idx & 0xffff]) fail(`memo value not found at index ${idx}`);
-      return memoArr[idx];
-    }
-    if (!memoMap.has(idx)) fail(`memo value not found at index ${idx}`);
-    return memoMap.get(idx) as PyValue;
-  };
-  let proto = 0;
-  let frameEnd = -1;              // absolute end of the current FRAME, -1 when not in a frame
-  const woSeen = new Set<number>();
-  let opStart = c.abs;
-  let op = 0;
+  }
 
-  const fail = (msg: string): never => { throw new Fail(msg, opStart); };
-  const pop = (): PyValue => {
-    if (stack.length <= fence) fail('unpickling stack underflow');
-    return stack.pop() as PyValue;
-  };
-  const top = (): PyValue => {
-    if (stack.length <= fence) fail('unpickling stack underflow');
-    return stack[stack.length - 1];
-  };
-  const popMark = (): PyValue[] => {
-    if (marks.length === 0) fail('could not find MARK');
-    const items = stack.splice(fence);
-    marks.pop();
-    fence = marks.length ? marks[marks.length - 1] : 0;
-    return items;
-  };
-  // fixed-size arguments: the 16-byte refill at each opcode guarantees them unless the stream ends
-  const need = (n: number) => { if (c.buf.length - c.pos < n) fail('pickle data was truncated'); };
-  const note = (rule: string, message: string, global?: string) =>
-    run.findings.push({ rule, message, offset: opStart, global });
-  const dis = (arg: string) => {
-    if (!disasm) return;
-    if (disasm.length >= maxDis) { run.disasmTruncated = true; return; }
-    disasm.push(`${String(opStart).padStart(9)}: ${'  '.repeat(Math.min(marks.length, 20))}${OP_NAME[op].padEnd(16)} ${arg}`);
-  };
-  const addGlobal = (rawModule: string, rawName: string, opcode: string): PyGlobal => {
-    const [module, name] = proto < 3 ? mapPy2Global(rawModule, rawName) : [rawModule, rawName];
-    const ref = run.globals.length;
-    run.globals.push({ module, name, rawModule, rawName, offset: opStart, called: false, opcode });
-    return new PyGlobal(module, name, ref);
-  };
-  const call = (fn: PyValue, args: PyValue, kind: CallKind, kwargs?: PyValue): PyCall => {
-    if (fn instanceof PyGlobal) run.globals[fn.ref].called = true;
-    else if (fn instanceof PyExt) note('SW005', `calls an object imported through extension code ${fn.code}`);
-    else note('SW003', `${OP_NAME[op]} calls a value computed at load time (${describe(fn)}), not an imported global`);
-    if (kind === 'reduce' && !(args instanceof PyTuple)) {
-      note('SW003', `REDUCE arguments are computed at load time (${describe(args)}), not a constant tuple`);
+  memoGet(idx: number): PyValue {
+    if (idx < DENSE) {
+      const bits = this.memoHas[idx >>> 16];
+      if (!bits || !bits[idx & 0xffff]) this.fail(`memo value not found at index ${idx}`);
+      return this.memoArr[idx];
     }
-    return new PyCall(fn, args, kind, opStart, kwargs);
-  };
-  const mutateTarget = (target: PyValue, what: string) => {
+    if (!this.memoMap.has(idx)) this.fail(`memo value not found at index ${idx}`);
+    return this.memoMap.get(idx) as PyValue;
+  }
+
+  pop(): PyValue {
+    if (this.stack.length <= this.fence) this.fail('unpickling this.stack underflow');
+    return this.stack.pop() as PyValue;
+  }
+
+  top(): PyValue {
+    if (this.stack.length <= this.fence) this.fail('unpickling this.stack underflow');
+    return this.stack[this.stack.length - 1];
+  }
+
+  popMark(): PyValue[] {
+    if (this.marks.length === 0) this.fail('could not find MARK');
+    const items = this.stack.splice(this.fence);
+    this.marks.pop();
+    this.fence = this.marks.length ? this.marks[this.marks.length - 1] : 0;
+    return items;
+  }
+
+  // fixed-size arguments: the 16-byte refill at each opcode guarantees them unless the stream ends
+  need(n: number) { if (this.c.buf.length - this.c.pos < n) this.fail('pickle data was truncated'); }
+
+  note(rule: string, message: string, global?: string) {
+      this.run.findings.push({ rule, message, offset: this.opStart, global });
+  }
+
+  dis(arg: string) {
+    if (!this.disasm) return;
+    if (this.disasm.length >= this.maxDis) { this.run.disasmTruncated = true; return; }
+    this.disasm.push(`${String(this.opStart).padStart(9)}: ${'  '.repeat(Math.min(this.marks.length, 20))}${OP_NAME[this.op].padEnd(16)} ${arg}`);
+  }
+
+  addGlobal(rawModule: string, rawName: string, opcode: string): PyGlobal {
+    const [module, name] = this.proto < 3 ? mapPy2Global(rawModule, rawName) : [rawModule, rawName];
+    const ref = this.run.globals.length;
+    this.run.globals.push({ module, name, rawModule, rawName, offset: this.opStart, called: false, opcode });
+    return new PyGlobal(module, name, ref);
+  }
+
+  call(fn: PyValue, args: PyValue, kind: CallKind, kwargs?: PyValue): PyCall {
+    if (fn instanceof PyGlobal) this.run.globals[fn.ref].called = true;
+    else if (fn instanceof PyExt) this.note('SW005', `calls an object imported through extension code ${fn.code}`);
+    else this.note('SW003', `${OP_NAME[this.op]} calls a value computed at load time (${describe(fn)}), not an imported global`);
+    if (kind === 'reduce' && !(args instanceof PyTuple)) {
+      this.note('SW003', `REDUCE arguments are computed at load time (${describe(args)}), not a constant tuple`);
+    }
+    return new PyCall(fn, args, kind, this.opStart, kwargs);
+  }
+
+  mutateTarget(target: PyValue, what: string) {
     if (target instanceof PyGlobal) {
-      note('SW006', `${what} modifies the imported global ${target.module}.${target.name} at load time`,
+      this.note('SW006', `${what} modifies the imported global ${target.module}.${target.name} at load time`,
         `${target.module}.${target.name}`);
     }
-  };
+  }
 
-  let opPos = 0;                  // buffer index of the current opcode byte, for rollback
-  let strPidReported = false;
-  let pendingNested: { inst: PyCall; dtype: string; shape: number[]; order: string } | undefined;
   /** Un-reads the current opcode and asks the driver for `n` bytes from its start. */
-  const rollback = (n: number): number => { c.pos = opPos; run.opcodes--; return n; };
+  rollback(n: number): number { this.c.pos = this.opPos; this.run.opcodes--; return n; }
 
   // Opcodes that are rare in real checkpoints live in their own function: keeping the hot loop small lets
   // V8 optimise it quickly (one large switch took ~0.5 s to compile and was recompiled after deopts).
-  const cold = (buf: Uint8Array): number => {
-    switch (op) {
+  cold(buf: Uint8Array): number {
+    switch (this.op) {
         case OP.PROTO: {
-          need(1);
-          const v = buf[c.pos++];
-          if (v > 5) fail(`unsupported pickle protocol: ${v}`);
-          proto = v; if (v > run.protocol) run.protocol = v;
-          if (disasm) dis(String(v));
+          this.need(1);
+          const v = buf[this.c.pos++];
+          if (v > 5) this.fail(`unsupported pickle protocol: ${v}`);
+          this.proto = v; if (v > this.run.protocol) this.run.protocol = v;
+          if (this.disasm) this.dis(String(v));
           break;
         }
         case OP.FRAME: {
-          need(8);
-          const len = readU64(buf, c.pos); c.pos += 8;
-          if (frameEnd >= 0) fail('beginning of a new frame before end of current frame');
-          if (len > c.remaining()) fail(`FRAME declares ${len} bytes but only ${c.remaining()} remain`);
-          frameEnd = c.abs + len;
-          if (disasm) dis(String(len));
+          this.need(8);
+          const len = readU64(buf, this.c.pos); this.c.pos += 8;
+          if (this.frameEnd >= 0) this.fail('beginning of a new frame before end of current frame');
+          if (len > this.c.remaining()) this.fail(`FRAME declares ${len} bytes but only ${this.c.remaining()} remain`);
+          this.frameEnd = this.c.abs + len;
+          if (this.disasm) this.dis(String(len));
           break;
         }
         case OP.STOP: {
-          if (disasm) dis('');
-          const v = pop();
-          run.value = v;
-          run.complete = true;
-          run.end = c.abs;
-          if (frameEnd > c.abs) note('SW004', `STOP inside a FRAME that declares ${frameEnd - c.abs} more bytes`);
+          if (this.disasm) this.dis('');
+          const v = this.pop();
+          this.run.value = v;
+          this.run.complete = true;
+          this.run.end = this.c.abs;
+          if (this.frameEnd > this.c.abs) this.note('SW004', `STOP inside a FRAME that declares ${this.frameEnd - this.c.abs} more bytes`);
           return 0;
         }
         case OP.POP:
-          if (disasm) dis('');
-          if (stack.length > fence) stack.pop();
-          else if (marks.length) { marks.pop(); fence = marks.length ? marks[marks.length - 1] : 0; }
-          else fail('unpickling stack underflow');
+          if (this.disasm) this.dis('');
+          if (this.stack.length > this.fence) this.stack.pop();
+          else if (this.marks.length) { this.marks.pop(); this.fence = this.marks.length ? this.marks[this.marks.length - 1] : 0; }
+          else this.fail('unpickling this.stack underflow');
           break;
-        case OP.POP_MARK: if (disasm) dis(''); popMark(); break;
-        case OP.DUP: if (disasm) dis(''); stack.push(top()); break;
-        case OP.NEWTRUE: if (disasm) dis(''); stack.push(true); break;
-        case OP.BININT: { need(4); const v = readI32(buf, c.pos); c.pos += 4; if (disasm) dis(String(v)); stack.push(v); break; }
-        case OP.BININT2: { need(2); const v = buf[c.pos] | (buf[c.pos + 1] << 8); c.pos += 2; if (disasm) dis(String(v)); stack.push(v); break; }
+        case OP.POP_MARK: if (this.disasm) this.dis(''); this.popMark(); break;
+        case OP.DUP: if (this.disasm) this.dis(''); this.stack.push(this.top()); break;
+        case OP.NEWTRUE: if (this.disasm) this.dis(''); this.stack.push(true); break;
+        case OP.BININT: { this.need(4); const v = readI32(buf, this.c.pos); this.c.pos += 4; if (this.disasm) this.dis(String(v)); this.stack.push(v); break; }
+        case OP.BININT2: { this.need(2); const v = buf[this.c.pos] | (buf[this.c.pos + 1] << 8); this.c.pos += 2; if (this.disasm) this.dis(String(v)); this.stack.push(v); break; }
         case OP.BINFLOAT: {
-          need(8);
-          const v = new DataView(buf.buffer, buf.byteOffset + c.pos, 8).getFloat64(0, false); c.pos += 8;
-          if (disasm) dis(String(v)); stack.push(new PyFloat(v)); break;
+          this.need(8);
+          const v = new DataView(buf.buffer, buf.byteOffset + this.c.pos, 8).getFloat64(0, false); this.c.pos += 8;
+          if (this.disasm) this.dis(String(v)); this.stack.push(new PyFloat(v)); break;
         }
         case OP.LONG1: case OP.LONG4: {
-          const lenBytes = op === OP.LONG1 ? 1 : 4;
-          need(lenBytes);
-          const n = op === OP.LONG1 ? buf[c.pos] : readI32(buf, c.pos);
-          if (n < 0) fail('LONG pickle has negative byte count');
+          const lenBytes = this.op === OP.LONG1 ? 1 : 4;
+          this.need(lenBytes);
+          const n = this.op === OP.LONG1 ? buf[this.c.pos] : readI32(buf, this.c.pos);
+          if (n < 0) this.fail('LONG pickle has negative byte count');
           if (n > 4096) {  // huge ints: never a size we trust; skip like a payload
-            if (n > c.remaining() - lenBytes) fail('pickle data was truncated');
-            c.pos += lenBytes + n; if (disasm) dis(`<${n}-byte int>`); stack.push(new PyOpaque('huge int'));
-            checkFrame(); break;
+            if (n > this.c.remaining() - lenBytes) this.fail('pickle data was truncated');
+            this.c.pos += lenBytes + n; if (this.disasm) this.dis(`<${n}-byte int>`); this.stack.push(new PyOpaque('huge int'));
+            this.checkFrame(); break;
           }
-          if (c.buf.length - c.pos < lenBytes + n) { if (!c.eof) return rollback(1 + lenBytes + n); fail('pickle data was truncated'); }
-          const b = c.buf; const at = c.pos + lenBytes;
-          const v = decodeLong(b, at, n); c.pos = at + n;
-          if (disasm) dis(String(v)); stack.push(v); break;
+          if (this.c.buf.length - this.c.pos < lenBytes + n) { if (!this.c.eof) return this.rollback(1 + lenBytes + n); this.fail('pickle data was truncated'); }
+          const b = this.c.buf; const at = this.c.pos + lenBytes;
+          const v = decodeLong(b, at, n); this.c.pos = at + n;
+          if (this.disasm) this.dis(String(v)); this.stack.push(v); break;
         }
         // ---- text (protocol 0) opcodes: one line argument
         case OP.INT: case OP.LONG: case OP.FLOAT: case OP.STRING: case OP.UNICODE: case OP.GET: case OP.PUT:
         case OP.PERSID: case OP.GLOBAL: case OP.INST: {
-          const line1 = readLine(c, maxLine, fail);
-          if (!line1) return rollback(c.buf.length - opPos + 65536);
-          if (op === OP.GLOBAL || op === OP.INST) {
-            const line2 = readLine(c, maxLine, fail);
-            if (!line2) return rollback(c.buf.length - opPos + 65536);
-            const mod = decodeUtf8(line1, fail), name = decodeUtf8(line2, fail);
-            if (disasm) dis(`${JSON.stringify(mod)} ${JSON.stringify(name)}`);
-            const g = addGlobal(mod, name, OP_NAME[op]);
-            if (op === OP.GLOBAL) stack.push(g);
-            else { const args = popMark(); stack.push(call(g, new PyTuple(args), 'inst')); }
+          const line1 = readLine(this.c, this.maxLine, this.fail);
+          if (!line1) return this.rollback(this.c.buf.length - this.opPos + 65536);
+          if (this.op === OP.GLOBAL || this.op === OP.INST) {
+            const line2 = readLine(this.c, this.maxLine, this.fail);
+            if (!line2) return this.rollback(this.c.buf.length - this.opPos + 65536);
+            const mod = decodeUtf8(line1, this.fail), name = decodeUtf8(line2, this.fail);
+            if (this.disasm) this.dis(`${JSON.stringify(mod)} ${JSON.stringify(name)}`);
+            const g = this.addGlobal(mod, name, OP_NAME[this.op]);
+            if (this.op === OP.GLOBAL) this.stack.push(g);
+            else { const args = this.popMark(); this.stack.push(this.call(g, new PyTuple(args), 'inst')); }
             break;
           }
           const text = latin1(line1);
-          switch (op) {
+          switch (this.op) {
             case OP.INT: {
-              if (disasm) dis(text);
-              if (text === '01') stack.push(true); else if (text === '00') stack.push(false);
-              else stack.push(parsePyInt(text, fail));
+              if (this.disasm) this.dis(text);
+              if (text === '01') this.stack.push(true); else if (text === '00') this.stack.push(false);
+              else this.stack.push(parsePyInt(text, this.fail));
               break;
             }
-            case OP.LONG: if (disasm) dis(text); stack.push(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, fail)); break;
+            case OP.LONG: if (this.disasm) this.dis(text); this.stack.push(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, this.fail)); break;
             case OP.FLOAT: {
-              const v = parsePyFloat(text); if (v === undefined) fail(`could not convert string to float: ${text.slice(0, 40)}`);
-              if (disasm) dis(text); stack.push(new PyFloat(v as number)); break;
+              const v = parsePyFloat(text); if (v === undefined) this.fail(`could not convert string to float: ${text.slice(0, 40)}`);
+              if (this.disasm) this.dis(text); this.stack.push(new PyFloat(v as number)); break;
             }
-            case OP.STRING: { const v = decodePyStringLiteral(text, fail); if (disasm) dis(JSON.stringify(v)); stack.push(v); break; }
-            case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); if (disasm) dis(JSON.stringify(v)); stack.push(v); break; }
+            case OP.STRING: { const v = decodePyStringLiteral(text, this.fail); if (this.disasm) this.dis(JSON.stringify(v)); this.stack.push(v); break; }
+            case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); if (this.disasm) this.dis(JSON.stringify(v)); this.stack.push(v); break; }
             case OP.GET: {
-              const idx = parsePyInt(text, fail); if (disasm) dis(String(idx));
-              stack.push(memoGet(Number(idx))); break;
+              const idx = parsePyInt(text, this.fail); if (this.disasm) this.dis(String(idx));
+              this.stack.push(this.memoGet(Number(idx))); break;
             }
             case OP.PUT: {
-              const idx = Number(parsePyInt(text, fail)); if (disasm) dis(String(idx));
-              if (idx < 0) fail('negative PUT argument');
-              memoSet(idx, top()); break;
+              const idx = Number(parsePyInt(text, this.fail)); if (this.disasm) this.dis(String(idx));
+              if (idx < 0) this.fail('negative PUT argument');
+              this.memoSet(idx, this.top()); break;
             }
-            case OP.PERSID: if (disasm) dis(JSON.stringify(text)); stack.push(new PyPersId(text, opStart)); break;
+            case OP.PERSID: if (this.disasm) this.dis(JSON.stringify(text)); this.stack.push(new PyPersId(text, this.opStart)); break;
           }
           break;
         }
         // ---- length-prefixed strings and bytes
-        case OP.NEXT_BUFFER: if (disasm) dis(''); stack.push(new PyOpaque('out-of-band buffer')); break;
-        case OP.READONLY_BUFFER: if (disasm) dis(''); top(); break;
+        case OP.NEXT_BUFFER: if (this.disasm) this.dis(''); this.stack.push(new PyOpaque('out-of-band buffer')); break;
+        case OP.READONLY_BUFFER: if (this.disasm) this.dis(''); this.top(); break;
         // ---- containers
-        case OP.TUPLE1: { if (disasm) dis(''); const a = pop(); stack.push(new PyTuple([a])); break; }
-        case OP.TUPLE3: { if (disasm) dis(''); const c3 = pop(); const b2 = pop(); const a = pop(); stack.push(new PyTuple([a, b2, c3])); break; }
-        case OP.EMPTY_LIST: if (disasm) dis(''); stack.push(new PyList([])); break;
-        case OP.LIST: if (disasm) dis(''); stack.push(new PyList(popMark())); break;
-        case OP.EMPTY_DICT: if (disasm) dis(''); stack.push(new PyDict([])); break;
+        case OP.TUPLE1: { if (this.disasm) this.dis(''); const a = this.pop(); this.stack.push(new PyTuple([a])); break; }
+        case OP.TUPLE3: { if (this.disasm) this.dis(''); const c3 = this.pop(); const b2 = this.pop(); const a = this.pop(); this.stack.push(new PyTuple([a, b2, c3])); break; }
+        case OP.EMPTY_LIST: if (this.disasm) this.dis(''); this.stack.push(new PyList([])); break;
+        case OP.LIST: if (this.disasm) this.dis(''); this.stack.push(new PyList(this.popMark())); break;
+        case OP.EMPTY_DICT: if (this.disasm) this.dis(''); this.stack.push(new PyDict([])); break;
         case OP.DICT: {
-          if (disasm) dis('');
-          const items = popMark();
-          if (items.length % 2) fail('odd number of items for DICT');
+          if (this.disasm) this.dis('');
+          const items = this.popMark();
+          if (items.length % 2) this.fail('odd number of items for DICT');
           const d = new PyDict([]);
           for (let i = 0; i < items.length; i += 2) d.entries.push([items[i], items[i + 1]]);
-          stack.push(d); break;
+          this.stack.push(d); break;
         }
-        case OP.EMPTY_SET: if (disasm) dis(''); stack.push(new PySet([], false)); break;
-        case OP.FROZENSET: if (disasm) dis(''); stack.push(new PySet(popMark(), true)); break;
+        case OP.EMPTY_SET: if (this.disasm) this.dis(''); this.stack.push(new PySet([], false)); break;
+        case OP.FROZENSET: if (this.disasm) this.dis(''); this.stack.push(new PySet(this.popMark(), true)); break;
         case OP.APPEND: case OP.APPENDS: {
-          if (disasm) dis('');
-          const items = op === OP.APPEND ? [pop()] : popMark();
-          const t = top();
+          if (this.disasm) this.dis('');
+          const items = this.op === OP.APPEND ? [this.pop()] : this.popMark();
+          const t = this.top();
           if (t instanceof PyList) { for (const it of items) t.items.push(it); }
-          else if (t instanceof PyCall) { (t.listItems ??= []).push(...items); woIssue(`${OP_NAME[op]} on an object that is not a list`); }
-          else if (t instanceof PyGlobal) mutateTarget(t, OP_NAME[op]);
-          else fail(`${OP_NAME[op]} on ${describe(t)}`);
+          else if (t instanceof PyCall) { (t.listItems ??= []).push(...items); this.woIssue(`${OP_NAME[this.op]} on an object that is not a list`); }
+          else if (t instanceof PyGlobal) this.mutateTarget(t, OP_NAME[this.op]);
+          else this.fail(`${OP_NAME[this.op]} on ${describe(t)}`);
           break;
         }
         case OP.ADDITEMS: {
-          if (disasm) dis('');
-          const items = popMark();
-          const t = top();
+          if (this.disasm) this.dis('');
+          const items = this.popMark();
+          const t = this.top();
           if (t instanceof PySet && !t.frozen) t.items.push(...items);
           else if (t instanceof PyCall) (t.setItems ??= []).push(...items);
-          else if (t instanceof PyGlobal) mutateTarget(t, 'ADDITEMS');
-          else fail(`ADDITEMS on ${describe(t)}`);
+          else if (t instanceof PyGlobal) this.mutateTarget(t, 'ADDITEMS');
+          else this.fail(`ADDITEMS on ${describe(t)}`);
           break;
         }
         // ---- memo
-        case OP.MEMOIZE: if (disasm) dis(String(memoCount)); memoSet(memoCount, top()); break;
+        case OP.MEMOIZE: if (this.disasm) this.dis(String(this.memoCount)); this.memoSet(this.memoCount, this.top()); break;
         // ---- imports and calls
         case OP.STACK_GLOBAL: {
-          const nameV = pop(); const modV = pop();
+          const nameV = this.pop(); const modV = this.pop();
           if (typeof nameV !== 'string' || typeof modV !== 'string') {
-            if (disasm) dis('<computed>');
-            note('SW003', `STACK_GLOBAL operands are not constant strings (${describe(modV)}, ${describe(nameV)}): the imported name is decided at load time`);
-            stack.push(new PyOpaque('computed global'));
+            if (this.disasm) this.dis('<computed>');
+            this.note('SW003', `STACK_GLOBAL operands are not constant strings (${describe(modV)}, ${describe(nameV)}): the imported name is decided at load time`);
+            this.stack.push(new PyOpaque('computed global'));
             break;
           }
-          if (disasm) dis(`${JSON.stringify(modV)} ${JSON.stringify(nameV)}`);
-          stack.push(addGlobal(modV, nameV, 'STACK_GLOBAL'));
+          if (this.disasm) this.dis(`${JSON.stringify(modV)} ${JSON.stringify(nameV)}`);
+          this.stack.push(this.addGlobal(modV, nameV, 'STACK_GLOBAL'));
           break;
         }
         case OP.EXT1: case OP.EXT2: case OP.EXT4: {
-          const n = op === OP.EXT1 ? 1 : op === OP.EXT2 ? 2 : 4; need(n);
-          const code = n === 1 ? buf[c.pos] : n === 2 ? (buf[c.pos] | (buf[c.pos + 1] << 8)) : readI32(buf, c.pos);
-          c.pos += n; if (disasm) dis(String(code));
-          if (code <= 0) fail('EXT specifies code <= 0');
-          note('SW005', `${OP_NAME[op]} imports extension code ${code} from the copyreg registry, which cannot be resolved statically`);
-          stack.push(new PyExt(code, opStart));
+          const n = this.op === OP.EXT1 ? 1 : this.op === OP.EXT2 ? 2 : 4; this.need(n);
+          const code = n === 1 ? buf[this.c.pos] : n === 2 ? (buf[this.c.pos] | (buf[this.c.pos + 1] << 8)) : readI32(buf, this.c.pos);
+          this.c.pos += n; if (this.disasm) this.dis(String(code));
+          if (code <= 0) this.fail('EXT specifies code <= 0');
+          this.note('SW005', `${OP_NAME[this.op]} imports extension code ${code} from the copyreg registry, which cannot be resolved statically`);
+          this.stack.push(new PyExt(code, this.opStart));
           break;
         }
         case OP.NEWOBJ: {
-          if (disasm) dis('');
-          const args = pop(); const cls = pop();
-          stack.push(call(cls, args, 'newobj'));
+          if (this.disasm) this.dis('');
+          const args = this.pop(); const cls = this.pop();
+          this.stack.push(this.call(cls, args, 'newobj'));
           break;
         }
         case OP.NEWOBJ_EX: {
-          if (disasm) dis('');
-          const kwargs = pop(); const args = pop(); const cls = pop();
-          stack.push(call(cls, args, 'newobj_ex', kwargs));
+          if (this.disasm) this.dis('');
+          const kwargs = this.pop(); const args = this.pop(); const cls = this.pop();
+          this.stack.push(this.call(cls, args, 'newobj_ex', kwargs));
           break;
         }
         case OP.OBJ: {
-          if (disasm) dis('');
-          const items = popMark();
-          if (items.length === 0) fail('OBJ without a class');
-          stack.push(call(items[0], new PyTuple(items.slice(1)), 'obj'));
+          if (this.disasm) this.dis('');
+          const items = this.popMark();
+          if (items.length === 0) this.fail('OBJ without a class');
+          this.stack.push(this.call(items[0], new PyTuple(items.slice(1)), 'obj'));
           break;
         }
         case OP.BUILD: {
-          if (disasm) dis('');
-          const target = stack.length - 2 >= fence ? stack[stack.length - 2] : undefined;
+          if (this.disasm) this.dis('');
+          const target = this.stack.length - 2 >= this.fence ? this.stack[this.stack.length - 2] : undefined;
           // joblib's array payload (padding byte + padding) must be in the buffer before BUILD mutates anything
-          if (isJoblibWrapper(target) && c.buf.length - c.pos < 257 && !c.eof) return rollback(1 + 257);
-          const state = pop();
-          const inst = top();
-          if (inst instanceof PyGlobal) mutateTarget(inst, 'BUILD');
+          if (isJoblibWrapper(target) && this.c.buf.length - this.c.pos < 257 && !this.c.eof) return this.rollback(1 + 257);
+          const state = this.pop();
+          const inst = this.top();
+          if (inst instanceof PyGlobal) this.mutateTarget(inst, 'BUILD');
           else if (inst instanceof PyCall) {
             inst.states.push(state);
             if (isJoblibWrapper(inst)) {
               // joblib writes array bytes after committing the frame: they are outside any FRAME
-              if (frameEnd >= 0 && c.abs === frameEnd) frameEnd = -1;
-              const arr = joblibArrayPayload(c, state, run, depth, fail);
-              if (arr instanceof PyNdArray) stack[stack.length - 1] = arr;
-              else { pendingNested = { inst, ...arr }; return NESTED; }
+              if (this.frameEnd >= 0 && this.c.abs === this.frameEnd) this.frameEnd = -1;
+              const arr = joblibArrayPayload(this.c, state, this.run, this.depth, this.fail);
+              if (arr instanceof PyNdArray) this.stack[this.stack.length - 1] = arr;
+              else { this.pendingNested = { inst, ...arr }; return NESTED; }
             }
           }
           break;
         }
         default:
-          fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')}`);
+          this.fail(`invalid opcode 0x${this.op.toString(16).padStart(2, '0')}`);
     }
     return CONT;
-  };
+  }
 
   // The hot loop is a plain function (generators with yields inside loops run far slower in V8): it returns
   // 0 when the pickle ended (STOP or error), n > 0 when it needs n bytes from the current opcode, or NESTED.
-  const step = (): number => {
+  step(): number {
   try {
     for (;;) {
-      if (c.buf.length - c.pos < 16 && !c.eof) return 16;
-      if (c.pos >= c.buf.length) {
-        opStart = c.abs;
-        fail(run.opcodes === 0 ? 'empty pickle stream' : 'pickle data was truncated (no STOP)');
+      if (this.c.buf.length - this.c.pos < 16 && !this.c.eof) return 16;
+      if (this.c.pos >= this.c.buf.length) {
+        this.opStart = this.c.abs;
+        this.fail(this.run.opcodes === 0 ? 'empty pickle stream' : 'pickle data was truncated (no STOP)');
       }
-      const buf = c.buf;
-      opPos = c.pos;
-      opStart = c.bufStart + c.pos;
-      if (frameEnd >= 0 && opStart >= frameEnd) frameEnd = -1;
-      op = buf[c.pos++];
-      if (++run.opcodes > MAX_OPCODES || stack.length > MAX_STACK || memoCount > MAX_STACK) {
-        fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} stack or memo entries)`);
+      const buf = this.c.buf;
+      this.opPos = this.c.pos;
+      this.opStart = this.c.bufStart + this.c.pos;
+      if (this.frameEnd >= 0 && this.opStart >= this.frameEnd) this.frameEnd = -1;
+      this.op = buf[this.c.pos++];
+      if (++this.run.opcodes > MAX_OPCODES || this.stack.length > MAX_STACK || this.memoCount > MAX_STACK) {
+        this.fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} this.stack or memo entries)`);
       }
-      if (!WEIGHTS_ONLY_OPCODES.has(op) && !woSeen.has(op)) {
-        woSeen.add(op);
-        run.weightsOnlyIssues.push(`opcode ${OP_NAME[op] || '0x' + op.toString(16)} at offset ${opStart} is not supported by the weights_only unpickler`);
+      if (!WEIGHTS_ONLY_OPCODES.has(this.op) && !this.woSeen.has(this.op)) {
+        this.woSeen.add(this.op);
+        this.run.weightsOnlyIssues.push(`opcode ${OP_NAME[this.op] || '0x' + this.op.toString(16)} at offset ${this.opStart} is not supported by the weights_only unpickler`);
       }
-      switch (op) {
-        case OP.MARK: marks.push(stack.length); fence = stack.length; if (disasm) dis(''); break;
-        case OP.NONE: if (disasm) dis(''); stack.push(null); break;
-        case OP.NEWFALSE: if (disasm) dis(''); stack.push(false); break;
-        case OP.BININT1: { need(1); const v = buf[c.pos++]; if (disasm) dis(String(v)); stack.push(v); break; }
+      switch (this.op) {
+        case OP.MARK: this.marks.push(this.stack.length); this.fence = this.stack.length; if (this.disasm) this.dis(''); break;
+        case OP.NONE: if (this.disasm) this.dis(''); this.stack.push(null); break;
+        case OP.NEWFALSE: if (this.disasm) this.dis(''); this.stack.push(false); break;
+        case OP.BININT1: { this.need(1); const v = buf[this.c.pos++]; if (this.disasm) this.dis(String(v)); this.stack.push(v); break; }
         case OP.SHORT_BINSTRING: case OP.SHORT_BINBYTES: case OP.SHORT_BINUNICODE:
         case OP.BINSTRING: case OP.BINBYTES: case OP.BINUNICODE:
         case OP.BINUNICODE8: case OP.BINBYTES8: case OP.BYTEARRAY8: {
-          const lenBytes = (op === OP.SHORT_BINSTRING || op === OP.SHORT_BINBYTES || op === OP.SHORT_BINUNICODE) ? 1
-            : (op === OP.BINUNICODE8 || op === OP.BINBYTES8 || op === OP.BYTEARRAY8) ? 8 : 4;
-          need(lenBytes);
+          const lenBytes = (this.op === OP.SHORT_BINSTRING || this.op === OP.SHORT_BINBYTES || this.op === OP.SHORT_BINUNICODE) ? 1
+            : (this.op === OP.BINUNICODE8 || this.op === OP.BINBYTES8 || this.op === OP.BYTEARRAY8) ? 8 : 4;
+          this.need(lenBytes);
           let len: number;
-          if (lenBytes === 1) len = buf[c.pos];
-          else if (lenBytes === 4) len = op === OP.BINSTRING ? readI32(buf, c.pos) : readU32(buf, c.pos);
-          else len = readU64(buf, c.pos);
-          if (len < 0) fail(`${OP_NAME[op]} pickle has negative byte count`);
-          const payloadAt = c.abs + lenBytes;
-          if (len > c.remaining() - lenBytes) fail(`${OP_NAME[op]} declares ${len} bytes but only ${Math.max(0, c.remaining() - lenBytes)} remain`);
-          const isText = op === OP.SHORT_BINUNICODE || op === OP.BINUNICODE || op === OP.BINUNICODE8;
-          if (len > inlineMax) {
-            c.pos += lenBytes + len;   // skip without copying
-            if (disasm) dis(`<${len} bytes at ${payloadAt}>`);
-            stack.push(isText ? new PyBigStr(len, payloadAt) : new PyBytes(len, payloadAt, undefined, kindOf(op)));
-            checkFrame();
+          if (lenBytes === 1) len = buf[this.c.pos];
+          else if (lenBytes === 4) len = this.op === OP.BINSTRING ? readI32(buf, this.c.pos) : readU32(buf, this.c.pos);
+          else len = readU64(buf, this.c.pos);
+          if (len < 0) this.fail(`${OP_NAME[this.op]} pickle has negative byte count`);
+          const payloadAt = this.c.abs + lenBytes;
+          if (len > this.c.remaining() - lenBytes) this.fail(`${OP_NAME[this.op]} declares ${len} bytes but only ${Math.max(0, this.c.remaining() - lenBytes)} remain`);
+          const isText = this.op === OP.SHORT_BINUNICODE || this.op === OP.BINUNICODE || this.op === OP.BINUNICODE8;
+          if (len > this.inlineMax) {
+            this.c.pos += lenBytes + len;   // skip without copying
+            if (this.disasm) this.dis(`<${len} bytes at ${payloadAt}>`);
+            this.stack.push(isText ? new PyBigStr(len, payloadAt) : new PyBytes(len, payloadAt, undefined, kindOf(this.op)));
+            this.checkFrame();
             break;
           }
-          if (c.buf.length - c.pos < lenBytes + len) {
-            if (!c.eof) return rollback(1 + lenBytes + len);
-            fail('pickle data was truncated');
+          if (this.c.buf.length - this.c.pos < lenBytes + len) {
+            if (!this.c.eof) return this.rollback(1 + lenBytes + len);
+            this.fail('pickle data was truncated');
           }
-          const b = c.buf; const at = c.pos + lenBytes;
-          c.pos = at + len;
+          const b = this.c.buf; const at = this.c.pos + lenBytes;
+          this.c.pos = at + len;
           if (isText) {
-            const s = decodeUtf8(b.subarray(at, at + len), fail);
-            if (disasm) dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
-          } else if (op === OP.SHORT_BINSTRING || op === OP.BINSTRING) {
+            const s = decodeUtf8(b.subarray(at, at + len), this.fail);
+            if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); this.stack.push(s);
+          } else if (this.op === OP.SHORT_BINSTRING || this.op === OP.BINSTRING) {
             // Python 3 decodes protocol 0-2 str payloads (encoding='ASCII' by default): they are str, not bytes
             const s = latin1(b.subarray(at, at + len));
-            if (disasm) dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); stack.push(s);
+            if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); this.stack.push(s);
           } else {
             // keep a copy only of small payloads (names, dtype strings); big ones by offset
             const data = len <= 4096 ? b.slice(at, at + len) : undefined;
-            if (disasm) dis(bytesRepr(b, at, len));
-            stack.push(new PyBytes(len, payloadAt, data, kindOf(op)));
+            if (this.disasm) this.dis(bytesRepr(b, at, len));
+            this.stack.push(new PyBytes(len, payloadAt, data, kindOf(this.op)));
           }
           break;
         }
-        case OP.EMPTY_TUPLE: if (disasm) dis(''); stack.push(new PyTuple([])); break;
-        case OP.TUPLE: if (disasm) dis(''); stack.push(new PyTuple(popMark())); break;
-        case OP.TUPLE2: { if (disasm) dis(''); const b2 = pop(); const a = pop(); stack.push(new PyTuple([a, b2])); break; }
+        case OP.EMPTY_TUPLE: if (this.disasm) this.dis(''); this.stack.push(new PyTuple([])); break;
+        case OP.TUPLE: if (this.disasm) this.dis(''); this.stack.push(new PyTuple(this.popMark())); break;
+        case OP.TUPLE2: { if (this.disasm) this.dis(''); const b2 = this.pop(); const a = this.pop(); this.stack.push(new PyTuple([a, b2])); break; }
         case OP.SETITEM: case OP.SETITEMS: {
-          if (disasm) dis('');
+          if (this.disasm) this.dis('');
           let items: PyValue[];
-          if (op === OP.SETITEM) { const v = pop(); const k = pop(); items = [k, v]; } else items = popMark();
-          if (items.length % 2) fail('odd number of items for SETITEMS');
-          const t = top();
+          if (this.op === OP.SETITEM) { const v = this.pop(); const k = this.pop(); items = [k, v]; } else items = this.popMark();
+          if (items.length % 2) this.fail('odd number of items for SETITEMS');
+          const t = this.top();
           if (t instanceof PyDict) { for (let i = 0; i < items.length; i += 2) t.entries.push([items[i], items[i + 1]]); }
           else if (t instanceof PyCall) {
             const arr = (t.dictItems ??= []);
             for (let i = 0; i < items.length; i += 2) arr.push([items[i], items[i + 1]]);
             const n = t.fn instanceof PyGlobal ? `${t.fn.module}.${t.fn.name}` : '';
-            if (n !== 'collections.OrderedDict' && n !== 'collections.Counter') woIssue(`${OP_NAME[op]} on a ${n || 'computed'} object`);
-          } else if (t instanceof PyGlobal) mutateTarget(t, OP_NAME[op]);
-          else fail(`${OP_NAME[op]} on ${describe(t)}`);
+            if (n !== 'collections.OrderedDict' && n !== 'collections.Counter') this.woIssue(`${OP_NAME[this.op]} on a ${n || 'computed'} object`);
+          } else if (t instanceof PyGlobal) this.mutateTarget(t, OP_NAME[this.op]);
+          else this.fail(`${OP_NAME[this.op]} on ${describe(t)}`);
           break;
         }
         case OP.BINGET: case OP.LONG_BINGET: {
-          const n = op === OP.BINGET ? 1 : 4; need(n);
-          const idx = n === 1 ? buf[c.pos] : readU32(buf, c.pos); c.pos += n;
-          if (disasm) dis(String(idx));
-          stack.push(memoGet(idx)); break;
+          const n = this.op === OP.BINGET ? 1 : 4; this.need(n);
+          const idx = n === 1 ? buf[this.c.pos] : readU32(buf, this.c.pos); this.c.pos += n;
+          if (this.disasm) this.dis(String(idx));
+          this.stack.push(this.memoGet(idx)); break;
         }
         case OP.BINPUT: case OP.LONG_BINPUT: {
-          const n = op === OP.BINPUT ? 1 : 4; need(n);
-          const idx = n === 1 ? buf[c.pos] : readU32(buf, c.pos); c.pos += n;
-          if (disasm) dis(String(idx));
-          memoSet(idx, top()); break;
+          const n = this.op === OP.BINPUT ? 1 : 4; this.need(n);
+          const idx = n === 1 ? buf[this.c.pos] : readU32(buf, this.c.pos); this.c.pos += n;
+          if (this.disasm) this.dis(String(idx));
+          this.memoSet(idx, this.top()); break;
         }
         case OP.REDUCE: {
-          if (disasm) dis('');
-          const args = pop(); const fn = pop();
-          stack.push(call(fn, args, 'reduce'));
+          if (this.disasm) this.dis('');
+          const args = this.pop(); const fn = this.pop();
+          this.stack.push(this.call(fn, args, 'reduce'));
           break;
         }
         case OP.BINPERSID: {
-          if (disasm) dis('');
-          const pid = pop();
-          if (!(pid instanceof PyTuple) && typeof pid !== 'number' && !strPidReported) {
-            strPidReported = true;
-            woIssue(`persistent id at offset ${opStart} is not a tuple or int`);
+          if (this.disasm) this.dis('');
+          const pid = this.pop();
+          if (!(pid instanceof PyTuple) && typeof pid !== 'number' && !this.strPidReported) {
+            this.strPidReported = true;
+            this.woIssue(`persistent id at offset ${this.opStart} is not a tuple or int`);
           }
-          stack.push(new PyPersId(pid, opStart)); break;
+          this.stack.push(new PyPersId(pid, this.opStart)); break;
         }
         default: {
-          const r = cold(buf);
+          const r = this.cold(buf);
           if (r !== CONT) return r;
         }
       }
-      checkFrame();
+      this.checkFrame();
     }
   } catch (e) {
     if (!(e instanceof Fail)) throw e;
-    run.error = e.message;
-    run.errorOffset = e.at;
-    run.end = Math.max(c.abs, e.at);
+    this.run.error = e.message;
+    this.run.errorOffset = e.at;
+    this.run.end = Math.max(this.c.abs, e.at);
     return 0;
   }
-  };
+  }
 
+  checkFrame() {
+    if (this.frameEnd >= 0 && this.c.abs > this.frameEnd) this.fail(`opcode at ${this.opStart} crosses the end of its FRAME at ${this.frameEnd}`);
+  }
+  woIssue(msg: string) {
+    if (this.run.weightsOnlyIssues.length < 20) this.run.weightsOnlyIssues.push(msg);
+  }
+}
+
+/** Run one pickle (up to and including STOP) from the cursor's position. */
+export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<number, PickleRun, void> {
+  const m = new PickleMachine(c, opts);
   for (;;) {
-    const r = step();
-    if (r === 0) return run;
-    if (r === NESTED && pendingNested) {
+    const r = m.step();
+    if (r === 0) return m.run;
+    if (r === NESTED && m.pendingNested) {
       // joblib unpickles object arrays with a nested pickle.load() on the same stream
-      const p = pendingNested; pendingNested = undefined;
-      const nested = yield* runPickle(c, { ...opts, depth: depth + 1, disasm: false });
-      run.nested.push(nested);
+      const p = m.pendingNested; m.pendingNested = undefined;
+      const nested = yield* runPickle(m.c, { ...opts, depth: m.depth + 1, disasm: false });
+      m.run.nested.push(nested);
       if (!nested.complete) {
-        run.error = `nested object-array pickle failed: ${nested.error}`;
-        run.errorOffset = nested.errorOffset ?? nested.end; run.end = nested.end;
-        return run;
+        m.run.error = `nested object-array pickle failed: ${nested.error}`;
+        m.run.errorOffset = nested.errorOffset ?? nested.end; m.run.end = nested.end;
+        return m.run;
       }
-      stack[stack.length - 1] = new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order);
+      m.stack[m.stack.length - 1] = new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order);
       continue;
     }
     yield r;
   }
 
-  function checkFrame() {
-    if (frameEnd >= 0 && c.abs > frameEnd) fail(`opcode at ${opStart} crosses the end of its FRAME at ${frameEnd}`);
-  }
-  function woIssue(msg: string) {
-    if (run.weightsOnlyIssues.length < 20) run.weightsOnlyIssues.push(msg);
-  }
 }
 
 
