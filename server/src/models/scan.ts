@@ -462,6 +462,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
     }
   }
   if (!secondary && dir.prefixBytes > 0) add(ctx, 'SW012', `${dir.prefixBytes} bytes precede the archive's first member.`, { offset: 0 });
+  await scanZipGaps(ctx, src, dir);
 }
 
 async function memberHead(src: ByteSource, e: ZipEntry): Promise<Uint8Array> {
@@ -505,25 +506,61 @@ function checkZipStorages(ctx: Ctx, root: string, entries: ZipEntry[], tensors: 
 
 /** When the central directory is unusable, walk local headers from the start like a streaming reader. */
 async function scanZipByLocalHeaders(ctx: Ctx, src: ByteSource): Promise<void> {
-  let pos = 0;
-  for (let i = 0; i < 100_000 && pos + 30 <= src.size; i++) {
-    const h = src.read(pos, 30);
-    if (!startsWith(h, [0x50, 0x4b, 0x03, 0x04])) break;
-    const method = h[8] | (h[9] << 8);
-    const comp = (h[18] | (h[19] << 8) | (h[20] << 16) | (h[21] << 24)) >>> 0;
-    const nameLen = h[26] | (h[27] << 8), extraLen = h[28] | (h[29] << 8);
-    const name = Buffer.from(src.read(pos + 30, nameLen)).toString('utf8');
-    const dataOffset = pos + 30 + nameLen + extraLen;
-    const e: ZipEntry = { name, method, flags: 0, crc32: 0, compressedSize: comp, uncompressedSize: 0, localHeaderOffset: pos, dataOffset, problems: [] };
-    if (dataOffset + comp > src.size) break;
-    let head: Uint8Array = new Uint8Array(0);
-    try { head = await memberHead(src, e); } catch { /* unreadable */ }
-    if (/\.pkl$|\.pickle$/i.test(name) || (head.length && looksLikePickleStart(head[0], head[1]))) {
-      const runs = await runMemberPickles(ctx, src, e, 10);
-      runs.forEach((r, k) => recordRun(ctx, r, name, { strict: k === 0 && /\.pkl$/i.test(name), torchLoads: false }));
+  let pos: number | undefined = 0;
+  for (let i = 0; i < 100_000 && pos !== undefined && pos + 30 <= src.size; i++) pos = await scanLocalMember(ctx, src, pos);
+}
+
+/** Scans the member whose local header is at `pos` (if it looks like a pickle); returns where the next one starts. */
+async function scanLocalMember(ctx: Ctx, src: ByteSource, pos: number, hidden = false): Promise<number | undefined> {
+  const h = src.read(pos, 30);
+  if (h.length < 30 || !startsWith(h, [0x50, 0x4b, 0x03, 0x04])) return undefined;
+  const method = h[8] | (h[9] << 8);
+  const comp = (h[18] | (h[19] << 8) | (h[20] << 16) | (h[21] << 24)) >>> 0;
+  const nameLen = h[26] | (h[27] << 8), extraLen = h[28] | (h[29] << 8);
+  const name = Buffer.from(src.read(pos + 30, nameLen)).toString('utf8');
+  const dataOffset = pos + 30 + nameLen + extraLen;
+  const e: ZipEntry = { name, method, flags: 0, crc32: 0, compressedSize: comp, uncompressedSize: 0, localHeaderOffset: pos, dataOffset, problems: [] };
+  if (dataOffset + comp > src.size) return undefined;
+  if (hidden) add(ctx, 'SW010', `A member "${name}" at offset ${pos} is not in the central directory: torch does not see it, streaming unzippers do. It is scanned.`, { offset: pos, member: name });
+  let head: Uint8Array = new Uint8Array(0);
+  try { head = await memberHead(src, e); } catch { /* unreadable */ }
+  if (/\.pkl$|\.pickle$/i.test(name) || (head.length && looksLikePickleStart(head[0], head[1]))) {
+    const runs = await runMemberPickles(ctx, src, e, 10);
+    runs.forEach((r, k) => recordRun(ctx, r, name, { strict: k === 0 && /\.pkl$/i.test(name), torchLoads: false }));
+  }
+  return comp === 0 ? undefined : dataOffset + comp;
+}
+
+/**
+ * Bytes inside the archive that no central-directory entry accounts for. torch (like most readers) follows the
+ * central directory, but streaming unzippers read local headers in order: a member hidden in such a gap is
+ * reported and scanned. Real archives have no gaps beyond data descriptors, so this reads nothing for them.
+ */
+async function scanZipGaps(ctx: Ctx, src: ByteSource, dir: ZipDirectory): Promise<void> {
+  const shift = dir.prefixBytes;
+  const spans = dir.entries.filter((e) => e.dataOffset >= 0)
+    .map((e) => [e.localHeaderOffset + shift, e.dataOffset + e.compressedSize] as [number, number])
+    .sort((a, b) => a[0] - b[0]);
+  const gaps: [number, number][] = [];
+  let pos = shift;
+  for (const [start, end] of spans) {
+    if (start > pos + 24) gaps.push([pos, start]);   // 24: room for a zip64 data descriptor
+    pos = Math.max(pos, end);
+  }
+  const cdStart = dir.centralDirOffset + shift;
+  if (cdStart > pos + 24) gaps.push([pos, cdStart]);
+  let budget = 256 << 20;   // bytes of gaps searched at most
+  const seen = new Set<number>();
+  for (const [from, to] of gaps) {
+    add(ctx, 'SW010', `${to - from} bytes at offset ${from} belong to no member of the central directory.`, { offset: from });
+    const CH = 1 << 20;
+    for (let at = from; at < to && budget > 0; at += CH - 3) {
+      const chunk = Buffer.from(src.read(at, Math.min(CH, to - at)));
+      budget -= chunk.length;
+      for (let k = chunk.indexOf('PK\x03\x04', 0, 'latin1'); k >= 0; k = chunk.indexOf('PK\x03\x04', k + 1, 'latin1')) {
+        if (!seen.has(at + k)) { seen.add(at + k); await scanLocalMember(ctx, src, at + k, true); }
+      }
     }
-    if (comp === 0) break;
-    pos = dataOffset + comp;
   }
 }
 
