@@ -136,12 +136,19 @@ export async function convertToSafetensors(input: string, output: string, opts: 
       }
     }
     w.flush();
-    fs.fsyncSync(fd);
+    // flush to disk on the thread pool while the main thread verifies; both must finish before publishing
+    const syncFd = fd;
+    const syncing = new Promise<NodeJS.ErrnoException | null>((res) => fs.fsync(syncFd, (e) => res(e)));
+    const source = (p: Planned) => tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian);
+    let verifyError: unknown;
+    try {
+      await verify(tmp, plan, source, header.length, dataBytes, metadata, (n) => progress(n), opts.signal);
+    } catch (e) { verifyError = e; }
+    const syncError = await syncing;
     fs.closeSync(fd);
     fd = undefined;
-
-    const source = (p: Planned) => tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian);
-    await verify(tmp, plan, source, header.length, dataBytes, metadata, (n) => progress(n), opts.signal);
+    if (verifyError) throw verifyError;
+    if (syncError) throw syncError;
 
     checkAborted(opts.signal);
     publish(tmp, outAbs, !!opts.overwrite);
