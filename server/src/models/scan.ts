@@ -406,7 +406,11 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   const names = new Set(entries.map((e) => e.name));
   const has = (n: string) => names.has(n);
   let format: ModelFormat = 'zip';
-  if (has(`${root}/constants.pkl`) || entries.some((e) => e.name.startsWith(`${root}/code/`))) format = 'torchscript-zip';
+  const codePrefix = `${root}/code/`, dataPrefix = `${root}/data/`;
+  // one pass over the names (checkpoints can hold 100,000 members)
+  let hasCode = false;
+  for (const n of names) if (n.startsWith(codePrefix)) { hasCode = true; break; }
+  if (has(`${root}/constants.pkl`) || hasCode) format = 'torchscript-zip';
   else if (has(`${root}/data.pkl`)) format = 'pytorch-zip';
   else if (entries.length && entries.every((e) => e.name.endsWith('.npy'))) format = 'numpy-npz';
   if (!secondary) {
@@ -420,12 +424,13 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   for (const [n, k] of seen) if (k > 1) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
   // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
   let storages = new Map<string, { key: string; elementSize: number; numel: number }>();
-  const dataPkl = entries.find((e) => e.name === `${root}/data.pkl`);
+  const dataPklName = `${root}/data.pkl`;
+  const dataPkl = entries.find((e) => e.name === dataPklName);
   const order = dataPkl ? [dataPkl, ...entries.filter((e) => e !== dataPkl)] : entries;
   for (const e of order) {
     for (const p of e.problems) add(ctx, 'SW010', `Member "${e.name}": ${p}.`, { member: e.name, offset: base + e.localHeaderOffset });
     if (e.dataOffset < 0) continue;
-    const isStorage = format === 'pytorch-zip' && e.name.startsWith(`${root}/data/`) && storages.has(e.name.slice(root.length + 6));
+    const isStorage = format === 'pytorch-zip' && e.name.startsWith(dataPrefix) && storages.has(e.name.slice(dataPrefix.length));
     if (isStorage) continue;
     const lower = e.name.toLowerCase();
     const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
@@ -455,7 +460,8 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   }
   if (format === 'pytorch-zip' && !secondary) {
     for (const meta of ['byteorder', '.data/version', 'version', '.data/serialization_id']) {
-      const e = entries.find((x) => x.name === `${root}/${meta}`);
+      const metaName = `${root}/${meta}`;
+      const e = names.has(metaName) ? entries.find((x) => x.name === metaName) : undefined;
       if (e && e.uncompressedSize < 256) {
         try { rep.metadata[`torch.${meta.replace('.data/', '')}`] = Buffer.from(await readMember(src, e, 256)).toString('utf8').trim(); } catch { /* reported above */ }
       }
