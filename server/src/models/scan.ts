@@ -597,18 +597,49 @@ async function scanNpyMember(ctx: Ctx, src: ByteSource, e: ZipEntry): Promise<vo
   let msrc: ByteSource;
   if (e.method === 0) msrc = new SliceSource(src, e.dataOffset, Math.min(e.compressedSize, src.size - e.dataOffset));
   else {
-    if (e.uncompressedSize > 512 << 20) {
-      // header only: object arrays are never this large in practice; scan the head for the dtype
-      add(ctx, 'SW013', `Member "${e.name}" is a ${e.uncompressedSize}-byte compressed array; only its header was checked.`, { member: e.name, severity: 'info' });
-      const head = await memberHead(src, e);
-      if (head.length) return;
+    if (e.uncompressedSize > 64 << 20) {
+      // too big to hold: parse the header from the first decompressed bytes, stream the rest if it is a pickle
+      await scanBigCompressedNpy(ctx, src, e);
       return;
     }
-    try { msrc = new BytesSource(await readMember(src, e, 512 << 20)); } catch (err) {
+    try { msrc = new BytesSource(await readMember(src, e, 64 << 20)); } catch (err) {
       add(ctx, 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name }); return;
     }
   }
   await scanNpy(ctx, msrc, e.name);
+}
+
+async function scanBigCompressedNpy(ctx: Ctx, src: ByteSource, e: ZipEntry): Promise<void> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of memberChunks(src, e, 1 << 20)) { parts.push(chunk); n += chunk.length; if (n >= 1 << 20) break; }
+  } catch (err) { add(ctx, 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name }); return; }
+  const h = parseNpyHeader(new BytesSource(Buffer.concat(parts)), 0);
+  if (!h.ok) { add(ctx, 'SW023', `member "${e.name}": ${h.error}.`, { member: e.name, severity: 'caution' }); return; }
+  if (!h.hasObject) {
+    ctx.report.tensors.push({ name: e.name.replace(/\.npy$/, ''), dtype: numpyToTorchDtype(h.descr.replace(/^\|/, '<')), shape: h.shape, bytes: numel(h.shape) * h.itemsize, storageKey: e.name });
+    return;
+  }
+  add(ctx, 'SW016', `member "${e.name}": object array (${h.descr}, shape ${JSON.stringify(h.shape)}): numpy.load needs allow_pickle=True and then unpickles the data.`, { member: e.name, offset: h.headerEnd });
+  const c = new Cursor(h.headerEnd, Infinity);
+  try {
+    const runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 1), c, skipBytes(memberChunks(src, e, DECOMPRESS_LIMIT), h.headerEnd));
+    for (const r of runs) recordRun(ctx, r, `${e.name} (object data)`, { strict: true, torchLoads: false });
+    if (runs.length === 0) add(ctx, 'SW004', `member "${e.name}": object array data is missing.`, { member: e.name, severity: 'dangerous' });
+  } catch (err) {
+    add(ctx, 'SW004', `member "${e.name}" could not be decompressed: ${(err as Error).message}.`, { member: e.name, severity: 'dangerous' });
+  }
+}
+
+/** The chunks of `it` from byte `n` on. */
+async function* skipBytes(it: AsyncIterable<Uint8Array>, n: number): AsyncGenerator<Uint8Array> {
+  let left = n;
+  for await (const chunk of it) {
+    if (left >= chunk.length) { left -= chunk.length; continue; }
+    yield left ? chunk.subarray(left) : chunk;
+    left = 0;
+  }
 }
 
 // ---- compressed (joblib) ------------------------------------------------------------------------------
