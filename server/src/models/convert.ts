@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { scanModelFileDetailed } from './scan';
+import { displayName, scanModelFileDetailed } from './scan';
 import { readZipDirectory, readMember, ZipEntry } from './zip';
 import { FileSource } from './source';
 import { ExtractedTensor, numel, storageExtent } from './pickle/tensors';
@@ -68,9 +68,7 @@ export async function convertToSafetensors(input: string, output: string, opts: 
   const rep = detail.report;
   if (rep.verdict !== 'safe') {
     const badRefs = rep.globals.filter((g) => g.severity !== 'safe');
-    // pickle records os.system as posix.system (nt.system on Windows): name both
-    const shown = (m: string, n: string) => (m === 'posix' || m === 'nt' ? `os.${n} (${m}.${n})` : `${m}.${n}`);
-    const bad = [...new Set(badRefs.map((g) => shown(g.module, g.name)))];
+    const bad = [...new Set(badRefs.map((g) => displayName(g.module, g.name)))];
     const verb = badRefs.some((g) => g.called) ? 'calls' : 'imports';
     const why = bad.length ? `loading it ${verb} ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
       : rep.findings.find((f) => f.severity !== 'info')?.message ?? rep.summary;

@@ -765,7 +765,7 @@ function finalize(ctx: Ctx): void {
 }
 
 /** pickle records os.system as posix.system (nt.system on Windows): say both, people look for os.system. */
-function displayName(module: string, name: string): string {
+export function displayName(module: string, name: string): string {
   return module === 'posix' || module === 'nt' ? `os.${name} (${module}.${name})` : `${module}.${name}`;
 }
 
