@@ -17,12 +17,11 @@ import { isTarHeader, readTarMembers } from './tar';
 import { looksLikeSafetensors, inspectSafetensors } from './safetensors';
 import { looksLikeGguf, inspectGguf } from './gguf';
 import { MODEL_RULE_BY_ID } from './rules';
-import { PyTuple, PyList, PyDict, PyGlobal, asInt, asText, PyValue } from './pickle/values';
+import { PyTuple, PyList, PyDict, PyGlobal, asInt, asText } from './pickle/values';
 import type {
   Finding, GlobalRef, ModelFormat, ModelReport, PickleStreamReport, ScanOptions, Severity, TensorInfo, Verdict,
 } from './types';
 
-export const MODEL_EXTENSIONS = ['.pt', '.pth', '.ckpt', '.bin', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.pb', '.h5', '.model', '.mar', '.dill', '.sav'];
 const SCANNED_EXTENSIONS = new Set(['.pt', '.pth', '.ckpt', '.bin', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.dill', '.sav', '.pkl.gz', '.mar']);
 
 /** File names the workspace scan and the CLI treat as model files (content still decides the format). */
@@ -769,8 +768,6 @@ export function displayName(module: string, name: string): string {
   return module === 'posix' || module === 'nt' ? `os.${name} (${module}.${name})` : `${module}.${name}`;
 }
 
-function tierSev(t: 'safe' | 'caution' | 'dangerous'): Severity { return t === 'safe' ? 'info' : t; }
-
 function streamReport(run: PickleRun, member: string | undefined): PickleStreamReport {
   return { member, offset: run.start, length: run.end - run.start, protocol: run.protocol, opcodes: run.opcodes, complete: run.complete, error: run.error };
 }
@@ -804,4 +801,3 @@ function summarize(rep: ModelReport): string {
   }
 }
 
-export { PyValue };

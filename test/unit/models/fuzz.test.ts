@@ -128,6 +128,19 @@ function expectSafeOrCaution(r: ModelReport): void {
   assert.ok(r.verdict === 'safe' || r.verdict === 'caution', `unmutated real pickle must not be ${r.verdict}\n${describeReport(r)}`);
 }
 
+/** Every sample Python's pickletools cannot parse must not be called safe; at least `min` such samples exist. */
+function neverSafeWhenUnparsable(samples: { bytes: Uint8Array; label: string }[], reports: ModelReport[], min: number): void {
+  const broken = unparsableByGenops(samples.map((s) => s.bytes));
+  if (!broken) return;
+  let checked = 0;
+  broken.forEach((bad, i) => {
+    if (!bad) return;
+    checked++;
+    assert.notEqual(reports[i]!.verdict, 'safe', `${samples[i]!.label}: python's pickletools cannot parse it, engine said safe\n${describeReport(reports[i]!)}`);
+  });
+  assert.ok(checked > min, `only ${checked} unparsable samples: mutations too weak`);
+}
+
 describe('fuzzing the engine with mutated inputs', function () {
   this.timeout(300_000);
   let engine: EngineApi;
@@ -158,16 +171,7 @@ describe('fuzzing the engine with mutated inputs', function () {
     gc();
     const grown = process.memoryUsage().heapUsed - heap0;
     assert.ok(grown < 64 * 1024 * 1024, `heap grew by ${(grown / 1048576).toFixed(1)} MB over 600 scans`);
-    const broken = unparsableByGenops(samples.map((s) => s.bytes));
-    if (broken) {
-      let checked = 0;
-      broken.forEach((bad, i) => {
-        if (!bad) return;
-        checked++;
-        assert.notEqual(reports[i]!.verdict, 'safe', `${samples[i]!.label}: python's pickletools cannot parse it, engine said safe\n${describeReport(reports[i]!)}`);
-      });
-      assert.ok(checked > 100, `only ${checked} unparsable samples: mutations too weak`);
-    }
+    neverSafeWhenUnparsable(samples, reports, 100);
   });
 
   it('mutated torch zips (hand-built, stored and deflated): no crash, no hang', async function () {
@@ -214,16 +218,7 @@ describe('fuzzing the engine with mutated inputs', function () {
     }
     const reports: ModelReport[] = [];
     for (const s of samples) reports.push(await timedScan(engine, s.bytes, 'data.pkl', s.label));
-    const broken = unparsableByGenops(samples.map((s) => s.bytes));
-    if (broken) {
-      let checked = 0;
-      broken.forEach((bad, i) => {
-        if (!bad) return;
-        checked++;
-        assert.notEqual(reports[i]!.verdict, 'safe', `${samples[i]!.label}: python's pickletools cannot parse it, engine said safe\n${describeReport(reports[i]!)}`);
-      });
-      assert.ok(checked > 50, `only ${checked} unparsable samples: mutations too weak`);
-    }
+    neverSafeWhenUnparsable(samples, reports, 50);
   });
 
   it('mutated real torch / numpy / joblib fixtures: no crash, no hang, bounded memory', async function () {
