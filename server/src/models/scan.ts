@@ -8,9 +8,10 @@ import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cur
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
-import { extractTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef } from './pickle/tensors';
+import { extractRunTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
+import { StrTable, strHash, strHashState } from './strTable';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
 import { isTarHeader, readTarMembers } from './tar';
@@ -199,7 +200,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
   const { runs } = runPicklesSync(src, 0, src.size, ctx, 6);
   if (runs.length === 0) return;
   const first = runs[0];
-  const legacy = first.complete && typeof first.value === 'bigint' && first.value === TORCH_MAGIC;
+  const legacy = first.complete && first.root !== undefined && first.arena.scalar(first.root) === TORCH_MAGIC;
   if (legacy) {
     rep.format = 'pytorch-legacy';
     runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true }));
@@ -208,7 +209,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
       rep.metadata['legacy.protocol_version'] = String(protoV ?? '?');
       const sysInfo = runs[2].value;
       if (sysInfo instanceof PyDict) for (const [k, v] of sysInfo.entries) { const ks = asText(k); if (ks) rep.metadata[`sys_info.${ks}`] = String(asText(v) ?? asInt(v) ?? v); }
-      const walked = extractTensors(runs[3].value, ctx.opts.maxTensors);
+      const walked = extractRunTensors(runs[3], ctx.opts.maxTensors);
       ctx.extracted = walked.tensors;
       rep.tensorsTruncated = walked.truncated;
       const tail = walkLegacyStorages(ctx, src, runs[4], walked.storages);
@@ -221,7 +222,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
   recordRun(ctx, first, undefined, { strict: true, torchLoads: false });
   const joblib = first.globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module));
   if (joblib) { rep.format = 'joblib'; rep.formatDetail = 'joblib (uncompressed)'; }
-  const walked = extractTensors(first.value, ctx.opts.maxTensors);
+  const walked = extractRunTensors(first, ctx.opts.maxTensors);
   ctx.extracted = walked.tensors;
   if (!first.complete) return;
   // further pickles (pickle.load called repeatedly), then anything else
@@ -262,7 +263,7 @@ async function scanTrailing(ctx: Ctx, src: ByteSource, pos: number): Promise<voi
 }
 
 /** Legacy torch: after the 5th pickle come the storages, each an 8-byte element count and the raw data. */
-function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, storages: Map<string, { key: string; elementSize: number; numel: number }>): number {
+function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, storages: StrTable<StorageRef>): number {
   const keys = keysRun.value instanceof PyList ? keysRun.value.items.map((k) => asText(k) ?? String(asInt(k))) : [];
   let pos = keysRun.end;
   for (const key of keys) {
@@ -355,7 +356,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
     for (const r of runs) recordRun(ctx, r, name, { strict: true, torchLoads: true });
     if (name === 'pickle' && runs[0]) {
       // the object's persistent ids name tensor records (torch: deserialized_objects[int(saved_id)])
-      const walked = extractTensors(runs[0].value, ctx.opts.maxTensors, (pid) => {
+      const walked = extractRunTensors(runs[0], ctx.opts.maxTensors, (pid) => {
         const k = asText(pid) ?? (typeof pid === 'number' ? String(pid) : undefined);
         return k === undefined ? undefined : tensorRecords.get(String(parseInt(k, 10)));
       });
@@ -402,35 +403,39 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   }
   const entries = dir.entries;
   const root = entries.length ? entries[0].name.split('/')[0] : '';
-  const names = new Set(entries.map((e) => e.name));
-  const has = (n: string) => names.has(n);
+  const has = (n: string) => dir.index.has(n);
   let format: ModelFormat = 'zip';
   const codePrefix = `${root}/code/`, dataPrefix = `${root}/data/`;
   // one pass over the names (checkpoints can hold 100,000 members)
   let hasCode = false;
-  for (const n of names) if (n.startsWith(codePrefix)) { hasCode = true; break; }
+  for (const e of entries) if (e.name.startsWith(codePrefix)) { hasCode = true; break; }
   if (has(`${root}/constants.pkl`) || hasCode) format = 'torchscript-zip';
   else if (has(`${root}/data.pkl`)) format = 'pytorch-zip';
   else if (entries.length && entries.every((e) => e.name.endsWith('.npy'))) format = 'numpy-npz';
   if (!secondary) {
     rep.format = format;
     rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${entries.length} member${entries.length === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
-    rep.members = entries.slice(0, 100_000).map((e) => ({ name: e.name, size: e.uncompressedSize, compressedSize: e.compressedSize, method: e.method, offset: base + e.localHeaderOffset }));
+    const n = Math.min(entries.length, 100_000);
+    const members = new Array<NonNullable<ModelReport['members']>[number]>(n);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i];
+      members[i] = { name: e.name, size: e.uncompressedSize, compressedSize: e.compressedSize, method: e.method, offset: base + e.localHeaderOffset };
+    }
+    rep.members = members;
   }
   if (format === 'torchscript-zip' && !secondary) add(ctx, 'SW015', `TorchScript archive (${root}/code/…): it carries TorchScript code that runs when the model is used; torch.load(weights_only=True) refuses it.`);
-  const seen = new Map<string, number>();
-  for (const e of entries) seen.set(e.name, (seen.get(e.name) ?? 0) + 1);
-  for (const [n, k] of seen) if (k > 1) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
+  for (const [n, k] of dir.duplicates) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
   // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
-  let storages = new Map<string, { key: string; elementSize: number; numel: number }>();
+  const isStorage = new Uint8Array(entries.length);
   const dataPklName = `${root}/data.pkl`;
-  const dataPkl = entries.find((e) => e.name === dataPklName);
-  const order = dataPkl ? [dataPkl, ...entries.filter((e) => e !== dataPkl)] : entries;
-  for (const e of order) {
+  const dataPklAt = dir.index.find(dataPklName);
+  const dataPkl = dataPklAt >= 0 ? entries[dataPklAt] : undefined;
+  const order = dataPkl ? [dataPklAt, ...entries.keys()].filter((i, k) => k === 0 || i !== dataPklAt) : [...entries.keys()];
+  for (const i of order) {
+    const e = entries[i];
     for (const p of e.problems) add(ctx, 'SW010', `Member "${e.name}": ${p}.`, { member: e.name, offset: base + e.localHeaderOffset });
     if (e.dataOffset < 0) continue;
-    const isStorage = format === 'pytorch-zip' && e.name.startsWith(dataPrefix) && storages.has(e.name.slice(dataPrefix.length));
-    if (isStorage) continue;
+    if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(e.name))) continue;
     const lower = e.name.toLowerCase();
     const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
     let head: Uint8Array;
@@ -450,17 +455,19 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
       if (!kept) break;
     }
     if (isMain && runs[0]) {
-      const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
+      const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
       ctx.extracted = walked.tensors;
       rep.tensorsTruncated = walked.truncated;
-      storages = walked.storages;
-      checkZipStorages(ctx, root, entries, walked.tensors);
+      const members = storageMembers(dir, dataPrefix, walked.storages);
+      if (format === 'pytorch-zip') for (const m of members) if (m >= 0) isStorage[m] = 1;
+      checkZipStorages(ctx, dataPrefix, entries, walked.tensors, walked.storages, members);
     }
   }
   if (format === 'pytorch-zip' && !secondary) {
     for (const meta of ['byteorder', '.data/version', 'version', '.data/serialization_id']) {
       const metaName = `${root}/${meta}`;
-      const e = names.has(metaName) ? entries.find((x) => x.name === metaName) : undefined;
+      const at = dir.index.find(metaName);
+      const e = at >= 0 ? entries[at] : undefined;
       if (e && e.uncompressedSize < 256) {
         try { rep.metadata[`torch.${meta.replace('.data/', '')}`] = Buffer.from(await readMember(src, e, 256)).toString('utf8').trim(); } catch { /* reported above */ }
       }
@@ -491,25 +498,36 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
   }
 }
 
-function checkZipStorages(ctx: Ctx, root: string, entries: ZipEntry[], tensors: ExtractedTensor[]): void {
-  const byName = new Map(entries.map((e) => [e.name, e]));
-  const reported = new Set<string>();
+/** For each storage in `storages` (same order), the index of the zip entry `${dataPrefix}${key}`, or -1. */
+function storageMembers(dir: ZipDirectory, dataPrefix: string, storages: StrTable<StorageRef>): Int32Array {
+  const keys = storages.keys();
+  const out = new Int32Array(keys.length);
+  const prefixHash = strHashState(dataPrefix);
+  for (let i = 0; i < keys.length; i++) out[i] = dir.index.findJoined(dataPrefix, keys[i], strHash(keys[i], prefixHash));
+  return out;
+}
+
+function checkZipStorages(ctx: Ctx, dataPrefix: string, entries: ZipEntry[], tensors: ExtractedTensor[],
+  storages: StrTable<StorageRef>, members: Int32Array): void {
+  const reported = new Uint8Array(storages.size);
   for (const t of tensors) {
     if (!t.storage) continue;
-    const member = `${root}/data/${t.storage.key}`;
-    const e = byName.get(member);
+    const si = storages.find(t.storage.key);
+    if (si < 0 || reported[si]) continue;
+    const m = members[si];
+    const e = m >= 0 ? entries[m] : undefined;
+    const member = `${dataPrefix}${t.storage.key}`;
     const need = storageExtent(t) * t.elementSize;
     if (!e && need > 0) {
-      if (!reported.has(member)) add(ctx, 'SW017', `Tensor "${t.name}" refers to storage ${member}, which the archive does not contain.`, { member });
-      reported.add(member);
-    } else if (e && e.uncompressedSize < need && !reported.has(member)) {
+      add(ctx, 'SW017', `Tensor "${t.name}" refers to storage ${member}, which the archive does not contain.`, { member });
+      reported[si] = 1;
+    } else if (e && e.uncompressedSize < need) {
       add(ctx, 'SW017', `Tensor "${t.name}" needs ${need} bytes of ${member}, which holds ${e.uncompressedSize}.`, { member });
-      reported.add(member);
+      reported[si] = 1;
     }
   }
 }
 
-/** When the central directory is unusable, walk local headers from the start like a streaming reader. */
 async function scanZipByLocalHeaders(ctx: Ctx, src: ByteSource): Promise<void> {
   let pos: number | undefined = 0;
   for (let i = 0; i < 100_000 && pos !== undefined && pos + 30 <= src.size; i++) pos = await scanLocalMember(ctx, src, pos);
@@ -657,7 +675,7 @@ async function scanCompressed(ctx: Ctx, src: ByteSource, comp: Compression): Pro
   }
   if (runs.length === 0) { if (!rep.findings.length) add(ctx, 'SW004', `The ${comp} stream holds no pickle.`, { severity: 'dangerous' }); return; }
   runs.forEach((r, i) => recordRun(ctx, r, `(${comp} stream)`, { strict: i === 0, torchLoads: false }));
-  const walked = extractTensors(runs[0].value, ctx.opts.maxTensors);
+  const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
   ctx.extracted = walked.tensors;
   if (!runs[0].globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module))) rep.formatDetail = `${comp}-compressed pickle`;
 }

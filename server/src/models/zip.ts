@@ -5,6 +5,7 @@
 // or rejects. Deflated members are inflated as a stream with node's zlib.
 import * as zlib from 'node:zlib';
 import { ByteSource, u16, u32, u64 } from './source';
+import { StrTable, strHash } from './strTable';
 
 export interface ZipEntry {
   name: string;
@@ -27,10 +28,15 @@ export interface ZipDirectory {
   comment: string;
   /** bytes before the first local header that the central directory does not account for */
   prefixBytes: number;
+  /** name -> index of its first entry */
+  index: StrTable<number>;
+  /** names that more than one entry carries, with their counts */
+  duplicates: Map<string, number>;
 }
 
 const EOCD = 0x06054b50, EOCD64 = 0x06064b50, EOCD64_LOC = 0x07064b50, CDH = 0x02014b50, LFH = 0x04034b50;
 const utf8 = new TextDecoder('utf-8');
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 export class ZipError extends Error {}
 
@@ -72,6 +78,10 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
   const cd = src.read(cdOffset, cdSize);
   if (cd.length < cdSize) throw new ZipError('central directory truncated');
   const entries: ZipEntry[] = [];
+  const index = new StrTable<number>(count);
+  const duplicates = new Map<string, number>();
+  const nameAt = new Int32Array(count);   // where each central name's bytes are, to compare local names
+  const nameLens = new Int32Array(count);
   let p = 0;
   for (let i = 0; i < count; i++) {
     if (p + 46 > cd.length || u32(cd, p) !== CDH) throw new ZipError(`central directory entry ${i} is malformed`);
@@ -80,7 +90,14 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
     const nameLen = u16(cd, p + 28), extraLen = u16(cd, p + 30), commentLen = u16(cd, p + 32);
     let localHeaderOffset = u32(cd, p + 42);
     if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new ZipError(`central directory entry ${i} overruns`);
-    const name = utf8.decode(cd.subarray(p + 46, p + 46 + nameLen));
+    // names are nearly always ASCII: decoded and hashed in one pass
+    let hash = 0x811c9dc5, q = p + 46;
+    const nameEnd = q + nameLen;
+    for (; q < nameEnd; q++) { const b = cd[q]; if (b >= 0x80) break; hash = Math.imul(hash ^ b, 0x01000193); }
+    let name: string;
+    if (q === nameEnd) { name = latin1Slice.call(cd, p + 46, nameEnd); hash >>>= 0; }
+    else { name = utf8.decode(cd.subarray(p + 46, nameEnd)); hash = strHash(name); }
+    nameAt[entries.length] = p + 46; nameLens[entries.length] = nameLen;
     // zip64 extended information extra field
     let e = p + 46 + nameLen;
     const eEnd = e + extraLen;
@@ -94,44 +111,56 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
       }
       e += 4 + len;
     }
+    const at = index.add(name, entries.length, hash);
+    if (at !== entries.length) duplicates.set(name, (duplicates.get(name) ?? 1) + 1);
     entries.push({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset, dataOffset: -1, problems: [] });
     p += 46 + nameLen + extraLen + commentLen;
   }
   // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
   // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
-  const cached = windowedReader(src, 64 << 10);
-  for (const en of entries) readLocalHeader(cached, en, prefixBytes > 0 ? prefixBytes : 0);
-  return { entries, eocdOffset, centralDirOffset: cdOffset, zip64, comment, prefixBytes: Math.max(0, prefixBytes) };
+  const win = new Window(src, 64 << 10);
+  for (let i = 0; i < entries.length; i++) readLocalHeader(win, entries[i], prefixBytes > 0 ? prefixBytes : 0, cd, nameAt[i], nameLens[i]);
+  return { entries, eocdOffset, centralDirOffset: cdOffset, zip64, comment, prefixBytes: Math.max(0, prefixBytes), index, duplicates };
 }
 
-function windowedReader(src: ByteSource, size: number): ByteSource {
-  let winStart = -1;
-  let win: Uint8Array = new Uint8Array(0);
-  return {
-    size: src.size,
-    read(offset: number, length: number): Uint8Array {
-      if (length > size) return src.read(offset, length);
-      if (winStart < 0 || offset < winStart || offset + length > winStart + win.length) {
-        winStart = offset;
-        win = src.read(offset, size);
-      }
-      return win.subarray(offset - winStart, Math.min(offset - winStart + length, win.length));
-    },
-    close() { /* owned by src */ },
-  };
+/** A cached window of the source for many small reads close together (local headers). */
+class Window {
+  start = -1;
+  buf: Uint8Array = new Uint8Array(0);
+  constructor(readonly src: ByteSource, readonly size: number) {}
+  /** Makes [offset, offset+length) available in `buf` at `offset - start` when the source has it; false if not. */
+  ensure(offset: number, length: number): boolean {
+    if (this.start < 0 || offset < this.start || offset + length > this.start + this.buf.length) {
+      this.start = offset;
+      this.buf = this.src.read(offset, Math.max(this.size, length));
+    }
+    return offset + length <= this.start + this.buf.length;
+  }
 }
 
-function readLocalHeader(src: ByteSource, en: ZipEntry, shift: number): void {
+function readLocalHeader(win: Window, en: ZipEntry, shift: number, cd: Uint8Array, cdNameAt: number, centralLen: number): void {
   const at = en.localHeaderOffset + shift;
-  const h = src.read(at, 30);
-  if (h.length < 30 || u32(h, 0) !== LFH) { en.problems.push('local header missing or corrupt'); return; }
-  const nameLen = u16(h, 26), extraLen = u16(h, 28);
-  const nameBytes = src.read(at + 30, nameLen);
-  en.localName = utf8.decode(nameBytes);
-  if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
-  const lMethod = u16(h, 8);
+  if (!win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { en.problems.push('local header missing or corrupt'); return; }
+  let h = at - win.start;
+  const b = win.buf;
+  const nameLen = u16(b, h + 26), extraLen = u16(b, h + 28);
+  const lMethod = u16(b, h + 8);
+  const lComp = u32(b, h + 18), lUnc = u32(b, h + 22);
+  // the local name is decoded only when its bytes differ from the central directory's
+  if (win.ensure(at + 30, nameLen)) {
+    h = at + 30 - win.start;
+    const nb = win.buf;
+    let same = nameLen === centralLen;
+    for (let i = 0; same && i < nameLen; i++) same = nb[h + i] === cd[cdNameAt + i];
+    if (!same) {
+      en.localName = utf8.decode(nb.subarray(h, h + nameLen));
+      if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
+    } else en.localName = en.name;
+  } else {
+    en.localName = utf8.decode(win.src.read(at + 30, nameLen));
+    if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
+  }
   if (lMethod !== en.method) en.problems.push(`local header says compression method ${lMethod}, central directory ${en.method}`);
-  const lComp = u32(h, 18), lUnc = u32(h, 22);
   if (!(en.flags & 0x08) && lComp !== 0xffffffff && lComp !== 0 && lComp !== en.compressedSize) {
     en.problems.push(`local header says ${lComp} compressed bytes, central directory ${en.compressedSize}`);
   }
@@ -139,7 +168,7 @@ function readLocalHeader(src: ByteSource, en: ZipEntry, shift: number): void {
     en.problems.push(`local header says ${lUnc} bytes, central directory ${en.uncompressedSize}`);
   }
   en.dataOffset = at + 30 + nameLen + extraLen;
-  if (en.dataOffset + en.compressedSize > src.size) en.problems.push('member data runs past the end of the file');
+  if (en.dataOffset + en.compressedSize > win.src.size) en.problems.push('member data runs past the end of the file');
 }
 
 /** Streams a member's uncompressed bytes (stored or deflated), stopping after `limit` bytes. */

@@ -1,12 +1,14 @@
 // Symbolic pickle machine: runs the unpickler's stack / mark stack / memo over one pickle stream without
 // executing anything. Written by hand because no library simulates the unpickler symbolically (pickletools
 // only lists opcodes; it does not track what each REDUCE calls with which arguments).
+// Values live in a ValueArena (int handles, see arena.ts): the stack, the memo and containers hold handles.
 import { Cursor } from './cursor';
 import { OP, OP_NAME, WEIGHTS_ONLY_OPCODES } from './opcodes';
 import { mapPy2Global } from './compat';
+import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena } from './arena';
 import {
-  PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyList, PyNdArray, PyOpaque, PyPersId, PySet,
-  PyTuple, PyValue, asInt, asIntTuple, asText, CallKind,
+  PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyNdArray, PyOpaque, PyPersId, PyTuple,
+  PyValue, asInt, asIntTuple, asText, CallKind,
 } from './values';
 
 export interface GlobalRecord {
@@ -29,7 +31,11 @@ export interface PickleRun {
   complete: boolean;
   error?: string;
   errorOffset?: number;
-  value?: PyValue;
+  /** The value STOP returned, as PyValue objects (built from the arena on first access). */
+  readonly value?: PyValue;
+  /** The same value as a handle into `arena` (fast path for big pickles). */
+  root?: number;
+  arena: ValueArena;
   globals: GlobalRecord[];
   findings: MachineFinding[];
   /** Reasons torch's weights_only unpickler would refuse this stream (opcode- and target-level). */
@@ -52,13 +58,44 @@ export interface MachineOptions {
 
 class Fail extends Error { constructor(msg: string, readonly at: number) { super(msg); } }
 
+class Run implements PickleRun {
+  end: number;
+  protocol = 0;
+  opcodes = 0;
+  complete = false;
+  error?: string;
+  errorOffset?: number;
+  root?: number;
+  readonly globals: GlobalRecord[] = [];
+  readonly arena: ValueArena;
+  readonly findings: MachineFinding[] = [];
+  readonly weightsOnlyIssues: string[] = [];
+  disasm?: string[];
+  disasmTruncated?: boolean;
+  readonly nested: PickleRun[] = [];
+  readonly arrays: PyNdArray[] = [];
+  private built?: { v: PyValue };
+  /** `bytes`: what the stream can hold at most, to size the arena once (about one value per 12 bytes). */
+  constructor(readonly start: number, bytes: number) {
+    this.end = start;
+    this.arena = new ValueArena(this.globals, Number.isFinite(bytes) ? Math.min(Math.max(bytes / 12, 1024), 1 << 21) | 0 : 1024);
+  }
+  get value(): PyValue | undefined {
+    if (this.root === undefined) return undefined;
+    this.built ??= { v: this.arena.materialize(this.root) };
+    return this.built.v;
+  }
+}
+
 const DENSE = 1 << 22;
-// Far beyond real checkpoints (a 50,000-tensor state dict runs ~1.5M opcodes); past them we fail closed
+// Far beyond real checkpoints (a 50,000-tensor state dict runs ~1.6M opcodes); past them we fail closed
 // instead of letting a crafted (e.g. decompressed) stream grow the simulated stack without bound.
 const MAX_OPCODES = 200_000_000;
 const MAX_STACK = 20_000_000;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const TWO53 = 2 ** 53;
+const WO_OK = (() => { const t = new Uint8Array(256); for (const op of WEIGHTS_ONLY_OPCODES) t[op] = 1; return t; })();
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 /** One pickle stream under simulation. State lives in fields and the helpers are methods, so V8 sees the
  *  same functions for every stream (closures created per stream were re-optimised each time). */
@@ -66,26 +103,26 @@ class PickleMachine {
   readonly inlineMax: number;
   readonly maxLine: number;
   readonly depth: number;
-  readonly run: PickleRun;
+  readonly run: Run;
+  readonly ar: ValueArena;
   readonly disasm: string[] | undefined;
   readonly maxDis: number;
-  readonly stack: PyValue[] = [];
+  stack: number[] = [];
   readonly marks: number[] = [];      // fences: stack lengths at each MARK
   fence = 0;
-  // memo indexes are dense in real pickles: an array is several times faster than a Map; sparse or huge
-  // indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots, like CPython.
-  readonly memoArr: PyValue[] = [];
-  readonly memoHas: Uint8Array[] = [];
-  readonly memoMap = new Map<number, PyValue>();
+  // memo indexes are dense in real pickles: a typed array (handle + 1, 0 = empty) is several times faster
+  // than a Map; sparse or huge indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots.
+  memoArr = new Int32Array(1024);
+  readonly memoMap = new Map<number, number>();
   memoCount = 0;
   proto = 0;
   frameEnd = -1;              // absolute end of the current FRAME, -1 when not in a frame
-  readonly woSeen = new Set<number>();
+  readonly woSeen = new Uint8Array(256);
   opStart: number;
   op = 0;
   opPos = 0;                  // buffer index of the current opcode byte, for rollback
   strPidReported = false;
-  pendingNested: { inst: PyCall; dtype: string; shape: number[]; order: string } | undefined;
+  pendingNested: { dtype: string; shape: number[]; order: string } | undefined;
   /** Throws the parse error at the current opcode (an arrow: it is passed to helper functions). */
   readonly fail = (msg: string): never => { throw new Fail(msg, this.opStart); };
 
@@ -93,63 +130,69 @@ class PickleMachine {
     this.inlineMax = opts.inlineMax ?? (1 << 20);
     this.maxLine = opts.maxLine ?? (1 << 24);
     this.depth = opts.depth ?? 0;
-    this.run = {
-      start: c.abs, end: c.abs, protocol: 0, opcodes: 0, complete: false, globals: [], findings: [],
-      weightsOnlyIssues: [], nested: [], arrays: [],
-    };
+    this.run = new Run(c.abs, c.remaining());
+    this.ar = this.run.arena;
     this.disasm = opts.disasm ? [] : undefined;
     this.maxDis = opts.maxDisasmLines ?? 200_000;
     if (this.disasm) this.run.disasm = this.disasm;
     this.opStart = c.abs;
   }
 
-  memoSet(idx: number, v: PyValue) {
+  memoSet(idx: number, h: number) {
     if (idx < DENSE) {
-      const page = idx >>> 16;
-      let bits = this.memoHas[page];
-      if (!bits) { bits = new Uint8Array(1 << 16); this.memoHas[page] = bits; }
-      if (!bits[idx & 0xffff]) { bits[idx & 0xffff] = 1; this.memoCount++; }
-      while (this.memoArr.length < idx) this.memoArr.push(null);
-      this.memoArr[idx] = v;
+      if (idx >= this.memoArr.length) {
+        let cap = this.memoArr.length * 2;
+        while (cap <= idx) cap *= 2;
+        const m = new Int32Array(Math.min(cap, DENSE)); m.set(this.memoArr); this.memoArr = m;
+      }
+      if (this.memoArr[idx] === 0) this.memoCount++;
+      this.memoArr[idx] = h + 1;
     } else {
       if (!this.memoMap.has(idx)) this.memoCount++;
-      this.memoMap.set(idx, v);
+      this.memoMap.set(idx, h);
     }
   }
 
-  memoGet(idx: number): PyValue {
+  memoGet(idx: number): number {
     if (idx < DENSE) {
-      const bits = this.memoHas[idx >>> 16];
-      if (!bits || !bits[idx & 0xffff]) this.fail(`memo value not found at index ${idx}`);
-      return this.memoArr[idx];
+      const v = idx < this.memoArr.length ? this.memoArr[idx] : 0;
+      if (v === 0) this.fail(`memo value not found at index ${idx}`);
+      return v - 1;
     }
-    if (!this.memoMap.has(idx)) this.fail(`memo value not found at index ${idx}`);
-    return this.memoMap.get(idx) as PyValue;
+    const v = this.memoMap.get(idx);
+    if (v === undefined) return this.fail(`memo value not found at index ${idx}`);
+    return v;
   }
 
-  pop(): PyValue {
-    if (this.stack.length <= this.fence) this.fail('unpickling this.stack underflow');
-    return this.stack.pop() as PyValue;
+  pop(): number {
+    if (this.stack.length <= this.fence) this.fail('unpickling stack underflow');
+    return this.stack.pop() as number;
   }
 
-  top(): PyValue {
-    if (this.stack.length <= this.fence) this.fail('unpickling this.stack underflow');
+  top(): number {
+    if (this.stack.length <= this.fence) this.fail('unpickling stack underflow');
     return this.stack[this.stack.length - 1];
   }
 
-  popMark(): PyValue[] {
+  /** Drops the topmost mark; the items above it stay on the stack (the caller reads then truncates). */
+  popMarkFence(): number {
     if (this.marks.length === 0) this.fail('could not find MARK');
-    const items = this.stack.splice(this.fence);
+    const f = this.fence;
     this.marks.pop();
     this.fence = this.marks.length ? this.marks[this.marks.length - 1] : 0;
-    return items;
+    return f;
+  }
+
+  popMark(): number[] {
+    const f = this.popMarkFence();
+    return this.stack.splice(f);
   }
 
   // fixed-size arguments: the 16-byte refill at each opcode guarantees them unless the stream ends
   need(n: number) { if (this.c.buf.length - this.c.pos < n) this.fail('pickle data was truncated'); }
 
   note(rule: string, message: string, global?: string) {
-      this.run.findings.push({ rule, message, offset: this.opStart, global });
+    this.run.findings.push({ rule, message, offset: this.opStart, global });
   }
 
   dis(arg: string) {
@@ -158,36 +201,50 @@ class PickleMachine {
     this.disasm.push(`${String(this.opStart).padStart(9)}: ${'  '.repeat(Math.min(this.marks.length, 20))}${OP_NAME[this.op].padEnd(16)} ${arg}`);
   }
 
-  addGlobal(rawModule: string, rawName: string, opcode: string): PyGlobal {
+  addGlobal(rawModule: string, rawName: string, opcode: string): number {
     const [module, name] = this.proto < 3 ? mapPy2Global(rawModule, rawName) : [rawModule, rawName];
     const ref = this.run.globals.length;
     this.run.globals.push({ module, name, rawModule, rawName, offset: this.opStart, called: false, opcode });
-    return new PyGlobal(module, name, ref);
+    return this.ar.node(K.GLOBAL, ref, 0, 0);
   }
 
-  call(fn: PyValue, args: PyValue, kind: CallKind, kwargs?: PyValue): PyCall {
-    if (fn instanceof PyGlobal) this.run.globals[fn.ref].called = true;
-    else if (fn instanceof PyExt) this.note('SW005', `calls an object imported through extension code ${fn.code}`);
-    else this.note('SW003', `${OP_NAME[this.op]} calls a value computed at load time (${describe(fn)}), not an imported global`);
-    if (kind === 'reduce' && !(args instanceof PyTuple)) {
-      this.note('SW003', `REDUCE arguments are computed at load time (${describe(args)}), not a constant tuple`);
+  call(fn: number, args: number, kind: CallKind, kwargs?: number): number {
+    const ar = this.ar;
+    const fk = ar.kind[fn];
+    if (fk === K.GLOBAL) this.run.globals[ar.a[fn]].called = true;
+    else if (fk === K.OBJ && ar.objs[ar.a[fn]] instanceof PyExt) {
+      this.note('SW005', `calls an object imported through extension code ${(ar.objs[ar.a[fn]] as PyExt).code}`);
+    } else this.note('SW003', `${OP_NAME[this.op]} calls a value computed at load time (${ar.describe(fn)}), not an imported global`);
+    if (kind === 'reduce' && ar.kind[args] !== K.TUPLE) {
+      this.note('SW003', `REDUCE arguments are computed at load time (${ar.describe(args)}), not a constant tuple`);
     }
-    return new PyCall(fn, args, kind, this.opStart, kwargs);
+    const h = ar.call(fn, args, kind, this.opStart);
+    if (kwargs !== undefined) ar.extra(h).kwargs = kwargs;
+    return h;
   }
 
-  mutateTarget(target: PyValue, what: string) {
-    if (target instanceof PyGlobal) {
-      this.note('SW006', `${what} modifies the imported global ${target.module}.${target.name} at load time`,
-        `${target.module}.${target.name}`);
-    }
+  mutateTarget(target: number, what: string) {
+    const g = this.run.globals[this.ar.a[target]];
+    this.note('SW006', `${what} modifies the imported global ${g.module}.${g.name} at load time`, `${g.module}.${g.name}`);
   }
 
   /** Un-reads the current opcode and asks the driver for `n` bytes from its start. */
   rollback(n: number): number { this.c.pos = this.opPos; this.run.opcodes--; return n; }
 
+  pushStr(s: string) { this.stack.push(this.ar.str(s)); }
+
+  /** The items above the topmost mark as a tuple node (no intermediate array). */
+  markTuple(): number {
+    const f = this.popMarkFence();
+    const t = this.ar.tupleFrom(this.stack, f, this.stack.length);
+    this.stack.length = f;
+    return t;
+  }
+
   // Opcodes that are rare in real checkpoints live in their own function: keeping the hot loop small lets
   // V8 optimise it quickly (one large switch took ~0.5 s to compile and was recompiled after deopts).
   cold(buf: Uint8Array): number {
+    const ar = this.ar;
     switch (this.op) {
         case OP.PROTO: {
           this.need(1);
@@ -208,8 +265,7 @@ class PickleMachine {
         }
         case OP.STOP: {
           if (this.disasm) this.dis('');
-          const v = this.pop();
-          this.run.value = v;
+          this.run.root = this.pop();
           this.run.complete = true;
           this.run.end = this.c.abs;
           if (this.frameEnd > this.c.abs) this.note('SW004', `STOP inside a FRAME that declares ${this.frameEnd - this.c.abs} more bytes`);
@@ -219,17 +275,17 @@ class PickleMachine {
           if (this.disasm) this.dis('');
           if (this.stack.length > this.fence) this.stack.pop();
           else if (this.marks.length) { this.marks.pop(); this.fence = this.marks.length ? this.marks[this.marks.length - 1] : 0; }
-          else this.fail('unpickling this.stack underflow');
+          else this.fail('unpickling stack underflow');
           break;
-        case OP.POP_MARK: if (this.disasm) this.dis(''); this.popMark(); break;
+        case OP.POP_MARK: if (this.disasm) this.dis(''); this.stack.length = this.popMarkFence(); break;
         case OP.DUP: if (this.disasm) this.dis(''); this.stack.push(this.top()); break;
-        case OP.NEWTRUE: if (this.disasm) this.dis(''); this.stack.push(true); break;
-        case OP.BININT: { this.need(4); const v = readI32(buf, this.c.pos); this.c.pos += 4; if (this.disasm) this.dis(String(v)); this.stack.push(v); break; }
-        case OP.BININT2: { this.need(2); const v = buf[this.c.pos] | (buf[this.c.pos + 1] << 8); this.c.pos += 2; if (this.disasm) this.dis(String(v)); this.stack.push(v); break; }
+        case OP.NEWTRUE: if (this.disasm) this.dis(''); this.stack.push(H_TRUE); break;
+        case OP.BININT: { this.need(4); const v = readI32(buf, this.c.pos); this.c.pos += 4; if (this.disasm) this.dis(String(v)); this.stack.push(ar.int(v)); break; }
+        case OP.BININT2: { this.need(2); const v = buf[this.c.pos] | (buf[this.c.pos + 1] << 8); this.c.pos += 2; if (this.disasm) this.dis(String(v)); this.stack.push(ar.int(v)); break; }
         case OP.BINFLOAT: {
           this.need(8);
           const v = new DataView(buf.buffer, buf.byteOffset + this.c.pos, 8).getFloat64(0, false); this.c.pos += 8;
-          if (this.disasm) this.dis(String(v)); this.stack.push(new PyFloat(v)); break;
+          if (this.disasm) this.dis(String(v)); this.stack.push(ar.obj(new PyFloat(v))); break;
         }
         case OP.LONG1: case OP.LONG4: {
           const lenBytes = this.op === OP.LONG1 ? 1 : 4;
@@ -238,13 +294,13 @@ class PickleMachine {
           if (n < 0) this.fail('LONG pickle has negative byte count');
           if (n > 4096) {  // huge ints: never a size we trust; skip like a payload
             if (n > this.c.remaining() - lenBytes) this.fail('pickle data was truncated');
-            this.c.pos += lenBytes + n; if (this.disasm) this.dis(`<${n}-byte int>`); this.stack.push(new PyOpaque('huge int'));
+            this.c.pos += lenBytes + n; if (this.disasm) this.dis(`<${n}-byte int>`); this.stack.push(ar.obj(new PyOpaque('huge int')));
             this.checkFrame(); break;
           }
           if (this.c.buf.length - this.c.pos < lenBytes + n) { if (!this.c.eof) return this.rollback(1 + lenBytes + n); this.fail('pickle data was truncated'); }
           const b = this.c.buf; const at = this.c.pos + lenBytes;
           const v = decodeLong(b, at, n); this.c.pos = at + n;
-          if (this.disasm) this.dis(String(v)); this.stack.push(v); break;
+          if (this.disasm) this.dis(String(v)); this.stack.push(this.intValue(v)); break;
         }
         // ---- text (protocol 0) opcodes: one line argument
         case OP.INT: case OP.LONG: case OP.FLOAT: case OP.STRING: case OP.UNICODE: case OP.GET: case OP.PUT:
@@ -258,24 +314,24 @@ class PickleMachine {
             if (this.disasm) this.dis(`${JSON.stringify(mod)} ${JSON.stringify(name)}`);
             const g = this.addGlobal(mod, name, OP_NAME[this.op]);
             if (this.op === OP.GLOBAL) this.stack.push(g);
-            else { const args = this.popMark(); this.stack.push(this.call(g, new PyTuple(args), 'inst')); }
+            else { const args = this.markTuple(); this.stack.push(this.call(g, args, 'inst')); }
             break;
           }
           const text = latin1(line1);
           switch (this.op) {
             case OP.INT: {
               if (this.disasm) this.dis(text);
-              if (text === '01') this.stack.push(true); else if (text === '00') this.stack.push(false);
-              else this.stack.push(parsePyInt(text, this.fail));
+              if (text === '01') this.stack.push(H_TRUE); else if (text === '00') this.stack.push(H_FALSE);
+              else this.stack.push(this.intValue(parsePyInt(text, this.fail)));
               break;
             }
-            case OP.LONG: if (this.disasm) this.dis(text); this.stack.push(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, this.fail)); break;
+            case OP.LONG: if (this.disasm) this.dis(text); this.stack.push(this.intValue(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, this.fail))); break;
             case OP.FLOAT: {
               const v = parsePyFloat(text); if (v === undefined) this.fail(`could not convert string to float: ${text.slice(0, 40)}`);
-              if (this.disasm) this.dis(text); this.stack.push(new PyFloat(v as number)); break;
+              if (this.disasm) this.dis(text); this.stack.push(ar.obj(new PyFloat(v as number))); break;
             }
-            case OP.STRING: { const v = decodePyStringLiteral(text, this.fail); if (this.disasm) this.dis(JSON.stringify(v)); this.stack.push(v); break; }
-            case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); if (this.disasm) this.dis(JSON.stringify(v)); this.stack.push(v); break; }
+            case OP.STRING: { const v = decodePyStringLiteral(text, this.fail); if (this.disasm) this.dis(JSON.stringify(v)); this.pushStr(v); break; }
+            case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); if (this.disasm) this.dis(JSON.stringify(v)); this.pushStr(v); break; }
             case OP.GET: {
               const idx = parsePyInt(text, this.fail); if (this.disasm) this.dis(String(idx));
               this.stack.push(this.memoGet(Number(idx))); break;
@@ -285,58 +341,68 @@ class PickleMachine {
               if (idx < 0) this.fail('negative PUT argument');
               this.memoSet(idx, this.top()); break;
             }
-            case OP.PERSID: if (this.disasm) this.dis(JSON.stringify(text)); this.stack.push(new PyPersId(text, this.opStart)); break;
+            case OP.PERSID: if (this.disasm) this.dis(JSON.stringify(text)); this.stack.push(ar.node(K.PERSID, ar.str(text), 0, this.opStart)); break;
           }
           break;
         }
         // ---- length-prefixed strings and bytes
-        case OP.NEXT_BUFFER: if (this.disasm) this.dis(''); this.stack.push(new PyOpaque('out-of-band buffer')); break;
+        case OP.NEXT_BUFFER: if (this.disasm) this.dis(''); this.stack.push(ar.obj(new PyOpaque('out-of-band buffer'))); break;
         case OP.READONLY_BUFFER: if (this.disasm) this.dis(''); this.top(); break;
         // ---- containers
-        case OP.TUPLE1: { if (this.disasm) this.dis(''); const a = this.pop(); this.stack.push(new PyTuple([a])); break; }
-        case OP.TUPLE3: { if (this.disasm) this.dis(''); const c3 = this.pop(); const b2 = this.pop(); const a = this.pop(); this.stack.push(new PyTuple([a, b2, c3])); break; }
-        case OP.EMPTY_LIST: if (this.disasm) this.dis(''); this.stack.push(new PyList([])); break;
-        case OP.LIST: if (this.disasm) this.dis(''); this.stack.push(new PyList(this.popMark())); break;
-        case OP.EMPTY_DICT: if (this.disasm) this.dis(''); this.stack.push(new PyDict([])); break;
+        case OP.TUPLE1: {
+          if (this.disasm) this.dis('');
+          this.top();
+          this.stack[this.stack.length - 1] = ar.tupleFrom(this.stack, this.stack.length - 1, this.stack.length); break;
+        }
+        case OP.TUPLE3: {
+          if (this.disasm) this.dis('');
+          if (this.stack.length - 3 < this.fence) this.fail('unpickling stack underflow');
+          const t = ar.tupleFrom(this.stack, this.stack.length - 3, this.stack.length);
+          this.stack.length -= 3; this.stack.push(t); break;
+        }
+        case OP.EMPTY_LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST, [])); break;
+        case OP.LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST, this.popMark())); break;
+        case OP.EMPTY_DICT: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.DICT, [])); break;
         case OP.DICT: {
           if (this.disasm) this.dis('');
           const items = this.popMark();
           if (items.length % 2) this.fail('odd number of items for DICT');
-          const d = new PyDict([]);
-          for (let i = 0; i < items.length; i += 2) d.entries.push([items[i], items[i + 1]]);
-          this.stack.push(d); break;
+          this.stack.push(ar.seq(K.DICT, items)); break;
         }
-        case OP.EMPTY_SET: if (this.disasm) this.dis(''); this.stack.push(new PySet([], false)); break;
-        case OP.FROZENSET: if (this.disasm) this.dis(''); this.stack.push(new PySet(this.popMark(), true)); break;
+        case OP.EMPTY_SET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET, [])); break;
+        case OP.FROZENSET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET, this.popMark(), 1)); break;
         case OP.APPEND: case OP.APPENDS: {
           if (this.disasm) this.dis('');
           const items = this.op === OP.APPEND ? [this.pop()] : this.popMark();
           const t = this.top();
-          if (t instanceof PyList) { for (const it of items) t.items.push(it); }
-          else if (t instanceof PyCall) { (t.listItems ??= []).push(...items); this.woIssue(`${OP_NAME[this.op]} on an object that is not a list`); }
-          else if (t instanceof PyGlobal) this.mutateTarget(t, OP_NAME[this.op]);
-          else this.fail(`${OP_NAME[this.op]} on ${describe(t)}`);
+          const tk = ar.kind[t];
+          if (tk === K.LIST) { const l = ar.seqs[ar.a[t]]; for (const it of items) l.push(it); }
+          else if (tk === K.CALL) { (ar.extra(t).listItems ??= []).push(...items); this.woIssue(`${OP_NAME[this.op]} on an object that is not a list`); }
+          else if (tk === K.GLOBAL) this.mutateTarget(t, OP_NAME[this.op]);
+          else this.fail(`${OP_NAME[this.op]} on ${ar.describe(t)}`);
           break;
         }
         case OP.ADDITEMS: {
           if (this.disasm) this.dis('');
           const items = this.popMark();
           const t = this.top();
-          if (t instanceof PySet && !t.frozen) t.items.push(...items);
-          else if (t instanceof PyCall) (t.setItems ??= []).push(...items);
-          else if (t instanceof PyGlobal) this.mutateTarget(t, 'ADDITEMS');
-          else this.fail(`ADDITEMS on ${describe(t)}`);
+          const tk = ar.kind[t];
+          if (tk === K.SET && ar.c[t] === 0) ar.seqs[ar.a[t]].push(...items);
+          else if (tk === K.CALL) (ar.extra(t).setItems ??= []).push(...items);
+          else if (tk === K.GLOBAL) this.mutateTarget(t, 'ADDITEMS');
+          else this.fail(`ADDITEMS on ${ar.describe(t)}`);
           break;
         }
         // ---- memo
         case OP.MEMOIZE: if (this.disasm) this.dis(String(this.memoCount)); this.memoSet(this.memoCount, this.top()); break;
         // ---- imports and calls
         case OP.STACK_GLOBAL: {
-          const nameV = this.pop(); const modV = this.pop();
-          if (typeof nameV !== 'string' || typeof modV !== 'string') {
+          const nameH = this.pop(); const modH = this.pop();
+          const nameV = ar.strOf(nameH), modV = ar.strOf(modH);
+          if (nameV === undefined || modV === undefined) {
             if (this.disasm) this.dis('<computed>');
-            this.note('SW003', `STACK_GLOBAL operands are not constant strings (${describe(modV)}, ${describe(nameV)}): the imported name is decided at load time`);
-            this.stack.push(new PyOpaque('computed global'));
+            this.note('SW003', `STACK_GLOBAL operands are not constant strings (${ar.describe(modH)}, ${ar.describe(nameH)}): the imported name is decided at load time`);
+            this.stack.push(ar.obj(new PyOpaque('computed global')));
             break;
           }
           if (this.disasm) this.dis(`${JSON.stringify(modV)} ${JSON.stringify(nameV)}`);
@@ -349,7 +415,7 @@ class PickleMachine {
           this.c.pos += n; if (this.disasm) this.dis(String(code));
           if (code <= 0) this.fail('EXT specifies code <= 0');
           this.note('SW005', `${OP_NAME[this.op]} imports extension code ${code} from the copyreg registry, which cannot be resolved statically`);
-          this.stack.push(new PyExt(code, this.opStart));
+          this.stack.push(ar.obj(new PyExt(code, this.opStart)));
           break;
         }
         case OP.NEWOBJ: {
@@ -366,27 +432,32 @@ class PickleMachine {
         }
         case OP.OBJ: {
           if (this.disasm) this.dis('');
-          const items = this.popMark();
-          if (items.length === 0) this.fail('OBJ without a class');
-          this.stack.push(this.call(items[0], new PyTuple(items.slice(1)), 'obj'));
+          const f = this.popMarkFence();
+          if (this.stack.length === f) this.fail('OBJ without a class');
+          const cls = this.stack[f];
+          const args = ar.tupleFrom(this.stack, f + 1, this.stack.length);
+          this.stack.length = f;
+          this.stack.push(this.call(cls, args, 'obj'));
           break;
         }
         case OP.BUILD: {
           if (this.disasm) this.dis('');
-          const target = this.stack.length - 2 >= this.fence ? this.stack[this.stack.length - 2] : undefined;
+          const target = this.stack.length - 2 >= this.fence ? this.stack[this.stack.length - 2] : -1;
+          const wrapper = target >= 0 && this.isJoblibWrapper(target);
           // joblib's array payload (padding byte + padding) must be in the buffer before BUILD mutates anything
-          if (isJoblibWrapper(target) && this.c.buf.length - this.c.pos < 257 && !this.c.eof) return this.rollback(1 + 257);
+          if (wrapper && this.c.buf.length - this.c.pos < 257 && !this.c.eof) return this.rollback(1 + 257);
           const state = this.pop();
           const inst = this.top();
-          if (inst instanceof PyGlobal) this.mutateTarget(inst, 'BUILD');
-          else if (inst instanceof PyCall) {
-            inst.states.push(state);
-            if (isJoblibWrapper(inst)) {
+          const ik = ar.kind[inst];
+          if (ik === K.GLOBAL) this.mutateTarget(inst, 'BUILD');
+          else if (ik === K.CALL) {
+            (ar.extra(inst).states ??= []).push(state);
+            if (wrapper) {
               // joblib writes array bytes after committing the frame: they are outside any FRAME
               if (this.frameEnd >= 0 && this.c.abs === this.frameEnd) this.frameEnd = -1;
-              const arr = joblibArrayPayload(this.c, state, this.run, this.depth, this.fail);
-              if (arr instanceof PyNdArray) this.stack[this.stack.length - 1] = arr;
-              else { this.pendingNested = { inst, ...arr }; return NESTED; }
+              const arr = joblibArrayPayload(this.c, ar.materializeNear(state), this.run, this.depth, this.fail);
+              if (arr instanceof PyNdArray) this.stack[this.stack.length - 1] = ar.obj(arr);
+              else { this.pendingNested = arr; return NESTED; }
             }
           }
           break;
@@ -397,127 +468,149 @@ class PickleMachine {
     return CONT;
   }
 
+  intValue(v: number | bigint): number { return typeof v === 'number' ? this.ar.int(v) : this.ar.obj(v); }
+
+  isJoblibWrapper(h: number): boolean {
+    const ar = this.ar;
+    if (ar.kind[h] !== K.CALL) return false;
+    const fn = ar.a[h];
+    if (ar.kind[fn] !== K.GLOBAL) return false;
+    const g = this.run.globals[ar.a[fn]];
+    return g.name === 'NumpyArrayWrapper' && /(^|\.)numpy_pickle$/.test(g.module);
+  }
+
   // The hot loop is a plain function (generators with yields inside loops run far slower in V8): it returns
   // 0 when the pickle ended (STOP or error), n > 0 when it needs n bytes from the current opcode, or NESTED.
   step(): number {
+  const c = this.c, ar = this.ar, stack = this.stack;
   try {
     for (;;) {
-      if (this.c.buf.length - this.c.pos < 16 && !this.c.eof) return 16;
-      if (this.c.pos >= this.c.buf.length) {
-        this.opStart = this.c.abs;
+      if (!this.disasm) this.fast();
+      if (c.buf.length - c.pos < 16 && !c.eof) return 16;
+      if (c.pos >= c.buf.length) {
+        this.opStart = c.abs;
         this.fail(this.run.opcodes === 0 ? 'empty pickle stream' : 'pickle data was truncated (no STOP)');
       }
-      const buf = this.c.buf;
-      this.opPos = this.c.pos;
-      this.opStart = this.c.bufStart + this.c.pos;
-      if (this.frameEnd >= 0 && this.opStart >= this.frameEnd) this.frameEnd = -1;
-      this.op = buf[this.c.pos++];
-      if (++this.run.opcodes > MAX_OPCODES || this.stack.length > MAX_STACK || this.memoCount > MAX_STACK) {
-        this.fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} this.stack or memo entries)`);
+      const buf = c.buf;
+      const pos = c.pos;
+      this.opPos = pos;
+      const opStart = c.bufStart + pos;
+      this.opStart = opStart;
+      if (this.frameEnd >= 0 && opStart >= this.frameEnd) this.frameEnd = -1;
+      const op = buf[pos];
+      c.pos = pos + 1;
+      this.op = op;
+      if (++this.run.opcodes > MAX_OPCODES || stack.length > MAX_STACK || this.memoCount > MAX_STACK) {
+        this.fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} stack or memo entries)`);
       }
-      if (!WEIGHTS_ONLY_OPCODES.has(this.op) && !this.woSeen.has(this.op)) {
-        this.woSeen.add(this.op);
-        this.run.weightsOnlyIssues.push(`opcode ${OP_NAME[this.op] || '0x' + this.op.toString(16)} at offset ${this.opStart} is not supported by the weights_only unpickler`);
+      if (WO_OK[op] === 0 && this.woSeen[op] === 0) {
+        this.woSeen[op] = 1;
+        this.run.weightsOnlyIssues.push(`opcode ${OP_NAME[op] || '0x' + op.toString(16)} at offset ${opStart} is not supported by the weights_only unpickler`);
       }
-      switch (this.op) {
-        case OP.MARK: this.marks.push(this.stack.length); this.fence = this.stack.length; if (this.disasm) this.dis(''); break;
-        case OP.NONE: if (this.disasm) this.dis(''); this.stack.push(null); break;
-        case OP.NEWFALSE: if (this.disasm) this.dis(''); this.stack.push(false); break;
-        case OP.BININT1: { this.need(1); const v = buf[this.c.pos++]; if (this.disasm) this.dis(String(v)); this.stack.push(v); break; }
+      switch (op) {
+        case OP.MARK: this.marks.push(stack.length); this.fence = stack.length; if (this.disasm) this.dis(''); break;
+        case OP.NONE: if (this.disasm) this.dis(''); stack.push(H_NONE); break;
+        case OP.NEWFALSE: if (this.disasm) this.dis(''); stack.push(H_FALSE); break;
+        case OP.BININT1: { this.need(1); const v = buf[c.pos++]; if (this.disasm) this.dis(String(v)); stack.push(H_SMALL_INT + v); break; }
         case OP.SHORT_BINSTRING: case OP.SHORT_BINBYTES: case OP.SHORT_BINUNICODE:
         case OP.BINSTRING: case OP.BINBYTES: case OP.BINUNICODE:
         case OP.BINUNICODE8: case OP.BINBYTES8: case OP.BYTEARRAY8: {
-          const lenBytes = (this.op === OP.SHORT_BINSTRING || this.op === OP.SHORT_BINBYTES || this.op === OP.SHORT_BINUNICODE) ? 1
-            : (this.op === OP.BINUNICODE8 || this.op === OP.BINBYTES8 || this.op === OP.BYTEARRAY8) ? 8 : 4;
+          const lenBytes = (op === OP.SHORT_BINSTRING || op === OP.SHORT_BINBYTES || op === OP.SHORT_BINUNICODE) ? 1
+            : (op === OP.BINUNICODE8 || op === OP.BINBYTES8 || op === OP.BYTEARRAY8) ? 8 : 4;
           this.need(lenBytes);
           let len: number;
-          if (lenBytes === 1) len = buf[this.c.pos];
-          else if (lenBytes === 4) len = this.op === OP.BINSTRING ? readI32(buf, this.c.pos) : readU32(buf, this.c.pos);
-          else len = readU64(buf, this.c.pos);
-          if (len < 0) this.fail(`${OP_NAME[this.op]} pickle has negative byte count`);
-          const payloadAt = this.c.abs + lenBytes;
-          if (len > this.c.remaining() - lenBytes) this.fail(`${OP_NAME[this.op]} declares ${len} bytes but only ${Math.max(0, this.c.remaining() - lenBytes)} remain`);
-          const isText = this.op === OP.SHORT_BINUNICODE || this.op === OP.BINUNICODE || this.op === OP.BINUNICODE8;
-          if (len > this.inlineMax) {
-            this.c.pos += lenBytes + len;   // skip without copying
-            if (this.disasm) this.dis(`<${len} bytes at ${payloadAt}>`);
-            this.stack.push(isText ? new PyBigStr(len, payloadAt) : new PyBytes(len, payloadAt, undefined, kindOf(this.op)));
-            this.checkFrame();
-            break;
-          }
-          if (this.c.buf.length - this.c.pos < lenBytes + len) {
-            if (!this.c.eof) return this.rollback(1 + lenBytes + len);
+          if (lenBytes === 1) len = buf[c.pos];
+          else if (lenBytes === 4) len = op === OP.BINSTRING ? readI32(buf, c.pos) : readU32(buf, c.pos);
+          else len = readU64(buf, c.pos);
+          if (len < 0) this.fail(`${OP_NAME[op]} pickle has negative byte count`);
+          const isText = op === OP.SHORT_BINUNICODE || op === OP.BINUNICODE || op === OP.BINUNICODE8;
+          if (len > this.inlineMax || len > buf.length - c.pos - lenBytes) {
+            const payloadAt = c.abs + lenBytes;
+            if (len > c.remaining() - lenBytes) this.fail(`${OP_NAME[op]} declares ${len} bytes but only ${Math.max(0, c.remaining() - lenBytes)} remain`);
+            if (len > this.inlineMax) {
+              c.pos += lenBytes + len;   // skip without copying
+              if (this.disasm) this.dis(`<${len} bytes at ${payloadAt}>`);
+              stack.push(ar.obj(isText ? new PyBigStr(len, payloadAt) : new PyBytes(len, payloadAt, undefined, kindOf(op))));
+              this.checkFrame();
+              break;
+            }
+            if (!c.eof) return this.rollback(1 + lenBytes + len);
             this.fail('pickle data was truncated');
           }
-          const b = this.c.buf; const at = this.c.pos + lenBytes;
-          this.c.pos = at + len;
+          const at = c.pos + lenBytes;
+          c.pos = at + len;
           if (isText) {
-            const s = decodeUtf8(b.subarray(at, at + len), this.fail);
-            if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); this.stack.push(s);
-          } else if (this.op === OP.SHORT_BINSTRING || this.op === OP.BINSTRING) {
+            const s = decodeText(buf, at, at + len, this.fail);
+            if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s));
+            stack.push(ar.str(s));
+          } else if (op === OP.SHORT_BINSTRING || op === OP.BINSTRING) {
             // Python 3 decodes protocol 0-2 str payloads (encoding='ASCII' by default): they are str, not bytes
-            const s = latin1(b.subarray(at, at + len));
-            if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s)); this.stack.push(s);
+            const s = latin1Slice.call(buf, at, at + len);
+            if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s));
+            stack.push(ar.str(s));
           } else {
             // keep a copy only of small payloads (names, dtype strings); big ones by offset
-            const data = len <= 4096 ? b.slice(at, at + len) : undefined;
-            if (this.disasm) this.dis(bytesRepr(b, at, len));
-            this.stack.push(new PyBytes(len, payloadAt, data, kindOf(this.op)));
+            const data = len <= 4096 ? buf.slice(at, at + len) : undefined;
+            if (this.disasm) this.dis(bytesRepr(buf, at, len));
+            stack.push(ar.obj(new PyBytes(len, c.bufStart + at, data, kindOf(op))));
           }
           break;
         }
-        case OP.EMPTY_TUPLE: if (this.disasm) this.dis(''); this.stack.push(new PyTuple([])); break;
-        case OP.TUPLE: if (this.disasm) this.dis(''); this.stack.push(new PyTuple(this.popMark())); break;
-        case OP.TUPLE2: { if (this.disasm) this.dis(''); const b2 = this.pop(); const a = this.pop(); this.stack.push(new PyTuple([a, b2])); break; }
+        case OP.EMPTY_TUPLE: if (this.disasm) this.dis(''); stack.push(H_EMPTY_TUPLE); break;
+        case OP.TUPLE: if (this.disasm) this.dis(''); stack.push(this.markTuple()); break;
+        case OP.TUPLE2: {
+          if (this.disasm) this.dis('');
+          if (stack.length - 2 < this.fence) this.fail('unpickling stack underflow');
+          const t = ar.tupleFrom(stack, stack.length - 2, stack.length);
+          stack.length -= 2; stack.push(t); break;
+        }
         case OP.SETITEM: case OP.SETITEMS: {
           if (this.disasm) this.dis('');
-          let items: PyValue[];
-          if (this.op === OP.SETITEM) { const v = this.pop(); const k = this.pop(); items = [k, v]; } else items = this.popMark();
-          if (items.length % 2) this.fail('odd number of items for SETITEMS');
-          const t = this.top();
-          if (t instanceof PyDict) { for (let i = 0; i < items.length; i += 2) t.entries.push([items[i], items[i + 1]]); }
-          else if (t instanceof PyCall) {
-            const arr = (t.dictItems ??= []);
-            for (let i = 0; i < items.length; i += 2) arr.push([items[i], items[i + 1]]);
-            const n = t.fn instanceof PyGlobal ? `${t.fn.module}.${t.fn.name}` : '';
-            if (n !== 'collections.OrderedDict' && n !== 'collections.Counter') this.woIssue(`${OP_NAME[this.op]} on a ${n || 'computed'} object`);
-          } else if (t instanceof PyGlobal) this.mutateTarget(t, OP_NAME[this.op]);
-          else this.fail(`${OP_NAME[this.op]} on ${describe(t)}`);
+          let from: number;
+          if (op === OP.SETITEM) { from = stack.length - 2; if (from < this.fence) this.fail('unpickling stack underflow'); }
+          else from = this.popMarkFence();
+          const end = stack.length;
+          if ((end - from) % 2) this.fail('odd number of items for SETITEMS');
+          if (from - 1 < this.fence) this.fail('unpickling stack underflow');
+          const t = stack[from - 1];
+          const tk = ar.kind[t];
+          if (tk === K.DICT) { const d = ar.seqs[ar.a[t]]; for (let i = from; i < end; i++) d.push(stack[i]); }
+          else if (tk === K.CALL) {
+            const arr = (ar.extra(t).dictItems ??= []);
+            for (let i = from; i < end; i++) arr.push(stack[i]);
+            const n = ar.calleeName(t) ?? '';
+            if (n !== 'collections.OrderedDict' && n !== 'collections.Counter') this.woIssue(`${OP_NAME[op]} on a ${n || 'computed'} object`);
+          } else if (tk === K.GLOBAL) this.mutateTarget(t, OP_NAME[op]);
+          else this.fail(`${OP_NAME[op]} on ${ar.describe(t)}`);
+          stack.length = from;
           break;
         }
-        case OP.BINGET: case OP.LONG_BINGET: {
-          const n = this.op === OP.BINGET ? 1 : 4; this.need(n);
-          const idx = n === 1 ? buf[this.c.pos] : readU32(buf, this.c.pos); this.c.pos += n;
-          if (this.disasm) this.dis(String(idx));
-          this.stack.push(this.memoGet(idx)); break;
-        }
-        case OP.BINPUT: case OP.LONG_BINPUT: {
-          const n = this.op === OP.BINPUT ? 1 : 4; this.need(n);
-          const idx = n === 1 ? buf[this.c.pos] : readU32(buf, this.c.pos); this.c.pos += n;
-          if (this.disasm) this.dis(String(idx));
-          this.memoSet(idx, this.top()); break;
-        }
+        case OP.BINGET: { this.need(1); const idx = buf[c.pos++]; if (this.disasm) this.dis(String(idx)); stack.push(this.memoGet(idx)); break; }
+        case OP.LONG_BINGET: { this.need(4); const idx = readU32(buf, c.pos); c.pos += 4; if (this.disasm) this.dis(String(idx)); stack.push(this.memoGet(idx)); break; }
+        case OP.BINPUT: { this.need(1); const idx = buf[c.pos++]; if (this.disasm) this.dis(String(idx)); this.memoSet(idx, this.top()); break; }
+        case OP.LONG_BINPUT: { this.need(4); const idx = readU32(buf, c.pos); c.pos += 4; if (this.disasm) this.dis(String(idx)); this.memoSet(idx, this.top()); break; }
         case OP.REDUCE: {
           if (this.disasm) this.dis('');
           const args = this.pop(); const fn = this.pop();
-          this.stack.push(this.call(fn, args, 'reduce'));
+          stack.push(this.call(fn, args, 'reduce'));
           break;
         }
         case OP.BINPERSID: {
           if (this.disasm) this.dis('');
           const pid = this.pop();
-          if (!(pid instanceof PyTuple) && typeof pid !== 'number' && !this.strPidReported) {
+          const pk = ar.kind[pid];
+          if (pk !== K.TUPLE && pk !== K.INT && !this.strPidReported) {
             this.strPidReported = true;
-            this.woIssue(`persistent id at offset ${this.opStart} is not a tuple or int`);
+            this.woIssue(`persistent id at offset ${opStart} is not a tuple or int`);
           }
-          this.stack.push(new PyPersId(pid, this.opStart)); break;
+          stack.push(ar.node(K.PERSID, pid, 0, opStart)); break;
         }
         default: {
           const r = this.cold(buf);
           if (r !== CONT) return r;
         }
       }
-      this.checkFrame();
+      if (this.frameEnd >= 0 && c.bufStart + c.pos > this.frameEnd) this.checkFrame();
     }
   } catch (e) {
     if (!(e instanceof Fail)) throw e;
@@ -526,6 +619,138 @@ class PickleMachine {
     this.run.end = Math.max(this.c.abs, e.at);
     return 0;
   }
+  }
+
+  /** The opcodes of ordinary checkpoints, on their happy path only, with the position in a local: returns at
+   *  the first opcode it does not handle or that would need a finding, a refill or an error, and step() runs
+   *  that one generically. Every opcode here is one torch's weights_only unpickler accepts (SHORT_BINUNICODE
+   *  and MEMOIZE only after step() recorded their first use). */
+  fast(): void {
+    const c = this.c, buf = c.buf, ar = this.ar, stack = this.stack, marks = this.marks;
+    let pos = c.pos;
+    // stay 16 bytes short of the buffer end and of the current frame's end: fixed arguments always fit
+    const end = this.frameEnd >= 0 ? Math.min(buf.length, this.frameEnd - c.bufStart) : buf.length;
+    const lim = end - 16;
+    let n = this.run.opcodes;
+    loop: while (pos <= lim && n < MAX_OPCODES && stack.length < MAX_STACK && this.memoCount < MAX_STACK) {
+      const op = buf[pos];
+      switch (op) {
+        case OP.BINPUT: case OP.LONG_BINPUT: {
+          if (stack.length <= this.fence) break loop;
+          const idx = op === OP.BINPUT ? buf[pos + 1] : readU32(buf, pos + 1);
+          const m = this.memoArr;
+          if (idx >= m.length) break loop;
+          if (m[idx] === 0) this.memoCount++;
+          m[idx] = stack[stack.length - 1] + 1;
+          pos += op === OP.BINPUT ? 2 : 5;
+          break;
+        }
+        case OP.MEMOIZE: {
+          if (this.woSeen[op] === 0 || stack.length <= this.fence) break loop;
+          const m = this.memoArr, idx = this.memoCount;
+          if (idx >= m.length || m[idx] !== 0) break loop;
+          this.memoCount++;
+          m[idx] = stack[stack.length - 1] + 1;
+          pos += 1;
+          break;
+        }
+        case OP.BINGET: case OP.LONG_BINGET: {
+          const idx = op === OP.BINGET ? buf[pos + 1] : readU32(buf, pos + 1);
+          const m = this.memoArr;
+          const v = idx < m.length ? m[idx] : 0;
+          if (v === 0) break loop;
+          stack.push(v - 1);
+          pos += op === OP.BINGET ? 2 : 5;
+          break;
+        }
+        case OP.BININT1: stack.push(H_SMALL_INT + buf[pos + 1]); pos += 2; break;
+        case OP.BININT: stack.push(ar.int(readI32(buf, pos + 1))); pos += 5; break;
+        case OP.BININT2: stack.push(ar.int(buf[pos + 1] | (buf[pos + 2] << 8))); pos += 3; break;
+        case OP.NONE: stack.push(H_NONE); pos += 1; break;
+        case OP.NEWFALSE: stack.push(H_FALSE); pos += 1; break;
+        case OP.NEWTRUE: stack.push(H_TRUE); pos += 1; break;
+        case OP.EMPTY_TUPLE: stack.push(H_EMPTY_TUPLE); pos += 1; break;
+        case OP.EMPTY_DICT: stack.push(ar.seq(K.DICT, [])); pos += 1; break;
+        case OP.EMPTY_LIST: stack.push(ar.seq(K.LIST, [])); pos += 1; break;
+        case OP.MARK: marks.push(stack.length); this.fence = stack.length; pos += 1; break;
+        case OP.BINUNICODE: case OP.SHORT_BINUNICODE: {
+          if (op === OP.SHORT_BINUNICODE && this.woSeen[op] === 0) break loop;
+          const at = op === OP.BINUNICODE ? pos + 5 : pos + 2;
+          const len = op === OP.BINUNICODE ? readU32(buf, pos + 1) : buf[pos + 1];
+          if (len > end - at || len > 256) break loop;
+          // ASCII only here (hashed on the way); anything else is decoded strictly by step()
+          let h = 0x811c9dc5;
+          let i = at;
+          for (; i < at + len; i++) { const b = buf[i]; if (b >= 0x80) break; h = Math.imul(h ^ b, 0x01000193); }
+          if (i !== at + len) break loop;
+          stack.push(ar.str(latin1Slice.call(buf, at, at + len), h >>> 0));
+          pos = at + len;
+          break;
+        }
+        case OP.TUPLE: {
+          if (marks.length === 0) break loop;
+          const f = this.fence;
+          const t = ar.tupleFrom(stack, f, stack.length);
+          stack.length = f;
+          marks.pop();
+          this.fence = marks.length ? marks[marks.length - 1] : 0;
+          stack.push(t);
+          pos += 1;
+          break;
+        }
+        case OP.TUPLE1: case OP.TUPLE2: case OP.TUPLE3: {
+          const k = op - OP.TUPLE1 + 1;
+          const from = stack.length - k;
+          if (from < this.fence) break loop;
+          const t = ar.tupleFrom(stack, from, stack.length);
+          stack.length = from;
+          stack.push(t);
+          pos += 1;
+          break;
+        }
+        case OP.REDUCE: {
+          const l = stack.length;
+          if (l - 2 < this.fence) break loop;
+          const fn = stack[l - 2], args = stack[l - 1];
+          // a computed callee or argument tuple is reported by step()
+          if (ar.kind[fn] !== K.GLOBAL || ar.kind[args] !== K.TUPLE) break loop;
+          this.run.globals[ar.a[fn]].called = true;
+          stack.length = l - 2;
+          stack.push(ar.call(fn, args, 'reduce', c.bufStart + pos));
+          pos += 1;
+          break;
+        }
+        case OP.BINPERSID: {
+          const l = stack.length;
+          if (l <= this.fence) break loop;
+          const pid = stack[l - 1];
+          const pk = ar.kind[pid];
+          if (pk !== K.TUPLE && pk !== K.INT) break loop;
+          stack[l - 1] = ar.node(K.PERSID, pid, 0, c.bufStart + pos);
+          pos += 1;
+          break;
+        }
+        case OP.SETITEMS: case OP.APPENDS: {
+          if (marks.length === 0) break loop;
+          const f = this.fence, l = stack.length;
+          const outer = marks.length > 1 ? marks[marks.length - 2] : 0;
+          if (f - 1 < outer) break loop;
+          const t = stack[f - 1];
+          if (ar.kind[t] !== (op === OP.SETITEMS ? K.DICT : K.LIST) || (op === OP.SETITEMS && (l - f) % 2)) break loop;
+          const d = ar.seqs[ar.a[t]];
+          for (let i = f; i < l; i++) d.push(stack[i]);
+          stack.length = f;
+          marks.pop();
+          this.fence = outer;
+          pos += 1;
+          break;
+        }
+        default: break loop;
+      }
+      n++;
+    }
+    this.run.opcodes = n;
+    c.pos = pos;
   }
 
   checkFrame() {
@@ -552,14 +777,22 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
         m.run.errorOffset = nested.errorOffset ?? nested.end; m.run.end = nested.end;
         return m.run;
       }
-      m.stack[m.stack.length - 1] = new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order);
+      m.stack[m.stack.length - 1] = m.ar.obj(new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order));
       continue;
     }
     yield r;
   }
-
 }
 
+/** str payloads: ASCII (nearly all names and keys) without the TextDecoder call; anything else strictly as UTF-8. */
+function decodeText(b: Uint8Array, at: number, end: number, fail: (m: string) => never): string {
+  if (end - at <= 256) {
+    let i = at;
+    while (i < end && b[i] < 0x80) i++;
+    if (i === end) return latin1Slice.call(b, at, end);
+  }
+  return decodeUtf8(b.subarray(at, end), fail);
+}
 
 function kindOf(op: number): 'bytes' | 'bytearray' | 'str8' {
   if (op === OP.BYTEARRAY8) return 'bytearray';
@@ -570,10 +803,6 @@ function kindOf(op: number): 'bytes' | 'bytearray' | 'str8' {
 // ---- joblib: NumpyArrayWrapper objects are followed by the array's raw bytes inside the pickle stream
 const NESTED = -1;
 const CONT = -2;
-
-function isJoblibWrapper(v: PyValue | undefined): v is PyCall {
-  return v instanceof PyCall && v.fn instanceof PyGlobal && v.fn.name === 'NumpyArrayWrapper' && /(^|\.)numpy_pickle$/.test(v.fn.module);
-}
 
 /** Skips the raw array bytes after a NumpyArrayWrapper BUILD; for object arrays returns what the nested pickle needs. */
 function joblibArrayPayload(c: Cursor, state: PyValue, run: PickleRun, depth: number,

@@ -1,9 +1,9 @@
 // Reads the tensor inventory out of a simulated pickle: follows torch's rebuild calls (only the allowlisted
 // reconstruction functions), dict/OrderedDict/list nesting for names, and nn.Module states.
-import {
-  PyCall, PyDict, PyGlobal, PyList, PyNdArray, PyPersId, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText,
-} from './values';
-import { numpyDtypeOf } from './machine';
+import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from './values';
+import { numpyDtypeOf, PickleRun } from './machine';
+import { H_FALSE, H_TRUE, K, ValueArena } from './arena';
+import { StrTable, strHash } from '../strTable';
 
 export interface StorageRef {
   key: string;
@@ -48,163 +48,270 @@ const DTYPE_ALIAS: Record<string, string> = { float: 'float32', double: 'float64
 
 const REBUILD = 'torch._utils.';
 
-export interface TensorWalkResult { tensors: ExtractedTensor[]; truncated: boolean; storages: Map<string, StorageRef> }
+export interface TensorWalkResult { tensors: ExtractedTensor[]; truncated: boolean; storages: StrTable<StorageRef> }
 
 /** Tensors referenced by a bare persistent id (torch's legacy tar format: the id names a tensor record). */
 export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | undefined;
 
-export function extractTensors(root: PyValue | undefined, maxTensors = 1_000_000, resolvePersId?: PersIdResolver): TensorWalkResult {
+/** Walks the value a pickle run returned, over its value handles (see arena.ts): containers are read in
+ *  place and nothing is materialized for ordinary tensors, so a 50,000-tensor state dict builds no graph. */
+export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolvePersId?: PersIdResolver): TensorWalkResult {
   const out: ExtractedTensor[] = [];
-  const storages = new Map<string, StorageRef>();
-  const visited = new Set<object>();
+  const storages = new StrTable<StorageRef>(1024);
+  const ar: ValueArena = run.arena;
+  const r = new Reader(ar);
+  const visited = new Uint8Array(ar.n);
   let truncated = false;
-  let budget = 5_000_000;   // nodes visited: bounds time on adversarial DAGs
+  let budget = 5_000_000;   // values visited: bounds time on adversarial DAGs
+  const { kind, a, c, items, seqs } = ar;
 
-  const walk = (v: PyValue, path: string, depth: number): void => {
-    if (v === null || typeof v !== 'object' || depth > 200 || --budget < 0) return;
+  const walk = (h: number, path: string, depth: number): void => {
+    const k = kind[h];
+    if (k < K.TUPLE || k === K.GLOBAL || depth > 200 || --budget < 0) return;
     if (out.length >= maxTensors) { truncated = true; return; }
-    if (v instanceof PyCall) {
-      const t = tensorOf(v, path, storages);
+    if (k === K.CALL) {
+      const t = r.tensorOf(h, path, storages);
       if (t) { out.push(t); return; }
-      if (visited.has(v)) return;
-      visited.add(v);
-      walkObject(v, path, depth);
+      if (visited[h]) return;
+      visited[h] = 1;
+      walkObject(h, path, depth);
       return;
     }
-    if (v instanceof PyNdArray) { out.push(ndarrayTensor(v, path)); return; }
-    if (v instanceof PyPersId) {
-      const t = resolvePersId?.(v.pid);
+    if (k === K.OBJ) {
+      const o = ar.objs[a[h]];
+      if (o instanceof PyNdArray) out.push(ndarrayTensor(o, path));
+      return;
+    }
+    if (k === K.PERSID) {
+      const t = resolvePersId?.(ar.materializeNear(a[h], 4, 64));
       if (t) out.push({ ...t, name: path });
       return;
     }
-    if (visited.has(v)) return;
-    visited.add(v);
-    if (v instanceof PyDict) walkEntries(v.entries, path, depth);
-    else if (v instanceof PyList || v instanceof PyTuple) v.items.forEach((it, i) => walk(it, join(path, String(i)), depth + 1));
+    if (visited[h]) return;
+    visited[h] = 1;
+    if (k === K.DICT) walkEntries(seqs[a[h]], path, depth);
+    else if (k === K.LIST) { const l = seqs[a[h]]; for (let i = 0; i < l.length; i++) walk(l[i], join(path, String(i)), depth + 1); }
+    else if (k === K.TUPLE) { for (let i = 0; i < c[h]; i++) walk(items[a[h] + i], join(path, String(i)), depth + 1); }
   };
-  const walkEntries = (entries: [PyValue, PyValue][], path: string, depth: number) => {
-    // later duplicate keys win, like a Python dict
-    const last = new Map<string, PyValue>();
-    for (const [k, val] of entries) {
-      const ks = typeof k === 'number' ? String(k) : asText(k);
-      if (ks !== undefined) { last.delete(ks); last.set(ks, val); }
+  const walkEntries = (flat: number[], path: string, depth: number) => {
+    // later duplicate keys win, like a Python dict (the Map is built only when a key repeats)
+    const n = flat.length >> 1;
+    const keys: (string | undefined)[] = new Array(n);
+    const seen = new StrTable<number>(n);
+    let dup = false;
+    for (let i = 0; i < n; i++) {
+      const kh = flat[2 * i];
+      const ks = r.key(kh);
+      keys[i] = ks;
+      if (ks !== undefined && !dup) {
+        const hash = kind[kh] === K.STR ? ar.b[kh] : strHash(ks);
+        if (seen.find(ks, hash) >= 0) dup = true; else seen.add(ks, i, hash);
+      }
     }
-    for (const [k, val] of last) walk(val, join(path, k), depth + 1);
+    if (!dup) {
+      for (let i = 0; i < n; i++) { const ks = keys[i]; if (ks !== undefined) walk(flat[2 * i + 1], join(path, ks), depth + 1); }
+      return;
+    }
+    const last = new Map<string, number>();
+    for (let i = 0; i < n; i++) { const ks = keys[i]; if (ks !== undefined) { last.delete(ks); last.set(ks, flat[2 * i + 1]); } }
+    for (const [ks, v] of last) walk(v, join(path, ks), depth + 1);
   };
-  const walkObject = (v: PyCall, path: string, depth: number) => {
-    if (v.dictItems) walkEntries(v.dictItems, path, depth);
-    if (v.listItems) v.listItems.forEach((it, i) => walk(it, join(path, String(i)), depth + 1));
-    for (const st of v.states) {
+  const walkObject = (h: number, path: string, depth: number) => {
+    const e = ar.extras.get(h);
+    if (!e) return;
+    if (e.dictItems) walkEntries(e.dictItems, path, depth);
+    if (e.listItems) e.listItems.forEach((it, i) => walk(it, join(path, String(i)), depth + 1));
+    for (const st of e.states ?? []) {
       // nn.Module: _parameters / _buffers / _modules are transparent, like state_dict() names
-      let dict: PyDict | undefined;
-      if (st instanceof PyDict) dict = st;
-      else if (st instanceof PyTuple && st.items[0] instanceof PyDict) dict = st.items[0];
-      if (!dict) continue;
-      for (const [k, val] of dict.entries) {
-        const ks = asText(k);
+      let dict = -1;
+      if (kind[st] === K.DICT) dict = st;
+      else if (kind[st] === K.TUPLE && c[st] > 0 && kind[items[a[st]]] === K.DICT) dict = items[a[st]];
+      if (dict < 0) continue;
+      const flat = seqs[a[dict]];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const ks = r.text(flat[i]), val = flat[i + 1];
         if (ks === undefined) continue;
         if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
-          const inner = val instanceof PyDict ? val.entries : val instanceof PyCall ? val.dictItems : undefined;
+          const inner = kind[val] === K.DICT ? seqs[a[val]] : kind[val] === K.CALL ? ar.extras.get(val)?.dictItems : undefined;
           if (inner) walkEntries(inner, path, depth + 1);
         } else if (!ks.startsWith('_')) walk(val, join(path, ks), depth + 1);
       }
     }
-    // numpy.core.multiarray._reconstruct + BUILD state (version, shape, dtype, fortran, rawdata)
   };
-  walk(root ?? null, '', 0);
+  if (run.root !== undefined) walk(run.root, '', 0);
   return { tensors: out, truncated, storages };
 }
 
 function join(path: string, k: string): string { return path ? `${path}.${k}` : k; }
 
-function calleeOf(v: PyCall): string | undefined {
-  return v.fn instanceof PyGlobal ? `${v.fn.module}.${v.fn.name}` : undefined;
-}
+/** Typed reads of value handles (what asInt / asText / asIntTuple do for PyValue objects). */
+class Reader {
+  constructor(readonly ar: ValueArena) {}
 
-/** If `v` is a torch tensor/parameter rebuild (or numpy array), describe it. */
-export function tensorOf(v: PyCall, name: string, storages: Map<string, StorageRef>): ExtractedTensor | undefined {
-  const fn = calleeOf(v);
-  if (!fn || !(v.args instanceof PyTuple)) return numpyArrayOf(v, name, fn);
-  const a = v.args.items;
-  switch (fn) {
-    case REBUILD + '_rebuild_tensor':
-    case REBUILD + '_rebuild_tensor_v2':
-    case REBUILD + '_rebuild_tensor_v3':
-    case REBUILD + '_rebuild_qtensor': {
-      const storage = storageOf(a[0], storages);
-      const offset = asInt(a[1] ?? null);
-      const shape = asIntTuple(a[2] ?? null);
-      const stride = asIntTuple(a[3] ?? null);
-      if (!storage || offset === undefined || !shape || !stride) return undefined;
-      let dtype = storage.dtype, elementSize = storage.elementSize;
-      if (fn.endsWith('_v3')) {
-        const d = a[6];
-        if (d instanceof PyGlobal && d.module === 'torch') {
-          dtype = DTYPE_ALIAS[d.name] ?? d.name; elementSize = DTYPE_SIZES[dtype] ?? elementSize;
-        }
+  int(h: number): number | undefined {
+    const ar = this.ar;
+    switch (ar.kind[h]) {
+      case K.INT: return ar.b[h];
+      case K.TRUE: return 1;
+      case K.FALSE: return 0;
+      case K.OBJ: { const o = ar.objs[ar.a[h]]; return typeof o === 'bigint' ? asInt(o) : undefined; }
+      default: return undefined;
+    }
+  }
+
+  text(h: number): string | undefined {
+    const ar = this.ar;
+    const k = ar.kind[h];
+    if (k === K.STR) return ar.objs[ar.a[h]] as string;
+    if (k === K.OBJ) { const o = ar.objs[ar.a[h]]; return o instanceof PyBytes ? asText(o) : undefined; }
+    return undefined;
+  }
+
+  /** A dict key as the name part: str, bytes or int. */
+  key(h: number): string | undefined { return this.ar.kind[h] === K.INT ? String(this.ar.b[h]) : this.text(h); }
+
+  /** Items of a tuple or list. */
+  seq(h: number): ArrayLike<number> | undefined {
+    const ar = this.ar;
+    const k = ar.kind[h];
+    if (k === K.TUPLE) return ar.items.subarray(ar.a[h], ar.a[h] + ar.c[h]);
+    if (k === K.LIST) return ar.seqs[ar.a[h]];
+    return undefined;
+  }
+
+  ints(h: number): number[] | undefined {
+    const s = this.seq(h);
+    if (!s) return undefined;
+    const out = new Array<number>(s.length);
+    for (let i = 0; i < s.length; i++) { const n = this.int(s[i]); if (n === undefined) return undefined; out[i] = n; }
+    return out;
+  }
+
+  global(h: number): { module: string; name: string } | undefined {
+    return h >= 0 && this.ar.kind[h] === K.GLOBAL ? this.ar.globals[this.ar.a[h]] : undefined;
+  }
+
+  /** If the call `h` is a torch tensor/parameter rebuild (or numpy array), describe it. */
+  tensorOf(h: number, name: string, storages: StrTable<StorageRef>): ExtractedTensor | undefined {
+    const fn = this.ar.calleeName(h);
+    if (fn === undefined || !TENSOR_FNS.has(fn)) return undefined;
+    return this.rebuild(fn, this.ar.c[h], h, name, storages, 0);
+  }
+
+  /** `fn(*args)` for one of TENSOR_FNS; `call` is the call node (its BUILD states hold numpy data). */
+  rebuild(fn: string, args: number, call: number, name: string, storages: StrTable<StorageRef>, depth: number): ExtractedTensor | undefined {
+    const ar = this.ar;
+    if (ar.kind[args] !== K.TUPLE || depth > 16) return this.numpyArrayOf(call, name, fn);
+    const arg = (i: number) => ar.tupleItem(args, i);
+    switch (fn) {
+      case REBUILD + '_rebuild_tensor':
+      case REBUILD + '_rebuild_tensor_v2':
+      case REBUILD + '_rebuild_tensor_v3':
+      case REBUILD + '_rebuild_qtensor':
+        return this.rebuildTensor(fn, args, name, storages);
+      case REBUILD + '_rebuild_parameter':
+      case REBUILD + '_rebuild_parameter_with_state':
+      case 'torch.nn.parameter.Parameter': {
+        const inner = arg(0);
+        if (inner < 0 || ar.kind[inner] !== K.CALL) return undefined;
+        const t = this.tensorOf(inner, name, storages);
+        if (!t) return undefined;
+        return { ...t, requiresGrad: arg(1) !== H_FALSE, kind: 'parameter' };
       }
-      return { name, dtype, elementSize, shape, stride, storageOffset: offset, storage, requiresGrad: a[4] === true, kind: 'tensor' };
-    }
-    case REBUILD + '_rebuild_parameter':
-    case REBUILD + '_rebuild_parameter_with_state':
-    case 'torch.nn.parameter.Parameter': {
-      const inner = a[0];
-      if (!(inner instanceof PyCall)) return undefined;
-      const t = tensorOf(inner, name, storages);
-      if (!t) return undefined;
-      return { ...t, requiresGrad: a[1] !== false, kind: 'parameter' };
-    }
-    case 'torch._tensor._rebuild_from_type_v2': {
-      // _rebuild_from_type_v2(func, new_type, args, state): func(*args), e.g. _rebuild_tensor_v2
-      if (a[0] instanceof PyGlobal && a[2] instanceof PyTuple) {
-        return tensorOf(new PyCall(a[0], a[2], 'reduce', v.offset), name, storages);
+      case 'torch._tensor._rebuild_from_type_v2': {
+        // _rebuild_from_type_v2(func, new_type, args, state): func(*args), e.g. _rebuild_tensor_v2
+        const f = this.global(arg(0)), inner = arg(2);
+        if (!f || inner < 0 || ar.kind[inner] !== K.TUPLE) return undefined;
+        const fname = `${f.module}.${f.name}`;
+        return TENSOR_FNS.has(fname) ? this.rebuild(fname, inner, call, name, storages, depth + 1) : undefined;
       }
-      return undefined;
+      default:
+        return this.numpyArrayOf(call, name, fn);
     }
-    default:
-      return numpyArrayOf(v, name, fn);
+  }
+
+  /** torch._utils._rebuild_tensor*(storage, offset, size, stride, requires_grad, ...) with `args` a tuple. */
+  rebuildTensor(fn: string, args: number, name: string, storages: StrTable<StorageRef>): ExtractedTensor | undefined {
+    const ar = this.ar;
+    const storage = this.storageOf(ar.tupleItem(args, 0), storages);
+    if (!storage) return undefined;
+    const a1 = ar.tupleItem(args, 1), a2 = ar.tupleItem(args, 2), a3 = ar.tupleItem(args, 3);
+    const offset = a1 < 0 ? undefined : this.int(a1);
+    const shape = a2 < 0 ? undefined : this.ints(a2);
+    const stride = a3 < 0 ? undefined : this.ints(a3);
+    if (offset === undefined || !shape || !stride) return undefined;
+    let dtype = storage.dtype, elementSize = storage.elementSize;
+    if (fn.endsWith('_v3')) {
+      const d = this.global(ar.tupleItem(args, 6));
+      if (d && d.module === 'torch') { dtype = DTYPE_ALIAS[d.name] ?? d.name; elementSize = DTYPE_SIZES[dtype] ?? elementSize; }
+    }
+    return { name, dtype, elementSize, shape, stride, storageOffset: offset, storage, requiresGrad: ar.tupleItem(args, 4) === H_TRUE, kind: 'tensor' };
+  }
+
+  storageOf(h: number, storages: StrTable<StorageRef>): StorageRef | undefined {
+    const ar = this.ar;
+    if (h < 0 || ar.kind[h] !== K.PERSID) return undefined;
+    const pid = ar.a[h];
+    if (ar.kind[pid] !== K.TUPLE || ar.c[pid] < 5) return undefined;
+    const at = ar.a[pid], it = ar.items;
+    if (this.text(it[at]) !== 'storage') return undefined;
+    const type = this.global(it[at + 1]);
+    const kh = it[at + 2];
+    const key = this.key(kh);
+    if (!type || key === undefined) return undefined;
+    const hash = ar.kind[kh] === K.STR ? ar.b[kh] : strHash(key);
+    const found = storages.find(key, hash);
+    if (found >= 0) return storages.value(found);
+    const numel = this.int(it[at + 4]);
+    const st = this.storageDtype(it[at + 1]);
+    if (!st || numel === undefined) return undefined;
+    const ref: StorageRef = { key, dtype: st[0], elementSize: st[1], numel, location: this.text(it[at + 3]) ?? '' };
+    // legacy format: (view_key, offset, view_size) for views of a bigger storage
+    const p5 = ar.tupleItem(pid, 5);
+    if (p5 >= 0 && ar.kind[p5] === K.TUPLE && ar.c[p5] >= 3) {
+      const v = ar.a[p5];
+      const vk = this.text(it[v]), off = this.int(it[v + 1]), n = this.int(it[v + 2]);
+      if (vk !== undefined && off !== undefined && n !== undefined) ref.view = { root: key, offset: off, numel: n };
+    }
+    storages.add(key, ref, hash);
+    return ref;
+  }
+
+  private readonly dtypeOfGlobal = new Map<number, [string, number] | undefined>();
+  /** STORAGE_DTYPES entry of a storage class global, looked up once per imported global. */
+  storageDtype(h: number): [string, number] | undefined {
+    const g = this.ar.a[h];
+    if (!this.dtypeOfGlobal.has(g)) this.dtypeOfGlobal.set(g, STORAGE_DTYPES[this.ar.globals[g].name]);
+    return this.dtypeOfGlobal.get(g);
+  }
+
+  /** numpy.core.multiarray._reconstruct + BUILD state (version, shape, dtype, fortran, rawdata). Rare in
+   *  checkpoints: the small state is materialized and read as PyValue. */
+  numpyArrayOf(h: number, name: string, fn: string): ExtractedTensor | undefined {
+    if (fn !== 'numpy.core.multiarray._reconstruct' && fn !== 'numpy._core.multiarray._reconstruct') return undefined;
+    const states = this.ar.extras.get(h)?.states;
+    if (!states || states.length === 0) return undefined;
+    const st = this.ar.materializeNear(states[0], 10, 4096);
+    if (!(st instanceof PyTuple) || st.items.length < 5) return undefined;
+    const shape = asIntTuple(st.items[1]);
+    const dt = numpyDtypeOf(st.items[2]);
+    const raw = st.items[4];
+    if (!shape || !dt || dt.hasObject) return undefined;
+    return {
+      name, dtype: numpyToTorchDtype(dt.str), elementSize: dt.itemsize, shape, stride: contiguousStride(shape), storageOffset: 0,
+      inline: raw instanceof PyBytes ? { offset: raw.offset, byteLength: raw.length } : undefined,
+      requiresGrad: false, kind: 'ndarray',
+    };
   }
 }
 
-function storageOf(v: PyValue | undefined, storages: Map<string, StorageRef>): StorageRef | undefined {
-  if (!(v instanceof PyPersId) || !(v.pid instanceof PyTuple)) return undefined;
-  const p = v.pid.items;
-  if (asText(p[0] ?? null) !== 'storage') return undefined;
-  const type = p[1];
-  const key = asText(p[2] ?? null) ?? (typeof p[2] === 'number' ? String(p[2]) : undefined);
-  const location = asText(p[3] ?? null) ?? '';
-  const numel = asInt(p[4] ?? null);
-  if (!(type instanceof PyGlobal) || key === undefined || numel === undefined) return undefined;
-  const st = STORAGE_DTYPES[type.name];
-  if (!st) return undefined;
-  const existing = storages.get(key);
-  if (existing) return existing;
-  const ref: StorageRef = { key, dtype: st[0], elementSize: st[1], numel, location };
-  // legacy format: (view_key, offset, view_size) for views of a bigger storage
-  if (p[5] instanceof PyTuple) {
-    const vk = asText(p[5].items[0] ?? null), off = asInt(p[5].items[1] ?? null), n = asInt(p[5].items[2] ?? null);
-    if (vk !== undefined && off !== undefined && n !== undefined) ref.view = { root: key, offset: off, numel: n };
-  }
-  storages.set(key, ref);
-  return ref;
-}
+const REBUILD_TENSOR = new Set([REBUILD + '_rebuild_tensor', REBUILD + '_rebuild_tensor_v2', REBUILD + '_rebuild_tensor_v3', REBUILD + '_rebuild_qtensor']);
 
-function numpyArrayOf(v: PyCall, name: string, fn: string | undefined): ExtractedTensor | undefined {
-  if (fn !== 'numpy.core.multiarray._reconstruct' && fn !== 'numpy._core.multiarray._reconstruct') return undefined;
-  const st = v.states[0];
-  if (!(st instanceof PyTuple) || st.items.length < 5) return undefined;
-  const shape = asIntTuple(st.items[1]);
-  const dt = numpyDtypeOf(st.items[2]);
-  const raw = st.items[4];
-  if (!shape || !dt || dt.hasObject) return undefined;
-  const n = shape.reduce((x, y) => x * y, 1);
-  return {
-    name, dtype: numpyToTorchDtype(dt.str), elementSize: dt.itemsize, shape, stride: contiguousStride(shape), storageOffset: 0,
-    inline: raw instanceof PyBytes ? { offset: raw.offset, byteLength: raw.length } : undefined,
-    requiresGrad: false, kind: 'ndarray',
-    ...(n * dt.itemsize >= 0 ? {} : {}),
-  };
-}
+/** Callees tensorOf understands (anything else is walked as an object). */
+const TENSOR_FNS = new Set([
+  ...REBUILD_TENSOR, REBUILD + '_rebuild_parameter', REBUILD + '_rebuild_parameter_with_state', 'torch.nn.parameter.Parameter',
+  'torch._tensor._rebuild_from_type_v2', 'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct',
+]);
 
 function ndarrayTensor(v: PyNdArray, name: string): ExtractedTensor {
   const m = /^.([a-zA-Z])(\d+)$/.exec(v.dtype);

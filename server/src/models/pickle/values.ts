@@ -47,11 +47,11 @@ export class PyCall {
   listItems: PyValue[] | undefined;        // APPEND(S) on the object
   dictItems: [PyValue, PyValue][] | undefined; // SETITEM(S) on the object
   setItems: PyValue[] | undefined;         // ADDITEMS on the object
-  constructor(readonly fn: PyValue, readonly args: PyValue, readonly kind: CallKind, readonly offset: number,
-    readonly kwargs?: PyValue) {}
+  constructor(public fn: PyValue, public args: PyValue, readonly kind: CallKind, readonly offset: number,
+    public kwargs?: PyValue) {}
 }
 
-export class PyPersId { constructor(readonly pid: PyValue, readonly offset: number) {} }
+export class PyPersId { constructor(public pid: PyValue, readonly offset: number) {} }
 export class PyExt { constructor(readonly code: number, readonly offset: number) {} }
 /** Out-of-band buffers and other values with no static content. */
 export class PyOpaque { constructor(readonly what: string) {} }
