@@ -137,7 +137,7 @@ export function toJsonFile(r: FileReport): Record<string, unknown> {
     Object.assign(base, {
       summary: m.summary, formatDetail: m.formatDetail, weightsOnly: m.weightsOnly, size: m.size, sha256: m.sha256,
       globals: m.globals.map((g) => ({ module: g.module, name: g.name, offset: g.offset, member: g.member, called: g.called, severity: g.severity })),
-      tensors: m.tensors.length, metadata: m.metadata,
+      tensors: m.tensorCount, metadata: m.metadata,
     });
   }
   base.findings = r.findings.map((f) => {

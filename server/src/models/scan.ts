@@ -8,7 +8,7 @@ import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cur
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
-import { extractRunTensors, ExtractedTensor, numel, storageExtent, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef } from './pickle/tensors';
+import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
 import { StrTable, strHash, strHashState } from './strTable';
@@ -41,7 +41,8 @@ interface Ctx {
   runs: { run: PickleRun; member?: string; torchLoads: boolean }[];
   disasm: boolean;
   opts: ScanOptions;
-  extracted: ExtractedTensor[];
+  /** The tensor inventory read from the main pickle, if any. */
+  table?: TensorTable;
   /** Where each storage's raw bytes are (legacy tar), for the converter. */
   storageData: Map<string, { offset: number; size: number }>;
 }
@@ -114,9 +115,9 @@ export async function sha256File(file: string, onProgress?: (done: number) => vo
 async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disasm: boolean): Promise<ScanDetail> {
   const report: ModelReport = {
     path: file, kind: 'model', format: 'unknown', verdict: 'safe', summary: '', weightsOnly: { loads: null, reason: '' },
-    findings: [], globals: [], tensors: [], metadata: {}, pickles: [], size: src.size,
+    findings: [], globals: [], tensors: [], tensorCount: 0, metadata: {}, pickles: [], size: src.size,
   };
-  const ctx: Ctx = { report, runs: [], disasm, opts, extracted: [], storageData: new Map() };
+  const ctx: Ctx = { report, runs: [], disasm, opts, storageData: new Map() };
   const head = src.read(0, 512);
   if (src.size === 0) {
     add(ctx, 'SW024', 'The file is empty.', { severity: 'invalid' });
@@ -146,7 +147,8 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     }
   }
   finalize(ctx);
-  return { report, runs: ctx.runs, tensors: ctx.extracted, storageData: ctx.storageData };
+  const table = ctx.table;
+  return { report, runs: ctx.runs, get tensors() { return table ? table.rows() : []; }, storageData: ctx.storageData };
 }
 
 function add(ctx: Ctx, rule: string, message: string, extra: Partial<Finding> = {}): void {
@@ -210,7 +212,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
       const sysInfo = runs[2].value;
       if (sysInfo instanceof PyDict) for (const [k, v] of sysInfo.entries) { const ks = asText(k); if (ks) rep.metadata[`sys_info.${ks}`] = String(asText(v) ?? asInt(v) ?? v); }
       const walked = extractRunTensors(runs[3], ctx.opts.maxTensors);
-      ctx.extracted = walked.tensors;
+      ctx.table = walked.table;
       rep.tensorsTruncated = walked.truncated;
       const tail = walkLegacyStorages(ctx, src, runs[4], walked.storages);
       await scanTrailing(ctx, src, tail);
@@ -223,7 +225,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
   const joblib = first.globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module));
   if (joblib) { rep.format = 'joblib'; rep.formatDetail = 'joblib (uncompressed)'; }
   const walked = extractRunTensors(first, ctx.opts.maxTensors);
-  ctx.extracted = walked.tensors;
+  ctx.table = walked.table;
   if (!first.complete) return;
   // further pickles (pickle.load called repeatedly), then anything else
   let pos = first.end;
@@ -263,7 +265,7 @@ async function scanTrailing(ctx: Ctx, src: ByteSource, pos: number): Promise<voi
 }
 
 /** Legacy torch: after the 5th pickle come the storages, each an 8-byte element count and the raw data. */
-function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, storages: StrTable<StorageRef>): number {
+function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, storages: StorageTable): number {
   const keys = keysRun.value instanceof PyList ? keysRun.value.items.map((k) => asText(k) ?? String(asInt(k))) : [];
   let pos = keysRun.end;
   for (const key of keys) {
@@ -360,7 +362,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
         const k = asText(pid) ?? (typeof pid === 'number' ? String(pid) : undefined);
         return k === undefined ? undefined : tensorRecords.get(String(parseInt(k, 10)));
       });
-      ctx.extracted = walked.tensors;
+      ctx.table = walked.table;
       rep.tensorsTruncated = walked.truncated || undefined;
     }
   }
@@ -456,11 +458,11 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
     }
     if (isMain && runs[0]) {
       const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
-      ctx.extracted = walked.tensors;
+      ctx.table = walked.table;
       rep.tensorsTruncated = walked.truncated;
       const members = storageMembers(dir, dataPrefix, walked.storages);
       if (format === 'pytorch-zip') for (const m of members) if (m >= 0) isStorage[m] = 1;
-      checkZipStorages(ctx, dataPrefix, entries, walked.tensors, walked.storages, members);
+      checkZipStorages(ctx, dataPrefix, entries, walked.table, members);
     }
   }
   if (format === 'pytorch-zip' && !secondary) {
@@ -499,30 +501,29 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 }
 
 /** For each storage in `storages` (same order), the index of the zip entry `${dataPrefix}${key}`, or -1. */
-function storageMembers(dir: ZipDirectory, dataPrefix: string, storages: StrTable<StorageRef>): Int32Array {
-  const keys = storages.keys();
+function storageMembers(dir: ZipDirectory, dataPrefix: string, storages: StorageTable): Int32Array {
+  const keys = storages.keys.keys();
   const out = new Int32Array(keys.length);
   const prefixHash = strHashState(dataPrefix);
   for (let i = 0; i < keys.length; i++) out[i] = dir.index.findJoined(dataPrefix, keys[i], strHash(keys[i], prefixHash));
   return out;
 }
 
-function checkZipStorages(ctx: Ctx, dataPrefix: string, entries: ZipEntry[], tensors: ExtractedTensor[],
-  storages: StrTable<StorageRef>, members: Int32Array): void {
-  const reported = new Uint8Array(storages.size);
-  for (const t of tensors) {
-    if (!t.storage) continue;
-    const si = storages.find(t.storage.key);
+function checkZipStorages(ctx: Ctx, dataPrefix: string, entries: ZipEntry[], table: TensorTable, members: Int32Array): void {
+  const reported = new Uint8Array(table.storages.size);
+  for (let i = 0; i < table.length; i++) {
+    const si = table.storageIndex(i);
     if (si < 0 || reported[si]) continue;
     const m = members[si];
     const e = m >= 0 ? entries[m] : undefined;
-    const member = `${dataPrefix}${t.storage.key}`;
-    const need = storageExtent(t) * t.elementSize;
+    const need = table.extent(i) * table.elementSize(i);
     if (!e && need > 0) {
-      add(ctx, 'SW017', `Tensor "${t.name}" refers to storage ${member}, which the archive does not contain.`, { member });
+      const member = `${dataPrefix}${table.storages.key(si)}`;
+      add(ctx, 'SW017', `Tensor "${table.names[i]}" refers to storage ${member}, which the archive does not contain.`, { member });
       reported[si] = 1;
     } else if (e && e.uncompressedSize < need) {
-      add(ctx, 'SW017', `Tensor "${t.name}" needs ${need} bytes of ${member}, which holds ${e.uncompressedSize}.`, { member });
+      const member = `${dataPrefix}${table.storages.key(si)}`;
+      add(ctx, 'SW017', `Tensor "${table.names[i]}" needs ${need} bytes of ${member}, which holds ${e.uncompressedSize}.`, { member });
       reported[si] = 1;
     }
   }
@@ -676,7 +677,7 @@ async function scanCompressed(ctx: Ctx, src: ByteSource, comp: Compression): Pro
   if (runs.length === 0) { if (!rep.findings.length) add(ctx, 'SW004', `The ${comp} stream holds no pickle.`, { severity: 'dangerous' }); return; }
   runs.forEach((r, i) => recordRun(ctx, r, `(${comp} stream)`, { strict: i === 0, torchLoads: false }));
   const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
-  ctx.extracted = walked.tensors;
+  ctx.table = walked.table;
   if (!runs[0].globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module))) rep.formatDetail = `${comp}-compressed pickle`;
 }
 
@@ -745,16 +746,26 @@ function finalize(ctx: Ctx): void {
       if (!run.complete) woReasons.push('the pickle does not parse');
     }
   }
-  // tensors
-  if (ctx.extracted.length) {
+  // tensors: the report's rows are built when first read (the CLI prints only their count)
+  const table = ctx.table;
+  if (table && table.length) {
     const root = rep.format === 'pytorch-zip' && rep.members?.length ? rep.members[0].name.split('/')[0] : '';
-    for (const t of ctx.extracted) {
-      const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: t.shape, bytes: numel(t.shape) * t.elementSize };
-      if (t.storage) { info.storageKey = root ? `${root}/data/${t.storage.key}` : t.storage.key; info.offset = t.storageOffset; }
-      else if (t.inline) info.offset = t.inline.offset;
-      rep.tensors.push(info);
-    }
-  }
+    const before = rep.tensors;
+    const build = (): TensorInfo[] => {
+      const out = before.slice();
+      for (let i = 0; i < table.length; i++) {
+        const info: TensorInfo = { name: table.names[i], dtype: table.dtype(i), shape: table.shape(i), bytes: table.bytes(i) };
+        const st = table.storageRef(i);
+        const inline = table.inline(i);
+        if (st) { info.storageKey = root ? `${root}/data/${st.key}` : st.key; info.offset = table.storageOffset(i); }
+        else if (inline) info.offset = inline.offset;
+        out.push(info);
+      }
+      return out;
+    };
+    lazyProperty(rep, 'tensors', build);
+    rep.tensorCount = before.length + table.length;
+  } else rep.tensorCount = rep.tensors.length;
   // verdict
   let worst: Severity | undefined;
   for (const f of rep.findings) if (f.severity !== 'info' && (!worst || RANK[f.severity] > RANK[worst])) worst = f.severity;
@@ -782,6 +793,15 @@ function finalize(ctx: Ctx): void {
 }
 
 /** pickle records os.system as posix.system (nt.system on Windows): say both, people look for os.system. */
+/** Defines `obj[key]` as a value computed on first read (then kept as a plain, writable property). */
+function lazyProperty<T extends object, K extends keyof T>(obj: T, key: K, make: () => T[K]): void {
+  Object.defineProperty(obj, key, {
+    configurable: true, enumerable: true,
+    get() { const v = make(); Object.defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true }); return v; },
+    set(v: T[K]) { Object.defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true }); },
+  });
+}
+
 export function displayName(module: string, name: string): string {
   return module === 'posix' || module === 'nt' ? `os.${name} (${module}.${name})` : `${module}.${name}`;
 }
@@ -813,9 +833,9 @@ function summarize(rep: ModelReport): string {
       return `Invalid ${rep.format} file: ${f?.message ?? 'its header is broken'}`;
     }
     default:
-      if (rep.format === 'safetensors' || rep.format === 'gguf') return `Valid ${rep.format} file with ${rep.tensors.length} tensors: this format cannot run code.`;
+      if (rep.format === 'safetensors' || rep.format === 'gguf') return `Valid ${rep.format} file with ${rep.tensorCount} tensors: this format cannot run code.`;
       if (rep.format === 'numpy-npy' || rep.format === 'numpy-npz') return `NumPy ${rep.format === 'numpy-npz' ? 'archive' : 'array'} without object data: loads with allow_pickle=False.`;
-      return `Only tensor-rebuilding globals (${rep.globals.length}); ${rep.tensors.length} tensors. Safe to load${rep.weightsOnly.loads ? ', also with weights_only=True' : ''}.`;
+      return `Only tensor-rebuilding globals (${rep.globals.length}); ${rep.tensorCount} tensors. Safe to load${rep.weightsOnly.loads ? ', also with weights_only=True' : ''}.`;
   }
 }
 

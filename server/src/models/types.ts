@@ -74,7 +74,10 @@ export interface ModelReport {
   weightsOnly: WeightsOnlyAnswer;
   findings: Finding[];
   globals: GlobalRef[];
+  /** The inventory. For pickles it is built on first read (a getter; the scan keeps it as columns). */
   tensors: TensorInfo[];
+  /** tensors.length, known without building the rows. */
+  tensorCount: number;
   tensorsTruncated?: boolean;
   metadata: Record<string, string>;
   pickles: PickleStreamReport[];

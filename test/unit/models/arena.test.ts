@@ -21,7 +21,7 @@ function summary(r: PickleRun) {
     complete: r.complete, error: r.error, errorOffset: r.errorOffset, end: r.end, opcodes: r.opcodes, protocol: r.protocol,
     globals: r.globals, findings: r.findings, weightsOnly: r.weightsOnlyIssues,
     value: r.complete ? decompile(r.value, 200_000).text : undefined,
-    tensors: JSON.stringify(extractRunTensors(r).tensors),
+    tensors: JSON.stringify(extractRunTensors(r).table.rows()),
   };
 }
 
@@ -67,7 +67,7 @@ describe('pickle machine: fast path and value arena', () => {
 
   it('reads the 300-tensor dict: names, shapes, shared dtype, requires_grad', () => {
     const r = run(stateDict(300, 2), false);
-    const t = extractRunTensors(r).tensors;
+    const t = extractRunTensors(r).table.rows();
     assert.equal(t.length, 300);
     assert.deepEqual(t[7], {
       name: 'layers.7.weight', dtype: 'float16', elementSize: 2, shape: [2, 3], stride: [3, 1], storageOffset: 0,
@@ -83,7 +83,7 @@ describe('pickle machine: fast path and value arena', () => {
         .mark().mark().binunicode('storage').global('torch', 'FloatStorage').binunicode(key).binunicode('cpu').int(1).tuple()
         .binpersid().int(0).emptyTuple().emptyTuple().bool(false).tuple().reduce();
     }
-    const t = extractRunTensors(run(a.setitems().stop().bytes(), false)).tensors;
+    const t = extractRunTensors(run(a.setitems().stop().bytes(), false)).table.rows();
     assert.deepEqual(t.map((x) => [x.name, x.storage?.key]), [['b', '2'], ['a', '3']]);
   });
 

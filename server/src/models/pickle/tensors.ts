@@ -48,18 +48,115 @@ const DTYPE_ALIAS: Record<string, string> = { float: 'float32', double: 'float64
 
 const REBUILD = 'torch._utils.';
 
-export interface TensorWalkResult { tensors: ExtractedTensor[]; truncated: boolean; storages: StrTable<StorageRef> }
+/** Storages the tensors refer to, by key, kept as columns; StorageRef objects are made when asked for. */
+export class StorageTable {
+  readonly keys = new StrTable<null>(1024);
+  private readonly dtype: string[] = [];
+  private readonly elementSize: number[] = [];
+  private readonly numel: number[] = [];
+  private readonly location: string[] = [];
+  private readonly views = new Map<number, { root: string; offset: number; numel: number }>();
+  private readonly refs: (StorageRef | undefined)[] = [];
+
+  get size(): number { return this.keys.size; }
+  find(key: string, hash?: number): number { return this.keys.find(key, hash); }
+  add(key: string, hash: number, dtype: string, elementSize: number, numel: number, location: string,
+    view?: { root: string; offset: number; numel: number }): number {
+    const i = this.keys.add(key, null, hash);
+    if (i < this.dtype.length) return i;   // the first record of a key wins
+    this.dtype.push(dtype); this.elementSize.push(elementSize); this.numel.push(numel); this.location.push(location);
+    if (view) this.views.set(i, view);
+    return i;
+  }
+  key(i: number): string { return this.keys.key(i); }
+  ref(i: number): StorageRef {
+    let r = this.refs[i];
+    if (!r) {
+      r = { key: this.keys.key(i), dtype: this.dtype[i], elementSize: this.elementSize[i], numel: this.numel[i], location: this.location[i] };
+      const v = this.views.get(i);
+      if (v) r.view = v;
+      this.refs[i] = r;
+    }
+    return r;
+  }
+  get(key: string): StorageRef | undefined { const i = this.find(key); return i < 0 ? undefined : this.ref(i); }
+}
+
+const F_GRAD = 1, F_PARAM = 2;
+
+/** The tensor inventory as columns: a 50,000-tensor checkpoint makes no object per tensor until rows()
+ *  (the report's rows, the converter) asks for them. Sizes and strides are shared arrays (see Reader.ints). */
+export class TensorTable {
+  readonly names: string[] = [];
+  private readonly dtypes: string[] = [];
+  private readonly sizes: number[] = [];
+  private readonly shapes: number[][] = [];
+  private readonly strides: number[][] = [];
+  private readonly offsets: number[] = [];
+  private readonly storage: number[] = [];     // index in `storages`, -1 for object rows
+  private readonly flags: number[] = [];
+  private readonly objects = new Map<number, Omit<ExtractedTensor, 'name'>>();   // rows from other sources
+  private cache?: ExtractedTensor[];
+  constructor(readonly storages: StorageTable) {}
+
+  get length(): number { return this.names.length; }
+
+  push(name: string, dtype: string, elementSize: number, shape: number[], stride: number[], offset: number, storage: number, flags: number): void {
+    this.names.push(name); this.dtypes.push(dtype); this.sizes.push(elementSize); this.shapes.push(shape); this.strides.push(stride);
+    this.offsets.push(offset); this.storage.push(storage); this.flags.push(flags);
+    this.cache = undefined;
+  }
+
+  pushObject(name: string, t: Omit<ExtractedTensor, 'name'>): void {
+    this.objects.set(this.names.length, t);
+    this.push(name, t.dtype, t.elementSize, t.shape, t.stride, t.storageOffset, -1, 0);
+  }
+
+  dtype(i: number): string { return this.dtypes[i]; }
+  elementSize(i: number): number { return this.sizes[i]; }
+  shape(i: number): number[] { return this.shapes[i]; }
+  storageIndex(i: number): number { return this.storage[i]; }
+  storageOffset(i: number): number { return this.offsets[i]; }
+  bytes(i: number): number { return numel(this.shapes[i]) * this.sizes[i]; }
+  /** Elements of storage the strided view touches (0 for empty tensors). */
+  extent(i: number): number { return extentOf(this.shapes[i], this.strides[i], this.offsets[i]); }
+  /** Where an object row's data is (joblib / numpy arrays kept in the stream). */
+  inline(i: number): { offset: number; byteLength: number } | undefined { return this.objects.get(i)?.inline; }
+  /** The storage of row i: from the table, or the object row's own. */
+  storageRef(i: number): StorageRef | undefined {
+    const s = this.storage[i];
+    return s >= 0 ? this.storages.ref(s) : this.objects.get(i)?.storage;
+  }
+
+  row(i: number): ExtractedTensor {
+    const o = this.objects.get(i);
+    if (o) return { ...o, name: this.names[i] };
+    const f = this.flags[i];
+    return {
+      name: this.names[i], dtype: this.dtypes[i], elementSize: this.sizes[i], shape: this.shapes[i], stride: this.strides[i],
+      storageOffset: this.offsets[i], storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
+      kind: f & F_PARAM ? 'parameter' : 'tensor',
+    };
+  }
+
+  rows(): ExtractedTensor[] {
+    if (!this.cache) { this.cache = new Array(this.length); for (let i = 0; i < this.length; i++) this.cache[i] = this.row(i); }
+    return this.cache;
+  }
+}
+
+export interface TensorWalkResult { table: TensorTable; truncated: boolean; storages: StorageTable }
 
 /** Tensors referenced by a bare persistent id (torch's legacy tar format: the id names a tensor record). */
 export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | undefined;
 
 /** Walks the value a pickle run returned, over its value handles (see arena.ts): containers are read in
- *  place and nothing is materialized for ordinary tensors, so a 50,000-tensor state dict builds no graph. */
+ *  place and each tensor becomes a row of columns, so a 50,000-tensor state dict builds no object graph. */
 export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolvePersId?: PersIdResolver): TensorWalkResult {
-  const out: ExtractedTensor[] = [];
-  const storages = new StrTable<StorageRef>(1024);
+  const storages = new StorageTable();
+  const table = new TensorTable(storages);
   const ar: ValueArena = run.arena;
-  const r = new Reader(ar);
+  const r = new Reader(ar, storages);
   const visited = new Uint8Array(ar.n);
   let truncated = false;
   let budget = 5_000_000;   // values visited: bounds time on adversarial DAGs
@@ -68,10 +165,9 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   const walk = (h: number, path: string, depth: number): void => {
     const k = kind[h];
     if (k < K.TUPLE || k === K.GLOBAL || depth > 200 || --budget < 0) return;
-    if (out.length >= maxTensors) { truncated = true; return; }
+    if (table.length >= maxTensors) { truncated = true; return; }
     if (k === K.CALL) {
-      const t = r.tensorOf(h, path, storages);
-      if (t) { out.push(t); return; }
+      if (r.tensorOf(h)) { r.emit(table, path); return; }
       if (visited[h]) return;
       visited[h] = 1;
       walkObject(h, path, depth);
@@ -79,12 +175,12 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     }
     if (k === K.OBJ) {
       const o = ar.objs[a[h]];
-      if (o instanceof PyNdArray) out.push(ndarrayTensor(o, path));
+      if (o instanceof PyNdArray) table.pushObject(path, ndarrayTensor(o));
       return;
     }
     if (k === K.PERSID) {
       const t = resolvePersId?.(ar.materializeNear(a[h], 4, 64));
-      if (t) out.push({ ...t, name: path });
+      if (t) table.pushObject(path, t);
       return;
     }
     if (visited[h]) return;
@@ -139,14 +235,22 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     }
   };
   if (run.root !== undefined) walk(run.root, '', 0);
-  return { tensors: out, truncated, storages };
+  return { table, truncated, storages };
 }
 
 function join(path: string, k: string): string { return path ? `${path}.${k}` : k; }
 
-/** Typed reads of value handles (what asInt / asText / asIntTuple do for PyValue objects). */
+/** Typed reads of value handles (what asInt / asText / asIntTuple do for PyValue objects), and the rebuild
+ *  reader: tensorOf() leaves the tensor it recognised in the t* fields (no object per tensor). */
 class Reader {
-  constructor(readonly ar: ValueArena) {}
+  tDtype = ''; tSize = 0; tShape: number[] = []; tStride: number[] = []; tOffset = 0; tStorage = -1; tFlags = 0;
+  tObject: Omit<ExtractedTensor, 'name'> | undefined;
+  constructor(readonly ar: ValueArena, readonly storages: StorageTable) {}
+
+  emit(table: TensorTable, name: string): void {
+    if (this.tObject) table.pushObject(name, this.tObject);
+    else table.push(name, this.tDtype, this.tSize, this.tShape, this.tStride, this.tOffset, this.tStorage, this.tFlags);
+  }
 
   int(h: number): number | undefined {
     const ar = this.ar;
@@ -179,11 +283,28 @@ class Reader {
     return undefined;
   }
 
+  // sizes and strides repeat across a checkpoint's tensors: short ones are shared (callers never mutate them)
+  private readonly shapes = new Map<number, number[]>();
+
   ints(h: number): number[] | undefined {
-    const s = this.seq(h);
-    if (!s) return undefined;
-    const out = new Array<number>(s.length);
-    for (let i = 0; i < s.length; i++) { const n = this.int(s[i]); if (n === undefined) return undefined; out[i] = n; }
+    const ar = this.ar;
+    let start: number, len: number, list: number[] | undefined;
+    if (ar.kind[h] === K.TUPLE) { start = ar.a[h]; len = ar.c[h]; }
+    else if (ar.kind[h] === K.LIST) { list = ar.seqs[ar.a[h]]; start = 0; len = list.length; }
+    else return undefined;
+    let key = len;   // len <= 3 and every value < 2^16: one exact number for the whole tuple
+    for (let i = 0; i < len && key >= 0; i++) {
+      const n = this.int(list ? list[i] : ar.items[start + i]);
+      key = n !== undefined && n >= 0 && n < 0x10000 && len <= 3 ? key * 0x10000 + n : -1;
+    }
+    if (key >= 0) { const shared = this.shapes.get(key); if (shared) return shared; }
+    const out = new Array<number>(len);
+    for (let i = 0; i < len; i++) {
+      const n = this.int(list ? list[i] : ar.items[start + i]);
+      if (n === undefined) return undefined;
+      out[i] = n;
+    }
+    if (key >= 0 && this.shapes.size < 4096) this.shapes.set(key, out);
     return out;
   }
 
@@ -191,90 +312,102 @@ class Reader {
     return h >= 0 && this.ar.kind[h] === K.GLOBAL ? this.ar.globals[this.ar.a[h]] : undefined;
   }
 
-  /** If the call `h` is a torch tensor/parameter rebuild (or numpy array), describe it. */
-  tensorOf(h: number, name: string, storages: StrTable<StorageRef>): ExtractedTensor | undefined {
+  /** Whether the call `h` is a torch tensor/parameter rebuild (or numpy array); if so the t* fields hold it. */
+  tensorOf(h: number): boolean {
     const fn = this.ar.calleeName(h);
-    if (fn === undefined || !TENSOR_FNS.has(fn)) return undefined;
-    return this.rebuild(fn, this.ar.c[h], h, name, storages, 0);
+    if (fn === undefined || !TENSOR_FNS.has(fn)) return false;
+    return this.rebuild(fn, this.ar.c[h], h, 0);
   }
 
   /** `fn(*args)` for one of TENSOR_FNS; `call` is the call node (its BUILD states hold numpy data). */
-  rebuild(fn: string, args: number, call: number, name: string, storages: StrTable<StorageRef>, depth: number): ExtractedTensor | undefined {
+  rebuild(fn: string, args: number, call: number, depth: number): boolean {
     const ar = this.ar;
-    if (ar.kind[args] !== K.TUPLE || depth > 16) return this.numpyArrayOf(call, name, fn);
-    const arg = (i: number) => ar.tupleItem(args, i);
+    this.tObject = undefined;
+    if (ar.kind[args] !== K.TUPLE || depth > 16) return this.numpyArrayOf(call, fn);
     switch (fn) {
       case REBUILD + '_rebuild_tensor':
       case REBUILD + '_rebuild_tensor_v2':
       case REBUILD + '_rebuild_tensor_v3':
       case REBUILD + '_rebuild_qtensor':
-        return this.rebuildTensor(fn, args, name, storages);
+        return this.rebuildTensor(fn, args);
       case REBUILD + '_rebuild_parameter':
       case REBUILD + '_rebuild_parameter_with_state':
       case 'torch.nn.parameter.Parameter': {
-        const inner = arg(0);
-        if (inner < 0 || ar.kind[inner] !== K.CALL) return undefined;
-        const t = this.tensorOf(inner, name, storages);
-        if (!t) return undefined;
-        return { ...t, requiresGrad: arg(1) !== H_FALSE, kind: 'parameter' };
+        const inner = ar.tupleItem(args, 0);
+        if (inner < 0 || ar.kind[inner] !== K.CALL || !this.tensorOf(inner)) return false;
+        const grad = ar.tupleItem(args, 1) !== H_FALSE;
+        const obj = this.tObject as Omit<ExtractedTensor, 'name'> | undefined;
+        if (obj) this.tObject = { ...obj, requiresGrad: grad, kind: 'parameter' };
+        else this.tFlags = (grad ? F_GRAD : 0) | F_PARAM;
+        return true;
       }
       case 'torch._tensor._rebuild_from_type_v2': {
         // _rebuild_from_type_v2(func, new_type, args, state): func(*args), e.g. _rebuild_tensor_v2
-        const f = this.global(arg(0)), inner = arg(2);
-        if (!f || inner < 0 || ar.kind[inner] !== K.TUPLE) return undefined;
+        const f = this.global(ar.tupleItem(args, 0)), inner = ar.tupleItem(args, 2);
+        if (!f || inner < 0 || ar.kind[inner] !== K.TUPLE) return false;
         const fname = `${f.module}.${f.name}`;
-        return TENSOR_FNS.has(fname) ? this.rebuild(fname, inner, call, name, storages, depth + 1) : undefined;
+        return TENSOR_FNS.has(fname) ? this.rebuild(fname, inner, call, depth + 1) : false;
       }
       default:
-        return this.numpyArrayOf(call, name, fn);
+        return this.numpyArrayOf(call, fn);
     }
   }
 
   /** torch._utils._rebuild_tensor*(storage, offset, size, stride, requires_grad, ...) with `args` a tuple. */
-  rebuildTensor(fn: string, args: number, name: string, storages: StrTable<StorageRef>): ExtractedTensor | undefined {
+  rebuildTensor(fn: string, args: number): boolean {
     const ar = this.ar;
-    const storage = this.storageOf(ar.tupleItem(args, 0), storages);
-    if (!storage) return undefined;
+    const storage = this.storageOf(ar.tupleItem(args, 0));
+    if (storage < 0) return false;
     const a1 = ar.tupleItem(args, 1), a2 = ar.tupleItem(args, 2), a3 = ar.tupleItem(args, 3);
     const offset = a1 < 0 ? undefined : this.int(a1);
     const shape = a2 < 0 ? undefined : this.ints(a2);
     const stride = a3 < 0 ? undefined : this.ints(a3);
-    if (offset === undefined || !shape || !stride) return undefined;
-    let dtype = storage.dtype, elementSize = storage.elementSize;
+    if (offset === undefined || !shape || !stride) return false;
+    let dtype = this.sDtype, elementSize = this.sSize;
     if (fn.endsWith('_v3')) {
       const d = this.global(ar.tupleItem(args, 6));
       if (d && d.module === 'torch') { dtype = DTYPE_ALIAS[d.name] ?? d.name; elementSize = DTYPE_SIZES[dtype] ?? elementSize; }
     }
-    return { name, dtype, elementSize, shape, stride, storageOffset: offset, storage, requiresGrad: ar.tupleItem(args, 4) === H_TRUE, kind: 'tensor' };
+    this.tDtype = dtype; this.tSize = elementSize; this.tShape = shape; this.tStride = stride; this.tOffset = offset;
+    this.tStorage = storage; this.tFlags = ar.tupleItem(args, 4) === H_TRUE ? F_GRAD : 0;
+    return true;
   }
 
-  storageOf(h: number, storages: StrTable<StorageRef>): StorageRef | undefined {
-    const ar = this.ar;
-    if (h < 0 || ar.kind[h] !== K.PERSID) return undefined;
+  // dtype of the storage storageOf() found last
+  private sDtype = ''; private sSize = 0;
+  private readonly storageDtypes: string[] = [];
+  private readonly storageSizes: number[] = [];
+
+  /** Index in the storage table of a persistent id ('storage', StorageClass, key, location, numel[, view]). */
+  storageOf(h: number): number {
+    const ar = this.ar, storages = this.storages;
+    if (h < 0 || ar.kind[h] !== K.PERSID) return -1;
     const pid = ar.a[h];
-    if (ar.kind[pid] !== K.TUPLE || ar.c[pid] < 5) return undefined;
+    if (ar.kind[pid] !== K.TUPLE || ar.c[pid] < 5) return -1;
     const at = ar.a[pid], it = ar.items;
-    if (this.text(it[at]) !== 'storage') return undefined;
+    if (this.text(it[at]) !== 'storage') return -1;
     const type = this.global(it[at + 1]);
     const kh = it[at + 2];
     const key = this.key(kh);
-    if (!type || key === undefined) return undefined;
+    if (!type || key === undefined) return -1;
     const hash = ar.kind[kh] === K.STR ? ar.b[kh] : strHash(key);
     const found = storages.find(key, hash);
-    if (found >= 0) return storages.value(found);
+    if (found >= 0) { this.sDtype = this.storageDtypes[found]; this.sSize = this.storageSizes[found]; return found; }
     const numel = this.int(it[at + 4]);
     const st = this.storageDtype(it[at + 1]);
-    if (!st || numel === undefined) return undefined;
-    const ref: StorageRef = { key, dtype: st[0], elementSize: st[1], numel, location: this.text(it[at + 3]) ?? '' };
+    if (!st || numel === undefined) return -1;
     // legacy format: (view_key, offset, view_size) for views of a bigger storage
+    let view: { root: string; offset: number; numel: number } | undefined;
     const p5 = ar.tupleItem(pid, 5);
     if (p5 >= 0 && ar.kind[p5] === K.TUPLE && ar.c[p5] >= 3) {
       const v = ar.a[p5];
       const vk = this.text(it[v]), off = this.int(it[v + 1]), n = this.int(it[v + 2]);
-      if (vk !== undefined && off !== undefined && n !== undefined) ref.view = { root: key, offset: off, numel: n };
+      if (vk !== undefined && off !== undefined && n !== undefined) view = { root: key, offset: off, numel: n };
     }
-    storages.add(key, ref, hash);
-    return ref;
+    const i = storages.add(key, hash, st[0], st[1], numel, this.text(it[at + 3]) ?? '', view);
+    this.storageDtypes[i] = st[0]; this.storageSizes[i] = st[1];
+    this.sDtype = st[0]; this.sSize = st[1];
+    return i;
   }
 
   private readonly dtypeOfGlobal = new Map<number, [string, number] | undefined>();
@@ -287,21 +420,22 @@ class Reader {
 
   /** numpy.core.multiarray._reconstruct + BUILD state (version, shape, dtype, fortran, rawdata). Rare in
    *  checkpoints: the small state is materialized and read as PyValue. */
-  numpyArrayOf(h: number, name: string, fn: string): ExtractedTensor | undefined {
-    if (fn !== 'numpy.core.multiarray._reconstruct' && fn !== 'numpy._core.multiarray._reconstruct') return undefined;
+  numpyArrayOf(h: number, fn: string): boolean {
+    if (fn !== 'numpy.core.multiarray._reconstruct' && fn !== 'numpy._core.multiarray._reconstruct') return false;
     const states = this.ar.extras.get(h)?.states;
-    if (!states || states.length === 0) return undefined;
+    if (!states || states.length === 0) return false;
     const st = this.ar.materializeNear(states[0], 10, 4096);
-    if (!(st instanceof PyTuple) || st.items.length < 5) return undefined;
+    if (!(st instanceof PyTuple) || st.items.length < 5) return false;
     const shape = asIntTuple(st.items[1]);
     const dt = numpyDtypeOf(st.items[2]);
     const raw = st.items[4];
-    if (!shape || !dt || dt.hasObject) return undefined;
-    return {
-      name, dtype: numpyToTorchDtype(dt.str), elementSize: dt.itemsize, shape, stride: contiguousStride(shape), storageOffset: 0,
+    if (!shape || !dt || dt.hasObject) return false;
+    this.tObject = {
+      dtype: numpyToTorchDtype(dt.str), elementSize: dt.itemsize, shape, stride: contiguousStride(shape), storageOffset: 0,
       inline: raw instanceof PyBytes ? { offset: raw.offset, byteLength: raw.length } : undefined,
       requiresGrad: false, kind: 'ndarray',
     };
+    return true;
   }
 }
 
@@ -313,11 +447,11 @@ const TENSOR_FNS = new Set([
   'torch._tensor._rebuild_from_type_v2', 'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct',
 ]);
 
-function ndarrayTensor(v: PyNdArray, name: string): ExtractedTensor {
+function ndarrayTensor(v: PyNdArray): Omit<ExtractedTensor, 'name'> {
   const m = /^.([a-zA-Z])(\d+)$/.exec(v.dtype);
   const itemsize = m ? parseInt(m[2], 10) : 1;
   return {
-    name, dtype: numpyToTorchDtype(v.dtype), elementSize: itemsize, shape: v.shape, stride: contiguousStride(v.shape), storageOffset: 0,
+    dtype: numpyToTorchDtype(v.dtype), elementSize: itemsize, shape: v.shape, stride: contiguousStride(v.shape), storageOffset: 0,
     inline: { offset: v.dataOffset, byteLength: v.byteLength }, requiresGrad: false, kind: 'ndarray',
   };
 }
@@ -343,9 +477,10 @@ export function numpyToTorchDtype(str: string): string {
 export function numel(shape: number[]): number { return shape.reduce((a, b) => a * b, 1); }
 
 /** Elements of storage a strided view touches (0 for empty tensors). */
-export function storageExtent(t: ExtractedTensor): number {
-  if (t.shape.some((d) => d === 0)) return 0;
-  let max = t.storageOffset;
-  for (let i = 0; i < t.shape.length; i++) max += (t.shape[i] - 1) * (t.stride[i] ?? 0);
+export function storageExtent(t: ExtractedTensor): number { return extentOf(t.shape, t.stride, t.storageOffset); }
+
+function extentOf(shape: number[], stride: number[], offset: number): number {
+  let max = offset;
+  for (let i = 0; i < shape.length; i++) { if (shape[i] === 0) return 0; max += (shape[i] - 1) * (stride[i] ?? 0); }
   return max + 1;
 }
