@@ -56,7 +56,13 @@ export interface ScanDetail {
 }
 
 export async function scanModelFile(file: string, opts: ScanOptions = {}): Promise<ModelReport> {
-  return (await scanModelFileDetailed(file, opts)).report;
+  return reportOnly(await scanModelFileDetailed(file, opts));
+}
+
+/** The report alone: the runs' value memory goes back to the scratch pool (nothing reads it again). */
+function reportOnly(d: ScanDetail): ModelReport {
+  for (const r of d.runs) r.run.release?.();
+  return d.report;
 }
 
 export async function scanModelFileDetailed(file: string, opts: ScanOptions = {}, disasm = false): Promise<ScanDetail> {
@@ -71,7 +77,7 @@ export async function scanModelFileDetailed(file: string, opts: ScanOptions = {}
 export async function scanModelBytes(bytes: Uint8Array, name: string, opts: ScanOptions = {}): Promise<ModelReport> {
   const d = await scanSource(new BytesSource(bytes), name, opts, false);
   if (wantHash(opts, bytes.length)) d.report.sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
-  return d.report;
+  return reportOnly(d);
 }
 
 export async function disassembleModelFile(file: string): Promise<{ text: string; decompiled: string; truncated: boolean }> {
@@ -166,9 +172,11 @@ function machineOpts(ctx: Ctx): MachineOptions { return { disasm: ctx.disasm }; 
 /** Runs consecutive pickles from [start, end) synchronously; returns the runs and where parsing stopped. */
 function runPicklesSync(src: ByteSource, start: number, end: number, ctx: Ctx, max = 1000): { runs: PickleRun[]; stop: number } {
   const c = new Cursor(start, end);
-  const filler = new RandomAccessFiller((o, n) => src.read(o, n));
-  const runs = runSync(pickleSequence(c, machineOpts(ctx), max), c, filler);
-  return { runs, stop: runs.length ? runs[runs.length - 1].end : start };
+  const filler = new RandomAccessFiller(src);
+  try {
+    const runs = runSync(pickleSequence(c, machineOpts(ctx), max), c, filler);
+    return { runs, stop: runs.length ? runs[runs.length - 1].end : start };
+  } finally { filler.release(); }
 }
 
 /** Consecutive pickles on one stream: after STOP, another pickle is read if the next bytes start one. */

@@ -5,6 +5,10 @@ export interface ByteSource {
   readonly size: number;
   /** Up to `length` bytes at `offset` (fewer at the end of the source). */
   read(offset: number, length: number): Uint8Array;
+  /** Reads up to `length` bytes at `offset` into `dst` at `dstOffset` (no allocation); returns how many. */
+  readInto(dst: Uint8Array, dstOffset: number, offset: number, length: number): number;
+  /** The bytes without copying, when the source is in memory. */
+  view?(offset: number, length: number): Uint8Array;
   close(): void;
 }
 
@@ -24,6 +28,16 @@ export class FileSource implements ByteSource {
     }
     return got === n ? buf : buf.subarray(0, got);
   }
+  readInto(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
+    const n = Math.max(0, Math.min(length, this.size - offset, dst.length - dstOffset));
+    let got = 0;
+    while (got < n) {
+      const r = fs.readSync(this.fd, dst, dstOffset + got, n - got, offset + got);
+      if (r <= 0) break;
+      got += r;
+    }
+    return got;
+  }
   close(): void { if (!this.closed) { this.closed = true; fs.closeSync(this.fd); } }
 }
 
@@ -32,6 +46,12 @@ export class BytesSource implements ByteSource {
   constructor(private readonly bytes: Uint8Array) { this.size = bytes.length; }
   read(offset: number, length: number): Uint8Array {
     return this.bytes.subarray(Math.min(offset, this.size), Math.min(offset + length, this.size));
+  }
+  view(offset: number, length: number): Uint8Array { return this.read(offset, length); }
+  readInto(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
+    const part = this.read(offset, Math.min(length, dst.length - dstOffset));
+    dst.set(part, dstOffset);
+    return part.length;
   }
   close(): void { /* nothing */ }
 }
@@ -42,6 +62,14 @@ export class SliceSource implements ByteSource {
   read(offset: number, length: number): Uint8Array {
     const n = Math.max(0, Math.min(length, this.size - offset));
     return this.base.read(this.start + offset, n);
+  }
+  readInto(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
+    return this.base.readInto(dst, dstOffset, this.start + offset, Math.max(0, Math.min(length, this.size - offset)));
+  }
+  get view(): ((offset: number, length: number) => Uint8Array) | undefined {
+    const v = this.base.view?.bind(this.base);
+    if (!v) return undefined;
+    return (offset, length) => v(this.start + offset, Math.max(0, Math.min(length, this.size - offset)));
   }
   close(): void { /* owned by base */ }
 }

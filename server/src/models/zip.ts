@@ -6,6 +6,7 @@
 import * as zlib from 'node:zlib';
 import { ByteSource, u16, u32, u64 } from './source';
 import { StrTable, strHash } from './strTable';
+import { giveBytes, takeBytes } from './bufferPool';
 
 export interface ZipEntry {
   name: string;
@@ -75,7 +76,9 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
   // bytes in front of the archive (self-extracting style): central offsets are then relative
   const prefixBytes = eocdOffset - (zip64 ? 56 + 20 : 0) - cdSize - cdOffset;
   if (count > cdSize / 46 + 1) throw new ZipError('central directory too small for its entry count');
-  const cd = src.read(cdOffset, cdSize);
+  const cdBuf = takeBytes(cdSize);
+  try {
+  const cd = cdBuf.subarray(0, src.readInto(cdBuf, 0, cdOffset, cdSize));
   if (cd.length < cdSize) throw new ZipError('central directory truncated');
   const entries: ZipEntry[] = [];
   const index = new StrTable<number>(count);
@@ -119,23 +122,29 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
   // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
   // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
   const win = new Window(src, 64 << 10);
-  for (let i = 0; i < entries.length; i++) readLocalHeader(win, entries[i], prefixBytes > 0 ? prefixBytes : 0, cd, nameAt[i], nameLens[i]);
+  try {
+    for (let i = 0; i < entries.length; i++) readLocalHeader(win, entries[i], prefixBytes > 0 ? prefixBytes : 0, cd, nameAt[i], nameLens[i]);
+  } finally { win.release(); }
   return { entries, eocdOffset, centralDirOffset: cdOffset, zip64, comment, prefixBytes: Math.max(0, prefixBytes), index, duplicates };
+  } finally { giveBytes(cdBuf); }
 }
 
-/** A cached window of the source for many small reads close together (local headers). */
+/** A cached window of the source for many small reads close together (local headers), in one pooled buffer. */
 class Window {
   start = -1;
   buf: Uint8Array = new Uint8Array(0);
-  constructor(readonly src: ByteSource, readonly size: number) {}
+  private own: Uint8Array;
+  constructor(readonly src: ByteSource, size: number) { this.own = takeBytes(size); }
   /** Makes [offset, offset+length) available in `buf` at `offset - start` when the source has it; false if not. */
   ensure(offset: number, length: number): boolean {
     if (this.start < 0 || offset < this.start || offset + length > this.start + this.buf.length) {
+      if (length > this.own.length) return false;
       this.start = offset;
-      this.buf = this.src.read(offset, Math.max(this.size, length));
+      this.buf = this.own.subarray(0, this.src.readInto(this.own, 0, offset, this.own.length));
     }
     return offset + length <= this.start + this.buf.length;
   }
+  release(): void { giveBytes(this.own); this.buf = new Uint8Array(0); }
 }
 
 function readLocalHeader(win: Window, en: ZipEntry, shift: number, cd: Uint8Array, cdNameAt: number, centralLen: number): void {

@@ -7,12 +7,20 @@ import { runPickle, PickleRun } from '../../../server/src/models/pickle/machine'
 import { extractRunTensors } from '../../../server/src/models/pickle/tensors';
 import { decompile } from '../../../server/src/models/pickle/decompile';
 import { StrTable, strHash, strHashState } from '../../../server/src/models/strTable';
+import { BytesSource, ByteSource } from '../../../server/src/models/source';
 import { PyList, PyTuple } from '../../../server/src/models/pickle/values';
 import { PickleAsm, numpyArrayPickle, osSystemPickle, torchLikeStateDict } from './pickleAsm';
 
-function run(bytes: Uint8Array, disasm: boolean, chunk = 1 << 20): PickleRun {
+/** A source that is not in memory as far as the filler knows (no view): every refill copies. */
+function chunked(bytes: Uint8Array): ByteSource {
+  const b = new BytesSource(bytes);
+  return { size: b.size, read: (o, n) => b.read(o, n), readInto: (d, at, o, n) => b.readInto(d, at, o, n), close() {} };
+}
+
+function run(bytes: Uint8Array, disasm: boolean, chunk?: number): PickleRun {
   const c = new Cursor(0, bytes.length);
-  return runSync(runPickle(c, { disasm }), c, new RandomAccessFiller((o, l) => bytes.subarray(o, o + l), chunk));
+  const filler = new RandomAccessFiller(chunk ? chunked(bytes) : new BytesSource(bytes), chunk);
+  try { return runSync(runPickle(c, { disasm }), c, filler); } finally { filler.release(); }
 }
 
 /** Everything a run reports, comparable across the two paths. */
@@ -113,6 +121,20 @@ describe('pickle machine: fast path and value arena', () => {
     const t = r.value as PyTuple;
     assert.equal(t.items[0], t.items[1]);
     assert.deepEqual((t.items[0] as PyTuple).items, [1, 2]);
+  });
+});
+
+describe('scratch memory reuse', () => {
+  it('a released run refuses to be read, and a run made from reused memory reads the same as a fresh one', () => {
+    const bytes = stateDict(50, 2);
+    const first = run(bytes, false);
+    const expected = summary(first);
+    first.release?.();
+    assert.throws(() => first.arena.materialize(first.root!), /after release/);
+    // the next runs take the released arrays from the pool (not zeroed): results must not change
+    for (let i = 0; i < 3; i++) assert.deepEqual(summary(run(bytes, false)), expected);
+    const other = run(torchLikeStateDict(2), false);
+    assert.equal(extractRunTensors(other).table.length, 1);
   });
 });
 

@@ -175,7 +175,10 @@ describe('gguf', () => {
       const bytes = w.bytes();
       const base = new BytesSource(bytes);
       let read = 0;
-      const counting: ByteSource = { size: base.size, read: (o, n) => { const b = base.read(o, n); read += b.length; return b; }, close() {} };
+      const counting: ByteSource = {
+        size: base.size, read: (o, n) => { const b = base.read(o, n); read += b.length; return b; },
+        readInto: (d, at, o, n) => { const k = base.readInto(d, at, o, n); read += k; return k; }, close() {},
+      };
       const info = inspectGguf(counting);
       assert.equal(info.valid, true, JSON.stringify(info.errors));
       assert.ok(read <= 4096 + 8, `read ${read} bytes of ${bytes.length}`);

@@ -87,7 +87,10 @@ describe('safetensors', () => {
       const bytes = file({ a: { dtype: 'F32', shape: [1000], data_offsets: [0, 4000] } }, 4000);
       const src = new BytesSource(bytes);
       let read = 0;
-      const counting = { size: src.size, read: (o: number, n: number) => { const b = src.read(o, n); read += b.length; return b; }, close() {} };
+      const counting = {
+        size: src.size, read: (o: number, n: number) => { const b = src.read(o, n); read += b.length; return b; },
+        readInto: (d: Uint8Array, at: number, o: number, n: number) => { const k = src.readInto(d, at, o, n); read += k; return k; }, close() {},
+      };
       assert.equal(inspectSafetensors(counting).valid, true);
       assert.ok(read < 200, `read ${read} bytes`);
     });

@@ -8,6 +8,7 @@ import {
   CallKind, PyCall, PyDict, PyGlobal, PyList, PyOpaque, PyPersId, PySet, PyTuple, PyValue,
 } from './values';
 import { strHash } from '../strTable';
+import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export const K = {
   NONE: 0, FALSE: 1, TRUE: 2, INT: 3, STR: 4, TUPLE: 5, LIST: 6, DICT: 7, SET: 8, GLOBAL: 9, CALL: 10, PERSID: 11,
@@ -34,26 +35,26 @@ export const H_NONE = 0, H_FALSE = 1, H_TRUE = 2, H_SMALL_INT = 3, H_EMPTY_TUPLE
 
 export class ValueArena {
   n = 0;
-  kind = new Uint8Array(1024);
+  kind = new Uint8Array(0);
   /** NONE/FALSE/TRUE: -, INT: -, STR/OBJ: objs index, TUPLE: items start, LIST/DICT/SET: seqs index,
    *  GLOBAL: globals index, CALL: fn handle, PERSID: pid handle */
-  a = new Int32Array(1024);
+  a = new Int32Array(0);
   /** TUPLE: length, CALL: args handle, SET: 1 when frozen, CALL kind code in `sub` */
-  c = new Int32Array(1024);
-  sub = new Uint8Array(1024);
+  c = new Int32Array(0);
+  sub = new Uint8Array(0);
   /** INT: value, STR: strHash of the text, CALL/PERSID: stream offset */
-  b = new Float64Array(1024);
-  items = new Int32Array(4096);
+  b = new Float64Array(0);
+  items = new Int32Array(0);
   nItems = 0;
   readonly objs: unknown[] = [];
   readonly seqs: number[][] = [];
   readonly extras = new Map<number, CallExtra>();
 
+  private released = false;
+
+  /** `capacity`: values to make room for up front (the arrays come from the scratch pool, see release()). */
   constructor(readonly globals: readonly GlobalName[], capacity = 1024) {
-    if (capacity > 1024) {
-      this.kind = new Uint8Array(capacity); this.a = new Int32Array(capacity); this.c = new Int32Array(capacity);
-      this.sub = new Uint8Array(capacity); this.b = new Float64Array(capacity); this.items = new Int32Array(capacity);
-    }
+    this.alloc(Math.max(1024, capacity), Math.max(4096, capacity));
     this.node(K.NONE, 0, 0, 0); this.node(K.FALSE, 0, 0, 0); this.node(K.TRUE, 0, 0, 0);
     for (let i = 0; i < 256; i++) this.node(K.INT, 0, 0, i);
     this.node(K.TUPLE, 0, 0, 0);
@@ -67,14 +68,35 @@ export class ValueArena {
     return h;
   }
 
-  private grow(): void {
-    const cap = this.kind.length * 2;
-    const k = new Uint8Array(cap); k.set(this.kind); this.kind = k;
-    const a = new Int32Array(cap); a.set(this.a); this.a = a;
-    const c = new Int32Array(cap); c.set(this.c); this.c = c;
-    const s = new Uint8Array(cap); s.set(this.sub); this.sub = s;
-    const b = new Float64Array(cap); b.set(this.b); this.b = b;
+  /** Pooled arrays for `cap` values and `itemCap` tuple items, keeping what the old arrays hold. */
+  private alloc(cap: number, itemCap: number): void {
+    const old = [this.kind, this.a, this.c, this.sub, this.b, this.items];
+    const n = this.n;
+    const k = new Uint8Array(takeArrayBuffer(cap), 0, cap); k.set(this.kind.subarray(0, n));
+    const a = new Int32Array(takeArrayBuffer(cap * 4), 0, cap); a.set(this.a.subarray(0, n));
+    const c = new Int32Array(takeArrayBuffer(cap * 4), 0, cap); c.set(this.c.subarray(0, n));
+    const s = new Uint8Array(takeArrayBuffer(cap), 0, cap); s.set(this.sub.subarray(0, n));
+    const b = new Float64Array(takeArrayBuffer(cap * 8), 0, cap); b.set(this.b.subarray(0, n));
+    let it = this.items;
+    if (itemCap > it.length) { it = new Int32Array(takeArrayBuffer(itemCap * 4), 0, itemCap); it.set(this.items.subarray(0, this.nItems)); }
+    this.kind = k; this.a = a; this.c = c; this.sub = s; this.b = b;
+    for (const o of old) if (o.length && o !== it) giveArrayBuffer(o.buffer as ArrayBuffer);
+    this.items = it;
   }
+
+  private grow(): void { this.alloc(this.kind.length * 2, 0); }
+
+  /** Hands the arrays back to the scratch pool. Only for arenas nothing will read again (a scan that
+   *  returns just its report); any later read fails loudly instead of seeing another scan's values. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items]) giveArrayBuffer(o.buffer as ArrayBuffer);
+    this.kind = new Uint8Array(0); this.a = new Int32Array(0); this.c = new Int32Array(0);
+    this.sub = new Uint8Array(0); this.b = new Float64Array(0); this.items = new Int32Array(0);
+  }
+
+  private checkLive(): void { if (this.released) throw new Error('value arena used after release'); }
 
   int(v: number): number { return v >= 0 && v < 256 && Number.isInteger(v) ? H_SMALL_INT + v : this.node(K.INT, 0, 0, v); }
   obj(v: unknown): number { this.objs.push(v); return this.node(K.OBJ, this.objs.length - 1, 0, 0); }
@@ -94,7 +116,9 @@ export class ValueArena {
     if (this.nItems + len > this.items.length) {
       let cap = this.items.length * 2;
       while (cap < this.nItems + len) cap *= 2;
-      const it = new Int32Array(cap); it.set(this.items.subarray(0, this.nItems)); this.items = it;
+      const it = new Int32Array(takeArrayBuffer(cap * 4), 0, cap); it.set(this.items.subarray(0, this.nItems));
+      giveArrayBuffer(this.items.buffer as ArrayBuffer);
+      this.items = it;
     }
     const start = this.nItems;
     for (let i = from; i < to; i++) this.items[this.nItems++] = stack[i];
@@ -134,6 +158,7 @@ export class ValueArena {
   /** The whole graph under `root` as PyValue objects; shared and cyclic values stay shared. Iterative, so
    *  deeply nested crafted values cannot overflow the call stack. */
   materialize(root: number): PyValue {
+    this.checkLive();
     const made = new Map<number, PyValue>();
     const todo = [root];
     const filled: number[] = [];
@@ -151,6 +176,7 @@ export class ValueArena {
   /** `h` with at most `maxDepth` levels and `budget` values below it; deeper parts become PyOpaque. Used to
    *  hand one small value (a tensor's rebuild call, a joblib state) to code written against PyValue. */
   materializeNear(h: number, maxDepth = 8, budget = 4096): PyValue {
+    this.checkLive();
     const made = new Map<number, PyValue>();
     let left = budget;
     const go = (x: number, depth: number): PyValue => {

@@ -3,6 +3,9 @@
 // refills the cursor. Payloads the machine does not need are skipped by moving `pos` past the buffer: the
 // driver then seeks (files) or discards (streams) instead of copying them.
 
+import type { ByteSource } from '../source';
+import { giveBytes, takeBytes } from '../bufferPool';
+
 const EMPTY = new Uint8Array(0);
 
 export class Cursor {
@@ -30,21 +33,36 @@ export function runSync<T>(gen: Generator<number, T, void>, c: Cursor, filler: S
   return r.value;
 }
 
-/** Refills from a random-access reader (file or memory). Reads at least `chunk` bytes at a time. */
+/** Refills from a random-access source into one pooled buffer (the unread tail moves to its front), or,
+ *  for sources in memory, hands the machine the whole range at once. release() returns the buffer. */
 export class RandomAccessFiller implements SyncFiller {
-  constructor(private readonly read: (offset: number, length: number) => Uint8Array, private readonly chunk = 1 << 20) {}
+  private own: Uint8Array | undefined;
+  constructor(private readonly src: ByteSource, private readonly chunk = 1 << 20) {}
   fill(c: Cursor, need: number): void {
     const abs = c.abs;
-    const keep = c.pos < c.buf.length ? c.buf.subarray(c.pos) : EMPTY;
-    const readFrom = abs + keep.length;
-    const want = Math.min(Math.max(need - keep.length, this.chunk), c.limit - readFrom);
-    if (want <= 0) { c.buf = keep; c.bufStart = abs; c.pos = 0; c.eof = true; return; }
-    const more = this.read(readFrom, want);
-    if (keep.length === 0) c.buf = more;
-    else { const b = new Uint8Array(keep.length + more.length); b.set(keep); b.set(more, keep.length); c.buf = b; }
-    c.bufStart = abs; c.pos = 0;
-    c.eof = more.length < want || readFrom + more.length >= c.limit;
+    const keepLen = Math.max(0, c.buf.length - c.pos);
+    const readFrom = abs + keepLen;
+    if (this.src.view && keepLen === 0) {
+      c.buf = this.src.view(abs, Math.max(0, c.limit - abs)); c.bufStart = abs; c.pos = 0; c.eof = true;
+      return;
+    }
+    const want = Math.min(Math.max(need - keepLen, this.chunk), c.limit - readFrom);
+    if (want <= 0) { c.buf = c.buf.subarray(c.pos); c.bufStart = abs; c.pos = 0; c.eof = true; return; }
+    let own = this.own;
+    if (!own || own.length < keepLen + want) {
+      const next = takeBytes(keepLen + want);
+      if (keepLen) next.set(c.buf.subarray(c.pos), 0);
+      if (own) giveBytes(own);
+      own = this.own = next;
+    } else if (keepLen) {
+      if (c.buf.buffer === own.buffer) own.copyWithin(0, c.buf.byteOffset + c.pos - own.byteOffset, c.buf.byteOffset + c.buf.length - own.byteOffset);
+      else own.set(c.buf.subarray(c.pos), 0);
+    }
+    const got = this.src.readInto(own, keepLen, readFrom, want);
+    c.buf = own.subarray(0, keepLen + got); c.bufStart = abs; c.pos = 0;
+    c.eof = got < want || readFrom + got >= c.limit;
   }
+  release(): void { if (this.own) { giveBytes(this.own); this.own = undefined; } }
 }
 
 /** Async variant for decompression streams: feeds chunks as they arrive, discarding skipped bytes. */

@@ -6,6 +6,7 @@ import { Cursor } from './cursor';
 import { OP, OP_NAME, WEIGHTS_ONLY_OPCODES } from './opcodes';
 import { mapPy2Global } from './compat';
 import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena } from './arena';
+import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 import {
   PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyNdArray, PyOpaque, PyPersId, PyTuple,
   PyValue, asInt, asIntTuple, asText, CallKind,
@@ -44,6 +45,8 @@ export interface PickleRun {
   disasmTruncated?: boolean;
   nested: PickleRun[];   // pickles read from inside this one (joblib object arrays)
   arrays: PyNdArray[];   // joblib arrays whose data sits in the stream
+  /** Returns the arena's memory for reuse (only when nothing will read this run's values again). */
+  release?(): void;
 }
 
 export interface MachineOptions {
@@ -80,6 +83,8 @@ class Run implements PickleRun {
     this.end = start;
     this.arena = new ValueArena(this.globals, Number.isFinite(bytes) ? Math.min(Math.max(bytes / 12, 1024), 1 << 21) | 0 : 1024);
   }
+  /** Hands the arena's arrays back to the scratch pool; `value` and the tensor walk fail afterwards. */
+  release(): void { this.arena.release(); for (const n of this.nested) n.release?.(); }
   get value(): PyValue | undefined {
     if (this.root === undefined) return undefined;
     this.built ??= { v: this.arena.materialize(this.root) };
@@ -112,7 +117,7 @@ class PickleMachine {
   fence = 0;
   // memo indexes are dense in real pickles: a typed array (handle + 1, 0 = empty) is several times faster
   // than a Map; sparse or huge indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots.
-  memoArr = new Int32Array(1024);
+  memoArr = new Int32Array(takeArrayBuffer(1 << 16), 0, 1 << 14).fill(0);
   readonly memoMap = new Map<number, number>();
   memoCount = 0;
   proto = 0;
@@ -753,6 +758,9 @@ class PickleMachine {
     c.pos = pos;
   }
 
+  /** The memo is only needed while the stream runs: its array goes back to the scratch pool. */
+  releaseMemo(): void { giveArrayBuffer(this.memoArr.buffer as ArrayBuffer); this.memoArr = new Int32Array(0); }
+
   checkFrame() {
     if (this.frameEnd >= 0 && this.c.abs > this.frameEnd) this.fail(`opcode at ${this.opStart} crosses the end of its FRAME at ${this.frameEnd}`);
   }
@@ -764,6 +772,7 @@ class PickleMachine {
 /** Run one pickle (up to and including STOP) from the cursor's position. */
 export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<number, PickleRun, void> {
   const m = new PickleMachine(c, opts);
+  try {
   for (;;) {
     const r = m.step();
     if (r === 0) return m.run;
@@ -782,6 +791,7 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
     }
     yield r;
   }
+  } finally { m.releaseMemo(); }
 }
 
 /** str payloads: ASCII (nearly all names and keys) without the TextDecoder call; anything else strictly as UTF-8. */

@@ -4,6 +4,7 @@ import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from 
 import { numpyDtypeOf, PickleRun } from './machine';
 import { H_FALSE, H_TRUE, K, ValueArena } from './arena';
 import { StrTable, strHash } from '../strTable';
+import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export interface StorageRef {
   key: string;
@@ -157,7 +158,8 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   const table = new TensorTable(storages);
   const ar: ValueArena = run.arena;
   const r = new Reader(ar, storages);
-  const visited = new Uint8Array(ar.n);
+  const visitedBuf = takeArrayBuffer(ar.n);
+  const visited = new Uint8Array(visitedBuf, 0, ar.n).fill(0);
   let truncated = false;
   let budget = 5_000_000;   // values visited: bounds time on adversarial DAGs
   const { kind, a, c, items, seqs } = ar;
@@ -234,7 +236,9 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
       }
     }
   };
-  if (run.root !== undefined) walk(run.root, '', 0);
+  try {
+    if (run.root !== undefined) walk(run.root, '', 0);
+  } finally { giveArrayBuffer(visitedBuf); }
   return { table, truncated, storages };
 }
 

@@ -1,0 +1,34 @@
+// Scratch memory reused across reads and scans. Why: on some machines (VMs) every first touch of a fresh
+// page costs ~10 µs; a 50,000-tensor checkpoint otherwise faults in tens of MB of read buffers and value
+// arrays per scan, which cost more than the scan itself. Buffers handed out here are not zeroed.
+
+const free: ArrayBuffer[] = [];
+let pooledBytes = 0;
+const MAX_POOLED = 96 << 20;
+
+/** An ArrayBuffer of at least `bytes` (a power of two, at least 64 KB); give it back with giveArrayBuffer. */
+export function takeArrayBuffer(bytes: number): ArrayBuffer {
+  let best = -1;
+  for (let i = 0; i < free.length; i++) {
+    if (free[i].byteLength >= bytes && (best < 0 || free[i].byteLength < free[best].byteLength)) best = i;
+  }
+  if (best >= 0) {
+    const b = free[best];
+    free.splice(best, 1);
+    pooledBytes -= b.byteLength;
+    return b;
+  }
+  let size = 1 << 16;
+  while (size < bytes) size *= 2;
+  return new ArrayBuffer(size);
+}
+
+/** Returns a buffer for reuse; the caller must not use any view of it afterwards. */
+export function giveArrayBuffer(b: ArrayBuffer): void {
+  if (b.byteLength < (1 << 16) || pooledBytes + b.byteLength > MAX_POOLED || free.includes(b)) return;
+  free.push(b);
+  pooledBytes += b.byteLength;
+}
+
+export function takeBytes(n: number): Uint8Array { return new Uint8Array(takeArrayBuffer(n)); }
+export function giveBytes(b: Uint8Array): void { giveArrayBuffer(b.buffer as ArrayBuffer); }
