@@ -3,7 +3,7 @@
 // with torch.load(original) in dtype, shape and values. Under CI=true a missing torch fails the suite.
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -110,6 +110,30 @@ describe('convert to safetensors (oracle: real torch)', function () {
     await assert.rejects(convertToSafetensors(p(cases.evil.file), out), (e: Error) => e instanceof ConvertRefused && /os\.system/.test(e.message));
     assert.equal(existsSync(out), false);
     assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  it('fails when the written bytes differ from the source (a faulty write), leaving no file behind', async function () {
+    const out = p('faulty.safetensors');
+    let corrupted = 0;
+    tuning.afterWrite = (fd, offset, length) => {
+      // flip the last byte of the first block written (tensor data: the header comes first), as a failing disk would
+      if (corrupted++ === 0) {
+        const at = offset + length - 1;
+        const b = Buffer.alloc(1);
+        readSync(fd, b, 0, 1, at);
+        b[0] ^= 0xff;
+        writeSync(fd, b, 0, 1, at);
+      }
+    };
+    try {
+      await assert.rejects(convertToSafetensors(p(cases.dtypes.file), out), /verification failed: the output differs from the source/);
+    } finally { tuning.afterWrite = undefined; }
+    assert.equal(corrupted > 0, true);
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    // and with durable: true (fsync before the rename) the same file converts
+    const ok = await convertToSafetensors(p(cases.dtypes.file), out, { durable: true });
+    assert.ok(ok.tensors > 0 && existsSync(out));
   });
 
   it('never overwrites an existing output without consent', async function () {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { convertToSafetensors, ConvertRefused, ConvertCancelled } from '../models/convert';
 import { convertShardedIndex } from '../models/convertSharded';
 
-const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force]   (IN may be a pytorch_model.bin.index.json of a sharded checkpoint)\n';
+const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force] [--fsync]   (IN may be a pytorch_model.bin.index.json of a sharded checkpoint;\n       --fsync flushes the output to disk before it is renamed into place)\n';
 
 /** Default output: the input with its extension (e.g. .pt, .bin, .ckpt) replaced by .safetensors. */
 export function defaultOutput(input: string): string {
@@ -18,13 +18,14 @@ export function defaultOutput(input: string): string {
 }
 
 export async function convertCli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
-  let input: string | undefined, output: string | undefined, force = false;
+  let input: string | undefined, output: string | undefined, force = false, durable = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-o' || a === '--output') {
       output = argv[++i];
       if (output === undefined) { err.write(`safe-weights convert: ${a} needs a path\n${USAGE}`); return 2; }
     } else if (a === '-f' || a === '--force') force = true;
+    else if (a === '--fsync') durable = true;
     else if (a === '-h' || a === '--help') { out.write(USAGE); return 0; }
     else if (a.startsWith('-') && a !== '-') { err.write(`safe-weights convert: unknown option ${a}\n${USAGE}`); return 2; }
     else if (input === undefined) input = a;
@@ -42,20 +43,20 @@ export async function convertCli(argv: string[], out: NodeJS.WritableStream = pr
     last = now;
     const width = 30, frac = total ? done / total : 1;
     const filled = Math.round(frac * width);
-    err.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${done < total / 2 ? 'writing' : 'verifying'}`);
+    err.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% writing and verifying`);
   } : undefined;
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
   try {
     if (sharded) {
-      const r = await convertShardedIndex(input, output, { overwrite: force, onProgress, signal: ac.signal });
+      const r = await convertShardedIndex(input, output, { overwrite: force, onProgress, signal: ac.signal, durable });
       if (tty) err.write('\r' + ' '.repeat(50) + '\r');
       for (const sh of r.shards) out.write(`${sh.input} → ${path.relative(process.cwd(), sh.output) || sh.output}: ${sh.tensors} tensors, ${sh.bytes} bytes, verified\n`);
       out.write(`index → ${path.relative(process.cwd(), r.index) || r.index}\n`);
       return 0;
     }
-    const r = await convertToSafetensors(input, output as string, { overwrite: force, onProgress, signal: ac.signal });
+    const r = await convertToSafetensors(input, output as string, { overwrite: force, onProgress, signal: ac.signal, durable });
     if (tty) err.write('\r' + ' '.repeat(50) + '\r');
     out.write(`${input} → ${path.relative(process.cwd(), r.output) || r.output}: ${r.tensors} tensors, ${r.bytes} bytes, verified\n`);
     if (r.removedAliases.length) out.write(`  tied weights not stored twice (listed in __metadata__): ${r.removedAliases.join(', ')}\n`);

@@ -16,6 +16,9 @@ export interface ConvertOptions {
   /** Bytes done / total: writing and verification each count once, so total is twice the data size. */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** fsync the output before it is renamed into place (crash-durable; slower). The input is never modified,
+   *  so without it a crash can at worst leave an output that fails validation, and converting again fixes it. */
+  durable?: boolean;
 }
 
 export interface ConvertResult {
@@ -43,7 +46,11 @@ const ST_DTYPE: Record<string, string> = {
  * I/O block size, and the storage extent up to which a strided view is gathered from one in-memory read.
  * Exported so tests can shrink both and drive every multi-chunk path with small files.
  */
-export const tuning = { chunk: 8 << 20, gatherLimit: 64 << 20 };
+export const tuning: {
+  chunk: number; gatherLimit: number;
+  /** Test hook: runs after each block is written, before it is read back (to simulate a faulty write). */
+  afterWrite?: (fd: number, offset: number, length: number) => void;
+} = { chunk: 2 << 20, gatherLimit: 64 << 20 };
 /** Containers HF-style conversion unwraps when every tensor (or the only tensors) live under them. */
 const WRAPPERS = ['state_dict', 'model_state_dict', 'model', 'module'];
 
@@ -118,35 +125,30 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     const dataBytes = off;
     const header = headerBytes(plan, metadata);
 
-    const total = dataBytes * 2;
+    const total = (header.length + dataBytes) * 2;
     let done = 0;
     const progress = (n: number) => { done += n; opts.onProgress?.(done, total); };
     tmp = path.join(path.dirname(outAbs), `.${path.basename(outAbs)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-    fd = fs.openSync(tmp, 'wx', 0o644);
-    const w = new ChunkWriter(fd);
+    fd = fs.openSync(tmp, 'wx+', 0o644);
+    // every block is read back from the output right after it is written and compared with the source
+    // bytes it was written from; then the header is re-read and checked against the plan
+    const w = new VerifyingWriter(fd, progress);
+    const scratch = Buffer.allocUnsafe(tuning.chunk);   // one read buffer for every tensor (fresh pages are not free)
     w.write(header);
     let tick = 0;
     for (const p of plan) {
-      for (const chunk of tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian)) {
+      const before = w.written;
+      for (const chunk of tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian, scratch)) {
         w.write(chunk);
-        progress(chunk.length);
         if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(opts.signal); }
       }
+      if (w.written - before !== p.bytes) throw new Error(`verification failed: "${p.name}" has ${w.written - before} bytes, the plan ${p.bytes}`);
     }
     w.flush();
-    // flush to disk on the thread pool while the main thread verifies; both must finish before publishing
-    const syncFd = fd;
-    const syncing = new Promise<NodeJS.ErrnoException | null>((res) => fs.fsync(syncFd, (e) => res(e)));
-    const source = (p: Planned) => tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian);
-    let verifyError: unknown;
-    try {
-      await verify(tmp, plan, source, header.length, dataBytes, metadata, (n) => progress(n), opts.signal);
-    } catch (e) { verifyError = e; }
-    const syncError = await syncing;
+    verifyHeader(fd, plan, header.length, dataBytes, metadata);
+    if (opts.durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
-    if (verifyError) throw verifyError;
-    if (syncError) throw syncError;
 
     checkAborted(opts.signal);
     publish(tmp, outAbs, !!opts.overwrite);
@@ -314,7 +316,8 @@ function toLittleEndian(b: Uint8Array, unit: number): Uint8Array {
  * The tensor's bytes in row-major order, little-endian, in chunks of at most tuning.chunk bytes. A chunk is only
  * valid until the next one is requested (buffers are reused).
  */
-export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: ExtractedTensor, bigEndian: boolean): Generator<Uint8Array> {
+export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: ExtractedTensor, bigEndian: boolean,
+  scratch: Buffer = Buffer.allocUnsafe(tuning.chunk)): Generator<Uint8Array> {
   const n = numel(t.shape);
   if (n === 0) return;
   const es = t.elementSize, unit = swapUnit(t);
@@ -330,7 +333,7 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
   }
   if (dim === 0 || block === n) {
     const total = n * es;
-    const buf = Buffer.allocUnsafe(Math.min(tuning.chunk, total));
+    const buf = scratch.length >= Math.min(tuning.chunk, total) ? scratch : Buffer.allocUnsafe(Math.min(tuning.chunk, total));
     for (let o = 0; o < total; o += tuning.chunk) {
       const len = Math.min(tuning.chunk, total - o);
       yield fix(readInto(fd, s, start + o, buf.subarray(0, len)));
@@ -344,7 +347,8 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
   const idx = new Array<number>(dim).fill(0);
   const rows = numel(outer);
   const rowsPerChunk = Math.max(1, Math.floor(tuning.chunk / Math.max(1, blockBytes)));
-  const out = Buffer.allocUnsafe(Math.min(rows, rowsPerChunk) * blockBytes);
+  const outBytes = Math.min(rows, rowsPerChunk) * blockBytes;
+  const out = scratch.length >= outBytes ? scratch.subarray(0, outBytes) : Buffer.allocUnsafe(outBytes);
   let used = 0;
   for (let r = 0; r < rows; r++) {
     let elOff = 0;
@@ -373,15 +377,21 @@ export function* tensorChunks(src: FileSource, fd: number, s: StorageData, t: Ex
 // ---- writing and verifying ----------------------------------------------------------------------------
 
 /**
- * Coalesces small writes into tuning.chunk-sized ones. Synchronous on purpose: on a busy machine each hand-off
- * to libuv's thread pool waits for a CPU, and a pipelined writer measured several times slower than this.
+ * Coalesces small writes into tuning.chunk-sized ones and reads each block back to compare it with what was
+ * written (a short or misplaced write, or a file system that returns other bytes, fails the conversion).
+ * Synchronous on purpose: on a busy machine each hand-off to libuv's thread pool waits for a CPU, and a
+ * pipelined writer measured several times slower than this.
  */
-class ChunkWriter {
+class VerifyingWriter {
   private readonly buf = Buffer.allocUnsafe(tuning.chunk);
+  private readonly back = Buffer.allocUnsafe(tuning.chunk);
   private used = 0;
   private pos = 0;
-  constructor(private readonly fd: number) {}
+  /** Bytes accepted so far (header included). */
+  written = 0;
+  constructor(private readonly fd: number, private readonly progress: (n: number) => void) {}
   write(b: Uint8Array): void {
+    this.written += b.length;
     if (b.length >= this.buf.length) { this.flush(); this.raw(b); return; }
     if (this.used + b.length > this.buf.length) this.flush();
     this.buf.set(b, this.used);
@@ -389,78 +399,45 @@ class ChunkWriter {
   }
   flush(): void { if (this.used) { this.raw(this.buf.subarray(0, this.used)); this.used = 0; } }
   private raw(b: Uint8Array): void {
+    const at = this.pos;
     let off = 0;
     while (off < b.length) { const n = fs.writeSync(this.fd, b, off, b.length - off, this.pos); off += n; this.pos += n; }
+    this.progress(b.length);
+    tuning.afterWrite?.(this.fd, at, b.length);
+    for (let o = 0; o < b.length; o += this.back.length) {
+      const len = Math.min(this.back.length, b.length - o);
+      let got = 0;
+      while (got < len) {
+        const r = fs.readSync(this.fd, this.back, got, len - got, at + o + got);
+        if (r <= 0) break;
+        got += r;
+      }
+      if (got !== len || Buffer.compare(this.back.subarray(0, len), b.subarray(o, o + len)) !== 0) {
+        throw new Error(`verification failed: the output differs from the source at byte ${at + o} of the written file`);
+      }
+    }
+    this.progress(b.length);
   }
 }
 
-/**
- * Re-reads the written file: the header must describe exactly the plan, and every tensor's bytes must equal
- * the source's, materialised again from the input (so a fault in reading, swapping or writing shows up).
- */
-async function verify(file: string, plan: Planned[], source: (p: Planned) => Iterable<Uint8Array>, headerLen: number, dataBytes: number,
-  metadata: Record<string, string>, progress: (n: number) => void, signal?: AbortSignal): Promise<void> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size !== headerLen + dataBytes) throw new Error(`verification failed: ${file} is ${size} bytes, expected ${headerLen + dataBytes}`);
-    const head = Buffer.alloc(headerLen);
-    if (fs.readSync(fd, head, 0, headerLen, 0) !== headerLen) throw new Error('verification failed: short header');
-    const n = Number(head.readBigUInt64LE(0));
-    if (n + 8 !== headerLen || n % 8 !== 0) throw new Error('verification failed: header size is wrong');
-    const hdr = JSON.parse(head.subarray(8).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-    const meta = hdr.__metadata__ as unknown as Record<string, string>;
-    if (JSON.stringify(meta) !== JSON.stringify(metadata)) throw new Error('verification failed: metadata differs');
-    if (Object.keys(hdr).length !== plan.length + 1) throw new Error('verification failed: tensor count differs');
-    const written = new SequentialReader(fd, headerLen, size);
-    for (const p of plan) {
-      const e = hdr[p.name];
-      if (!e || e.dtype !== p.stDtype || JSON.stringify(e.shape) !== JSON.stringify(p.t.shape)
-        || e.data_offsets[0] !== p.begin || e.data_offsets[1] !== p.begin + p.bytes) {
-        throw new Error(`verification failed: header entry of "${p.name}" differs`);
-      }
-      if (written.position !== headerLen + p.begin) throw new Error(`verification failed: "${p.name}" is not where the plan put it`);
-      let tick = 0;
-      for (const chunk of source(p)) {
-        if (!written.matches(chunk)) throw new Error(`verification failed: the bytes of "${p.name}" differ from the source`);
-        progress(chunk.length);
-        if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(signal); }
-      }
-      if (written.position !== headerLen + p.begin + p.bytes) throw new Error(`verification failed: "${p.name}" has the wrong length`);
+/** Re-reads the written file's header: it must describe exactly the plan, and the size must match. */
+function verifyHeader(fd: number, plan: Planned[], headerLen: number, dataBytes: number, metadata: Record<string, string>): void {
+  const size = fs.fstatSync(fd).size;
+  if (size !== headerLen + dataBytes) throw new Error(`verification failed: the output is ${size} bytes, expected ${headerLen + dataBytes}`);
+  const head = Buffer.alloc(headerLen);
+  if (fs.readSync(fd, head, 0, headerLen, 0) !== headerLen) throw new Error('verification failed: short header');
+  const n = Number(head.readBigUInt64LE(0));
+  if (n + 8 !== headerLen || n % 8 !== 0) throw new Error('verification failed: header size is wrong');
+  const hdr = JSON.parse(head.subarray(8).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const meta = hdr.__metadata__ as unknown as Record<string, string>;
+  if (JSON.stringify(meta) !== JSON.stringify(metadata)) throw new Error('verification failed: metadata differs');
+  if (Object.keys(hdr).length !== plan.length + 1) throw new Error('verification failed: tensor count differs');
+  for (const p of plan) {
+    const e = hdr[p.name];
+    if (!e || e.dtype !== p.stDtype || JSON.stringify(e.shape) !== JSON.stringify(p.t.shape)
+      || e.data_offsets[0] !== p.begin || e.data_offsets[1] !== p.begin + p.bytes) {
+      throw new Error(`verification failed: header entry of "${p.name}" differs`);
     }
-  } finally { fs.closeSync(fd); }
-}
-
-/** Sequential reader of [start, end) in tuning.chunk windows, for comparing against the source stream. */
-class SequentialReader {
-  private readonly buf = Buffer.allocUnsafe(tuning.chunk);
-  private cur: Buffer = Buffer.alloc(0);
-  private curPos = 0;
-  private nextAt: number;
-  position: number;          // file offset of the next byte to compare
-  constructor(private readonly fd: number, start: number, private readonly end: number) { this.position = start; this.nextAt = start; }
-  /** Whether the next `want.length` bytes of the file equal `want`. */
-  matches(want: Uint8Array): boolean {
-    let off = 0;
-    while (off < want.length) {
-      if (this.curPos >= this.cur.length) {
-        const len = Math.min(this.buf.length, this.end - this.nextAt);
-        if (len <= 0) return false;   // file shorter than the plan
-        let got = 0;
-        while (got < len) {
-          const r = fs.readSync(this.fd, this.buf, got, len - got, this.nextAt + got);
-          if (r <= 0) return false;
-          got += r;
-        }
-        this.nextAt += len;
-        this.cur = this.buf.subarray(0, len);
-        this.curPos = 0;
-      }
-      const n = Math.min(this.cur.length - this.curPos, want.length - off);
-      if (Buffer.compare(this.cur.subarray(this.curPos, this.curPos + n), want.subarray(off, off + n)) !== 0) return false;
-      this.curPos += n; off += n; this.position += n;
-    }
-    return true;
   }
 }
 
