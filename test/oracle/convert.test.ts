@@ -204,6 +204,13 @@ describe('convert to safetensors (oracle: real torch)', function () {
       assert.equal(bad.status, 1);
       assert.match(bad.stderr, /os\.system/);
     });
+    it('--fsync converts durably; an unknown option is a usage error', async function () {
+      const out = p('cli-fsync.safetensors');
+      const r = await run(p(cases.plain.file), '-o', out, '--fsync');
+      assert.equal(r.code, 0, r.err);
+      assert.ok(existsSync(out));
+      assert.equal((await run(p(cases.plain.file), '--fsnyc')).code, 2);
+    });
     it('default output names', function () {
       assert.equal(defaultOutput(join('a', 'm.pt')), join('a', 'm.safetensors'));
       assert.equal(defaultOutput('pytorch_model-00001-of-00002.bin'), 'model-00001-of-00002.safetensors');
