@@ -20,8 +20,8 @@ import {
 } from './protocol';
 import type { ModelReport, CodeReport } from './models/types';
 import { defaultConfig, excludeMatcher, levelFor, loadConfig, withSettings, type LoadedConfig } from './config';
-import { getParser, parseSync, editTree, type Tree } from './python/parser';
-import { analyzePython, type CodeIssue } from './python/analyze';
+import { getParser, parseSync, editTree, editTreeAt, type Tree } from './python/parser';
+import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from './python/analyze';
 import { buildProgram, cellAt, type NotebookProgram } from './python/notebook';
 import { checkPyproject, checkRequirementsTxt } from './python/deps';
 import { codeFormat, isCodeFileName, LineIndex, scanCodeFile } from './python/scanCode';
@@ -32,7 +32,24 @@ const FIX_ALL_KIND = 'source.fixAll.safeWeights';
 const SOURCE = 'safe-weights';
 
 const connection: Connection = createConnection(ProposedFeatures.all);
-const documents = new TextDocuments(TextDocument);
+// The single change of an incremental didChange (typing), kept so the parse tree is told exactly what changed
+// instead of diffing the old and new texts (a full pass over big files on every keystroke).
+interface KnownEdit { fromVersion: number; version: number; start: number; oldEnd: number; startPos: { line: number; character: number }; oldEndPos: { line: number; character: number }; text: string }
+const lastEdit = new Map<string, KnownEdit>();
+const documents = new TextDocuments<TextDocument>({
+  create: (uri, languageId, version, content) => TextDocument.create(uri, languageId, version, content),
+  update: (doc, changes, version) => {
+    lastEdit.delete(doc.uri);
+    const c = changes.length === 1 ? changes[0] : undefined;
+    if (c && 'range' in c && c.range) {
+      const range = c.range as Range;
+      const start = doc.offsetAt(range.start), oldEnd = doc.offsetAt(range.end);
+      // positions normalised through offsets (a range past a line's end is clamped, as the document does)
+      lastEdit.set(doc.uri, { fromVersion: doc.version, version, start, oldEnd, startPos: doc.positionAt(start), oldEndPos: doc.positionAt(oldEnd), text: c.text });
+    }
+    return TextDocument.update(doc, changes, version);
+  },
+});
 const notebooks = new NotebookDocuments(TextDocument);
 
 let projectConfig: LoadedConfig = defaultConfig();
@@ -49,7 +66,14 @@ interface ProgramState {
   tree?: Tree;
   issues: CodeIssue[];
   notebook?: { program: NotebookProgram; cellUris: string[]; indexes: Map<number, LineIndex> };
-  lines?: LineIndex;
+  lines?: { position(offset: number): { line: number; character: number } };
+  /** Document version of `text`, the version `issues` were computed for, and the option they used. */
+  version?: number;
+  analyzed?: number;
+  honorNosec?: boolean;
+  /** Ranges whose syntax changed in the last re-parse (when the change was known exactly), and the tree before it. */
+  changed?: { startIndex: number; endIndex: number }[];
+  oldTree?: Tree;
 }
 const programs = new Map<string, ProgramState>();
 /** Diagnostics published from disk scans (files not open in the editor), by URI. */
@@ -184,13 +208,33 @@ async function analyze(uri: string): Promise<void> {
     return;
   }
   if (format !== 'python' && doc.languageId !== 'python') return;
-  const state = await reparse(uri, doc.getText());
-  state.issues = analyzePython(state.tree!, state.text, { honorNosec: config.honorNosec });
-  state.lines = new LineIndex(state.text);
+  const edit = lastEdit.get(uri);
+  const before = programs.get(uri);
+  // the recorded change applies only when it leads from the version we parsed last to this one
+  const known = edit && edit.version === doc.version && before?.version === edit.fromVersion ? edit : undefined;
+  const prev = known && before?.analyzed === before?.version && before?.honorNosec === config.honorNosec
+    ? { text: before!.text, issues: before!.issues } : undefined;
+  const state = await reparse(uri, doc.getText(), known);
+  state.version = doc.version;
+  const opts = { honorNosec: config.honorNosec };
+  let issues: CodeIssue[] | undefined;
+  if (prev && known && state.changed) {
+    const change = { start: known.start, oldEnd: known.oldEnd, newEnd: known.start + known.text.length };
+    // a reused finding's on-demand edits are rebuilt from a fresh analysis of the program as it is then
+    const refresh = (start: number, rule: string) => analyzePython(state.tree!, state.text, opts).find((i) => i.start === start && i.rule === rule);
+    if (state.oldTree) issues = analyzePythonAfterEdit(prev, state.oldTree, state.tree!, state.text, change, state.changed, opts, refresh);
+  }
+  state.oldTree?.delete();
+  state.oldTree = undefined;
+  state.issues = issues ?? analyzePython(state.tree!, state.text, opts);
+  state.analyzed = state.version;
+  state.honorNosec = config.honorNosec;
+  // positions come from the document's own line table (kept up to date by each change)
+  state.lines = { position: (offset: number) => doc.positionAt(offset) };
   publishFor(uri, state, doc.version);
 }
 
-async function reparse(uri: string, text: string): Promise<ProgramState> {
+async function reparse(uri: string, text: string, change?: KnownEdit): Promise<ProgramState> {
   const parser = await getParser();
   let state = programs.get(uri);
   if (!state) {
@@ -200,9 +244,14 @@ async function reparse(uri: string, text: string): Promise<ProgramState> {
   }
   if (state.text !== text || !state.tree) {
     const old = state.tree;
-    if (old) editTree(old, state.text, text);
+    state.changed = undefined;
+    if (old && change) editTreeAt(old, change.start, change.oldEnd, change.text, change.startPos, change.oldEndPos);
+    else if (old) editTree(old, state.text, text);
     state.tree = parseSync(parser, text, old);
-    old?.delete();
+    state.oldTree?.delete();
+    state.oldTree = undefined;
+    // with a known change the old tree lives until the analysis has compared the edited statements
+    if (old && change) { state.changed = state.tree.getChangedRanges(old); state.oldTree = old; } else old?.delete();
     state.text = text;
   }
   return state;

@@ -33,6 +33,8 @@ export interface AnalyzeOptions {
   honorNosec?: boolean;
   /** Offsets where notebook cells begin (imports added by a fix go to the right cell). Default [0]. */
   cellStarts?: number[];
+  /** Only calls that start in [region[0], region[1]) are analyzed (the rest of the program still resolves names). */
+  region?: [number, number];
 }
 
 const PICKLE_LOADS = ['load', 'loads', 'Unpickler', '_load', '_loads', '_Unpickler'];
@@ -111,6 +113,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   const resolver = new NameResolver(tree, text);
   const root = tree.rootNode;
   const calls = new Map<number, Node>();
+  const [lo, hi] = opts.region ?? [0, text.length];
 
   const callOf = (id: Node): Node | null => {
     let callee: Node = id;
@@ -135,7 +138,8 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   const scanNames = (names: string[], keyword: boolean): void => {
     if (names.length === 0) return;
     const re = new RegExp(`(?<!\\w)(?:${names.map(escapeRegExp).join('|')})(?!\\w)`, 'g');
-    for (let m = re.exec(text); m; m = re.exec(text)) {
+    re.lastIndex = lo;
+    for (let m = re.exec(text); m && m.index < hi; m = re.exec(text)) {
       const name = m[0];
       if (!keyword && !textuallyLikely(m.index, name)) continue;
       const node = root.descendantForIndex(m.index, m.index + name.length);
@@ -150,16 +154,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
       }
     }
   };
-  // Names imported or assigned from a target (`from torch import load as l`, `l = torch.load`) are called by alias.
-  const aliases = new Set<string>();
-  for (const [name, targets] of resolver.importedNames()) {
-    if (!FINAL_NAMES.includes(name) && targets.some((t) => TARGETS.has(canonical(t)))) aliases.add(name);
-  }
-  const assignRe = /^[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#.*)?$/gm;
-  for (let m = assignRe.exec(text); m; m = assignRe.exec(text)) {
-    const last = m[2].slice(m[2].lastIndexOf('.') + 1);
-    if (FINAL_NAMES.includes(last) || aliases.has(m[2])) aliases.add(m[1]);
-  }
+  const aliases = aliasNames(resolver, text);
   // Only names some imported module could provide are worth looking at (`open` matters only with shelve).
   const roots = resolver.importRoots();
   scanNames([...FINAL_NAMES.filter((n) => NAME_ROOTS.get(n)!.some((r) => roots.has(r))), ...aliases], false);
@@ -169,7 +164,8 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   const hfCalls = new Map<number, Node>();
   if (HF_ROOTS.some((r) => roots.has(r))) {
     const re = new RegExp(`(?<!\\w)(?:${HF_DOWNLOADS.join('|')})(?=\\s*\\()`, 'g');
-    for (let m = re.exec(text); m; m = re.exec(text)) {
+    re.lastIndex = lo;
+    for (let m = re.exec(text); m && m.index < hi; m = re.exec(text)) {
       const node = root.descendantForIndex(m.index, m.index + m[0].length);
       const call = node?.type === 'identifier' ? callOf(node) : null;
       if (call) hfCalls.set(call.id, call);
@@ -201,8 +197,146 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   }
   issues.sort((a, b) => a.start - b.start);
   return issues
+    .filter((i) => i.start >= lo && i.start < hi)
     .filter((i) => !isSuppressed(text, root, i, opts.honorNosec ?? false))
     .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i)] }));
+}
+
+/** Names imported or assigned from a target (`from torch import load as l`, `l = torch.load`): called by alias. */
+function aliasNames(resolver: NameResolver, text: string): Set<string> {
+  const aliases = new Set<string>();
+  for (const [name, targets] of resolver.importedNames()) {
+    if (!FINAL_NAMES.includes(name) && targets.some((t) => TARGETS.has(canonical(t)))) aliases.add(name);
+  }
+  const assignRe = /^[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#.*)?$/gm;
+  for (let m = assignRe.exec(text); m; m = assignRe.exec(text)) {
+    const last = m[2].slice(m[2].lastIndexOf('.') + 1);
+    if (FINAL_NAMES.includes(last) || aliases.has(m[2])) aliases.add(m[1]);
+  }
+  return aliases;
+}
+
+export interface TextChange { start: number; oldEnd: number; newEnd: number }
+
+// What an edit must not touch for the findings elsewhere to stay valid: imports, `x = a.b` aliases, and
+// module-level bindings of names that imports or aliases provide (they change what a name refers to in other
+// statements). Suppression comments only act on their own lines, which are re-analyzed with the edit.
+const IMPORT_RE = /(?:^|;)[ \t]*(?:import|from)\b/m;
+const ALIAS_LINES = /^[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#.*)?$/gm;
+const IDENT_RE = /[A-Za-z_]\w*/g;
+const DEFINITIONS = new Set(['function_definition', 'class_definition', 'decorated_definition']);
+
+/** Names a piece of code may bind, over-approximated from its text (assignment targets, def/class names,
+ *  loop/with/except/walrus targets, global/nonlocal, lambda and case lines). */
+function boundNames(code: string, out: Set<string>): void {
+  const idents = (s: string) => { for (const m of s.matchAll(IDENT_RE)) out.add(m[0]); };
+  for (const line of code.split('\n')) {
+    const eq = /(?<![=<>!:+\-*/%&|^@])=(?!=)/.exec(line);
+    if (eq) idents(line.slice(0, eq.index));
+    for (const m of line.matchAll(/\b(?:def|class)\s+([A-Za-z_]\w*)/g)) out.add(m[1]);
+    for (const m of line.matchAll(/\bfor\b(.*?)\bin\b/g)) idents(m[1]);
+    for (const m of line.matchAll(/\bas\s+([A-Za-z_]\w*)/g)) out.add(m[1]);
+    for (const m of line.matchAll(/([A-Za-z_]\w*)\s*:=/g)) out.add(m[1]);
+    for (const m of line.matchAll(/([A-Za-z_]\w*)\s*(?:\*\*|\/\/|>>|<<|[-+*/%&|^@])=/g)) out.add(m[1]);
+    if (/\b(?:global|nonlocal|lambda|case|del)\b/.test(line)) idents(line);
+  }
+}
+
+/** Names the top-level statements in [lo, hi) bind in the module scope, as the name resolver sees it: a
+ *  def or class binds its name (what its body binds stays in its own scope); other statements are read
+ *  textually, over-approximated. */
+function moduleBindings(tree: Tree, text: string, lo: number, hi: number, out: Set<string>): void {
+  const root = tree.rootNode;
+  let covered = lo;
+  for (let n = root.firstChildForIndex(lo); n && n.startIndex < hi; n = n.nextSibling) {
+    if (n.startIndex > covered) boundNames(text.slice(covered, n.startIndex), out);
+    if (DEFINITIONS.has(n.type)) {
+      const def = n.type === 'decorated_definition' ? n.childForFieldName('definition') : n;
+      const name = def?.childForFieldName('name');
+      if (name) out.add(name.text); else boundNames(n.text, out);
+      boundNames(text.slice(n.startIndex, (def?.childForFieldName('body') ?? n).startIndex), out);   // the header
+    } else boundNames(text.slice(n.startIndex, Math.min(n.endIndex, hi)), out);
+    covered = Math.max(covered, n.endIndex);
+  }
+  if (covered < hi) boundNames(text.slice(covered, hi), out);
+}
+
+function lineStart(text: string, at: number): number { return text.lastIndexOf('\n', at - 1) + 1; }
+function lineEnd(text: string, at: number): number { const i = text.indexOf('\n', at); return i < 0 ? text.length : i + 1; }
+
+/**
+ * Findings for `text` after one edit, reusing `prev` (the findings of the text before it) outside the lines
+ * and top-level statements the edit and the re-parse touched: only calls in those are analyzed again.
+ * Returns undefined when the edit could change how names resolve elsewhere; the caller then analyzes the
+ * whole program. `changed`: the parse tree's changed ranges (new text offsets); `oldTree`: the tree of
+ * prev.text. `refresh` rebuilds the on-demand edits of a reused finding (they refer to the tree of the
+ * analysis that made them).
+ */
+export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[] }, oldTree: Tree, tree: Tree, text: string,
+  change: TextChange, changed: { startIndex: number; endIndex: number }[], opts: AnalyzeOptions,
+  refresh: (start: number, rule: string) => CodeIssue | undefined): CodeIssue[] | undefined {
+  const delta = change.newEnd - change.oldEnd;
+  if (prev.text.length + delta !== text.length || opts.cellStarts) return undefined;
+  let lo = change.start, hi = change.newEnd;
+  for (const r of changed) { lo = Math.min(lo, r.startIndex); hi = Math.max(hi, r.endIndex); }
+  lo = Math.max(0, lo); hi = Math.min(hi, text.length);
+  // widen to whole lines and whole top-level statements, in the new text and the old one, until stable
+  const root = tree.rootNode, oldRoot = oldTree.rootNode;
+  for (let round = 0; ; round++) {
+    const was = [lo, hi];
+    lo = lineStart(text, lo); hi = lineEnd(text, Math.max(lo, hi - 1));
+    for (const [r, d] of [[root, 0], [oldRoot, delta]] as const) {
+      const first = r.firstChildForIndex(lo);
+      if (first && first.startIndex < lo) lo = first.startIndex;
+      const last = r.firstChildForIndex(Math.max(lo, hi - d - 1));
+      if (last && last.startIndex < hi - d && last.endIndex + d > hi) hi = Math.min(text.length, last.endIndex + d);
+    }
+    if (was[0] === lo && was[1] === hi) break;
+    if (round === 64) return undefined;
+  }
+  const oldHi = hi - delta;
+  if (oldHi < change.oldEnd || lo > change.start || hi > text.length) return undefined;
+  const before = prev.text.slice(lo, oldHi), after = text.slice(lo, hi);
+  for (const code of [before, after]) if (IMPORT_RE.test(code)) return undefined;
+  const resolver = new NameResolver(tree, text);
+  const aliases = aliasNames(resolver, text);
+  // `x = a.b` lines matter when they make an alias (of a target's name, or of another alias)
+  for (const code of [before, after]) {
+    for (const m of code.matchAll(ALIAS_LINES)) {
+      if (FINAL_NAMES.includes(m[2].slice(m[2].lastIndexOf('.') + 1)) || aliases.has(m[2])) return undefined;
+    }
+  }
+  const sensitive = new Set<string>(resolver.importBoundNames());
+  for (const name of aliases) sensitive.add(name);
+  if (resolver.hasStarImports()) for (const n of resolver.starNames()) sensitive.add(n);
+  const bound = new Set<string>();
+  moduleBindings(oldTree, prev.text, lo, oldHi, bound);
+  moduleBindings(tree, text, lo, hi, bound);
+  for (const n of bound) if (sensitive.has(n)) return undefined;
+  // reuse what lies wholly before or after the edited statements
+  const shift = (x: number): number | undefined => (x <= lo ? x : x >= oldHi ? x + delta : undefined);
+  const kept: CodeIssue[] = [];
+  for (const i of prev.issues) {
+    if (i.end <= lo || i.start >= oldHi) {
+      const start = shift(i.start)!, end = shift(i.end)!;
+      const fixes: CodeFix[] = [];
+      for (const f of i.fixes) {
+        const es: TextEditSpan[] = [];
+        for (const e of f.edits) {
+          const s = shift(e.start), t = shift(e.end);
+          if (s === undefined || t === undefined) return undefined;
+          es.push({ start: s, end: t, newText: e.newText });
+        }
+        fixes.push({ ...f, edits: es });
+      }
+      const moved: CodeIssue = { ...i, start, end, fixes };
+      if (i.path) moved.path = { value: i.path.value, start: shift(i.path.start)!, end: shift(i.path.end)! };
+      if (i.convertEdits) moved.convertEdits = () => refresh(start, i.rule)?.convertEdits?.() ?? [];
+      kept.push(moved);
+    } else if (i.start < lo || i.end > oldHi) return undefined;   // straddles the edited statements
+  }
+  const fresh = analyzePython(tree, text, { ...opts, region: [lo, hi] });
+  return [...kept, ...fresh].sort((a, b) => a.start - b.start);
 }
 
 

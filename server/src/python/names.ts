@@ -208,6 +208,12 @@ export class NameResolver {
     }
   }
 
+  /** Every name an import statement binds (`import torch`, `from x import y as z`). */
+  importBoundNames(): string[] { return [...this.imports.keys()]; }
+  hasStarImports(): boolean { return this.stars.length > 0; }
+  /** Names star imports can bring in (the ones the rules know). */
+  starNames(): string[] { return this.stars.flatMap((st) => STAR_EXPORTS[st.module] ?? []); }
+
   /** Top-level module names of every import (and star import) in the program. */
   importRoots(): Set<string> {
     const out = new Set<string>();

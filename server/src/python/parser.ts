@@ -73,3 +73,19 @@ export function editTree(tree: Tree, oldText: string, newText: string): void {
     newEndPosition: pointAt(newText, newEnd, startPosition, start),
   }));
 }
+
+/** Tells the tree about one known change: [start, oldEnd) of the old text became `inserted`. Positions are
+ *  LSP line/character (UTF-16), which is what the tree's rows/columns count here. */
+export function editTreeAt(tree: Tree, start: number, oldEnd: number, inserted: string,
+  startPos: { line: number; character: number }, oldEndPos: { line: number; character: number }): void {
+  const startPosition = { row: startPos.line, column: startPos.character };
+  const newEndPosition = pointAt(inserted, inserted.length, startPosition, 0);
+  tree.edit(new Edit({
+    startIndex: start,
+    oldEndIndex: oldEnd,
+    newEndIndex: start + inserted.length,
+    startPosition,
+    oldEndPosition: { row: oldEndPos.line, column: oldEndPos.character },
+    newEndPosition,
+  }));
+}

@@ -1,0 +1,141 @@
+// Differential test of the per-keystroke path: after each random edit, the findings that reuse the previous
+// analysis outside the edited statements (analyzePythonAfterEdit) must equal a fresh whole-program analysis,
+// including the positions of every quick-fix edit and the on-demand convert edits.
+import * as assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { getParser, parseSync, editTreeAt, type Tree } from '../../../server/src/python/parser';
+import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../../../server/src/python/analyze';
+import { FIXTURES } from './fixtures.test';
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function posAt(text: string, offset: number): { line: number; character: number } {
+  let line = 0, start = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
+  return { line, character: offset - start };
+}
+
+/** Comparable form: everything but functions, plus what the convert edits produce. */
+function normal(issues: CodeIssue[], runConvertEdits = true): unknown[] {
+  return issues.map((i) => ({ ...i, convertEdits: i.convertEdits ? (runConvertEdits ? i.convertEdits() : true) : undefined }));
+}
+
+// Ordinary code with a few unsafe loads, aliases, shadowing and suppressions to edit around.
+function program(blocks: number): string {
+  const out = ['"""Training helpers."""', 'import json', 'import os', 'import torch', 'import pickle as pk',
+    'from yaml import load as yl', 'from torch import load', 'tl = torch.load', ''];
+  for (let k = 0; k < blocks; k++) {
+    out.push(`def step_${k}(model, batch, opts):`, '    total = 0.0', '    for x, y in batch:', '        loss = (model(x) - y).pow(2).mean()',
+      '        total += float(loss.item())', '    meta = json.load(open(os.path.join(opts["dir"], "meta.json")))',
+      k % 3 === 0 ? '    state = torch.load("ckpt.pt", map_location="cpu")' : '    state = None',
+      k % 4 === 0 ? '    obj = pk.loads(meta)  # safe-weights: ignore[SW102]' : '    obj = None',
+      '    return total, meta, state, obj', '',
+      `class Runner_${k}:`, '    def load(self, name):', '        return self.read(name)',
+      '    def read(self, name):', '        return yl(open(name))' + (k % 2 ? '' : '  # nosec'), '',
+      k % 5 === 0 ? 'cfg = tl("m.pt", weights_only=False)' : `x_${k} = 1`, `result_${k} = [step_${k}(m, b, {}) for m, b in pairs]`, '');
+  }
+  return out.join('\n') + '\n';
+}
+
+const SNIPPETS = ['#', 'x', ' ', '\n', '(', ')', '"', 'load', 'tl', ' = ', 'import os\n', 'load = 1\n', 'pickle.loads(b)\n',
+  'torch.load("a.pt")\n', '  # safe-weights: ignore[SW101]', 'def f(load):\n    return load("x")\n', 'yl = 3\n', '\n\n',
+  'from pickle import *\n', '    ', 'weights_only=True', ', '];
+
+describe('incremental analysis after an edit equals a fresh analysis', function () {
+  this.timeout(120_000);
+  const corpora: [string, string][] = [['generated program', program(24)]];
+  for (const f of readdirSync(FIXTURES).filter((n) => n.endsWith('.py'))) corpora.push([f, readFileSync(join(FIXTURES, f), 'utf8')]);
+
+  /** One edit on (text, tree, issues): both analyses; returns the next state and whether it was incremental. */
+  async function step(label: string, text: string, tree: Tree, issues: CodeIssue[], start: number, del: number, ins: string) {
+    const parser = await getParser();
+    const next = text.slice(0, start) + ins + text.slice(start + del);
+    editTreeAt(tree, start, start + del, ins, posAt(text, start), posAt(text, start + del));
+    const nextTree = parseSync(parser, next, tree);
+    const changed = nextTree.getChangedRanges(tree);
+    const full = analyzePython(nextTree, next, {});
+    const refresh = (at: number, rule: string) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule);
+    const inc = analyzePythonAfterEdit({ text, issues }, tree, nextTree, next, { start, oldEnd: start + del, newEnd: start + ins.length }, changed, {}, refresh);
+    if (inc) {
+      assert.deepEqual(normal(inc), normal(full),
+        `${label}: edit at ${start} (-${del} +${JSON.stringify(ins)}) near ${JSON.stringify(next.slice(Math.max(0, start - 40), start + 40))}`);
+    }
+    return { next, nextTree, issues: inc ?? full, reused: !!inc };
+  }
+
+  for (const [name, base] of corpora) {
+    it(`${name}: 150 single edits of the file, and 80 edits in a row`, async function () {
+      const parser = await getParser();
+      const rnd = prng(0x5eed + name.length);
+      const baseTree = parseSync(parser, base);
+      const baseIssues = analyzePython(baseTree, base, {});
+      let reused = 0;
+      for (let k = 0; k < 150; k++) {
+        const start = Math.floor(rnd() * (base.length + 1));
+        const del = rnd() < 0.4 ? Math.min(base.length - start, 1 + Math.floor(rnd() * 12)) : 0;
+        const ins = rnd() < 0.75 ? SNIPPETS[Math.floor(rnd() * SNIPPETS.length)] : '';
+        const tree = baseTree.copy();
+        const r = await step(`${name} edit ${k}`, base, tree, baseIssues, start, del, ins);
+        if (r.reused) reused++;
+        tree.delete(); r.nextTree.delete();
+      }
+      // a chain of typing-like edits: each analysis reuses the one before
+      let text = base, tree = baseTree.copy(), issues = baseIssues, typed = 0;
+      for (let k = 0; k < 80; k++) {
+        const start = Math.floor(rnd() * (text.length + 1));
+        const del = rnd() < 0.3 ? Math.min(text.length - start, 1) : 0;
+        const ins = del ? '' : ['#', 'x', ' ', '\n', '_'][Math.floor(rnd() * 5)];
+        const r = await step(`${name} chain ${k}`, text, tree, issues, start, del, ins);
+        tree.delete();
+        ({ next: text, nextTree: tree, issues } = r);
+        if (r.reused) typed++;
+      }
+      tree.delete(); baseTree.delete();
+      // both kinds of edits must exercise the reuse path (random edits often break the syntax widely, which
+      // rightly falls back to the whole-program analysis)
+      assert.ok(typed >= 10 && reused >= 15, `${name}: ${typed} of 80 typed and ${reused} of 150 single edits took the incremental path`);
+    });
+  }
+});
+
+describe('incremental analysis on a big file: commenting lines in and out', function () {
+  this.timeout(60_000);
+  it('reuses the findings of the other statements for nearly every such edit, and agrees with a fresh analysis', async function () {
+    const parser = await getParser();
+    let text = program(300);
+    let tree = parseSync(parser, text);
+    let issues = analyzePython(tree, text, {});
+    const lines = text.split('\n').length;
+    let reused = 0;
+    for (let k = 0; k < 60; k++) {
+      const line = 20 + ((k * 997) % (lines - 40));
+      let start = 0;
+      for (let i = 0; i < line; i++) start = text.indexOf('\n', start) + 1;
+      const comment = text[start] === '#';
+      const next = comment ? text.slice(0, start) + text.slice(start + 1) : text.slice(0, start) + '#' + text.slice(start);
+      const [del, ins] = comment ? [1, ''] : [0, '#'];
+      editTreeAt(tree, start, start + del, ins, posAt(text, start), posAt(text, start + del));
+      const nextTree = parseSync(parser, next, tree);
+      const changed = nextTree.getChangedRanges(tree);
+      const full = analyzePython(nextTree, next, {});
+      const inc = analyzePythonAfterEdit({ text, issues }, tree, nextTree, next, { start, oldEnd: start + del, newEnd: start + ins.length },
+        changed, {}, (at, rule) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule));
+      // (the on-demand convert edits are compared in the random-edit tests above; here each would re-analyze)
+      if (inc) { reused++; assert.deepEqual(normal(inc, false), normal(full, false), `edit ${k} at line ${line}`); }
+      tree.delete();
+      tree = nextTree; text = next; issues = inc ?? full;
+    }
+    tree.delete();
+    assert.ok(reused >= 50, `only ${reused} of 60 edits reused the other findings`);
+  });
+});
