@@ -762,7 +762,7 @@ function finalize(ctx: Ctx): void {
     const build = (): TensorInfo[] => {
       const out = before.slice();
       for (let i = 0; i < table.length; i++) {
-        const info: TensorInfo = { name: table.names[i], dtype: table.dtype(i), shape: table.shape(i), bytes: table.bytes(i) };
+        const info: TensorInfo = { name: table.names[i], dtype: table.dtypeOf(i), shape: table.shape(i), bytes: table.bytes(i) };
         const st = table.storageRef(i);
         const inline = table.inline(i);
         if (st) { info.storageKey = root ? `${root}/data/${st.key}` : st.key; info.offset = table.storageOffset(i); }

@@ -4,12 +4,13 @@
 // FNV-1a, which the byte decoders compute while they read the name anyway (see strHash), and it can be
 // continued over a suffix so "prefix + key" is looked up without building the string.
 
-const FNV_OFFSET = 0x811c9dc5;
+const FNV_OFFSET = 0x811c9dc5 | 0;
 
-/** FNV-1a over UTF-16 code units (for ASCII text: its bytes), unsigned 32-bit. */
+/** FNV-1a over UTF-16 code units (for ASCII text: its bytes), as a signed 32-bit number (a small integer
+ *  for V8: passing and storing it allocates nothing). */
 export function strHash(s: string, h = FNV_OFFSET): number {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return h | 0;
 }
 
 /** The running FNV state after `s`, to continue with strHash(suffix, state) (the same as strHash(s + suffix)). */
@@ -21,15 +22,16 @@ export function strHashState(s: string): number {
 
 export class StrTable<V> {
   private slots: Int32Array;        // entry index + 1, 0 = empty
-  private hashes: Uint32Array;
+  private hashes: Int32Array;
   private readonly keyList: string[] = [];
   private readonly valueList: V[] = [];
 
-  constructor(expected = 8) {
+  /** `withValues`: false for a plain set of keys (value() is then undefined). */
+  constructor(expected = 8, private readonly withValues = true) {
     let cap = 16;
     while (cap < expected * 2) cap *= 2;
     this.slots = new Int32Array(cap);
-    this.hashes = new Uint32Array(Math.max(8, expected));
+    this.hashes = new Int32Array(Math.max(8, expected));
   }
 
   get size(): number { return this.keyList.length; }
@@ -59,6 +61,7 @@ export class StrTable<V> {
   }
 
   get(key: string, hash?: number): V | undefined {
+    if (!this.withValues) return undefined;
     const i = this.find(key, hash);
     return i < 0 ? undefined : this.valueList[i];
   }
@@ -71,8 +74,8 @@ export class StrTable<V> {
     if (i >= 0) return i;
     const n = this.keyList.length;
     if ((n + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
-    if (n === this.hashes.length) { const h = new Uint32Array(n * 2); h.set(this.hashes); this.hashes = h; }
-    this.keyList.push(key); this.valueList.push(value); this.hashes[n] = hash;
+    if (n === this.hashes.length) { const h = new Int32Array(n * 2); h.set(this.hashes); this.hashes = h; }
+    this.keyList.push(key); if (this.withValues) this.valueList.push(value); this.hashes[n] = hash;
     const mask = this.slots.length - 1;
     let j = hash & mask;
     while (this.slots[j] !== 0) j = (j + 1) & mask;

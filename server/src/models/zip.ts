@@ -98,7 +98,7 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
     const nameEnd = q + nameLen;
     for (; q < nameEnd; q++) { const b = cd[q]; if (b >= 0x80) break; hash = Math.imul(hash ^ b, 0x01000193); }
     let name: string;
-    if (q === nameEnd) { name = latin1Slice.call(cd, p + 46, nameEnd); hash >>>= 0; }
+    if (q === nameEnd) { name = latin1Slice.call(cd, p + 46, nameEnd); hash |= 0; }
     else { name = utf8.decode(cd.subarray(p + 46, nameEnd)); hash = strHash(name); }
     nameAt[entries.length] = p + 46; nameLens[entries.length] = nameLen;
     // zip64 extended information extra field

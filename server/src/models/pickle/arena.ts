@@ -39,10 +39,10 @@ export class ValueArena {
   /** NONE/FALSE/TRUE: -, INT: -, STR/OBJ: objs index, TUPLE: items start, LIST/DICT/SET: seqs index,
    *  GLOBAL: globals index, CALL: fn handle, PERSID: pid handle */
   a = new Int32Array(0);
-  /** TUPLE: length, CALL: args handle, SET: 1 when frozen, CALL kind code in `sub` */
+  /** TUPLE: length, CALL: args handle, SET: 1 when frozen, STR: strHash of the text; CALL kind code in `sub` */
   c = new Int32Array(0);
   sub = new Uint8Array(0);
-  /** INT: value, STR: strHash of the text, CALL/PERSID: stream offset */
+  /** INT: value, CALL/PERSID: stream offset */
   b = new Float64Array(0);
   items = new Int32Array(0);
   nItems = 0;
@@ -101,7 +101,7 @@ export class ValueArena {
   int(v: number): number { return v >= 0 && v < 256 && Number.isInteger(v) ? H_SMALL_INT + v : this.node(K.INT, 0, 0, v); }
   obj(v: unknown): number { this.objs.push(v); return this.node(K.OBJ, this.objs.length - 1, 0, 0); }
   /** A str value; `hash` is strHash(s) when the caller already computed it while decoding. */
-  str(s: string, hash = strHash(s)): number { this.objs.push(s); return this.node(K.STR, this.objs.length - 1, 0, hash); }
+  str(s: string, hash = strHash(s)): number { this.objs.push(s); return this.node(K.STR, this.objs.length - 1, hash, 0); }
   seq(kind: number, items: number[], frozen = 0): number { this.seqs.push(items); return this.node(kind, this.seqs.length - 1, frozen, 0); }
   call(fn: number, args: number, kind: CallKind, offset: number): number {
     const h = this.node(K.CALL, fn, args, offset);

@@ -49,31 +49,46 @@ const DTYPE_ALIAS: Record<string, string> = { float: 'float32', double: 'float64
 
 const REBUILD = 'torch._utils.';
 
-/** Storages the tensors refer to, by key, kept as columns; StorageRef objects are made when asked for. */
+/** Storages the tensors refer to, by key, kept as typed columns; StorageRef objects are made when asked for. */
 export class StorageTable {
-  readonly keys = new StrTable<null>(1024);
-  private readonly dtype: string[] = [];
-  private readonly elementSize: number[] = [];
-  private readonly numel: number[] = [];
-  private readonly location: string[] = [];
+  readonly keys = new StrTable<null>(1024, false);
+  private dtype = new Uint8Array(1024);       // index in STORAGE_KINDS
+  private numel = new Float64Array(1024);
+  private location = new Int32Array(1024);    // index in `locations`
+  private readonly locations: string[] = [];
+  private readonly locationIx = new Map<string, number>();
   private readonly views = new Map<number, { root: string; offset: number; numel: number }>();
   private readonly refs: (StorageRef | undefined)[] = [];
 
   get size(): number { return this.keys.size; }
   find(key: string, hash?: number): number { return this.keys.find(key, hash); }
-  add(key: string, hash: number, dtype: string, elementSize: number, numel: number, location: string,
+  /** Adds a storage (the first record of a key wins); `kind`: index in STORAGE_KINDS. */
+  add(key: string, hash: number, kind: number, numel: number, location: string,
     view?: { root: string; offset: number; numel: number }): number {
+    const n = this.keys.size;
     const i = this.keys.add(key, null, hash);
-    if (i < this.dtype.length) return i;   // the first record of a key wins
-    this.dtype.push(dtype); this.elementSize.push(elementSize); this.numel.push(numel); this.location.push(location);
+    if (i < n) return i;
+    if (i === this.dtype.length) {
+      const cap = i * 2;
+      const d = new Uint8Array(cap); d.set(this.dtype); this.dtype = d;
+      const e = new Float64Array(cap); e.set(this.numel); this.numel = e;
+      const l = new Int32Array(cap); l.set(this.location); this.location = l;
+    }
+    this.dtype[i] = kind; this.numel[i] = numel;
+    let li = this.locationIx.get(location);
+    if (li === undefined) { li = this.locations.length; this.locations.push(location); this.locationIx.set(location, li); }
+    this.location[i] = li;
     if (view) this.views.set(i, view);
     return i;
   }
   key(i: number): string { return this.keys.key(i); }
+  elementSize(i: number): number { return STORAGE_KINDS[this.dtype[i]][2]; }
+  dtypeName(i: number): string { return STORAGE_KINDS[this.dtype[i]][1]; }
   ref(i: number): StorageRef {
     let r = this.refs[i];
     if (!r) {
-      r = { key: this.keys.key(i), dtype: this.dtype[i], elementSize: this.elementSize[i], numel: this.numel[i], location: this.location[i] };
+      const [, dtype, elementSize] = STORAGE_KINDS[this.dtype[i]];
+      r = { key: this.keys.key(i), dtype, elementSize, numel: this.numel[i], location: this.locations[this.location[i]] };
       const v = this.views.get(i);
       if (v) r.view = v;
       this.refs[i] = r;
@@ -83,46 +98,80 @@ export class StorageTable {
   get(key: string): StorageRef | undefined { const i = this.find(key); return i < 0 ? undefined : this.ref(i); }
 }
 
-const F_GRAD = 1, F_PARAM = 2;
+/** [storage class name, dtype, element size], indexed by the code StorageTable keeps. */
+const STORAGE_KINDS: [string, string, number][] = Object.entries(STORAGE_DTYPES).map(([k, [d, n]]) => [k, d, n]);
+const STORAGE_KIND_OF = new Map(STORAGE_KINDS.map(([k], i) => [k, i]));
 
-/** The tensor inventory as columns: a 50,000-tensor checkpoint makes no object per tensor until rows()
- *  (the report's rows, the converter) asks for them. Sizes and strides are shared arrays (see Reader.ints). */
+const F_GRAD = 1, F_PARAM = 2, F_OBJECT = 4;
+
+/** The tensor inventory as typed columns (plus the names): a 50,000-tensor checkpoint makes no object per
+ *  tensor until rows() (the report's rows, the converter) asks for them. Sizes and strides are indexes into
+ *  a table of shared arrays; dtypes into a table of names. */
 export class TensorTable {
   readonly names: string[] = [];
-  private readonly dtypes: string[] = [];
-  private readonly sizes: number[] = [];
-  private readonly shapes: number[][] = [];
-  private readonly strides: number[][] = [];
-  private readonly offsets: number[] = [];
-  private readonly storage: number[] = [];     // index in `storages`, -1 for object rows
-  private readonly flags: number[] = [];
+  private n = 0;
+  private dtype = new Uint8Array(256);
+  private shapeIx = new Int32Array(256);
+  private strideIx = new Int32Array(256);
+  private offset = new Float64Array(256);
+  private storage = new Int32Array(256);      // index in `storages`, -1 for object rows
+  private flags = new Uint8Array(256);
+  private readonly dtypes: [string, number][] = [];       // [dtype, element size]
+  private readonly arrays: number[][] = [];
+  private readonly arrayIx = new Map<number[], number>();
   private readonly objects = new Map<number, Omit<ExtractedTensor, 'name'>>();   // rows from other sources
   private cache?: ExtractedTensor[];
   constructor(readonly storages: StorageTable) {}
 
-  get length(): number { return this.names.length; }
+  get length(): number { return this.n; }
+
+  private ix(a: number[]): number {
+    let i = this.arrayIx.get(a);
+    if (i === undefined) { i = this.arrays.length; this.arrays.push(a); this.arrayIx.set(a, i); }
+    return i;
+  }
+
+  private dtypeIx(dtype: string, elementSize: number): number {
+    for (let i = 0; i < this.dtypes.length; i++) if (this.dtypes[i][0] === dtype && this.dtypes[i][1] === elementSize) return i;
+    this.dtypes.push([dtype, elementSize]);
+    return this.dtypes.length - 1;
+  }
 
   push(name: string, dtype: string, elementSize: number, shape: number[], stride: number[], offset: number, storage: number, flags: number): void {
-    this.names.push(name); this.dtypes.push(dtype); this.sizes.push(elementSize); this.shapes.push(shape); this.strides.push(stride);
-    this.offsets.push(offset); this.storage.push(storage); this.flags.push(flags);
+    const i = this.n;
+    if (i === this.dtype.length) this.grow();
+    this.names.push(name);
+    this.dtype[i] = this.dtypeIx(dtype, elementSize);
+    this.shapeIx[i] = this.ix(shape); this.strideIx[i] = this.ix(stride);
+    this.offset[i] = offset; this.storage[i] = storage; this.flags[i] = flags;
+    this.n = i + 1;
     this.cache = undefined;
   }
 
-  pushObject(name: string, t: Omit<ExtractedTensor, 'name'>): void {
-    this.objects.set(this.names.length, t);
-    this.push(name, t.dtype, t.elementSize, t.shape, t.stride, t.storageOffset, -1, 0);
+  private grow(): void {
+    const cap = this.dtype.length * 2;
+    const u8 = (a: Uint8Array) => { const b = new Uint8Array(cap); b.set(a); return b; };
+    const i32 = (a: Int32Array) => { const b = new Int32Array(cap); b.set(a); return b; };
+    this.dtype = u8(this.dtype); this.flags = u8(this.flags);
+    this.shapeIx = i32(this.shapeIx); this.strideIx = i32(this.strideIx); this.storage = i32(this.storage);
+    const o = new Float64Array(cap); o.set(this.offset); this.offset = o;
   }
 
-  dtype(i: number): string { return this.dtypes[i]; }
-  elementSize(i: number): number { return this.sizes[i]; }
-  shape(i: number): number[] { return this.shapes[i]; }
+  pushObject(name: string, t: Omit<ExtractedTensor, 'name'>): void {
+    this.objects.set(this.n, t);
+    this.push(name, t.dtype, t.elementSize, t.shape, t.stride, t.storageOffset, -1, F_OBJECT);
+  }
+
+  dtypeOf(i: number): string { return this.dtypes[this.dtype[i]][0]; }
+  elementSize(i: number): number { return this.dtypes[this.dtype[i]][1]; }
+  shape(i: number): number[] { return this.arrays[this.shapeIx[i]]; }
   storageIndex(i: number): number { return this.storage[i]; }
-  storageOffset(i: number): number { return this.offsets[i]; }
-  bytes(i: number): number { return numel(this.shapes[i]) * this.sizes[i]; }
+  storageOffset(i: number): number { return this.offset[i]; }
+  bytes(i: number): number { return numel(this.shape(i)) * this.elementSize(i); }
   /** Elements of storage the strided view touches (0 for empty tensors). */
-  extent(i: number): number { return extentOf(this.shapes[i], this.strides[i], this.offsets[i]); }
+  extent(i: number): number { return extentOf(this.shape(i), this.arrays[this.strideIx[i]], this.offset[i]); }
   /** Where an object row's data is (joblib / numpy arrays kept in the stream). */
-  inline(i: number): { offset: number; byteLength: number } | undefined { return this.objects.get(i)?.inline; }
+  inline(i: number): { offset: number; byteLength: number } | undefined { return this.flags[i] & F_OBJECT ? this.objects.get(i)?.inline : undefined; }
   /** The storage of row i: from the table, or the object row's own. */
   storageRef(i: number): StorageRef | undefined {
     const s = this.storage[i];
@@ -130,18 +179,17 @@ export class TensorTable {
   }
 
   row(i: number): ExtractedTensor {
-    const o = this.objects.get(i);
-    if (o) return { ...o, name: this.names[i] };
     const f = this.flags[i];
+    if (f & F_OBJECT) return { ...this.objects.get(i)!, name: this.names[i] };
     return {
-      name: this.names[i], dtype: this.dtypes[i], elementSize: this.sizes[i], shape: this.shapes[i], stride: this.strides[i],
-      storageOffset: this.offsets[i], storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
+      name: this.names[i], dtype: this.dtypeOf(i), elementSize: this.elementSize(i), shape: this.shape(i), stride: this.arrays[this.strideIx[i]],
+      storageOffset: this.offset[i], storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
       kind: f & F_PARAM ? 'parameter' : 'tensor',
     };
   }
 
   rows(): ExtractedTensor[] {
-    if (!this.cache) { this.cache = new Array(this.length); for (let i = 0; i < this.length; i++) this.cache[i] = this.row(i); }
+    if (!this.cache) { this.cache = new Array(this.n); for (let i = 0; i < this.n; i++) this.cache[i] = this.row(i); }
     return this.cache;
   }
 }
@@ -202,7 +250,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
       const ks = r.key(kh);
       keys[i] = ks;
       if (ks !== undefined && !dup) {
-        const hash = kind[kh] === K.STR ? ar.b[kh] : strHash(ks);
+        const hash = kind[kh] === K.STR ? ar.c[kh] : strHash(ks);
         if (seen.find(ks, hash) >= 0) dup = true; else seen.add(ks, i, hash);
       }
     }
@@ -259,7 +307,7 @@ class Reader {
   int(h: number): number | undefined {
     const ar = this.ar;
     switch (ar.kind[h]) {
-      case K.INT: return ar.b[h];
+      case K.INT: { const v = ar.b[h]; return (v | 0) === v ? v | 0 : v; }   // small ints stay unboxed
       case K.TRUE: return 1;
       case K.FALSE: return 0;
       case K.OBJ: { const o = ar.objs[ar.a[h]]; return typeof o === 'bigint' ? asInt(o) : undefined; }
@@ -379,8 +427,6 @@ class Reader {
 
   // dtype of the storage storageOf() found last
   private sDtype = ''; private sSize = 0;
-  private readonly storageDtypes: string[] = [];
-  private readonly storageSizes: number[] = [];
 
   /** Index in the storage table of a persistent id ('storage', StorageClass, key, location, numel[, view]). */
   storageOf(h: number): number {
@@ -394,12 +440,13 @@ class Reader {
     const kh = it[at + 2];
     const key = this.key(kh);
     if (!type || key === undefined) return -1;
-    const hash = ar.kind[kh] === K.STR ? ar.b[kh] : strHash(key);
+    const hash = ar.kind[kh] === K.STR ? ar.c[kh] : strHash(key);
     const found = storages.find(key, hash);
-    if (found >= 0) { this.sDtype = this.storageDtypes[found]; this.sSize = this.storageSizes[found]; return found; }
+    if (found >= 0) { this.sDtype = storages.dtypeName(found); this.sSize = storages.elementSize(found); return found; }
     const numel = this.int(it[at + 4]);
-    const st = this.storageDtype(it[at + 1]);
-    if (!st || numel === undefined) return -1;
+    const kindIx = this.storageKind(it[at + 1]);
+    if (kindIx < 0 || numel === undefined) return -1;
+    const st = STORAGE_KINDS[kindIx];
     // legacy format: (view_key, offset, view_size) for views of a bigger storage
     let view: { root: string; offset: number; numel: number } | undefined;
     const p5 = ar.tupleItem(pid, 5);
@@ -408,18 +455,18 @@ class Reader {
       const vk = this.text(it[v]), off = this.int(it[v + 1]), n = this.int(it[v + 2]);
       if (vk !== undefined && off !== undefined && n !== undefined) view = { root: key, offset: off, numel: n };
     }
-    const i = storages.add(key, hash, st[0], st[1], numel, this.text(it[at + 3]) ?? '', view);
-    this.storageDtypes[i] = st[0]; this.storageSizes[i] = st[1];
-    this.sDtype = st[0]; this.sSize = st[1];
+    const i = storages.add(key, hash, kindIx, numel, this.text(it[at + 3]) ?? '', view);
+    this.sDtype = st[1]; this.sSize = st[2];
     return i;
   }
 
-  private readonly dtypeOfGlobal = new Map<number, [string, number] | undefined>();
-  /** STORAGE_DTYPES entry of a storage class global, looked up once per imported global. */
-  storageDtype(h: number): [string, number] | undefined {
+  private readonly kindOfGlobal = new Map<number, number>();
+  /** STORAGE_KINDS index of a storage class global (-1: not one), looked up once per imported global. */
+  storageKind(h: number): number {
     const g = this.ar.a[h];
-    if (!this.dtypeOfGlobal.has(g)) this.dtypeOfGlobal.set(g, STORAGE_DTYPES[this.ar.globals[g].name]);
-    return this.dtypeOfGlobal.get(g);
+    let k = this.kindOfGlobal.get(g);
+    if (k === undefined) { k = STORAGE_KIND_OF.get(this.ar.globals[g].name) ?? -1; this.kindOfGlobal.set(g, k); }
+    return k;
   }
 
   /** numpy.core.multiarray._reconstruct + BUILD state (version, shape, dtype, fortran, rawdata). Rare in
