@@ -4,7 +4,16 @@
 
 const free: ArrayBuffer[] = [];
 let pooledBytes = 0;
-const MAX_POOLED = 96 << 20;
+const MAX_POOLED = 48 << 20;
+const IDLE_MS = 30_000;
+let idle: ReturnType<typeof setTimeout> | undefined;
+
+/** Long-lived processes (the language server) do not keep scratch memory between bursts of work. */
+function dropWhenIdle(): void {
+  if (idle) clearTimeout(idle);
+  idle = setTimeout(() => { free.length = 0; pooledBytes = 0; idle = undefined; }, IDLE_MS);
+  idle.unref?.();
+}
 
 /** An ArrayBuffer of at least `bytes` (a power of two, at least 64 KB); give it back with giveArrayBuffer. */
 export function takeArrayBuffer(bytes: number): ArrayBuffer {
@@ -28,6 +37,7 @@ export function giveArrayBuffer(b: ArrayBuffer): void {
   if (b.byteLength < (1 << 16) || pooledBytes + b.byteLength > MAX_POOLED || free.includes(b)) return;
   free.push(b);
   pooledBytes += b.byteLength;
+  dropWhenIdle();
 }
 
 export function takeBytes(n: number): Uint8Array { return new Uint8Array(takeArrayBuffer(n)); }
