@@ -10,6 +10,8 @@ mkdirSync(dist, { recursive: true });
 const common = {
   bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true,
   logLevel: 'warning', absWorkingDir: root,
+  // ESM entry points first: some packages (jsonc-parser) ship a UMD "main" whose dynamic requires esbuild cannot follow
+  mainFields: ['module', 'main'],
 };
 const entries = [
   { in: 'client/src/extension.ts', out: 'client.js', external: ['vscode'] },

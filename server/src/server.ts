@@ -10,7 +10,7 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
@@ -22,6 +22,7 @@ import type { ModelReport, CodeReport } from './models/types';
 import { defaultConfig, excludeMatcher, levelFor, loadConfig, withSettings, type LoadedConfig } from './config';
 import { getParser, parseSync, editTree, editTreeAt, type Tree } from './python/parser';
 import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from './python/analyze';
+import { NotebookPositions } from './python/notebookPositions';
 import { buildProgram, cellAt, type NotebookProgram } from './python/notebook';
 import { checkPyproject, checkRequirementsTxt } from './python/deps';
 import { codeFormat, isCodeFileName, LineIndex, scanCodeFile } from './python/scanCode';
@@ -459,9 +460,17 @@ async function scanDiskFile(path: string): Promise<void> {
       connection.console.warn(`safe-weights: ${path}: ${(e as Error).message}`);
       return;
     }
+    // a notebook on disk: its findings point into the JSON file, at the code in the cell's source strings
+    let nb: NotebookPositions | undefined;
+    if (report.format === 'notebook') { try { nb = new NotebookPositions(readFileSync(path, 'utf8')); } catch { /* first character */ } }
+    const rangeInFile = (f: CodeReport['findings'][number]): Range => {
+      const s = nb && f.cell !== undefined ? nb.position(f.cell, f.line - 1, f.column - 1) : undefined;
+      const e = s && f.cell !== undefined ? nb!.position(f.cell, f.endLine - 1, f.endColumn - 1) ?? s : s;
+      return s && e ? { start: s, end: e } : { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+    };
     diagnostics = report.findings.map((f) => ({
       range: report.format === 'notebook'
-        ? { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }
+        ? rangeInFile(f)
         : { start: { line: f.line - 1, character: f.column - 1 }, end: { line: f.endLine - 1, character: f.endColumn - 1 } },
       severity: toSeverity(f.severity as CodeSeverity), code: f.rule, source: SOURCE,
       message: f.cell !== undefined ? `cell ${f.cell + 1}, line ${f.line}: ${f.message}` : f.message,

@@ -48,6 +48,10 @@ describe('language server: workspace scan and model cross-reference (stdio)', fu
     const nb = client.diagnostics.get(uri('nb.ipynb'));
     assert.deepEqual(nb?.map((d) => d.code), ['SW102']);
     assert.match(nb![0].message, /^cell 2, line 1: /);
+    // the range points at the call inside the .ipynb JSON text (the notebook is not open)
+    const nbText = readFileSync(join(dir, 'nb.ipynb'), 'utf8');
+    const call = nbText.indexOf('pickle.loads(b)');
+    assert.deepEqual(nb![0].range, { start: { line: 0, character: call }, end: { line: 0, character: call + 'pickle.loads(b)'.length } });
     assert.deepEqual(client.diagnostics.get(uri('saver.py')) ?? [], [], 'SW120 disabled in pyproject');
     for (const f of ['build/gen.py', '.venv/lib/bad.py', 'node_modules/pkg/bad.py', 'env2/bad.py']) {
       assert.equal(client.diagnostics.get(uri(f)), undefined, `${f} must be excluded`);
