@@ -331,7 +331,6 @@ function publishFor(uri: string, state: ProgramState, version?: number): void {
 documents.onDidChangeContent((e) => schedule(e.document.uri));
 documents.onDidClose((e) => {
   programs.get(e.document.uri)?.tree?.delete();
-  programs.get(e.document.uri)?.oldTree?.delete();
   programs.delete(e.document.uri);
   connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
   const path = uriToPath(e.document.uri);
@@ -346,7 +345,6 @@ notebooks.onDidChange((e) => schedule(e.notebookDocument.uri));
 notebooks.onDidClose((nb) => {
   const state = programs.get(nb.uri);
   state?.tree?.delete();
-  state?.oldTree?.delete();
   programs.delete(nb.uri);
   for (const cell of nb.cells) connection.sendDiagnostics({ uri: cell.document, diagnostics: [] });
   const path = uriToPath(nb.uri);

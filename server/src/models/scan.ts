@@ -41,8 +41,6 @@ interface Ctx {
   runs: { run: PickleRun; member?: string; torchLoads: boolean }[];
   disasm: boolean;
   opts: ScanOptions;
-  /** Root folder of the torch zip (its first member's), for storage member names. */
-  zipRoot?: string;
   /** The tensor inventory read from the main pickle, if any. */
   table?: TensorTable;
   /** Where each storage's raw bytes are (legacy tar), for the converter. */
@@ -427,11 +425,13 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   if (!secondary) {
     rep.format = format;
     rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${entries.length} member${entries.length === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
-    // the member list (for the Inspector) is built when first read: the CLI never reads it
-    lazyProperty(rep, 'members', () => entries.slice(0, 100_000).map((e) => ({
-      name: e.name, size: e.uncompressedSize, compressedSize: e.compressedSize, method: e.method, offset: base + e.localHeaderOffset,
-    })));
-    ctx.zipRoot = root;
+    const n = Math.min(entries.length, 100_000);
+    const members = new Array<NonNullable<ModelReport['members']>[number]>(n);
+    for (let i = 0; i < n; i++) {
+      const e = entries[i];
+      members[i] = { name: e.name, size: e.uncompressedSize, compressedSize: e.compressedSize, method: e.method, offset: base + e.localHeaderOffset };
+    }
+    rep.members = members;
   }
   if (format === 'torchscript-zip' && !secondary) add(ctx, 'SW015', `TorchScript archive (${root}/code/…): it carries TorchScript code that runs when the model is used; torch.load(weights_only=True) refuses it.`);
   for (const [n, k] of dir.duplicates) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
@@ -757,7 +757,7 @@ function finalize(ctx: Ctx): void {
   // tensors: the report's rows are built when first read (the CLI prints only their count)
   const table = ctx.table;
   if (table && table.length) {
-    const root = rep.format === 'pytorch-zip' ? ctx.zipRoot ?? '' : '';
+    const root = rep.format === 'pytorch-zip' && rep.members?.length ? rep.members[0].name.split('/')[0] : '';
     const before = rep.tensors;
     const build = (): TensorInfo[] => {
       const out = before.slice();

@@ -116,7 +116,7 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
     }
     const at = index.add(name, entries.length, hash);
     if (at !== entries.length) duplicates.set(name, (duplicates.get(name) ?? 1) + 1);
-    entries.push({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset, dataOffset: -1, problems: NO_PROBLEMS });
+    entries.push({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset, dataOffset: -1, problems: [] });
     p += 46 + nameLen + extraLen + commentLen;
   }
   // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
@@ -147,16 +147,9 @@ class Window {
   release(): void { giveBytes(this.own); this.buf = new Uint8Array(0); }
 }
 
-// Most members have no problem: they share one empty, frozen list (50,000 members, 50,000 fewer arrays).
-const NO_PROBLEMS: string[] = Object.freeze([]) as unknown as string[];
-function problem(en: ZipEntry, what: string): void {
-  if (en.problems === NO_PROBLEMS) en.problems = [];
-  en.problems.push(what);
-}
-
 function readLocalHeader(win: Window, en: ZipEntry, shift: number, cd: Uint8Array, cdNameAt: number, centralLen: number): void {
   const at = en.localHeaderOffset + shift;
-  if (!win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { problem(en, 'local header missing or corrupt'); return; }
+  if (!win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { en.problems.push('local header missing or corrupt'); return; }
   let h = at - win.start;
   const b = win.buf;
   const nameLen = u16(b, h + 26), extraLen = u16(b, h + 28);
@@ -170,21 +163,21 @@ function readLocalHeader(win: Window, en: ZipEntry, shift: number, cd: Uint8Arra
     for (let i = 0; same && i < nameLen; i++) same = nb[h + i] === cd[cdNameAt + i];
     if (!same) {
       en.localName = utf8.decode(nb.subarray(h, h + nameLen));
-      if (en.localName !== en.name) problem(en, `local header names it "${en.localName}"`);
+      if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
     } else en.localName = en.name;
   } else {
     en.localName = utf8.decode(win.src.read(at + 30, nameLen));
-    if (en.localName !== en.name) problem(en, `local header names it "${en.localName}"`);
+    if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
   }
-  if (lMethod !== en.method) problem(en, `local header says compression method ${lMethod}, central directory ${en.method}`);
+  if (lMethod !== en.method) en.problems.push(`local header says compression method ${lMethod}, central directory ${en.method}`);
   if (!(en.flags & 0x08) && lComp !== 0xffffffff && lComp !== 0 && lComp !== en.compressedSize) {
-    problem(en, `local header says ${lComp} compressed bytes, central directory ${en.compressedSize}`);
+    en.problems.push(`local header says ${lComp} compressed bytes, central directory ${en.compressedSize}`);
   }
   if (!(en.flags & 0x08) && lUnc !== 0xffffffff && lUnc !== 0 && lUnc !== en.uncompressedSize) {
-    problem(en, `local header says ${lUnc} bytes, central directory ${en.uncompressedSize}`);
+    en.problems.push(`local header says ${lUnc} bytes, central directory ${en.uncompressedSize}`);
   }
   en.dataOffset = at + 30 + nameLen + extraLen;
-  if (en.dataOffset + en.compressedSize > win.src.size) problem(en, 'member data runs past the end of the file');
+  if (en.dataOffset + en.compressedSize > win.src.size) en.problems.push('member data runs past the end of the file');
 }
 
 /** Streams a member's uncompressed bytes (stored or deflated), stopping after `limit` bytes. */
