@@ -10,8 +10,8 @@ import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
 import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
-import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
-import { StrTable, strHash, strHashState } from './strTable';
+import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, entryIndex, entryIndexJoined } from './zip';
+import { strHash, strHashState } from './strTable';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
 import { isTarHeader, readTarMembers } from './tar';
@@ -413,7 +413,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   }
   const entries = dir.entries;
   const root = entries.length ? entries[0].name.split('/')[0] : '';
-  const has = (n: string) => dir.index.has(n);
+  const has = (n: string) => entryIndex(dir, n) >= 0;
   let format: ModelFormat = 'zip';
   const codePrefix = `${root}/code/`, dataPrefix = `${root}/data/`;
   // one pass over the names (checkpoints can hold 100,000 members)
@@ -438,7 +438,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
   const isStorage = new Uint8Array(entries.length);
   const dataPklName = `${root}/data.pkl`;
-  const dataPklAt = dir.index.find(dataPklName);
+  const dataPklAt = entryIndex(dir, dataPklName);
   const dataPkl = dataPklAt >= 0 ? entries[dataPklAt] : undefined;
   const order = dataPkl ? [dataPklAt, ...entries.keys()].filter((i, k) => k === 0 || i !== dataPklAt) : [...entries.keys()];
   for (const i of order) {
@@ -476,7 +476,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   if (format === 'pytorch-zip' && !secondary) {
     for (const meta of ['byteorder', '.data/version', 'version', '.data/serialization_id']) {
       const metaName = `${root}/${meta}`;
-      const at = dir.index.find(metaName);
+      const at = entryIndex(dir, metaName);
       const e = at >= 0 ? entries[at] : undefined;
       if (e && e.uncompressedSize < 256) {
         try { rep.metadata[`torch.${meta.replace('.data/', '')}`] = Buffer.from(await readMember(src, e, 256)).toString('utf8').trim(); } catch { /* reported above */ }
@@ -513,7 +513,7 @@ function storageMembers(dir: ZipDirectory, dataPrefix: string, storages: Storage
   const keys = storages.keys.keys();
   const out = new Int32Array(keys.length);
   const prefixHash = strHashState(dataPrefix);
-  for (let i = 0; i < keys.length; i++) out[i] = dir.index.findJoined(dataPrefix, keys[i], strHash(keys[i], prefixHash));
+  for (let i = 0; i < keys.length; i++) out[i] = entryIndexJoined(dir, dataPrefix, keys[i], strHash(keys[i], prefixHash));
   return out;
 }
 

@@ -29,7 +29,7 @@ export interface ZipDirectory {
   comment: string;
   /** bytes before the first local header that the central directory does not account for */
   prefixBytes: number;
-  /** name -> index of its first entry */
+  /** name -> index in `entries` of its first entry (read it with entryIndex / entryIndexJoined) */
   index: StrTable<number>;
   /** names that more than one entry carries, with their counts */
   duplicates: Map<string, number>;
@@ -235,4 +235,16 @@ export async function readMember(src: ByteSource, en: ZipEntry, max: number): Pr
     if (n > max) throw new ZipError(`member ${en.name} is larger than ${max} bytes`);
   }
   return Buffer.concat(parts);
+}
+
+/** Index in dir.entries of the first member named `name`, or -1. */
+export function entryIndex(dir: ZipDirectory, name: string): number {
+  const i = dir.index.find(name);
+  return i < 0 ? -1 : dir.index.value(i);
+}
+
+/** entryIndex of `prefix + suffix`, given strHash(suffix, strHashState(prefix)), without building the name. */
+export function entryIndexJoined(dir: ZipDirectory, prefix: string, suffix: string, hash: number): number {
+  const i = dir.index.findJoined(prefix, suffix, hash);
+  return i < 0 ? -1 : dir.index.value(i);
 }

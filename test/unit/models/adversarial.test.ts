@@ -464,6 +464,21 @@ describe('adversarial model files', function () {
       expectVerdict(r, 'dangerous');
       expectFinding(r, { rule: 'SW001', global: 'os.system', offset: bad.offset });
     });
+    it('a duplicated name before data.pkl does not shift which member is read as data.pkl or as a storage', async function () {
+      const zip = buildZip([
+        { name: 'archive/notes.txt', data: Buffer.from('a') },
+        { name: 'archive/notes.txt', data: Buffer.from('b') },
+        { name: 'archive/data.pkl', data: torchLikeStateDict(2) },
+        { name: 'archive/data/0', data: new Uint8Array(16) },
+        { name: 'archive/version', data: Buffer.from('3\n') },
+      ]);
+      const r = await scan(zip, 'm.pt');
+      expectFinding(r, { rule: 'SW011' });
+      assert.equal(r.format, 'pytorch-zip');
+      assert.deepEqual(r.tensors.map((t) => [t.name, t.storageKey]), [['weight', 'archive/data/0']]);
+      assert.equal(r.findings.some((f) => f.rule === 'SW017'), false, 'storage archive/data/0 is found');
+      assert.equal(r.metadata['torch.version'], '3');
+    });
     it('wrong CRC and "encrypted" flag bit are ignored like torch does: still scanned', async function () {
       const bad = osSystemPickle('GLOBAL');
       const zip = torchZip(torchLikeStateDict(2), { extra: [{ name: 'archive/x', data: bad.bytes, crc: 0xdeadbeef, flags: 0x1 }] });
