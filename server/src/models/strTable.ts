@@ -36,7 +36,6 @@ export class StrTable<V> {
 
   get size(): number { return this.keyList.length; }
   keys(): readonly string[] { return this.keyList; }
-  values(): readonly V[] { return this.valueList; }
 
   /** Index of `key`, or -1. */
   find(key: string, hash = strHash(key)): number {
@@ -65,8 +64,6 @@ export class StrTable<V> {
     const i = this.find(key, hash);
     return i < 0 ? undefined : this.valueList[i];
   }
-
-  has(key: string, hash?: number): boolean { return this.find(key, hash) >= 0; }
 
   /** Adds `key` unless present; returns its index either way (and whether it was new). */
   add(key: string, value: V, hash = strHash(key)): number {

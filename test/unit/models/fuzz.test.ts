@@ -12,24 +12,13 @@ import { IS_CI, PYTHON, torchFixturesOrSkip } from '../../setup';
 import { EngineApi, describeReport, loadEngine } from './engine';
 import { PickleAsm, numpyArrayPickle, osSystemPickle, torchLikeStateDict } from './pickleAsm';
 import { torchZip } from './zipAsm';
+import { prng } from '../prng';
 
 // SW_FUZZ_SEED replays another seed; SW_FUZZ_VERBOSE=1 prints each input before it is scanned.
 const SEED = Number(process.env.SW_FUZZ_SEED ?? 20240611);
 // lzma-alone streams are decoded in a child process with its own timeout (about 1 s for small inputs):
 // the bound leaves room for that process to start and be killed on a loaded machine.
 const PER_FILE_MS = 5000;
-
-/** mulberry32: small, seedable PRNG so every failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Mutation = 'flip' | 'truncate' | 'insert' | 'length' | 'delete' | 'splice';
 function mutate(src: Uint8Array, rnd: () => number): { bytes: Uint8Array; how: string } {

@@ -7,17 +7,7 @@ import { join } from 'node:path';
 import { getParser, parseSync, editTreeAt, type Tree } from '../../../server/src/python/parser';
 import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../../../server/src/python/analyze';
 import { FIXTURES } from './fixtures.test';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../prng';
 
 function posAt(text: string, offset: number): { line: number; character: number } {
   let line = 0, start = 0;

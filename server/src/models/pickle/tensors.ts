@@ -243,7 +243,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     // later duplicate keys win, like a Python dict (the Map is built only when a key repeats)
     const n = flat.length >> 1;
     const keys: (string | undefined)[] = new Array(n);
-    const seen = new StrTable<number>(n);
+    const seen = new StrTable<null>(n, false);
     let dup = false;
     for (let i = 0; i < n; i++) {
       const kh = flat[2 * i];
@@ -251,7 +251,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
       keys[i] = ks;
       if (ks !== undefined && !dup) {
         const hash = kind[kh] === K.STR ? ar.c[kh] : strHash(ks);
-        if (seen.find(ks, hash) >= 0) dup = true; else seen.add(ks, i, hash);
+        if (seen.find(ks, hash) >= 0) dup = true; else seen.add(ks, null, hash);
       }
     }
     if (!dup) {
@@ -325,15 +325,6 @@ class Reader {
 
   /** A dict key as the name part: str, bytes or int. */
   key(h: number): string | undefined { return this.ar.kind[h] === K.INT ? String(this.ar.b[h]) : this.text(h); }
-
-  /** Items of a tuple or list. */
-  seq(h: number): ArrayLike<number> | undefined {
-    const ar = this.ar;
-    const k = ar.kind[h];
-    if (k === K.TUPLE) return ar.items.subarray(ar.a[h], ar.a[h] + ar.c[h]);
-    if (k === K.LIST) return ar.seqs[ar.a[h]];
-    return undefined;
-  }
 
   // sizes and strides repeat across a checkpoint's tensors: short ones are shared (callers never mutate them)
   private readonly shapes = new Map<number, number[]>();
