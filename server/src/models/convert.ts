@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { displayName, scanModelFileDetailed } from './scan';
-import { readZipDirectory, readMember, ZipEntry } from './zip';
+import { readZipDirectory, readMember } from './zip';
 import { FileSource } from './source';
 import { ExtractedTensor, numel, storageExtent } from './pickle/tensors';
 import { PyList, asInt, asText } from './pickle/values';
@@ -212,17 +212,16 @@ function headerBytes(plan: Planned[], metadata: Record<string, string>): Buffer 
 
 async function zipStorages(src: FileSource, tensors: ExtractedTensor[]): Promise<Map<string, StorageData>> {
   const dir = readZipDirectory(src);
-  const root = dir.entries.length ? dir.entries[0].name.split('/')[0] : '';
-  const byName = new Map<string, ZipEntry>(dir.entries.map((e) => [e.name, e]));
   const out = new Map<string, StorageData>();
   for (const t of tensors) {
     const key = t.storage!.key;
     if (out.has(key)) continue;
-    const e = byName.get(`${root}/data/${key}`);
-    if (!e) {
+    const at = dir.findInRoot('/data/', key);
+    if (at < 0) {
       if (storageExtent(t) === 0) { out.set(key, { offset: 0, size: 0 }); continue; }
-      throw new ConvertRefused(`storage ${root}/data/${key} is missing from the archive`);
+      throw new ConvertRefused(`storage ${dir.root()}/data/${key} is missing from the archive`);
     }
+    const e = dir.entry(at);
     if (e.dataOffset < 0) throw new ConvertRefused(`storage member ${e.name} cannot be located`);
     if (e.method === 0) {
       if (e.dataOffset + e.uncompressedSize > src.size) throw new ConvertRefused(`storage member ${e.name} runs past the end of the file`);

@@ -10,8 +10,7 @@ import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
 import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
-import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, entryIndex, entryIndexJoined } from './zip';
-import { strHash, strHashState } from './strTable';
+import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
 import { isTarHeader, readTarMembers } from './tar';
@@ -43,6 +42,8 @@ interface Ctx {
   opts: ScanOptions;
   /** The tensor inventory read from the main pickle, if any. */
   table?: TensorTable;
+  /** The root folder of a pytorch-zip archive (tensor rows name their storage members under it). */
+  zipRoot?: string;
   /** Where each storage's raw bytes are (legacy tar), for the converter. */
   storageData: Map<string, { offset: number; size: number }>;
 }
@@ -396,8 +397,8 @@ async function scanHiddenZip(ctx: Ctx, src: ByteSource, from = 0): Promise<boole
   if (!found) return false;
   let dir: ZipDirectory;
   try { dir = readZipDirectory(new SliceSource(src, from, src.size - from)); } catch { return false; }
-  if (dir.entries.length === 0) return false;
-  add(ctx, 'SW012', `A ZIP archive (${dir.entries.length} members) is embedded after offset ${from}: torch.load ignores it, Python's zipfile and other tools read it. Its members are scanned too.`, { offset: from });
+  if (dir.count === 0) return false;
+  add(ctx, 'SW012', `A ZIP archive (${dir.count} members) is embedded after offset ${from}: torch.load ignores it, Python's zipfile and other tools read it. Its members are scanned too.`, { offset: from });
   await scanZip(ctx, new SliceSource(src, from, src.size - from), from, true, dir);
   return true;
 }
@@ -411,41 +412,62 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
     await scanZipByLocalHeaders(ctx, src);
     return;
   }
-  const entries = dir.entries;
-  const root = entries.length ? entries[0].name.split('/')[0] : '';
-  const has = (n: string) => entryIndex(dir, n) >= 0;
+  try {
+    await scanZipMembers(ctx, src, base, secondary, dir);
+  } finally { dir.release(); }
+}
+
+const CODE_DIR = new TextEncoder().encode('/code/');
+const NPY_EXT = new TextEncoder().encode('.npy');
+
+async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary: boolean, dir: ZipDirectory): Promise<void> {
+  const rep = ctx.report;
+  const count = dir.count;
+  const root = dir.root();
+  const has = (rest: string) => dir.findInRoot(rest) >= 0;
   let format: ModelFormat = 'zip';
-  const codePrefix = `${root}/code/`, dataPrefix = `${root}/data/`;
   // one pass over the names (checkpoints can hold 100,000 members)
+  const codePrefix = dir.count ? Buffer.concat([rootBytes(dir), CODE_DIR]) : CODE_DIR;
   let hasCode = false;
-  for (const e of entries) if (e.name.startsWith(codePrefix)) { hasCode = true; break; }
-  if (has(`${root}/constants.pkl`) || hasCode) format = 'torchscript-zip';
-  else if (has(`${root}/data.pkl`)) format = 'pytorch-zip';
-  else if (entries.length && entries.every((e) => e.name.endsWith('.npy'))) format = 'numpy-npz';
+  for (let i = 0; i < count; i++) if (dir.nameStartsWith(i, codePrefix)) { hasCode = true; break; }
+  if (has('/constants.pkl') || hasCode) format = 'torchscript-zip';
+  else if (has('/data.pkl')) format = 'pytorch-zip';
+  else if (count) {
+    let all = true;
+    for (let i = 0; i < count && all; i++) all = dir.nameEndsWith(i, NPY_EXT);
+    if (all) format = 'numpy-npz';
+  }
   if (!secondary) {
     rep.format = format;
-    rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${entries.length} member${entries.length === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
-    const n = Math.min(entries.length, 100_000);
-    const members = new Array<NonNullable<ModelReport['members']>[number]>(n);
-    for (let i = 0; i < n; i++) {
-      const e = entries[i];
-      members[i] = { name: e.name, size: e.uncompressedSize, compressedSize: e.compressedSize, method: e.method, offset: base + e.localHeaderOffset };
-    }
-    rep.members = members;
+    ctx.zipRoot = format === 'pytorch-zip' ? root : undefined;
+    rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${count} member${count === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
+    // the rows are built when first read (the CLI prints none of them)
+    lazyProperty(rep, 'members', () => {
+      const n = Math.min(count, 100_000);
+      const members = new Array<NonNullable<ModelReport['members']>[number]>(n);
+      for (let i = 0; i < n; i++) {
+        members[i] = { name: dir.name(i), size: dir.uncompressedSize(i), compressedSize: dir.compressedSize(i), method: dir.method(i), offset: base + dir.localHeaderOffset(i) };
+      }
+      return members;
+    });
   }
   if (format === 'torchscript-zip' && !secondary) add(ctx, 'SW015', `TorchScript archive (${root}/code/…): it carries TorchScript code that runs when the model is used; torch.load(weights_only=True) refuses it.`);
   for (const [n, k] of dir.duplicates) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
   // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
-  const isStorage = new Uint8Array(entries.length);
-  const dataPklName = `${root}/data.pkl`;
-  const dataPklAt = entryIndex(dir, dataPklName);
-  const dataPkl = dataPklAt >= 0 ? entries[dataPklAt] : undefined;
-  const order = dataPkl ? [dataPklAt, ...entries.keys()].filter((i, k) => k === 0 || i !== dataPklAt) : [...entries.keys()];
-  for (const i of order) {
-    const e = entries[i];
-    for (const p of e.problems) add(ctx, 'SW010', `Member "${e.name}": ${p}.`, { member: e.name, offset: base + e.localHeaderOffset });
-    if (e.dataOffset < 0) continue;
-    if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(e.name))) continue;
+  const isStorage = new Uint8Array(count);
+  const dataPklAt = dir.findInRoot('/data.pkl');
+  // data.pkl first (its storages are then known), then every other member in directory order
+  for (let k = dataPklAt >= 0 ? -1 : 0; k < count; k++) {
+    const i = k < 0 ? dataPklAt : k;
+    if (k === dataPklAt) continue;
+    const problems = dir.problems(i);
+    if (problems.length) {
+      const name = dir.name(i);
+      for (const p of problems) add(ctx, 'SW010', `Member "${name}": ${p}.`, { member: name, offset: base + dir.localHeaderOffset(i) });
+    }
+    if (dir.dataOffset(i) < 0) continue;
+    if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;
+    const e = dir.entry(i);
     const lower = e.name.toLowerCase();
     const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
     let head: Uint8Array;
@@ -456,7 +478,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
     if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
     const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
     if (!named && !sniffed) continue;
-    const isMain = e === dataPkl;
+    const isMain = i === dataPklAt;
     const runs = await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
     let first = true;
     for (const r of runs) {
@@ -468,23 +490,28 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
       const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
       ctx.table = walked.table;
       rep.tensorsTruncated = walked.truncated;
-      const members = storageMembers(dir, dataPrefix, walked.storages);
+      const members = storageMembers(dir, walked.storages);
       if (format === 'pytorch-zip') for (const m of members) if (m >= 0) isStorage[m] = 1;
-      checkZipStorages(ctx, dataPrefix, entries, walked.table, members);
+      checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
     }
   }
   if (format === 'pytorch-zip' && !secondary) {
     for (const meta of ['byteorder', '.data/version', 'version', '.data/serialization_id']) {
-      const metaName = `${root}/${meta}`;
-      const at = entryIndex(dir, metaName);
-      const e = at >= 0 ? entries[at] : undefined;
-      if (e && e.uncompressedSize < 256) {
-        try { rep.metadata[`torch.${meta.replace('.data/', '')}`] = Buffer.from(await readMember(src, e, 256)).toString('utf8').trim(); } catch { /* reported above */ }
+      const at = dir.findInRoot('/', meta);
+      if (at >= 0 && dir.uncompressedSize(at) < 256) {
+        try { rep.metadata[`torch.${meta.replace('.data/', '')}`] = Buffer.from(await readMember(src, dir.entry(at), 256)).toString('utf8').trim(); } catch { /* reported above */ }
       }
     }
   }
   if (!secondary && dir.prefixBytes > 0) add(ctx, 'SW012', `${dir.prefixBytes} bytes precede the archive's first member.`, { offset: 0 });
   await scanZipGaps(ctx, src, dir);
+}
+
+/** Entry 0's name bytes up to its first '/'. */
+function rootBytes(dir: ZipDirectory): Uint8Array {
+  const n = dir.names.subarray(0, dir.nameLength(0));
+  const k = n.indexOf(0x2f);
+  return k < 0 ? n : n.subarray(0, k);
 }
 
 async function memberHead(src: ByteSource, e: ZipEntry): Promise<Uint8Array> {
@@ -508,30 +535,28 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
   }
 }
 
-/** For each storage in `storages` (same order), the index of the zip entry `${dataPrefix}${key}`, or -1. */
-function storageMembers(dir: ZipDirectory, dataPrefix: string, storages: StorageTable): Int32Array {
+/** For each storage in `storages` (same order), the index of the zip entry `<root>/data/<key>`, or -1. */
+function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
   const keys = storages.keys.keys();
   const out = new Int32Array(keys.length);
-  const prefixHash = strHashState(dataPrefix);
-  for (let i = 0; i < keys.length; i++) out[i] = entryIndexJoined(dir, dataPrefix, keys[i], strHash(keys[i], prefixHash));
+  for (let i = 0; i < keys.length; i++) out[i] = dir.findInRoot('/data/', keys[i]);
   return out;
 }
 
-function checkZipStorages(ctx: Ctx, dataPrefix: string, entries: ZipEntry[], table: TensorTable, members: Int32Array): void {
+function checkZipStorages(ctx: Ctx, dataPrefix: string, dir: ZipDirectory, table: TensorTable, members: Int32Array): void {
   const reported = new Uint8Array(table.storages.size);
   for (let i = 0; i < table.length; i++) {
     const si = table.storageIndex(i);
     if (si < 0 || reported[si]) continue;
     const m = members[si];
-    const e = m >= 0 ? entries[m] : undefined;
     const need = table.extent(i) * table.elementSize(i);
-    if (!e && need > 0) {
+    if (m < 0 && need > 0) {
       const member = `${dataPrefix}${table.storages.key(si)}`;
       add(ctx, 'SW017', `Tensor "${table.names[i]}" refers to storage ${member}, which the archive does not contain.`, { member });
       reported[si] = 1;
-    } else if (e && e.uncompressedSize < need) {
+    } else if (m >= 0 && dir.uncompressedSize(m) < need) {
       const member = `${dataPrefix}${table.storages.key(si)}`;
-      add(ctx, 'SW017', `Tensor "${table.names[i]}" needs ${need} bytes of ${member}, which holds ${e.uncompressedSize}.`, { member });
+      add(ctx, 'SW017', `Tensor "${table.names[i]}" needs ${need} bytes of ${member}, which holds ${dir.uncompressedSize(m)}.`, { member });
       reported[si] = 1;
     }
   }
@@ -570,12 +595,16 @@ async function scanLocalMember(ctx: Ctx, src: ByteSource, pos: number, hidden = 
  */
 async function scanZipGaps(ctx: Ctx, src: ByteSource, dir: ZipDirectory): Promise<void> {
   const shift = dir.prefixBytes;
-  const spans = dir.entries.filter((e) => e.dataOffset >= 0)
-    .map((e) => [e.localHeaderOffset + shift, e.dataOffset + e.compressedSize] as [number, number])
-    .sort((a, b) => a[0] - b[0]);
+  // members in the order of their local headers (already so in nearly every archive)
+  let order: ArrayLike<number> | undefined;
+  if (!dir.inOffsetOrder()) order = Array.from({ length: dir.count }, (_, i) => i).sort((a, b) => dir.localHeaderOffset(a) - dir.localHeaderOffset(b));
   const gaps: [number, number][] = [];
   let pos = shift;
-  for (const [start, end] of spans) {
+  for (let k = 0; k < dir.count; k++) {
+    const i = order ? order[k] : k;
+    const data = dir.dataOffset(i);
+    if (data < 0) continue;
+    const start = dir.localHeaderOffset(i) + shift, end = data + dir.compressedSize(i);
     if (start > pos + 24) gaps.push([pos, start]);   // 24: room for a zip64 data descriptor
     pos = Math.max(pos, end);
   }
@@ -757,7 +786,7 @@ function finalize(ctx: Ctx): void {
   // tensors: the report's rows are built when first read (the CLI prints only their count)
   const table = ctx.table;
   if (table && table.length) {
-    const root = rep.format === 'pytorch-zip' && rep.members?.length ? rep.members[0].name.split('/')[0] : '';
+    const root = rep.format === 'pytorch-zip' ? ctx.zipRoot ?? '' : '';
     const before = rep.tensors;
     const build = (): TensorInfo[] => {
       const out = before.slice();

@@ -5,12 +5,11 @@
 // or rejects. Deflated members are inflated as a stream with node's zlib.
 import * as zlib from 'node:zlib';
 import { ByteSource, u16, u32, u64 } from './source';
-import { StrTable, strHash } from './strTable';
-import { giveBytes, takeBytes } from './bufferPool';
+import { giveArrayBuffer, giveBytes, takeArrayBuffer, takeBytes } from './bufferPool';
 
+/** One member as an object (built on demand from the directory's columns). */
 export interface ZipEntry {
   name: string;
-  localName?: string;
   method: number;
   flags: number;
   crc32: number;
@@ -18,28 +17,210 @@ export interface ZipEntry {
   uncompressedSize: number;
   localHeaderOffset: number;
   dataOffset: number;          // -1 when the local header is unreadable
-  problems: string[];          // local/central disagreements and bounds problems
-}
-
-export interface ZipDirectory {
-  entries: ZipEntry[];
-  eocdOffset: number;
-  centralDirOffset: number;
-  zip64: boolean;
-  comment: string;
-  /** bytes before the first local header that the central directory does not account for */
-  prefixBytes: number;
-  /** name -> index in `entries` of its first entry (read it with entryIndex / entryIndexJoined) */
-  index: StrTable<number>;
-  /** names that more than one entry carries, with their counts */
-  duplicates: Map<string, number>;
+  problems: readonly string[]; // local/central disagreements and bounds problems
 }
 
 const EOCD = 0x06054b50, EOCD64 = 0x06064b50, EOCD64_LOC = 0x07064b50, CDH = 0x02014b50, LFH = 0x04034b50;
+const FNV_OFFSET = 0x811c9dc5 | 0;
 const utf8 = new TextDecoder('utf-8');
+const encoder = new TextEncoder();
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+const NO_PROBLEMS: readonly string[] = Object.freeze([]);
 
 export class ZipError extends Error {}
+
+/**
+ * The central directory as columns. Why not one object per member: torch checkpoints hold one member per
+ * storage, 50,000+ of them, and building an object and a name string for each cost more than the whole pickle
+ * analysis (on VMs every fresh page of memory is expensive). Names stay bytes, compared and hashed as bytes
+ * (the way torch's miniz reader looks members up), and are decoded only when read.
+ */
+export class ZipDirectory {
+  readonly duplicates = new Map<string, number>();   // names more than one entry carries, with their counts
+  private readonly csize: Float64Array;
+  private readonly usize: Float64Array;
+  private readonly lho: Float64Array;
+  private readonly doff: Float64Array;
+  private readonly crc: Uint32Array;
+  private readonly hashes: Int32Array;
+  private readonly nameStart: Int32Array;     // names[nameStart[i] .. nameStart[i+1]) is entry i's name
+  private readonly meth: Uint16Array;
+  private readonly flg: Uint16Array;
+  names: Uint8Array = new Uint8Array(0);
+  private slots: Int32Array | undefined;      // hash index: entry + 1, 0 = empty (pooled; rebuilt on demand)
+  private readonly problemMap = new Map<number, string[]>();
+  private scratch = new Uint8Array(256);
+
+  constructor(readonly count: number, readonly eocdOffset: number, readonly centralDirOffset: number, readonly zip64: boolean,
+    readonly comment: string, /** bytes before the first local header that the directory does not account for */ readonly prefixBytes: number) {
+    const n = count;
+    const buf = new ArrayBuffer(n * (4 * 8 + 2 * 4 + 4 + 2 * 2) + 8);
+    let at = 0;
+    const f64 = () => { const a = new Float64Array(buf, at, n); at += n * 8; return a; };
+    this.csize = f64(); this.usize = f64(); this.lho = f64(); this.doff = f64();
+    this.crc = new Uint32Array(buf, at, n); at += n * 4;
+    this.hashes = new Int32Array(buf, at, n); at += n * 4;
+    this.nameStart = new Int32Array(buf, at, n + 1); at += (n + 1) * 4;
+    this.meth = new Uint16Array(buf, at, n); at += n * 2;
+    this.flg = new Uint16Array(buf, at, n);
+  }
+
+  method(i: number): number { return this.meth[i]; }
+  flags(i: number): number { return this.flg[i]; }
+  compressedSize(i: number): number { return this.csize[i]; }
+  uncompressedSize(i: number): number { return this.usize[i]; }
+  localHeaderOffset(i: number): number { return this.lho[i]; }
+  /** Where the member's data starts (after its local header), -1 when the local header is unreadable. */
+  dataOffset(i: number): number { return this.doff[i]; }
+  problems(i: number): readonly string[] { return this.problemMap.get(i) ?? NO_PROBLEMS; }
+  /** Whether entry i's name is the `len` bytes of `b` at `from`. */
+  nameEquals(i: number, b: Uint8Array, from: number, len: number): boolean {
+    const s = this.nameStart[i];
+    if (this.nameStart[i + 1] - s !== len) return false;
+    for (let k = 0; k < len; k++) if (this.names[s + k] !== b[from + k]) return false;
+    return true;
+  }
+  nameLength(i: number): number { return this.nameStart[i + 1] - this.nameStart[i]; }
+
+  name(i: number): string {
+    const s = this.nameStart[i], e = this.nameStart[i + 1];
+    for (let k = s; k < e; k++) if (this.names[k] >= 0x80) return utf8.decode(this.names.subarray(s, e));
+    return latin1Slice.call(this.names, s, e);
+  }
+
+  entry(i: number): ZipEntry {
+    return {
+      name: this.name(i), method: this.meth[i], flags: this.flg[i], crc32: this.crc[i], compressedSize: this.csize[i],
+      uncompressedSize: this.usize[i], localHeaderOffset: this.lho[i], dataOffset: this.doff[i], problems: this.problems(i),
+    };
+  }
+
+  /** Whether entry i's name starts (or ends) with the UTF-8 bytes of `s`. */
+  nameStartsWith(i: number, s: Uint8Array): boolean { return this.nameHas(this.nameStart[i], i, s); }
+  nameEndsWith(i: number, s: Uint8Array): boolean { return this.nameHas(this.nameStart[i + 1] - s.length, i, s); }
+  private nameHas(at: number, i: number, s: Uint8Array): boolean {
+    if (at < this.nameStart[i] || at + s.length > this.nameStart[i + 1]) return false;
+    for (let k = 0; k < s.length; k++) if (this.names[at + k] !== s[k]) return false;
+    return true;
+  }
+
+  /** Entry 0's name up to its first '/': torch's archive root folder ('' without entries). */
+  root(): string {
+    if (this.count === 0) return '';
+    const n = this.name(0), k = n.indexOf('/');
+    return k < 0 ? n : n.slice(0, k);
+  }
+
+  /** Index of the first entry named root() + `b` + `c`, with the root taken as bytes (it may not be valid UTF-8), or -1. */
+  findInRoot(b: string, c = ''): number {
+    let n = 0;
+    if (this.count) {
+      const s = this.nameStart[0], e = this.nameStart[1];
+      let k = s;
+      while (k < e && this.names[k] !== 0x2f) k++;
+      if (k - s > this.scratch.length) this.scratch = new Uint8Array(2 * (k - s));
+      for (let q = s; q < k; q++) this.scratch[n++] = this.names[q];
+    }
+    return this.findKey(this.put(c, this.put(b, n)));
+  }
+
+  /** Index of the first entry named `a + b + c` (compared as UTF-8 bytes, as zip readers do), or -1. */
+  find(a: string, b = '', c = ''): number {
+    return this.findKey(this.put(c, this.put(b, this.put(a, 0))));
+  }
+
+  private findKey(n: number): number {
+    const key = this.scratch;
+    let h = FNV_OFFSET;
+    for (let k = 0; k < n; k++) h = Math.imul(h ^ key[k], 0x01000193);
+    return this.findBytes(key, 0, n, h | 0);
+  }
+
+  /** Writes the UTF-8 bytes of `s` into the scratch buffer at `n`; returns the new length. */
+  private put(s: string, n: number): number {
+    if (s.length === 0) return n;
+    if (n + s.length * 3 > this.scratch.length) {
+      const g = new Uint8Array(Math.max(this.scratch.length * 2, n + s.length * 3));
+      g.set(this.scratch.subarray(0, n)); this.scratch = g;
+    }
+    const d = this.scratch;
+    for (let k = 0; k < s.length; k++) {
+      const ch = s.charCodeAt(k);
+      if (ch >= 0x80) return n + encoder.encodeInto(s.slice(k), d.subarray(n)).written;
+      d[n++] = ch;
+    }
+    return n;
+  }
+
+  private findBytes(key: Uint8Array, from: number, len: number, hash: number): number {
+    const slots = this.slots ?? this.buildIndex();
+    const mask = slots.length - 1;
+    const names = this.names;
+    for (let j = hash & mask; ; j = (j + 1) & mask) {
+      const e = slots[j];
+      if (e === 0) return -1;
+      const i = e - 1;
+      if (this.hashes[i] !== hash) continue;
+      const s = this.nameStart[i];
+      if (this.nameStart[i + 1] - s !== len) continue;
+      let k = 0;
+      while (k < len && names[s + k] === key[from + k]) k++;
+      if (k === len) return i;
+    }
+  }
+
+  /** Builds the name index; records duplicated names. */
+  buildIndex(): Int32Array {
+    let cap = 16;
+    while (cap < this.count * 2) cap *= 2;
+    const slots = new Int32Array(takeArrayBuffer(cap * 4), 0, cap);
+    slots.fill(0);
+    this.slots = slots;
+    const mask = cap - 1, names = this.names;
+    const recordDuplicates = this.duplicates.size === 0;
+    for (let i = 0; i < this.count; i++) {
+      const h = this.hashes[i], s = this.nameStart[i], len = this.nameStart[i + 1] - s;
+      let j = h & mask;
+      for (; ; j = (j + 1) & mask) {
+        const e = slots[j];
+        if (e === 0) break;
+        const o = e - 1;
+        if (this.hashes[o] !== h || this.nameStart[o + 1] - this.nameStart[o] !== len) continue;
+        let k = 0;
+        const os = this.nameStart[o];
+        while (k < len && names[s + k] === names[os + k]) k++;
+        if (k === len) break;
+      }
+      if (slots[j] === 0) slots[j] = i + 1;
+      else if (recordDuplicates) { const n = this.name(i); this.duplicates.set(n, (this.duplicates.get(n) ?? 1) + 1); }
+    }
+    return slots;
+  }
+
+  /** Gives the name index's scratch memory back (find() builds it again if needed). */
+  release(): void {
+    if (this.slots) { giveArrayBuffer(this.slots.buffer as ArrayBuffer); this.slots = undefined; }
+  }
+
+  /** Whether local headers, in entry order, sit at increasing offsets (the usual layout). */
+  inOffsetOrder(): boolean {
+    for (let i = 1; i < this.count; i++) if (this.lho[i] < this.lho[i - 1]) return false;
+    return true;
+  }
+
+  // ---- filled by readZipDirectory ----
+  setEntry(i: number, method: number, flags: number, crc: number, csize: number, usize: number, lho: number): void {
+    this.meth[i] = method; this.flg[i] = flags; this.crc[i] = crc; this.csize[i] = csize; this.usize[i] = usize; this.lho[i] = lho; this.doff[i] = -1;
+  }
+  setNameStart(i: number, start: number): void { this.nameStart[i] = start; }
+  setNameHash(i: number, hash: number): void { this.hashes[i] = hash; }
+  setNames(names: Uint8Array): void { this.names = names; }
+  setDataOffset(i: number, at: number): void { this.doff[i] = at; }
+  problem(i: number, p: string): void {
+    const l = this.problemMap.get(i);
+    if (l) l.push(p); else this.problemMap.set(i, [p]);
+  }
+}
 
 export function readZipDirectory(src: ByteSource): ZipDirectory {
   const size = src.size;
@@ -77,56 +258,56 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
   const prefixBytes = eocdOffset - (zip64 ? 56 + 20 : 0) - cdSize - cdOffset;
   if (count > cdSize / 46 + 1) throw new ZipError('central directory too small for its entry count');
   const cdBuf = takeBytes(cdSize);
+  const nameAt = new Int32Array(takeArrayBuffer(count * 4), 0, count);   // where each name's bytes are in the directory
   try {
-  const cd = cdBuf.subarray(0, src.readInto(cdBuf, 0, cdOffset, cdSize));
-  if (cd.length < cdSize) throw new ZipError('central directory truncated');
-  const entries: ZipEntry[] = [];
-  const index = new StrTable<number>(count);
-  const duplicates = new Map<string, number>();
-  const nameAt = new Int32Array(count);   // where each central name's bytes are, to compare local names
-  const nameLens = new Int32Array(count);
-  let p = 0;
-  for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || u32(cd, p) !== CDH) throw new ZipError(`central directory entry ${i} is malformed`);
-    const flags = u16(cd, p + 8), method = u16(cd, p + 10), crc32 = u32(cd, p + 16);
-    let compressedSize = u32(cd, p + 20), uncompressedSize = u32(cd, p + 24);
-    const nameLen = u16(cd, p + 28), extraLen = u16(cd, p + 30), commentLen = u16(cd, p + 32);
-    let localHeaderOffset = u32(cd, p + 42);
-    if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new ZipError(`central directory entry ${i} overruns`);
-    // names are nearly always ASCII: decoded and hashed in one pass
-    let hash = 0x811c9dc5, q = p + 46;
-    const nameEnd = q + nameLen;
-    for (; q < nameEnd; q++) { const b = cd[q]; if (b >= 0x80) break; hash = Math.imul(hash ^ b, 0x01000193); }
-    let name: string;
-    if (q === nameEnd) { name = latin1Slice.call(cd, p + 46, nameEnd); hash |= 0; }
-    else { name = utf8.decode(cd.subarray(p + 46, nameEnd)); hash = strHash(name); }
-    nameAt[entries.length] = p + 46; nameLens[entries.length] = nameLen;
-    // zip64 extended information extra field
-    let e = p + 46 + nameLen;
-    const eEnd = e + extraLen;
-    while (e + 4 <= eEnd) {
-      const id = u16(cd, e), len = u16(cd, e + 2);
-      if (id === 0x0001) {
-        let q = e + 4;
-        if (uncompressedSize === 0xffffffff && q + 8 <= e + 4 + len) { uncompressedSize = u64(cd, q); q += 8; }
-        if (compressedSize === 0xffffffff && q + 8 <= e + 4 + len) { compressedSize = u64(cd, q); q += 8; }
-        if (localHeaderOffset === 0xffffffff && q + 8 <= e + 4 + len) { localHeaderOffset = u64(cd, q); q += 8; }
+    const cd = cdBuf.subarray(0, src.readInto(cdBuf, 0, cdOffset, cdSize));
+    if (cd.length < cdSize) throw new ZipError('central directory truncated');
+    const dir = new ZipDirectory(count, eocdOffset, cdOffset, zip64, comment, Math.max(0, prefixBytes));
+    let p = 0, nameBytes = 0;
+    for (let i = 0; i < count; i++) {
+      if (p + 46 > cd.length || u32(cd, p) !== CDH) throw new ZipError(`central directory entry ${i} is malformed`);
+      let compressedSize = u32(cd, p + 20), uncompressedSize = u32(cd, p + 24);
+      const nameLen = u16(cd, p + 28), extraLen = u16(cd, p + 30), commentLen = u16(cd, p + 32);
+      let localHeaderOffset = u32(cd, p + 42);
+      if (p + 46 + nameLen + extraLen + commentLen > cd.length) throw new ZipError(`central directory entry ${i} overruns`);
+      // zip64 extended information extra field
+      let e = p + 46 + nameLen;
+      const eEnd = e + extraLen;
+      while (e + 4 <= eEnd) {
+        const id = u16(cd, e), len = u16(cd, e + 2);
+        if (id === 0x0001) {
+          let q = e + 4;
+          if (uncompressedSize === 0xffffffff && q + 8 <= e + 4 + len) { uncompressedSize = u64(cd, q); q += 8; }
+          if (compressedSize === 0xffffffff && q + 8 <= e + 4 + len) { compressedSize = u64(cd, q); q += 8; }
+          if (localHeaderOffset === 0xffffffff && q + 8 <= e + 4 + len) { localHeaderOffset = u64(cd, q); q += 8; }
+        }
+        e += 4 + len;
       }
-      e += 4 + len;
+      dir.setEntry(i, u16(cd, p + 10), u16(cd, p + 8), u32(cd, p + 16), compressedSize, uncompressedSize, localHeaderOffset);
+      nameAt[i] = p + 46;
+      dir.setNameStart(i, nameBytes);
+      nameBytes += nameLen;
+      p += 46 + nameLen + extraLen + commentLen;
     }
-    const at = index.add(name, entries.length, hash);
-    if (at !== entries.length) duplicates.set(name, (duplicates.get(name) ?? 1) + 1);
-    entries.push({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset, dataOffset: -1, problems: [] });
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
-  // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
-  const win = new Window(src, 64 << 10);
-  try {
-    for (let i = 0; i < entries.length; i++) readLocalHeader(win, entries[i], prefixBytes > 0 ? prefixBytes : 0, cd, nameAt[i], nameLens[i]);
-  } finally { win.release(); }
-  return { entries, eocdOffset, centralDirOffset: cdOffset, zip64, comment, prefixBytes: Math.max(0, prefixBytes), index, duplicates };
-  } finally { giveBytes(cdBuf); }
+    // the names, packed, hashed (FNV-1a over their bytes) as they are copied
+    dir.setNameStart(count, nameBytes);
+    const names = new Uint8Array(nameBytes);
+    let o = 0;
+    for (let i = 0; i < count; i++) {
+      let h = FNV_OFFSET;
+      for (let q = nameAt[i], end = q + dir.nameLength(i); q < end; q++) { const b = cd[q]; names[o++] = b; h = Math.imul(h ^ b, 0x01000193); }
+      dir.setNameHash(i, h | 0);
+    }
+    dir.setNames(names);
+    dir.buildIndex();
+    // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
+    // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
+    const win = new Window(src, 64 << 10);
+    try {
+      for (let i = 0; i < count; i++) readLocalHeader(win, dir, i, prefixBytes > 0 ? prefixBytes : 0);
+    } finally { win.release(); }
+    return dir;
+  } finally { giveBytes(cdBuf); giveArrayBuffer(nameAt.buffer as ArrayBuffer); }
 }
 
 /** A cached window of the source for many small reads close together (local headers), in one pooled buffer. */
@@ -147,37 +328,32 @@ class Window {
   release(): void { giveBytes(this.own); this.buf = new Uint8Array(0); }
 }
 
-function readLocalHeader(win: Window, en: ZipEntry, shift: number, cd: Uint8Array, cdNameAt: number, centralLen: number): void {
-  const at = en.localHeaderOffset + shift;
-  if (!win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { en.problems.push('local header missing or corrupt'); return; }
+function readLocalHeader(win: Window, dir: ZipDirectory, i: number, shift: number): void {
+  const at = dir.localHeaderOffset(i) + shift;
+  if (!win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { dir.problem(i, 'local header missing or corrupt'); return; }
   let h = at - win.start;
   const b = win.buf;
   const nameLen = u16(b, h + 26), extraLen = u16(b, h + 28);
   const lMethod = u16(b, h + 8);
   const lComp = u32(b, h + 18), lUnc = u32(b, h + 22);
+  const method = dir.method(i), flags = dir.flags(i), csize = dir.compressedSize(i), usize = dir.uncompressedSize(i);
   // the local name is decoded only when its bytes differ from the central directory's
-  if (win.ensure(at + 30, nameLen)) {
-    h = at + 30 - win.start;
-    const nb = win.buf;
-    let same = nameLen === centralLen;
-    for (let i = 0; same && i < nameLen; i++) same = nb[h + i] === cd[cdNameAt + i];
-    if (!same) {
-      en.localName = utf8.decode(nb.subarray(h, h + nameLen));
-      if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
-    } else en.localName = en.name;
-  } else {
-    en.localName = utf8.decode(win.src.read(at + 30, nameLen));
-    if (en.localName !== en.name) en.problems.push(`local header names it "${en.localName}"`);
+  let same = false;
+  if (win.ensure(at + 30, nameLen)) same = dir.nameEquals(i, win.buf, at + 30 - win.start, nameLen);
+  if (!same) {
+    const localName = utf8.decode(win.src.read(at + 30, nameLen));
+    if (localName !== dir.name(i)) dir.problem(i, `local header names it "${localName}"`);
   }
-  if (lMethod !== en.method) en.problems.push(`local header says compression method ${lMethod}, central directory ${en.method}`);
-  if (!(en.flags & 0x08) && lComp !== 0xffffffff && lComp !== 0 && lComp !== en.compressedSize) {
-    en.problems.push(`local header says ${lComp} compressed bytes, central directory ${en.compressedSize}`);
+  if (lMethod !== method) dir.problem(i, `local header says compression method ${lMethod}, central directory ${method}`);
+  if (!(flags & 0x08) && lComp !== 0xffffffff && lComp !== 0 && lComp !== csize) {
+    dir.problem(i, `local header says ${lComp} compressed bytes, central directory ${csize}`);
   }
-  if (!(en.flags & 0x08) && lUnc !== 0xffffffff && lUnc !== 0 && lUnc !== en.uncompressedSize) {
-    en.problems.push(`local header says ${lUnc} bytes, central directory ${en.uncompressedSize}`);
+  if (!(flags & 0x08) && lUnc !== 0xffffffff && lUnc !== 0 && lUnc !== usize) {
+    dir.problem(i, `local header says ${lUnc} bytes, central directory ${usize}`);
   }
-  en.dataOffset = at + 30 + nameLen + extraLen;
-  if (en.dataOffset + en.compressedSize > win.src.size) en.problems.push('member data runs past the end of the file');
+  const dataOffset = at + 30 + nameLen + extraLen;
+  dir.setDataOffset(i, dataOffset);
+  if (dataOffset + csize > win.src.size) dir.problem(i, 'member data runs past the end of the file');
 }
 
 /** Streams a member's uncompressed bytes (stored or deflated), stopping after `limit` bytes. */
@@ -235,16 +411,4 @@ export async function readMember(src: ByteSource, en: ZipEntry, max: number): Pr
     if (n > max) throw new ZipError(`member ${en.name} is larger than ${max} bytes`);
   }
   return Buffer.concat(parts);
-}
-
-/** Index in dir.entries of the first member named `name`, or -1. */
-export function entryIndex(dir: ZipDirectory, name: string): number {
-  const i = dir.index.find(name);
-  return i < 0 ? -1 : dir.index.value(i);
-}
-
-/** entryIndex of `prefix + suffix`, given strHash(suffix, strHashState(prefix)), without building the name. */
-export function entryIndexJoined(dir: ZipDirectory, prefix: string, suffix: string, hash: number): number {
-  const i = dir.index.findJoined(prefix, suffix, hash);
-  return i < 0 ? -1 : dir.index.value(i);
 }
