@@ -491,7 +491,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       ctx.table = walked.table;
       rep.tensorsTruncated = walked.truncated;
       const members = storageMembers(dir, walked.storages);
-      if (format === 'pytorch-zip') for (const m of members) if (m >= 0) isStorage[m] = 1;
+      if (format === 'pytorch-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
       checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
     }
   }
@@ -537,9 +537,9 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 
 /** For each storage in `storages` (same order), the index of the zip entry `<root>/data/<key>`, or -1. */
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
-  const keys = storages.keys.keys();
-  const out = new Int32Array(keys.length);
-  for (let i = 0; i < keys.length; i++) out[i] = dir.findInRoot('/data/', keys[i]);
+  const out = new Int32Array(storages.size);
+  const keys = storages.keys;
+  for (let i = 0; i < out.length; i++) out[i] = dir.findInRootBytes('/data/', keys.raw(), keys.offset(i), keys.length(i));
   return out;
 }
 
@@ -552,11 +552,11 @@ function checkZipStorages(ctx: Ctx, dataPrefix: string, dir: ZipDirectory, table
     const need = table.extent(i) * table.elementSize(i);
     if (m < 0 && need > 0) {
       const member = `${dataPrefix}${table.storages.key(si)}`;
-      add(ctx, 'SW017', `Tensor "${table.names[i]}" refers to storage ${member}, which the archive does not contain.`, { member });
+      add(ctx, 'SW017', `Tensor "${table.name(i)}" refers to storage ${member}, which the archive does not contain.`, { member });
       reported[si] = 1;
     } else if (m >= 0 && dir.uncompressedSize(m) < need) {
       const member = `${dataPrefix}${table.storages.key(si)}`;
-      add(ctx, 'SW017', `Tensor "${table.names[i]}" needs ${need} bytes of ${member}, which holds ${dir.uncompressedSize(m)}.`, { member });
+      add(ctx, 'SW017', `Tensor "${table.name(i)}" needs ${need} bytes of ${member}, which holds ${dir.uncompressedSize(m)}.`, { member });
       reported[si] = 1;
     }
   }
@@ -791,7 +791,7 @@ function finalize(ctx: Ctx): void {
     const build = (): TensorInfo[] => {
       const out = before.slice();
       for (let i = 0; i < table.length; i++) {
-        const info: TensorInfo = { name: table.names[i], dtype: table.dtypeOf(i), shape: table.shape(i), bytes: table.bytes(i) };
+        const info: TensorInfo = { name: table.name(i), dtype: table.dtypeOf(i), shape: table.shape(i), bytes: table.bytes(i) };
         const st = table.storageRef(i);
         const inline = table.inline(i);
         if (st) { info.storageKey = root ? `${root}/data/${st.key}` : st.key; info.offset = table.storageOffset(i); }

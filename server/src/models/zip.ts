@@ -112,7 +112,18 @@ export class ZipDirectory {
   }
 
   /** Index of the first entry named root() + `b` + `c`, with the root taken as bytes (it may not be valid UTF-8), or -1. */
-  findInRoot(b: string, c = ''): number {
+  findInRoot(b: string, c = ''): number { return this.findKey(this.put(c, this.put(b, this.putRoot()))); }
+
+  /** findInRoot(b + the `len` bytes of `src` at `at`). */
+  findInRootBytes(b: string, src: Uint8Array, at: number, len: number): number {
+    let n = this.put(b, this.putRoot());
+    if (n + len > this.scratch.length) { const g = new Uint8Array(2 * (n + len)); g.set(this.scratch); this.scratch = g; }
+    for (let k = 0; k < len; k++) this.scratch[n++] = src[at + k];
+    return this.findKey(n);
+  }
+
+  /** Writes the root folder's bytes (see root()) at the start of the scratch buffer; returns their length. */
+  private putRoot(): number {
     let n = 0;
     if (this.count) {
       const s = this.nameStart[0], e = this.nameStart[1];
@@ -121,7 +132,7 @@ export class ZipDirectory {
       if (k - s > this.scratch.length) this.scratch = new Uint8Array(2 * (k - s));
       for (let q = s; q < k; q++) this.scratch[n++] = this.names[q];
     }
-    return this.findKey(this.put(c, this.put(b, n)));
+    return n;
   }
 
   /** Index of the first entry named `a + b + c` (compared as UTF-8 bytes, as zip readers do), or -1. */

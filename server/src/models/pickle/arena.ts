@@ -7,7 +7,7 @@
 import {
   CallKind, PyCall, PyDict, PyGlobal, PyList, PyOpaque, PyPersId, PySet, PyTuple, PyValue,
 } from './values';
-import { strHash } from '../strTable';
+import { strHash, decodeBytes } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export const K = {
@@ -46,6 +46,10 @@ export class ValueArena {
   b = new Float64Array(0);
   items = new Int32Array(0);
   nItems = 0;
+  /** ASCII str payloads, packed (STR nodes with sub 0 point here: start in `a`, length in `b`). Why bytes:
+   *  a state dict's 100,000 keys as JS strings would all live as long as the arena. */
+  sb = new Uint8Array(0);
+  nsb = 0;
   readonly objs: unknown[] = [];
   readonly seqs: number[][] = [];
   readonly extras = new Map<number, CallExtra>();
@@ -77,6 +81,7 @@ export class ValueArena {
     const c = new Int32Array(takeArrayBuffer(cap * 4), 0, cap); c.set(this.c.subarray(0, n));
     const s = new Uint8Array(takeArrayBuffer(cap), 0, cap); s.set(this.sub.subarray(0, n));
     const b = new Float64Array(takeArrayBuffer(cap * 8), 0, cap); b.set(this.b.subarray(0, n));
+    if (this.sb.length === 0) this.sb = new Uint8Array(takeArrayBuffer(itemCap * 4));
     let it = this.items;
     if (itemCap > it.length) { it = new Int32Array(takeArrayBuffer(itemCap * 4), 0, itemCap); it.set(this.items.subarray(0, this.nItems)); }
     this.kind = k; this.a = a; this.c = c; this.sub = s; this.b = b;
@@ -91,7 +96,8 @@ export class ValueArena {
   release(): void {
     if (this.released) return;
     this.released = true;
-    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items]) giveArrayBuffer(o.buffer as ArrayBuffer);
+    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items, this.sb]) giveArrayBuffer(o.buffer as ArrayBuffer);
+    this.sb = new Uint8Array(0);
     this.kind = new Uint8Array(0); this.a = new Int32Array(0); this.c = new Int32Array(0);
     this.sub = new Uint8Array(0); this.b = new Float64Array(0); this.items = new Int32Array(0);
   }
@@ -101,7 +107,42 @@ export class ValueArena {
   int(v: number): number { return v >= 0 && v < 256 && Number.isInteger(v) ? H_SMALL_INT + v : this.node(K.INT, 0, 0, v); }
   obj(v: unknown): number { this.objs.push(v); return this.node(K.OBJ, this.objs.length - 1, 0, 0); }
   /** A str value; `hash` is strHash(s) when the caller already computed it while decoding. */
-  str(s: string, hash = strHash(s)): number { this.objs.push(s); return this.node(K.STR, this.objs.length - 1, hash, 0); }
+  str(s: string, hash = strHash(s)): number {
+    this.objs.push(s);
+    const h = this.node(K.STR, this.objs.length - 1, hash, 0);
+    this.sub[h] = 1;
+    return h;
+  }
+  /** A str value from `len` ASCII bytes of `buf` at `at`; `hash`: their FNV-1a (= strHash of the text). */
+  asciiStr(buf: Uint8Array, at: number, len: number, hash: number): number {
+    let n = this.nsb;
+    if (n + len > this.sb.length) {
+      let cap = this.sb.length * 2;
+      while (cap < n + len) cap *= 2;
+      const g = new Uint8Array(takeArrayBuffer(cap), 0, cap); g.set(this.sb.subarray(0, n));
+      giveArrayBuffer(this.sb.buffer as ArrayBuffer);
+      this.sb = g;
+    }
+    const sb = this.sb;
+    for (let i = 0; i < len; i++) sb[n++] = buf[at + i];
+    this.nsb = n;
+    const h = this.node(K.STR, n - len, hash, len);
+    this.sub[h] = 0;
+    return h;
+  }
+  /** The text of STR handle `h`. */
+  text(h: number): string {
+    return this.sub[h] === 0 ? decodeBytes(this.sb, this.a[h], this.a[h] + this.b[h]) : this.objs[this.a[h]] as string;
+  }
+  /** Whether STR handle `h` holds exactly `s` (compared without decoding). */
+  strIs(h: number, s: string): boolean {
+    if (this.kind[h] !== K.STR) return false;
+    if (this.sub[h] !== 0) return this.objs[this.a[h]] === s;
+    const at = this.a[h], len = this.b[h], sb = this.sb;
+    if (len !== s.length) return false;
+    for (let i = 0; i < len; i++) if (sb[at + i] !== s.charCodeAt(i)) return false;
+    return true;
+  }
   seq(kind: number, items: number[], frozen = 0): number { this.seqs.push(items); return this.node(kind, this.seqs.length - 1, frozen, 0); }
   call(fn: number, args: number, kind: CallKind, offset: number): number {
     const h = this.node(K.CALL, fn, args, offset);
@@ -139,7 +180,7 @@ export class ValueArena {
     return k <= K.STR || k === K.OBJ ? this.shell(h)[0] : undefined;
   }
 
-  strOf(h: number): string | undefined { return this.kind[h] === K.STR ? this.objs[this.a[h]] as string : undefined; }
+  strOf(h: number): string | undefined { return this.kind[h] === K.STR ? this.text(h) : undefined; }
 
   /** "module.name" of a call's callee when it is an imported global. */
   calleeName(h: number): string | undefined {
@@ -198,7 +239,8 @@ export class ValueArena {
       case K.FALSE: return [false, undefined];
       case K.TRUE: return [true, undefined];
       case K.INT: return [this.b[h], undefined];
-      case K.STR: case K.OBJ: return [this.objs[this.a[h]] as PyValue, undefined];
+      case K.STR: return [this.text(h), undefined];
+      case K.OBJ: return [this.objs[this.a[h]] as PyValue, undefined];
       case K.GLOBAL: { const g = this.globals[this.a[h]]; return [new PyGlobal(g.module, g.name, this.a[h]), undefined]; }
       case K.TUPLE: return [new PyTuple([]), Array.from(this.items.subarray(this.a[h], this.a[h] + this.c[h]))];
       case K.LIST: return [new PyList([]), this.seqs[this.a[h]]];
@@ -248,7 +290,7 @@ export class ValueArena {
       case K.FALSE: return 'boolean false';
       case K.TRUE: return 'boolean true';
       case K.INT: return `number ${this.b[h]}`;
-      case K.STR: { const s = this.objs[this.a[h]] as string; return `str ${JSON.stringify(s.length > 60 ? s.slice(0, 60) + '…' : s)}`; }
+      case K.STR: { const s = this.text(h); return `str ${JSON.stringify(s.length > 60 ? s.slice(0, 60) + '…' : s)}`; }
       case K.TUPLE: return 'tuple';
       case K.LIST: return 'list';
       case K.DICT: return 'dict';

@@ -688,7 +688,7 @@ class PickleMachine {
           let i = at;
           for (; i < at + len; i++) { const b = buf[i]; if (b >= 0x80) break; h = Math.imul(h ^ b, 0x01000193); }
           if (i !== at + len) break loop;
-          stack.push(ar.str(latin1Slice.call(buf, at, at + len), h | 0));
+          stack.push(ar.asciiStr(buf, at, len, h | 0));
           pos = at + len;
           break;
         }

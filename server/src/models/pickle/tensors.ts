@@ -3,7 +3,7 @@
 import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from './values';
 import { numpyDtypeOf, PickleRun } from './machine';
 import { H_FALSE, H_TRUE, K, ValueArena } from './arena';
-import { StrTable, strHash } from '../strTable';
+import { StrTable, ByteStrings, bytesHash, encodeInto, strHash } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export interface StorageRef {
@@ -51,7 +51,9 @@ const REBUILD = 'torch._utils.';
 
 /** Storages the tensors refer to, by key, kept as typed columns; StorageRef objects are made when asked for. */
 export class StorageTable {
-  readonly keys = new StrTable<null>(1024, false);
+  /** the keys, as UTF-8 bytes with a hash index */
+  readonly keys = new ByteStrings(1024, true);
+  private scratch = new Uint8Array(64);
   private dtype = new Uint8Array(1024);       // index in STORAGE_KINDS
   private numel = new Float64Array(1024);
   private location = new Int32Array(1024);    // index in `locations`
@@ -61,13 +63,17 @@ export class StorageTable {
   private readonly refs: (StorageRef | undefined)[] = [];
 
   get size(): number { return this.keys.size; }
-  find(key: string, hash?: number): number { return this.keys.find(key, hash); }
-  /** Adds a storage (the first record of a key wins); `kind`: index in STORAGE_KINDS. */
-  add(key: string, hash: number, kind: number, numel: number, location: string,
+  find(key: string): number {
+    if (key.length * 3 > this.scratch.length) this.scratch = new Uint8Array(key.length * 3);
+    const len = encodeInto(key, this.scratch, 0);
+    return this.keys.find(this.scratch, 0, len, bytesHash(this.scratch, 0, len));
+  }
+  /** Index of the key given as `len` UTF-8 bytes of `b` at `at` (hash: bytesHash of them), or -1. */
+  findBytes(b: Uint8Array, at: number, len: number, hash: number): number { return this.keys.find(b, at, len, hash); }
+  /** Adds a storage whose key is not in the table yet; `kind`: index in STORAGE_KINDS. */
+  add(b: Uint8Array, at: number, len: number, hash: number, kind: number, numel: number, location: string,
     view?: { root: string; offset: number; numel: number }): number {
-    const n = this.keys.size;
-    const i = this.keys.add(key, null, hash);
-    if (i < n) return i;
+    const i = this.keys.push(b, at, len, hash);
     if (i === this.dtype.length) {
       const cap = i * 2;
       const d = new Uint8Array(cap); d.set(this.dtype); this.dtype = d;
@@ -81,14 +87,14 @@ export class StorageTable {
     if (view) this.views.set(i, view);
     return i;
   }
-  key(i: number): string { return this.keys.key(i); }
+  key(i: number): string { return this.keys.text(i); }
   elementSize(i: number): number { return STORAGE_KINDS[this.dtype[i]][2]; }
   dtypeName(i: number): string { return STORAGE_KINDS[this.dtype[i]][1]; }
   ref(i: number): StorageRef {
     let r = this.refs[i];
     if (!r) {
       const [, dtype, elementSize] = STORAGE_KINDS[this.dtype[i]];
-      r = { key: this.keys.key(i), dtype, elementSize, numel: this.numel[i], location: this.locations[this.location[i]] };
+      r = { key: this.keys.text(i), dtype, elementSize, numel: this.numel[i], location: this.locations[this.location[i]] };
       const v = this.views.get(i);
       if (v) r.view = v;
       this.refs[i] = r;
@@ -108,7 +114,8 @@ const F_GRAD = 1, F_PARAM = 2, F_OBJECT = 4;
  *  tensor until rows() (the report's rows, the converter) asks for them. Sizes and strides are indexes into
  *  a table of shared arrays; dtypes into a table of names. */
 export class TensorTable {
-  readonly names: string[] = [];
+  /** the names, as UTF-8 bytes (decoded by name()) */
+  private readonly nameList = new ByteStrings(256);
   private n = 0;
   private dtype = new Uint8Array(256);
   private shapeIx = new Int32Array(256);
@@ -137,10 +144,13 @@ export class TensorTable {
     return this.dtypes.length - 1;
   }
 
-  push(name: string, dtype: string, elementSize: number, shape: number[], stride: number[], offset: number, storage: number, flags: number): void {
+  name(i: number): string { return this.nameList.text(i); }
+
+  /** Adds a row named by `len` UTF-8 bytes of `nb` at `at`. */
+  push(nb: Uint8Array, at: number, len: number, dtype: string, elementSize: number, shape: number[], stride: number[], offset: number, storage: number, flags: number): void {
     const i = this.n;
     if (i === this.dtype.length) this.grow();
-    this.names.push(name);
+    this.nameList.push(nb, at, len);
     this.dtype[i] = this.dtypeIx(dtype, elementSize);
     this.shapeIx[i] = this.ix(shape); this.strideIx[i] = this.ix(stride);
     this.offset[i] = offset; this.storage[i] = storage; this.flags[i] = flags;
@@ -157,9 +167,9 @@ export class TensorTable {
     const o = new Float64Array(cap); o.set(this.offset); this.offset = o;
   }
 
-  pushObject(name: string, t: Omit<ExtractedTensor, 'name'>): void {
+  pushObject(nb: Uint8Array, at: number, len: number, t: Omit<ExtractedTensor, 'name'>): void {
     this.objects.set(this.n, t);
-    this.push(name, t.dtype, t.elementSize, t.shape, t.stride, t.storageOffset, -1, F_OBJECT);
+    this.push(nb, at, len, t.dtype, t.elementSize, t.shape, t.stride, t.storageOffset, -1, F_OBJECT);
   }
 
   dtypeOf(i: number): string { return this.dtypes[this.dtype[i]][0]; }
@@ -180,9 +190,9 @@ export class TensorTable {
 
   row(i: number): ExtractedTensor {
     const f = this.flags[i];
-    if (f & F_OBJECT) return { ...this.objects.get(i)!, name: this.names[i] };
+    if (f & F_OBJECT) return { ...this.objects.get(i)!, name: this.name(i) };
     return {
-      name: this.names[i], dtype: this.dtypeOf(i), elementSize: this.elementSize(i), shape: this.shape(i), stride: this.arrays[this.strideIx[i]],
+      name: this.name(i), dtype: this.dtypeOf(i), elementSize: this.elementSize(i), shape: this.shape(i), stride: this.arrays[this.strideIx[i]],
       storageOffset: this.offset[i], storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
       kind: f & F_PARAM ? 'parameter' : 'tensor',
     };
@@ -211,62 +221,74 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   let truncated = false;
   let budget = 5_000_000;   // values visited: bounds time on adversarial DAGs
   const { kind, a, c, items, seqs } = ar;
+  // The dotted path of the value being walked is kept as UTF-8 bytes in `pb[0..len)`: a child writes
+  // ".key" after its parent's bytes, so no string is built per tensor (rows decode their name on read).
+  let pb = new Uint8Array(256);
+  const room = (n: number) => { if (n > pb.length) { const g = new Uint8Array(Math.max(n, pb.length * 2)); g.set(pb); pb = g; } };
+  /** Appends ".<key text>" (no dot at the root) after `len` bytes of path; returns the new length. */
+  const joinText = (len: number, k: string): number => {
+    room(len + 1 + k.length * 3);
+    if (len) pb[len++] = 0x2e;
+    return encodeInto(k, pb, len);
+  };
+  /** Appends ".<key>" for a dict key handle; -1 when the key is not a str, bytes or int (skipped, as before). */
+  const joinKey = (len: number, kh: number): number => {
+    if (kind[kh] === K.STR && ar.sub[kh] === 0) {
+      const at = a[kh], n = ar.b[kh], sb = ar.sb;
+      room(len + 1 + n);
+      if (len) pb[len++] = 0x2e;
+      for (let i = 0; i < n; i++) pb[len++] = sb[at + i];
+      return len;
+    }
+    const ks = r.key(kh);
+    return ks === undefined ? -1 : joinText(len, ks);
+  };
 
-  const walk = (h: number, path: string, depth: number): void => {
+  const walk = (h: number, len: number, depth: number): void => {
     const k = kind[h];
     if (k < K.TUPLE || k === K.GLOBAL || depth > 200 || --budget < 0) return;
     if (table.length >= maxTensors) { truncated = true; return; }
     if (k === K.CALL) {
-      if (r.tensorOf(h)) { r.emit(table, path); return; }
+      if (r.tensorOf(h)) { r.emit(table, pb, len); return; }
       if (visited[h]) return;
       visited[h] = 1;
-      walkObject(h, path, depth);
+      walkObject(h, len, depth);
       return;
     }
     if (k === K.OBJ) {
       const o = ar.objs[a[h]];
-      if (o instanceof PyNdArray) table.pushObject(path, ndarrayTensor(o));
+      if (o instanceof PyNdArray) table.pushObject(pb, 0, len, ndarrayTensor(o));
       return;
     }
     if (k === K.PERSID) {
       const t = resolvePersId?.(ar.materializeNear(a[h], 4, 64));
-      if (t) table.pushObject(path, t);
+      if (t) table.pushObject(pb, 0, len, t);
       return;
     }
     if (visited[h]) return;
     visited[h] = 1;
-    if (k === K.DICT) walkEntries(seqs[a[h]], path, depth);
-    else if (k === K.LIST) { const l = seqs[a[h]]; for (let i = 0; i < l.length; i++) walk(l[i], join(path, String(i)), depth + 1); }
-    else if (k === K.TUPLE) { for (let i = 0; i < c[h]; i++) walk(items[a[h] + i], join(path, String(i)), depth + 1); }
+    if (k === K.DICT) walkEntries(seqs[a[h]], len, depth);
+    else if (k === K.LIST) { const l = seqs[a[h]]; for (let i = 0; i < l.length; i++) walk(l[i], joinText(len, String(i)), depth + 1); }
+    else if (k === K.TUPLE) { for (let i = 0; i < c[h]; i++) walk(items[a[h] + i], joinText(len, String(i)), depth + 1); }
   };
-  const walkEntries = (flat: number[], path: string, depth: number) => {
+  const walkEntries = (flat: number[], len: number, depth: number) => {
     // later duplicate keys win, like a Python dict (the Map is built only when a key repeats)
-    const n = flat.length >> 1;
-    const keys: (string | undefined)[] = new Array(n);
-    const seen = new StrTable<null>(n, false);
-    let dup = false;
-    for (let i = 0; i < n; i++) {
-      const kh = flat[2 * i];
-      const ks = r.key(kh);
-      keys[i] = ks;
-      if (ks !== undefined && !dup) {
-        const hash = kind[kh] === K.STR ? ar.c[kh] : strHash(ks);
-        if (seen.find(ks, hash) >= 0) dup = true; else seen.add(ks, null, hash);
+    if (!r.hasDuplicateKeys(flat)) {
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const n = joinKey(len, flat[i]);
+        if (n >= 0) walk(flat[i + 1], n, depth + 1);
       }
-    }
-    if (!dup) {
-      for (let i = 0; i < n; i++) { const ks = keys[i]; if (ks !== undefined) walk(flat[2 * i + 1], join(path, ks), depth + 1); }
       return;
     }
     const last = new Map<string, number>();
-    for (let i = 0; i < n; i++) { const ks = keys[i]; if (ks !== undefined) { last.delete(ks); last.set(ks, flat[2 * i + 1]); } }
-    for (const [ks, v] of last) walk(v, join(path, ks), depth + 1);
+    for (let i = 0; i + 1 < flat.length; i += 2) { const ks = r.key(flat[i]); if (ks !== undefined) { last.delete(ks); last.set(ks, flat[i + 1]); } }
+    for (const [ks, v] of last) walk(v, joinText(len, ks), depth + 1);
   };
-  const walkObject = (h: number, path: string, depth: number) => {
+  const walkObject = (h: number, len: number, depth: number) => {
     const e = ar.extras.get(h);
     if (!e) return;
-    if (e.dictItems) walkEntries(e.dictItems, path, depth);
-    if (e.listItems) e.listItems.forEach((it, i) => walk(it, join(path, String(i)), depth + 1));
+    if (e.dictItems) walkEntries(e.dictItems, len, depth);
+    if (e.listItems) e.listItems.forEach((it, i) => walk(it, joinText(len, String(i)), depth + 1));
     for (const st of e.states ?? []) {
       // nn.Module: _parameters / _buffers / _modules are transparent, like state_dict() names
       let dict = -1;
@@ -279,18 +301,16 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
         if (ks === undefined) continue;
         if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
           const inner = kind[val] === K.DICT ? seqs[a[val]] : kind[val] === K.CALL ? ar.extras.get(val)?.dictItems : undefined;
-          if (inner) walkEntries(inner, path, depth + 1);
-        } else if (!ks.startsWith('_')) walk(val, join(path, ks), depth + 1);
+          if (inner) walkEntries(inner, len, depth + 1);
+        } else if (!ks.startsWith('_')) walk(val, joinText(len, ks), depth + 1);
       }
     }
   };
   try {
-    if (run.root !== undefined) walk(run.root, '', 0);
+    if (run.root !== undefined) walk(run.root, 0, 0);
   } finally { giveArrayBuffer(visitedBuf); }
   return { table, truncated, storages };
 }
-
-function join(path: string, k: string): string { return path ? `${path}.${k}` : k; }
 
 /** Typed reads of value handles (what asInt / asText / asIntTuple do for PyValue objects), and the rebuild
  *  reader: tensorOf() leaves the tensor it recognised in the t* fields (no object per tensor). */
@@ -299,9 +319,9 @@ class Reader {
   tObject: Omit<ExtractedTensor, 'name'> | undefined;
   constructor(readonly ar: ValueArena, readonly storages: StorageTable) {}
 
-  emit(table: TensorTable, name: string): void {
-    if (this.tObject) table.pushObject(name, this.tObject);
-    else table.push(name, this.tDtype, this.tSize, this.tShape, this.tStride, this.tOffset, this.tStorage, this.tFlags);
+  emit(table: TensorTable, nb: Uint8Array, len: number): void {
+    if (this.tObject) table.pushObject(nb, 0, len, this.tObject);
+    else table.push(nb, 0, len, this.tDtype, this.tSize, this.tShape, this.tStride, this.tOffset, this.tStorage, this.tFlags);
   }
 
   int(h: number): number | undefined {
@@ -318,7 +338,7 @@ class Reader {
   text(h: number): string | undefined {
     const ar = this.ar;
     const k = ar.kind[h];
-    if (k === K.STR) return ar.objs[ar.a[h]] as string;
+    if (k === K.STR) return ar.text(h);
     if (k === K.OBJ) { const o = ar.objs[ar.a[h]]; return o instanceof PyBytes ? asText(o) : undefined; }
     return undefined;
   }
@@ -326,8 +346,74 @@ class Reader {
   /** A dict key as the name part: str, bytes or int. */
   key(h: number): string | undefined { return this.ar.kind[h] === K.INT ? String(this.ar.b[h]) : this.text(h); }
 
-  // sizes and strides repeat across a checkpoint's tensors: short ones are shared (callers never mutate them)
+  // key bytes found by keyBytes(): kb[ka .. ka+kl), FNV hash kh
+  kb: Uint8Array = new Uint8Array(0); ka = 0; kl = 0; kh = 0;
+  private kscratch = new Uint8Array(64);
+  /** The key of handle `h` (see key()) as UTF-8 bytes in kb/ka/kl/kh, without a string for ASCII str keys. */
+  keyBytes(h: number): boolean {
+    const ar = this.ar;
+    if (ar.kind[h] === K.STR && ar.sub[h] === 0) { this.kb = ar.sb; this.ka = ar.a[h]; this.kl = ar.b[h]; this.kh = ar.c[h]; return true; }
+    const ks = this.key(h);
+    if (ks === undefined) return false;
+    if (ks.length * 3 > this.kscratch.length) this.kscratch = new Uint8Array(ks.length * 3);
+    this.kb = this.kscratch; this.ka = 0; this.kl = encodeInto(ks, this.kscratch, 0); this.kh = bytesHash(this.kb, 0, this.kl);
+    return true;
+  }
+
+  /** Whether two keys of the flat dict items (key, value, key, value...) have the same text. */
+  hasDuplicateKeys(flat: number[]): boolean {
+    const ar = this.ar, n = flat.length >> 1;
+    if (n < 2) return false;
+    let cap = 16;
+    while (cap < n * 2) cap *= 2;
+    const buf = takeArrayBuffer(cap * 4);
+    const slots = new Int32Array(buf, 0, cap).fill(0);
+    const mask = cap - 1;
+    try {
+      for (let i = 0; i < n; i++) {
+        const kh = flat[2 * i];
+        if (ar.kind[kh] !== K.STR || ar.sub[kh] !== 0) return this.hasDuplicateTexts(flat);
+        const at = ar.a[kh], len = ar.b[kh], hash = ar.c[kh], sb = ar.sb;
+        for (let j = hash & mask; ; j = (j + 1) & mask) {
+          const o = slots[j];
+          if (o === 0) { slots[j] = kh + 1; break; }
+          const oh = o - 1;
+          if (ar.c[oh] !== hash || ar.b[oh] !== len) continue;
+          const oa = ar.a[oh];
+          let k = 0;
+          while (k < len && sb[oa + k] === sb[at + k]) k++;
+          if (k === len) return true;
+        }
+      }
+      return false;
+    } finally { giveArrayBuffer(buf); }
+  }
+
+  /** hasDuplicateKeys for dicts with keys other than ASCII strs (as texts, like the names they give). */
+  private hasDuplicateTexts(flat: number[]): boolean {
+    const seen = new StrTable<null>(flat.length >> 1, false);
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const ks = this.key(flat[i]);
+      if (ks === undefined) continue;
+      const hash = strHash(ks);
+      if (seen.find(ks, hash) >= 0) return true;
+      seen.add(ks, null, hash);
+    }
+    return false;
+  }
+
+  // texts of memoized handles read again and again ('storage', 'cpu')
+  private readonly texts = new Map<number, string | undefined>();
+  cachedText(h: number): string | undefined {
+    let t = this.texts.get(h);
+    if (t === undefined && !this.texts.has(h)) { t = this.text(h); if (this.texts.size < 1024) this.texts.set(h, t); }
+    return t;
+  }
+
+  // sizes and strides repeat across a checkpoint's tensors: they are shared (callers never mutate them),
+  // found by an int32 hash of their values (a small integer key: Map lookups allocate nothing)
   private readonly shapes = new Map<number, number[]>();
+  private readonly tmp: number[] = [];
 
   ints(h: number): number[] | undefined {
     const ar = this.ar;
@@ -335,19 +421,22 @@ class Reader {
     if (ar.kind[h] === K.TUPLE) { start = ar.a[h]; len = ar.c[h]; }
     else if (ar.kind[h] === K.LIST) { list = ar.seqs[ar.a[h]]; start = 0; len = list.length; }
     else return undefined;
-    let key = len;   // len <= 3 and every value < 2^16: one exact number for the whole tuple
-    for (let i = 0; i < len && key >= 0; i++) {
-      const n = this.int(list ? list[i] : ar.items[start + i]);
-      key = n !== undefined && n >= 0 && n < 0x10000 && len <= 3 ? key * 0x10000 + n : -1;
-    }
-    if (key >= 0) { const shared = this.shapes.get(key); if (shared) return shared; }
-    const out = new Array<number>(len);
+    const tmp = this.tmp;   // scratch that only grows (shrinking an array's length frees its backing store)
+    let key = len;
     for (let i = 0; i < len; i++) {
       const n = this.int(list ? list[i] : ar.items[start + i]);
       if (n === undefined) return undefined;
-      out[i] = n;
+      if (i < tmp.length) tmp[i] = n; else tmp.push(n);
+      key = Math.imul(key ^ (n | 0), 0x01000193) ^ (n > 0x7fffffff || n < -0x80000000 ? 1 : 0);
     }
-    if (key >= 0 && this.shapes.size < 4096) this.shapes.set(key, out);
+    const shared = this.shapes.get(key);
+    if (shared && shared.length === len) {
+      let same = true;
+      for (let i = 0; i < len && same; i++) same = shared[i] === tmp[i];
+      if (same) return shared;
+    }
+    const out = tmp.slice(0, len);
+    if (this.shapes.size < 4096) this.shapes.set(key, out);
     return out;
   }
 
@@ -426,13 +515,11 @@ class Reader {
     const pid = ar.a[h];
     if (ar.kind[pid] !== K.TUPLE || ar.c[pid] < 5) return -1;
     const at = ar.a[pid], it = ar.items;
-    if (this.text(it[at]) !== 'storage') return -1;
+    if (!ar.strIs(it[at], 'storage')) return -1;
     const type = this.global(it[at + 1]);
     const kh = it[at + 2];
-    const key = this.key(kh);
-    if (!type || key === undefined) return -1;
-    const hash = ar.kind[kh] === K.STR ? ar.c[kh] : strHash(key);
-    const found = storages.find(key, hash);
+    if (!type || !this.keyBytes(kh)) return -1;
+    const found = storages.findBytes(this.kb, this.ka, this.kl, this.kh);
     if (found >= 0) { this.sDtype = storages.dtypeName(found); this.sSize = storages.elementSize(found); return found; }
     const numel = this.int(it[at + 4]);
     const kindIx = this.storageKind(it[at + 1]);
@@ -444,9 +531,9 @@ class Reader {
     if (p5 >= 0 && ar.kind[p5] === K.TUPLE && ar.c[p5] >= 3) {
       const v = ar.a[p5];
       const vk = this.text(it[v]), off = this.int(it[v + 1]), n = this.int(it[v + 2]);
-      if (vk !== undefined && off !== undefined && n !== undefined) view = { root: key, offset: off, numel: n };
+      if (vk !== undefined && off !== undefined && n !== undefined) view = { root: this.key(kh)!, offset: off, numel: n };
     }
-    const i = storages.add(key, hash, kindIx, numel, this.text(it[at + 3]) ?? '', view);
+    const i = storages.add(this.kb, this.ka, this.kl, this.kh, kindIx, numel, this.cachedText(it[at + 3]) ?? '', view);
     this.sDtype = st[1]; this.sSize = st[2];
     return i;
   }
