@@ -4,6 +4,8 @@
 // FNV-1a, which the byte decoders compute while they read the name anyway (see strHash), and it can be
 // continued over a suffix so "prefix + key" is looked up without building the string.
 
+import { giveArrayBuffer, takeArrayBuffer } from './bufferPool';
+
 const FNV_OFFSET = 0x811c9dc5 | 0;
 
 /** FNV-1a over UTF-16 code units (for ASCII text: its bytes), as a signed 32-bit number (a small integer
@@ -125,6 +127,8 @@ export function encodeInto(s: string, dst: Uint8Array, at: number): number {
  * Append-only list of UTF-8 strings packed in one byte buffer, optionally with a hash index (FNV-1a over the
  * bytes, see bytesHash). Why: tensor names and storage keys of a 50,000-tensor checkpoint as JS strings are
  * 100,000 heap objects that live as long as the report; as bytes they are two typed arrays, decoded on read.
+ * While it is filled it works in scratch memory from the pool; seal() moves it into exact-size arrays (what a
+ * report keeps) and gives the scratch back.
  */
 export class ByteStrings {
   private bytes: Uint8Array;
@@ -132,11 +136,16 @@ export class ByteStrings {
   private hashes: Int32Array | undefined;
   private slots: Int32Array | undefined;
   private n = 0;
+  private sealed = false;
 
-  constructor(expected = 64, indexed = false) {
-    this.bytes = new Uint8Array(Math.max(256, expected * 16));
-    this.start = new Int32Array(Math.max(16, expected) + 1);
-    if (indexed) { this.hashes = new Int32Array(Math.max(16, expected)); this.slots = new Int32Array(slotCount(expected)); }
+  constructor(expected = 64, private readonly indexed = false) {
+    this.bytes = pooled(Uint8Array, Math.max(256, expected * 16));
+    this.start = pooled(Int32Array, Math.max(16, expected) + 1);
+    this.start[0] = 0;
+    if (indexed) {
+      this.hashes = pooled(Int32Array, Math.max(16, expected));
+      this.slots = pooled(Int32Array, slotCount(expected)).fill(0);
+    }
   }
 
   get size(): number { return this.n; }
@@ -149,21 +158,16 @@ export class ByteStrings {
 
   /** Appends `len` bytes of `src` from `at` (no duplicate check); returns the new string's index. */
   push(src: Uint8Array, at: number, len: number, hash = 0): number {
+    if (this.sealed) throw new Error('ByteStrings: push after seal()');
     const i = this.n, from = this.start[i];
-    if (from + len > this.bytes.length) {
-      let cap = this.bytes.length * 2;
-      while (cap < from + len) cap *= 2;
-      const g = new Uint8Array(cap); g.set(this.bytes.subarray(0, from)); this.bytes = g;
-    }
-    if (i + 2 > this.start.length) {
-      const g = new Int32Array(this.start.length * 2); g.set(this.start); this.start = g;
-    }
+    if (from + len > this.bytes.length) this.bytes = regrow(this.bytes, from + len, from);
+    if (i + 2 > this.start.length) this.start = regrow(this.start, i + 2, i + 1);
     const b = this.bytes;
     for (let k = 0; k < len; k++) b[from + k] = src[at + k];
     this.start[i + 1] = from + len;
     this.n = i + 1;
     if (this.hashes) {
-      if (i === this.hashes.length) { const g = new Int32Array(i * 2); g.set(this.hashes); this.hashes = g; }
+      if (i === this.hashes.length) this.hashes = regrow(this.hashes, i + 1, i);
       this.hashes[i] = hash;
       if ((i + 1) * 2 > this.slots!.length) this.rehash(this.slots!.length * 2);
       const slots = this.slots!, mask = slots.length - 1;
@@ -176,6 +180,7 @@ export class ByteStrings {
 
   /** Index of the string equal to `len` bytes of `src` at `at` (hash: bytesHash of them), or -1. Needs `indexed`. */
   find(src: Uint8Array, at: number, len: number, hash: number): number {
+    if (!this.slots) this.reindex();
     const slots = this.slots!, hashes = this.hashes!, mask = slots.length - 1, b = this.bytes;
     for (let j = hash & mask; ; j = (j + 1) & mask) {
       const e = slots[j];
@@ -190,15 +195,53 @@ export class ByteStrings {
     }
   }
 
-  private rehash(cap: number): void {
-    const slots = new Int32Array(cap), mask = cap - 1, hashes = this.hashes!;
+  /** Moves the strings into exact-size arrays and gives the scratch memory (and the index) back. */
+  seal(): void {
+    if (this.sealed) return;
+    this.sealed = true;
+    const bytes = this.bytes.slice(0, this.start[this.n]), start = this.start.slice(0, this.n + 1);
+    for (const a of [this.bytes, this.start, this.hashes, this.slots]) if (a) giveArrayBuffer(a.buffer as ArrayBuffer);
+    this.bytes = bytes; this.start = start; this.hashes = undefined; this.slots = undefined;
+  }
+
+  /** The index of a sealed table, built again when a lookup needs it (rare: converters, tests). */
+  private reindex(): void {
+    if (!this.indexed) throw new Error('ByteStrings: find() on a table without an index');
+    const hashes = new Int32Array(Math.max(1, this.n));
+    for (let i = 0; i < this.n; i++) hashes[i] = bytesHash(this.bytes, this.start[i], this.start[i + 1] - this.start[i]);
+    this.hashes = hashes;
+    this.slots = new Int32Array(slotCount(this.n));
+    this.rehash(this.slots.length, false);
+  }
+
+  private rehash(cap: number, pool = true): void {
+    const slots = pool ? pooled(Int32Array, cap).fill(0) : new Int32Array(cap), mask = cap - 1, hashes = this.hashes!;
     for (let i = 0; i < this.n; i++) {
       let j = hashes[i] & mask;
       while (slots[j] !== 0) j = (j + 1) & mask;
       slots[j] = i + 1;
     }
+    if (pool && this.slots) giveArrayBuffer(this.slots.buffer as ArrayBuffer);
     this.slots = slots;
   }
+}
+
+type TypedCtor<T> = { new(buffer: ArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number };
+
+/** A typed array of exactly `n` elements over a pooled (not zeroed) buffer. */
+export function pooled<T>(ctor: TypedCtor<T>, n: number): T {
+  return new ctor(takeArrayBuffer(n * ctor.BYTES_PER_ELEMENT), 0, n);
+}
+
+/** A pooled copy of `a` with room for at least `need` elements, keeping its first `keep`; `a` goes back to the pool. */
+export function regrow<T extends Uint8Array | Int32Array | Float64Array | Int16Array | Uint16Array>(a: T, need: number, keep: number): T {
+  let cap = Math.max(16, a.length * 2);
+  while (cap < need) cap *= 2;
+  const ctor = a.constructor as unknown as TypedCtor<T>;
+  const g = pooled(ctor, cap);
+  (g as unknown as Uint8Array).set((a as unknown as Uint8Array).subarray(0, keep));
+  giveArrayBuffer(a.buffer as ArrayBuffer);
+  return g;
 }
 
 function slotCount(expected: number): number {

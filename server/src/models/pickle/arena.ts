@@ -30,6 +30,43 @@ export interface CallExtra {
 
 export interface GlobalName { module: string; name: string }
 
+/** Read access to a list of value handles (IntList, or a plain array through ints()). */
+export interface Ints { readonly length: number; get(i: number): number }
+export function ints(a: readonly number[]): Ints { return { length: a.length, get: (i) => a[i] }; }
+
+/** The items of a list / dict (flat: key, value, ...) / set value, in a typed array. Why not number[]: a state
+ *  dict's one dict holds 100,000 handles; as a JS array each growth step past 128 KB is a fresh large object. */
+export class IntList implements Ints {
+  a: Int32Array;
+  length = 0;
+  constructor(items?: readonly number[]) {
+    this.a = new Int32Array(Math.max(8, items?.length ?? 0));
+    if (items) { for (let i = 0; i < items.length; i++) this.a[i] = items[i]; this.length = items.length; }
+  }
+  get(i: number): number { return this.a[i]; }
+  push(v: number): void {
+    if (this.length === this.a.length) this.grow(this.length + 1);
+    this.a[this.length++] = v;
+  }
+  /** Appends `src[from..to)`. */
+  pushFrom(src: Int32Array, from: number, to: number): void {
+    if (this.length + to - from > this.a.length) this.grow(this.length + to - from);
+    const a = this.a;
+    for (let i = from; i < to; i++) a[this.length++] = src[i];
+  }
+  toArray(): number[] { return Array.from(this.a.subarray(0, this.length)); }
+  private grow(need: number): void {
+    let cap = this.a.length * 2;
+    while (cap < need) cap *= 2;
+    // big lists grow in pooled memory (given back by release())
+    const g = cap >= 16384 ? new Int32Array(takeArrayBuffer(cap * 4), 0, cap) : new Int32Array(cap);
+    g.set(this.a.subarray(0, this.length));
+    this.release();
+    this.a = g;
+  }
+  release(): void { if (this.a.length >= 16384) giveArrayBuffer(this.a.buffer as ArrayBuffer); this.a = new Int32Array(0); }
+}
+
 /** Handles 0..2 are None/False/True, 3..258 the ints 0..255, 259 the empty tuple. */
 export const H_NONE = 0, H_FALSE = 1, H_TRUE = 2, H_SMALL_INT = 3, H_EMPTY_TUPLE = 259;
 
@@ -51,7 +88,7 @@ export class ValueArena {
   sb = new Uint8Array(0);
   nsb = 0;
   readonly objs: unknown[] = [];
-  readonly seqs: number[][] = [];
+  readonly seqs: IntList[] = [];
   readonly extras = new Map<number, CallExtra>();
 
   private released = false;
@@ -97,6 +134,7 @@ export class ValueArena {
     if (this.released) return;
     this.released = true;
     for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items, this.sb]) giveArrayBuffer(o.buffer as ArrayBuffer);
+    for (const l of this.seqs) l.release();
     this.sb = new Uint8Array(0);
     this.kind = new Uint8Array(0); this.a = new Int32Array(0); this.c = new Int32Array(0);
     this.sub = new Uint8Array(0); this.b = new Float64Array(0); this.items = new Int32Array(0);
@@ -143,15 +181,15 @@ export class ValueArena {
     for (let i = 0; i < len; i++) if (sb[at + i] !== s.charCodeAt(i)) return false;
     return true;
   }
-  seq(kind: number, items: number[], frozen = 0): number { this.seqs.push(items); return this.node(kind, this.seqs.length - 1, frozen, 0); }
+  seq(kind: number, items?: readonly number[], frozen = 0): number { this.seqs.push(new IntList(items)); return this.node(kind, this.seqs.length - 1, frozen, 0); }
   call(fn: number, args: number, kind: CallKind, offset: number): number {
     const h = this.node(K.CALL, fn, args, offset);
     this.sub[h] = CALL_KIND_CODE[kind];
     return h;
   }
 
-  /** A tuple of `stack[from..to)`. */
-  tupleFrom(stack: number[], from: number, to: number): number {
+  /** A tuple of `ts[from..to)` (a typed stack). */
+  tupleOf(ts: Int32Array, from: number, to: number): number {
     const len = to - from;
     if (len === 0) return H_EMPTY_TUPLE;
     if (this.nItems + len > this.items.length) {
@@ -161,8 +199,8 @@ export class ValueArena {
       giveArrayBuffer(this.items.buffer as ArrayBuffer);
       this.items = it;
     }
-    const start = this.nItems;
-    for (let i = from; i < to; i++) this.items[this.nItems++] = stack[i];
+    const start = this.nItems, items = this.items;
+    for (let i = from; i < to; i++) items[this.nItems++] = ts[i];
     return this.node(K.TUPLE, start, len, 0);
   }
 
@@ -243,9 +281,9 @@ export class ValueArena {
       case K.OBJ: return [this.objs[this.a[h]] as PyValue, undefined];
       case K.GLOBAL: { const g = this.globals[this.a[h]]; return [new PyGlobal(g.module, g.name, this.a[h]), undefined]; }
       case K.TUPLE: return [new PyTuple([]), Array.from(this.items.subarray(this.a[h], this.a[h] + this.c[h]))];
-      case K.LIST: return [new PyList([]), this.seqs[this.a[h]]];
-      case K.DICT: return [new PyDict([]), this.seqs[this.a[h]]];
-      case K.SET: return [new PySet([], this.c[h] === 1), this.seqs[this.a[h]]];
+      case K.LIST: return [new PyList([]), this.seqs[this.a[h]].toArray()];
+      case K.DICT: return [new PyDict([]), this.seqs[this.a[h]].toArray()];
+      case K.SET: return [new PySet([], this.c[h] === 1), this.seqs[this.a[h]].toArray()];
       case K.PERSID: return [new PyPersId(null, this.b[h]), [this.a[h]]];
       case K.CALL: {
         const e = this.extras.get(h);
@@ -263,9 +301,9 @@ export class ValueArena {
   private fill(v: PyValue, h: number, get: (ch: number) => PyValue): void {
     switch (this.kind[h]) {
       case K.TUPLE: { const t = v as PyTuple; for (let i = 0; i < this.c[h]; i++) t.items.push(get(this.items[this.a[h] + i])); break; }
-      case K.LIST: (v as PyList).items = this.seqs[this.a[h]].map(get); break;
-      case K.SET: (v as PySet).items = this.seqs[this.a[h]].map(get); break;
-      case K.DICT: (v as PyDict).entries = pairs(this.seqs[this.a[h]], get); break;
+      case K.LIST: (v as PyList).items = this.seqs[this.a[h]].toArray().map(get); break;
+      case K.SET: (v as PySet).items = this.seqs[this.a[h]].toArray().map(get); break;
+      case K.DICT: (v as PyDict).entries = pairs(this.seqs[this.a[h]].toArray(), get); break;
       case K.PERSID: (v as PyPersId).pid = get(this.a[h]); break;
       case K.CALL: {
         const call = v as PyCall;

@@ -112,8 +112,8 @@ class PickleMachine {
   readonly ar: ValueArena;
   readonly disasm: string[] | undefined;
   readonly maxDis: number;
-  stack: number[] = [];
-  readonly marks: number[] = [];      // fences: stack lengths at each MARK
+  readonly stack = new IntStack();
+  readonly marks = new IntStack();    // fences: stack lengths at each MARK
   fence = 0;
   // memo indexes are dense in real pickles: a typed array (handle + 1, 0 = empty) is several times faster
   // than a Map; sparse or huge indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots.
@@ -176,7 +176,7 @@ class PickleMachine {
 
   top(): number {
     if (this.stack.length <= this.fence) this.fail('unpickling stack underflow');
-    return this.stack[this.stack.length - 1];
+    return this.stack.last();
   }
 
   /** Drops the topmost mark; the items above it stay on the stack (the caller reads then truncates). */
@@ -184,7 +184,7 @@ class PickleMachine {
     if (this.marks.length === 0) this.fail('could not find MARK');
     const f = this.fence;
     this.marks.pop();
-    this.fence = this.marks.length ? this.marks[this.marks.length - 1] : 0;
+    this.fence = this.marks.length ? this.marks.last() : 0;
     return f;
   }
 
@@ -241,7 +241,7 @@ class PickleMachine {
   /** The items above the topmost mark as a tuple node (no intermediate array). */
   markTuple(): number {
     const f = this.popMarkFence();
-    const t = this.ar.tupleFrom(this.stack, f, this.stack.length);
+    const t = this.ar.tupleOf(this.stack.a, f, this.stack.length);
     this.stack.length = f;
     return t;
   }
@@ -279,7 +279,7 @@ class PickleMachine {
         case OP.POP:
           if (this.disasm) this.dis('');
           if (this.stack.length > this.fence) this.stack.pop();
-          else if (this.marks.length) { this.marks.pop(); this.fence = this.marks.length ? this.marks[this.marks.length - 1] : 0; }
+          else if (this.marks.length) { this.marks.pop(); this.fence = this.marks.length ? this.marks.last() : 0; }
           else this.fail('unpickling stack underflow');
           break;
         case OP.POP_MARK: if (this.disasm) this.dis(''); this.stack.length = this.popMarkFence(); break;
@@ -357,24 +357,24 @@ class PickleMachine {
         case OP.TUPLE1: {
           if (this.disasm) this.dis('');
           this.top();
-          this.stack[this.stack.length - 1] = ar.tupleFrom(this.stack, this.stack.length - 1, this.stack.length); break;
+          this.stack.set(this.stack.length - 1, ar.tupleOf(this.stack.a, this.stack.length - 1, this.stack.length)); break;
         }
         case OP.TUPLE3: {
           if (this.disasm) this.dis('');
           if (this.stack.length - 3 < this.fence) this.fail('unpickling stack underflow');
-          const t = ar.tupleFrom(this.stack, this.stack.length - 3, this.stack.length);
+          const t = ar.tupleOf(this.stack.a, this.stack.length - 3, this.stack.length);
           this.stack.length -= 3; this.stack.push(t); break;
         }
-        case OP.EMPTY_LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST, [])); break;
+        case OP.EMPTY_LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST)); break;
         case OP.LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST, this.popMark())); break;
-        case OP.EMPTY_DICT: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.DICT, [])); break;
+        case OP.EMPTY_DICT: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.DICT)); break;
         case OP.DICT: {
           if (this.disasm) this.dis('');
           const items = this.popMark();
           if (items.length % 2) this.fail('odd number of items for DICT');
           this.stack.push(ar.seq(K.DICT, items)); break;
         }
-        case OP.EMPTY_SET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET, [])); break;
+        case OP.EMPTY_SET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET)); break;
         case OP.FROZENSET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET, this.popMark(), 1)); break;
         case OP.APPEND: case OP.APPENDS: {
           if (this.disasm) this.dis('');
@@ -392,7 +392,7 @@ class PickleMachine {
           const items = this.popMark();
           const t = this.top();
           const tk = ar.kind[t];
-          if (tk === K.SET && ar.c[t] === 0) ar.seqs[ar.a[t]].push(...items);
+          if (tk === K.SET && ar.c[t] === 0) { const l = ar.seqs[ar.a[t]]; for (const it of items) l.push(it); }
           else if (tk === K.CALL) (ar.extra(t).setItems ??= []).push(...items);
           else if (tk === K.GLOBAL) this.mutateTarget(t, 'ADDITEMS');
           else this.fail(`ADDITEMS on ${ar.describe(t)}`);
@@ -439,15 +439,15 @@ class PickleMachine {
           if (this.disasm) this.dis('');
           const f = this.popMarkFence();
           if (this.stack.length === f) this.fail('OBJ without a class');
-          const cls = this.stack[f];
-          const args = ar.tupleFrom(this.stack, f + 1, this.stack.length);
+          const cls = this.stack.get(f);
+          const args = ar.tupleOf(this.stack.a, f + 1, this.stack.length);
           this.stack.length = f;
           this.stack.push(this.call(cls, args, 'obj'));
           break;
         }
         case OP.BUILD: {
           if (this.disasm) this.dis('');
-          const target = this.stack.length - 2 >= this.fence ? this.stack[this.stack.length - 2] : -1;
+          const target = this.stack.length - 2 >= this.fence ? this.stack.get(this.stack.length - 2) : -1;
           const wrapper = target >= 0 && this.isJoblibWrapper(target);
           // joblib's array payload (padding byte + padding) must be in the buffer before BUILD mutates anything
           if (wrapper && this.c.buf.length - this.c.pos < 257 && !this.c.eof) return this.rollback(1 + 257);
@@ -461,7 +461,7 @@ class PickleMachine {
               // joblib writes array bytes after committing the frame: they are outside any FRAME
               if (this.frameEnd >= 0 && this.c.abs === this.frameEnd) this.frameEnd = -1;
               const arr = joblibArrayPayload(this.c, ar.materializeNear(state), this.run, this.depth, this.fail);
-              if (arr instanceof PyNdArray) this.stack[this.stack.length - 1] = ar.obj(arr);
+              if (arr instanceof PyNdArray) this.stack.set(this.stack.length - 1, ar.obj(arr));
               else { this.pendingNested = arr; return NESTED; }
             }
           }
@@ -566,7 +566,7 @@ class PickleMachine {
         case OP.TUPLE2: {
           if (this.disasm) this.dis('');
           if (stack.length - 2 < this.fence) this.fail('unpickling stack underflow');
-          const t = ar.tupleFrom(stack, stack.length - 2, stack.length);
+          const t = ar.tupleOf(stack.a, stack.length - 2, stack.length);
           stack.length -= 2; stack.push(t); break;
         }
         case OP.SETITEM: case OP.SETITEMS: {
@@ -577,12 +577,12 @@ class PickleMachine {
           const end = stack.length;
           if ((end - from) % 2) this.fail('odd number of items for SETITEMS');
           if (from - 1 < this.fence) this.fail('unpickling stack underflow');
-          const t = stack[from - 1];
+          const t = stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.DICT) { const d = ar.seqs[ar.a[t]]; for (let i = from; i < end; i++) d.push(stack[i]); }
+          if (tk === K.DICT) ar.seqs[ar.a[t]].pushFrom(stack.a, from, end);
           else if (tk === K.CALL) {
             const arr = (ar.extra(t).dictItems ??= []);
-            for (let i = from; i < end; i++) arr.push(stack[i]);
+            for (let i = from; i < end; i++) arr.push(stack.get(i));
             const n = ar.calleeName(t) ?? '';
             if (n !== 'collections.OrderedDict' && n !== 'collections.Counter') this.woIssue(`${OP_NAME[op]} on a ${n || 'computed'} object`);
           } else if (tk === K.GLOBAL) this.mutateTarget(t, OP_NAME[op]);
@@ -632,52 +632,62 @@ class PickleMachine {
    *  and MEMOIZE only after step() recorded their first use). */
   fast(): void {
     const c = this.c, buf = c.buf, ar = this.ar, stack = this.stack, marks = this.marks;
+    // the stack top and mark count live in locals; every opcode here pushes at most one item
+    if (stack.a.length - stack.n < 4096) stack.grow(stack.n + 4096);
+    if (marks.a.length - marks.n < 1024) marks.grow(marks.n + 1024);
+    const ts = stack.a, tm = marks.a, tsCap = Math.min(ts.length - 4, MAX_STACK), tmCap = tm.length - 1;
+    let sp = stack.n, mp = marks.n;
+    let fence = this.fence;
     let pos = c.pos;
     // stay 16 bytes short of the buffer end and of the current frame's end: fixed arguments always fit
     const end = this.frameEnd >= 0 ? Math.min(buf.length, this.frameEnd - c.bufStart) : buf.length;
     const lim = end - 16;
     let n = this.run.opcodes;
-    loop: while (pos <= lim && n < MAX_OPCODES && stack.length < MAX_STACK && this.memoCount < MAX_STACK) {
+    const memo = this.memoArr, memoLen = memo.length;
+    let memoCount = this.memoCount;
+    loop: while (pos <= lim && n < MAX_OPCODES && sp < tsCap && memoCount < MAX_STACK) {
       const op = buf[pos];
       switch (op) {
         case OP.BINPUT: case OP.LONG_BINPUT: {
-          if (stack.length <= this.fence) break loop;
+          if (sp <= fence) break loop;
           const idx = op === OP.BINPUT ? buf[pos + 1] : readU32(buf, pos + 1);
-          const m = this.memoArr;
-          if (idx >= m.length) break loop;
-          if (m[idx] === 0) this.memoCount++;
-          m[idx] = stack[stack.length - 1] + 1;
+          if (idx >= memoLen) break loop;
+          if (memo[idx] === 0) memoCount++;
+          memo[idx] = ts[sp - 1] + 1;
           pos += op === OP.BINPUT ? 2 : 5;
           break;
         }
         case OP.MEMOIZE: {
-          if (this.woSeen[op] === 0 || stack.length <= this.fence) break loop;
-          const m = this.memoArr, idx = this.memoCount;
-          if (idx >= m.length || m[idx] !== 0) break loop;
-          this.memoCount++;
-          m[idx] = stack[stack.length - 1] + 1;
+          if (this.woSeen[op] === 0 || sp <= fence) break loop;
+          const idx = memoCount;
+          if (idx >= memoLen || memo[idx] !== 0) break loop;
+          memoCount++;
+          memo[idx] = ts[sp - 1] + 1;
           pos += 1;
           break;
         }
         case OP.BINGET: case OP.LONG_BINGET: {
           const idx = op === OP.BINGET ? buf[pos + 1] : readU32(buf, pos + 1);
-          const m = this.memoArr;
-          const v = idx < m.length ? m[idx] : 0;
+          const v = idx < memoLen ? memo[idx] : 0;
           if (v === 0) break loop;
-          stack.push(v - 1);
+          ts[sp++] = v - 1;
           pos += op === OP.BINGET ? 2 : 5;
           break;
         }
-        case OP.BININT1: stack.push(H_SMALL_INT + buf[pos + 1]); pos += 2; break;
-        case OP.BININT: stack.push(ar.int(readI32(buf, pos + 1))); pos += 5; break;
-        case OP.BININT2: stack.push(ar.int(buf[pos + 1] | (buf[pos + 2] << 8))); pos += 3; break;
-        case OP.NONE: stack.push(H_NONE); pos += 1; break;
-        case OP.NEWFALSE: stack.push(H_FALSE); pos += 1; break;
-        case OP.NEWTRUE: stack.push(H_TRUE); pos += 1; break;
-        case OP.EMPTY_TUPLE: stack.push(H_EMPTY_TUPLE); pos += 1; break;
-        case OP.EMPTY_DICT: stack.push(ar.seq(K.DICT, [])); pos += 1; break;
-        case OP.EMPTY_LIST: stack.push(ar.seq(K.LIST, [])); pos += 1; break;
-        case OP.MARK: marks.push(stack.length); this.fence = stack.length; pos += 1; break;
+        case OP.BININT1: ts[sp++] = H_SMALL_INT + buf[pos + 1]; pos += 2; break;
+        case OP.BININT: ts[sp++] = ar.int(readI32(buf, pos + 1)); pos += 5; break;
+        case OP.BININT2: ts[sp++] = ar.int(buf[pos + 1] | (buf[pos + 2] << 8)); pos += 3; break;
+        case OP.NONE: ts[sp++] = H_NONE; pos += 1; break;
+        case OP.NEWFALSE: ts[sp++] = H_FALSE; pos += 1; break;
+        case OP.NEWTRUE: ts[sp++] = H_TRUE; pos += 1; break;
+        case OP.EMPTY_TUPLE: ts[sp++] = H_EMPTY_TUPLE; pos += 1; break;
+        case OP.EMPTY_DICT: ts[sp++] = ar.seq(K.DICT); pos += 1; break;
+        case OP.EMPTY_LIST: ts[sp++] = ar.seq(K.LIST); pos += 1; break;
+        case OP.MARK: {
+          if (mp >= tmCap) break loop;
+          tm[mp++] = sp; fence = sp; pos += 1;
+          break;
+        }
         case OP.BINUNICODE: case OP.SHORT_BINUNICODE: {
           if (op === OP.SHORT_BINUNICODE && this.woSeen[op] === 0) break loop;
           const at = op === OP.BINUNICODE ? pos + 5 : pos + 2;
@@ -688,65 +698,62 @@ class PickleMachine {
           let i = at;
           for (; i < at + len; i++) { const b = buf[i]; if (b >= 0x80) break; h = Math.imul(h ^ b, 0x01000193); }
           if (i !== at + len) break loop;
-          stack.push(ar.asciiStr(buf, at, len, h | 0));
+          ts[sp++] = ar.asciiStr(buf, at, len, h | 0);
           pos = at + len;
           break;
         }
         case OP.TUPLE: {
-          if (marks.length === 0) break loop;
-          const f = this.fence;
-          const t = ar.tupleFrom(stack, f, stack.length);
-          stack.length = f;
-          marks.pop();
-          this.fence = marks.length ? marks[marks.length - 1] : 0;
-          stack.push(t);
+          if (mp === 0) break loop;
+          const f = fence;
+          const t = ar.tupleOf(ts, f, sp);
+          sp = f;
+          mp--;
+          fence = mp ? tm[mp - 1] : 0;
+          ts[sp++] = t;
           pos += 1;
           break;
         }
         case OP.TUPLE1: case OP.TUPLE2: case OP.TUPLE3: {
           const k = op - OP.TUPLE1 + 1;
-          const from = stack.length - k;
-          if (from < this.fence) break loop;
-          const t = ar.tupleFrom(stack, from, stack.length);
-          stack.length = from;
-          stack.push(t);
+          const from = sp - k;
+          if (from < fence) break loop;
+          const t = ar.tupleOf(ts, from, sp);
+          sp = from;
+          ts[sp++] = t;
           pos += 1;
           break;
         }
         case OP.REDUCE: {
-          const l = stack.length;
-          if (l - 2 < this.fence) break loop;
-          const fn = stack[l - 2], args = stack[l - 1];
+          if (sp - 2 < fence) break loop;
+          const fn = ts[sp - 2], args = ts[sp - 1];
           // a computed callee or argument tuple is reported by step()
           if (ar.kind[fn] !== K.GLOBAL || ar.kind[args] !== K.TUPLE) break loop;
           this.run.globals[ar.a[fn]].called = true;
-          stack.length = l - 2;
-          stack.push(ar.call(fn, args, 'reduce', c.bufStart + pos));
+          sp -= 2;
+          ts[sp++] = ar.call(fn, args, 'reduce', c.bufStart + pos);
           pos += 1;
           break;
         }
         case OP.BINPERSID: {
-          const l = stack.length;
-          if (l <= this.fence) break loop;
-          const pid = stack[l - 1];
+          if (sp <= fence) break loop;
+          const pid = ts[sp - 1];
           const pk = ar.kind[pid];
           if (pk !== K.TUPLE && pk !== K.INT) break loop;
-          stack[l - 1] = ar.node(K.PERSID, pid, 0, c.bufStart + pos);
+          ts[sp - 1] = ar.node(K.PERSID, pid, 0, c.bufStart + pos);
           pos += 1;
           break;
         }
         case OP.SETITEMS: case OP.APPENDS: {
-          if (marks.length === 0) break loop;
-          const f = this.fence, l = stack.length;
-          const outer = marks.length > 1 ? marks[marks.length - 2] : 0;
+          if (mp === 0) break loop;
+          const f = fence;
+          const outer = mp > 1 ? tm[mp - 2] : 0;
           if (f - 1 < outer) break loop;
-          const t = stack[f - 1];
-          if (ar.kind[t] !== (op === OP.SETITEMS ? K.DICT : K.LIST) || (op === OP.SETITEMS && (l - f) % 2)) break loop;
-          const d = ar.seqs[ar.a[t]];
-          for (let i = f; i < l; i++) d.push(stack[i]);
-          stack.length = f;
-          marks.pop();
-          this.fence = outer;
+          const t = ts[f - 1];
+          if (ar.kind[t] !== (op === OP.SETITEMS ? K.DICT : K.LIST) || (op === OP.SETITEMS && (sp - f) % 2)) break loop;
+          ar.seqs[ar.a[t]].pushFrom(ts, f, sp);
+          sp = f;
+          mp--;
+          fence = outer;
           pos += 1;
           break;
         }
@@ -755,7 +762,11 @@ class PickleMachine {
       n++;
     }
     this.run.opcodes = n;
+    this.memoCount = memoCount;
+    this.fence = fence;
     c.pos = pos;
+    stack.n = sp;
+    marks.n = mp;
   }
 
   /** The memo is only needed while the stream runs: its array goes back to the scratch pool. */
@@ -786,7 +797,7 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
         m.run.errorOffset = nested.errorOffset ?? nested.end; m.run.end = nested.end;
         return m.run;
       }
-      m.stack[m.stack.length - 1] = m.ar.obj(new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order));
+      m.stack.set(m.stack.length - 1, m.ar.obj(new PyNdArray(p.dtype, p.shape, nested.start, nested.end - nested.start, p.order)));
       continue;
     }
     yield r;
@@ -879,6 +890,33 @@ function containsObjectField(st: PyValue): boolean {
     }
   }
   return false;
+}
+
+/** A stack of value handles in a typed array. Why not a JS array: the unpickler stack shrinks at every
+ *  TUPLE/SETITEMS, and V8's length setter calls into the runtime and frees half the backing store when an
+ *  array shrinks a lot (a SETITEMS batch of 1,000 keys then regrew it from scratch). */
+export class IntStack {
+  a = new Int32Array(64);
+  n = 0;
+  get length(): number { return this.n; }
+  /** Truncates (the stack never grows through this setter). */
+  set length(v: number) { if (v < this.n) this.n = v; }
+  push(v: number): void {
+    if (this.n === this.a.length) this.grow(this.n + 1);
+    this.a[this.n++] = v;
+  }
+  pop(): number | undefined { return this.n > 0 ? this.a[--this.n] : undefined; }
+  get(i: number): number { return this.a[i]; }
+  set(i: number, v: number): void { this.a[i] = v; }
+  last(): number { return this.a[this.n - 1]; }
+  /** Removes and returns the items from `from` up. */
+  splice(from: number): number[] { const out = Array.from(this.a.subarray(from, this.n)); this.n = from; return out; }
+  /** Room for `need` items. */
+  grow(need: number): void {
+    let cap = this.a.length * 2;
+    while (cap < need) cap *= 2;
+    const g = new Int32Array(cap); g.set(this.a.subarray(0, this.n)); this.a = g;
+  }
 }
 
 // ---- low-level readers

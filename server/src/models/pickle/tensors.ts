@@ -2,8 +2,8 @@
 // reconstruction functions), dict/OrderedDict/list nesting for names, and nn.Module states.
 import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from './values';
 import { numpyDtypeOf, PickleRun } from './machine';
-import { H_FALSE, H_TRUE, K, ValueArena } from './arena';
-import { StrTable, ByteStrings, bytesHash, encodeInto, strHash } from '../strTable';
+import { H_FALSE, H_TRUE, K, ValueArena, Ints, ints as intsOf } from './arena';
+import { StrTable, ByteStrings, bytesHash, encodeInto, strHash, pooled, regrow } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export interface StorageRef {
@@ -54,9 +54,9 @@ export class StorageTable {
   /** the keys, as UTF-8 bytes with a hash index */
   readonly keys = new ByteStrings(1024, true);
   private scratch = new Uint8Array(64);
-  private dtype = new Uint8Array(1024);       // index in STORAGE_KINDS
-  private numel = new Float64Array(1024);
-  private location = new Int32Array(1024);    // index in `locations`
+  private dtype = pooled(Uint8Array, 1024);       // index in STORAGE_KINDS
+  private numel = pooled(Float64Array, 1024);
+  private location = pooled(Int32Array, 1024);    // index in `locations`
   private readonly locations: string[] = [];
   private readonly locationIx = new Map<string, number>();
   private readonly views = new Map<number, { root: string; offset: number; numel: number }>();
@@ -75,10 +75,7 @@ export class StorageTable {
     view?: { root: string; offset: number; numel: number }): number {
     const i = this.keys.push(b, at, len, hash);
     if (i === this.dtype.length) {
-      const cap = i * 2;
-      const d = new Uint8Array(cap); d.set(this.dtype); this.dtype = d;
-      const e = new Float64Array(cap); e.set(this.numel); this.numel = e;
-      const l = new Int32Array(cap); l.set(this.location); this.location = l;
+      this.dtype = regrow(this.dtype, i + 1, i); this.numel = regrow(this.numel, i + 1, i); this.location = regrow(this.location, i + 1, i);
     }
     this.dtype[i] = kind; this.numel[i] = numel;
     let li = this.locationIx.get(location);
@@ -88,6 +85,17 @@ export class StorageTable {
     return i;
   }
   key(i: number): string { return this.keys.text(i); }
+  /** Moves the table into exact-size memory (see ByteStrings.seal); no add() afterwards. */
+  seal(): void {
+    if (this.sealed) return;
+    this.sealed = true;
+    this.keys.seal();
+    const n = this.keys.size;
+    const d = this.dtype.slice(0, n), e = this.numel.slice(0, n), l = this.location.slice(0, n);
+    for (const a of [this.dtype, this.numel, this.location]) giveArrayBuffer(a.buffer as ArrayBuffer);
+    this.dtype = d; this.numel = e; this.location = l;
+  }
+  private sealed = false;
   elementSize(i: number): number { return STORAGE_KINDS[this.dtype[i]][2]; }
   dtypeName(i: number): string { return STORAGE_KINDS[this.dtype[i]][1]; }
   ref(i: number): StorageRef {
@@ -115,14 +123,15 @@ const F_GRAD = 1, F_PARAM = 2, F_OBJECT = 4;
  *  a table of shared arrays; dtypes into a table of names. */
 export class TensorTable {
   /** the names, as UTF-8 bytes (decoded by name()) */
-  private readonly nameList = new ByteStrings(256);
+  private readonly nameList = new ByteStrings(256);   // pooled while filled, exact-size once sealed
   private n = 0;
-  private dtype = new Uint8Array(256);
-  private shapeIx = new Int32Array(256);
-  private strideIx = new Int32Array(256);
-  private offset = new Float64Array(256);
-  private storage = new Int32Array(256);      // index in `storages`, -1 for object rows
-  private flags = new Uint8Array(256);
+  private dtype = pooled(Uint8Array, 256);
+  private shapeIx = pooled(Int32Array, 256);
+  private strideIx = pooled(Int32Array, 256);
+  private offset = pooled(Float64Array, 256);
+  private storage = pooled(Int32Array, 256);      // index in `storages`, -1 for object rows
+  private flags = pooled(Uint8Array, 256);
+  private sealed = false;
   private readonly dtypes: [string, number][] = [];       // [dtype, element size]
   private readonly arrays: number[][] = [];
   private readonly arrayIx = new Map<number[], number>();
@@ -149,6 +158,7 @@ export class TensorTable {
   /** Adds a row named by `len` UTF-8 bytes of `nb` at `at`. */
   push(nb: Uint8Array, at: number, len: number, dtype: string, elementSize: number, shape: number[], stride: number[], offset: number, storage: number, flags: number): void {
     const i = this.n;
+    if (this.sealed) throw new Error('TensorTable: push after seal()');
     if (i === this.dtype.length) this.grow();
     this.nameList.push(nb, at, len);
     this.dtype[i] = this.dtypeIx(dtype, elementSize);
@@ -159,12 +169,24 @@ export class TensorTable {
   }
 
   private grow(): void {
-    const cap = this.dtype.length * 2;
-    const u8 = (a: Uint8Array) => { const b = new Uint8Array(cap); b.set(a); return b; };
-    const i32 = (a: Int32Array) => { const b = new Int32Array(cap); b.set(a); return b; };
-    this.dtype = u8(this.dtype); this.flags = u8(this.flags);
-    this.shapeIx = i32(this.shapeIx); this.strideIx = i32(this.strideIx); this.storage = i32(this.storage);
-    const o = new Float64Array(cap); o.set(this.offset); this.offset = o;
+    const n = this.n;
+    this.dtype = regrow(this.dtype, n + 1, n); this.flags = regrow(this.flags, n + 1, n);
+    this.shapeIx = regrow(this.shapeIx, n + 1, n); this.strideIx = regrow(this.strideIx, n + 1, n);
+    this.storage = regrow(this.storage, n + 1, n); this.offset = regrow(this.offset, n + 1, n);
+  }
+
+  /** Moves the table (and its storages) into exact-size memory, giving the scratch back; no push() afterwards. */
+  seal(): void {
+    if (this.sealed) return;
+    this.sealed = true;
+    this.nameList.seal();
+    this.storages.seal();
+    const n = this.n;
+    const cols = [this.dtype, this.flags, this.shapeIx, this.strideIx, this.storage, this.offset];
+    this.dtype = this.dtype.slice(0, n); this.flags = this.flags.slice(0, n);
+    this.shapeIx = this.shapeIx.slice(0, n); this.strideIx = this.strideIx.slice(0, n);
+    this.storage = this.storage.slice(0, n); this.offset = this.offset.slice(0, n);
+    for (const a of cols) giveArrayBuffer(a.buffer as ArrayBuffer);
   }
 
   pushObject(nb: Uint8Array, at: number, len: number, t: Omit<ExtractedTensor, 'name'>): void {
@@ -268,26 +290,26 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     if (visited[h]) return;
     visited[h] = 1;
     if (k === K.DICT) walkEntries(seqs[a[h]], len, depth);
-    else if (k === K.LIST) { const l = seqs[a[h]]; for (let i = 0; i < l.length; i++) walk(l[i], joinText(len, String(i)), depth + 1); }
+    else if (k === K.LIST) { const l = seqs[a[h]]; for (let i = 0; i < l.length; i++) walk(l.get(i), joinText(len, String(i)), depth + 1); }
     else if (k === K.TUPLE) { for (let i = 0; i < c[h]; i++) walk(items[a[h] + i], joinText(len, String(i)), depth + 1); }
   };
-  const walkEntries = (flat: number[], len: number, depth: number) => {
+  const walkEntries = (flat: Ints, len: number, depth: number) => {
     // later duplicate keys win, like a Python dict (the Map is built only when a key repeats)
     if (!r.hasDuplicateKeys(flat)) {
       for (let i = 0; i + 1 < flat.length; i += 2) {
-        const n = joinKey(len, flat[i]);
-        if (n >= 0) walk(flat[i + 1], n, depth + 1);
+        const n = joinKey(len, flat.get(i));
+        if (n >= 0) walk(flat.get(i + 1), n, depth + 1);
       }
       return;
     }
     const last = new Map<string, number>();
-    for (let i = 0; i + 1 < flat.length; i += 2) { const ks = r.key(flat[i]); if (ks !== undefined) { last.delete(ks); last.set(ks, flat[i + 1]); } }
+    for (let i = 0; i + 1 < flat.length; i += 2) { const ks = r.key(flat.get(i)); if (ks !== undefined) { last.delete(ks); last.set(ks, flat.get(i + 1)); } }
     for (const [ks, v] of last) walk(v, joinText(len, ks), depth + 1);
   };
   const walkObject = (h: number, len: number, depth: number) => {
     const e = ar.extras.get(h);
     if (!e) return;
-    if (e.dictItems) walkEntries(e.dictItems, len, depth);
+    if (e.dictItems) walkEntries(intsOf(e.dictItems), len, depth);
     if (e.listItems) e.listItems.forEach((it, i) => walk(it, joinText(len, String(i)), depth + 1));
     for (const st of e.states ?? []) {
       // nn.Module: _parameters / _buffers / _modules are transparent, like state_dict() names
@@ -297,10 +319,11 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
       if (dict < 0) continue;
       const flat = seqs[a[dict]];
       for (let i = 0; i + 1 < flat.length; i += 2) {
-        const ks = r.text(flat[i]), val = flat[i + 1];
+        const ks = r.text(flat.get(i)), val = flat.get(i + 1);
         if (ks === undefined) continue;
         if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
-          const inner = kind[val] === K.DICT ? seqs[a[val]] : kind[val] === K.CALL ? ar.extras.get(val)?.dictItems : undefined;
+          const di = kind[val] === K.CALL ? ar.extras.get(val)?.dictItems : undefined;
+          const inner = kind[val] === K.DICT ? seqs[a[val]] : di ? intsOf(di) : undefined;
           if (inner) walkEntries(inner, len, depth + 1);
         } else if (!ks.startsWith('_')) walk(val, joinText(len, ks), depth + 1);
       }
@@ -308,7 +331,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   };
   try {
     if (run.root !== undefined) walk(run.root, 0, 0);
-  } finally { giveArrayBuffer(visitedBuf); }
+  } finally { giveArrayBuffer(visitedBuf); table.seal(); }
   return { table, truncated, storages };
 }
 
@@ -361,7 +384,7 @@ class Reader {
   }
 
   /** Whether two keys of the flat dict items (key, value, key, value...) have the same text. */
-  hasDuplicateKeys(flat: number[]): boolean {
+  hasDuplicateKeys(flat: Ints): boolean {
     const ar = this.ar, n = flat.length >> 1;
     if (n < 2) return false;
     let cap = 16;
@@ -371,7 +394,7 @@ class Reader {
     const mask = cap - 1;
     try {
       for (let i = 0; i < n; i++) {
-        const kh = flat[2 * i];
+        const kh = flat.get(2 * i);
         if (ar.kind[kh] !== K.STR || ar.sub[kh] !== 0) return this.hasDuplicateTexts(flat);
         const at = ar.a[kh], len = ar.b[kh], hash = ar.c[kh], sb = ar.sb;
         for (let j = hash & mask; ; j = (j + 1) & mask) {
@@ -390,10 +413,10 @@ class Reader {
   }
 
   /** hasDuplicateKeys for dicts with keys other than ASCII strs (as texts, like the names they give). */
-  private hasDuplicateTexts(flat: number[]): boolean {
+  private hasDuplicateTexts(flat: Ints): boolean {
     const seen = new StrTable<null>(flat.length >> 1, false);
     for (let i = 0; i + 1 < flat.length; i += 2) {
-      const ks = this.key(flat[i]);
+      const ks = this.key(flat.get(i));
       if (ks === undefined) continue;
       const hash = strHash(ks);
       if (seen.find(ks, hash) >= 0) return true;
@@ -417,14 +440,14 @@ class Reader {
 
   ints(h: number): number[] | undefined {
     const ar = this.ar;
-    let start: number, len: number, list: number[] | undefined;
+    let start: number, len: number, list: Ints | undefined;
     if (ar.kind[h] === K.TUPLE) { start = ar.a[h]; len = ar.c[h]; }
     else if (ar.kind[h] === K.LIST) { list = ar.seqs[ar.a[h]]; start = 0; len = list.length; }
     else return undefined;
     const tmp = this.tmp;   // scratch that only grows (shrinking an array's length frees its backing store)
     let key = len;
     for (let i = 0; i < len; i++) {
-      const n = this.int(list ? list[i] : ar.items[start + i]);
+      const n = this.int(list ? list.get(i) : ar.items[start + i]);
       if (n === undefined) return undefined;
       if (i < tmp.length) tmp[i] = n; else tmp.push(n);
       key = Math.imul(key ^ (n | 0), 0x01000193) ^ (n > 0x7fffffff || n < -0x80000000 ? 1 : 0);
@@ -444,27 +467,32 @@ class Reader {
     return h >= 0 && this.ar.kind[h] === K.GLOBAL ? this.ar.globals[this.ar.a[h]] : undefined;
   }
 
-  /** Whether the call `h` is a torch tensor/parameter rebuild (or numpy array); if so the t* fields hold it. */
-  tensorOf(h: number): boolean {
-    const fn = this.ar.calleeName(h);
-    if (fn === undefined || !TENSOR_FNS.has(fn)) return false;
-    return this.rebuild(fn, this.ar.c[h], h, 0);
+  // what each imported global is to the walker (FN_* codes), decided once per global record
+  private fnCodes = new Int8Array(0);
+  private fnCodeOf(g: number): number {
+    if (g >= this.fnCodes.length) { const x = new Int8Array(Math.max(16, this.ar.globals.length, g + 1)).fill(-1); x.set(this.fnCodes); this.fnCodes = x; }
+    let code = this.fnCodes[g];
+    if (code < 0) { code = FN_CODE.get(this.ar.globalName(g)) ?? FN_NONE; this.fnCodes[g] = code; }
+    return code;
   }
 
-  /** `fn(*args)` for one of TENSOR_FNS; `call` is the call node (its BUILD states hold numpy data). */
-  rebuild(fn: string, args: number, call: number, depth: number): boolean {
+  /** Whether the call `h` is a torch tensor/parameter rebuild (or numpy array); if so the t* fields hold it. */
+  tensorOf(h: number): boolean {
+    const ar = this.ar, fn = ar.a[h];
+    if (ar.kind[fn] !== K.GLOBAL) return false;
+    const code = this.fnCodeOf(ar.a[fn]);
+    return code !== FN_NONE && this.rebuild(code, ar.c[h], h, 0);
+  }
+
+  /** `fn(*args)` for the FN_* code of one of the tensor functions; `call` is the call node (its BUILD states hold numpy data). */
+  rebuild(code: number, args: number, call: number, depth: number): boolean {
     const ar = this.ar;
     this.tObject = undefined;
-    if (ar.kind[args] !== K.TUPLE || depth > 16) return this.numpyArrayOf(call, fn);
-    switch (fn) {
-      case REBUILD + '_rebuild_tensor':
-      case REBUILD + '_rebuild_tensor_v2':
-      case REBUILD + '_rebuild_tensor_v3':
-      case REBUILD + '_rebuild_qtensor':
-        return this.rebuildTensor(fn, args);
-      case REBUILD + '_rebuild_parameter':
-      case REBUILD + '_rebuild_parameter_with_state':
-      case 'torch.nn.parameter.Parameter': {
+    if (ar.kind[args] !== K.TUPLE || depth > 16) return code === FN_NUMPY && this.numpyArrayOf(call);
+    switch (code) {
+      case FN_TENSOR: case FN_TENSOR_V3:
+        return this.rebuildTensor(code === FN_TENSOR_V3, args);
+      case FN_PARAMETER: {
         const inner = ar.tupleItem(args, 0);
         if (inner < 0 || ar.kind[inner] !== K.CALL || !this.tensorOf(inner)) return false;
         const grad = ar.tupleItem(args, 1) !== H_FALSE;
@@ -473,20 +501,22 @@ class Reader {
         else this.tFlags = (grad ? F_GRAD : 0) | F_PARAM;
         return true;
       }
-      case 'torch._tensor._rebuild_from_type_v2': {
+      case FN_FROM_TYPE: {
         // _rebuild_from_type_v2(func, new_type, args, state): func(*args), e.g. _rebuild_tensor_v2
-        const f = this.global(ar.tupleItem(args, 0)), inner = ar.tupleItem(args, 2);
-        if (!f || inner < 0 || ar.kind[inner] !== K.TUPLE) return false;
-        const fname = `${f.module}.${f.name}`;
-        return TENSOR_FNS.has(fname) ? this.rebuild(fname, inner, call, depth + 1) : false;
+        const f = ar.tupleItem(args, 0), inner = ar.tupleItem(args, 2);
+        if (f < 0 || ar.kind[f] !== K.GLOBAL || inner < 0 || ar.kind[inner] !== K.TUPLE) return false;
+        const fc = this.fnCodeOf(ar.a[f]);
+        return fc !== FN_NONE ? this.rebuild(fc, inner, call, depth + 1) : false;
       }
+      case FN_NUMPY:
+        return this.numpyArrayOf(call);
       default:
-        return this.numpyArrayOf(call, fn);
+        return false;
     }
   }
 
   /** torch._utils._rebuild_tensor*(storage, offset, size, stride, requires_grad, ...) with `args` a tuple. */
-  rebuildTensor(fn: string, args: number): boolean {
+  rebuildTensor(v3: boolean, args: number): boolean {
     const ar = this.ar;
     const storage = this.storageOf(ar.tupleItem(args, 0));
     if (storage < 0) return false;
@@ -496,7 +526,7 @@ class Reader {
     const stride = a3 < 0 ? undefined : this.ints(a3);
     if (offset === undefined || !shape || !stride) return false;
     let dtype = this.sDtype, elementSize = this.sSize;
-    if (fn.endsWith('_v3')) {
+    if (v3) {
       const d = this.global(ar.tupleItem(args, 6));
       if (d && d.module === 'torch') { dtype = DTYPE_ALIAS[d.name] ?? d.name; elementSize = DTYPE_SIZES[dtype] ?? elementSize; }
     }
@@ -538,19 +568,19 @@ class Reader {
     return i;
   }
 
-  private readonly kindOfGlobal = new Map<number, number>();
+  private kindOfGlobal = new Int16Array(0);   // STORAGE_KINDS index + 2 per global record; 0: not decided yet
   /** STORAGE_KINDS index of a storage class global (-1: not one), looked up once per imported global. */
   storageKind(h: number): number {
     const g = this.ar.a[h];
-    let k = this.kindOfGlobal.get(g);
-    if (k === undefined) { k = STORAGE_KIND_OF.get(this.ar.globals[g].name) ?? -1; this.kindOfGlobal.set(g, k); }
-    return k;
+    if (g >= this.kindOfGlobal.length) { const x = new Int16Array(Math.max(16, this.ar.globals.length, g + 1)); x.set(this.kindOfGlobal); this.kindOfGlobal = x; }
+    let k = this.kindOfGlobal[g];
+    if (k === 0) { k = (STORAGE_KIND_OF.get(this.ar.globals[g].name) ?? -1) + 2; this.kindOfGlobal[g] = k; }
+    return k - 2;
   }
 
   /** numpy.core.multiarray._reconstruct + BUILD state (version, shape, dtype, fortran, rawdata). Rare in
    *  checkpoints: the small state is materialized and read as PyValue. */
-  numpyArrayOf(h: number, fn: string): boolean {
-    if (fn !== 'numpy.core.multiarray._reconstruct' && fn !== 'numpy._core.multiarray._reconstruct') return false;
+  numpyArrayOf(h: number): boolean {
     const states = this.ar.extras.get(h)?.states;
     if (!states || states.length === 0) return false;
     const st = this.ar.materializeNear(states[0], 10, 4096);
@@ -568,12 +598,14 @@ class Reader {
   }
 }
 
-const REBUILD_TENSOR = new Set([REBUILD + '_rebuild_tensor', REBUILD + '_rebuild_tensor_v2', REBUILD + '_rebuild_tensor_v3', REBUILD + '_rebuild_qtensor']);
-
-/** Callees tensorOf understands (anything else is walked as an object). */
-const TENSOR_FNS = new Set([
-  ...REBUILD_TENSOR, REBUILD + '_rebuild_parameter', REBUILD + '_rebuild_parameter_with_state', 'torch.nn.parameter.Parameter',
-  'torch._tensor._rebuild_from_type_v2', 'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct',
+// the callees the walker understands (anything else is walked as an object)
+const FN_NONE = 0, FN_TENSOR = 1, FN_TENSOR_V3 = 2, FN_PARAMETER = 3, FN_FROM_TYPE = 4, FN_NUMPY = 5;
+const FN_CODE = new Map<string, number>([
+  [REBUILD + '_rebuild_tensor', FN_TENSOR], [REBUILD + '_rebuild_tensor_v2', FN_TENSOR], [REBUILD + '_rebuild_qtensor', FN_TENSOR],
+  [REBUILD + '_rebuild_tensor_v3', FN_TENSOR_V3],
+  [REBUILD + '_rebuild_parameter', FN_PARAMETER], [REBUILD + '_rebuild_parameter_with_state', FN_PARAMETER], ['torch.nn.parameter.Parameter', FN_PARAMETER],
+  ['torch._tensor._rebuild_from_type_v2', FN_FROM_TYPE],
+  ['numpy.core.multiarray._reconstruct', FN_NUMPY], ['numpy._core.multiarray._reconstruct', FN_NUMPY],
 ]);
 
 function ndarrayTensor(v: PyNdArray): Omit<ExtractedTensor, 'name'> {
