@@ -4,6 +4,12 @@
 
 const free: ArrayBuffer[] = [];
 let pooledBytes = 0;
+const counters = { taken: 0, missed: 0, dropped: 0 };
+
+/** Pool counters (for benchmarks): buffers taken, taken but newly allocated, given back but dropped (pool full). */
+export function poolStats(): { taken: number; missed: number; dropped: number; pooledBytes: number } {
+  return { ...counters, pooledBytes };
+}
 const MAX_POOLED = 48 << 20;
 const IDLE_MS = 30_000;
 let idle: ReturnType<typeof setTimeout> | undefined;
@@ -17,6 +23,7 @@ function dropWhenIdle(): void {
 
 /** An ArrayBuffer of at least `bytes` (a power of two, at least 64 KB); give it back with giveArrayBuffer. */
 export function takeArrayBuffer(bytes: number): ArrayBuffer {
+  counters.taken++;
   let best = -1;
   for (let i = 0; i < free.length; i++) {
     if (free[i].byteLength >= bytes && (best < 0 || free[i].byteLength < free[best].byteLength)) best = i;
@@ -29,12 +36,14 @@ export function takeArrayBuffer(bytes: number): ArrayBuffer {
   }
   let size = 1 << 16;
   while (size < bytes) size *= 2;
+  counters.missed++;
   return new ArrayBuffer(size);
 }
 
 /** Returns a buffer for reuse; the caller must not use any view of it afterwards. */
 export function giveArrayBuffer(b: ArrayBuffer): void {
-  if (b.byteLength < (1 << 16) || pooledBytes + b.byteLength > MAX_POOLED || free.includes(b)) return;
+  if (b.byteLength < (1 << 16) || free.includes(b)) return;
+  if (pooledBytes + b.byteLength > MAX_POOLED) { counters.dropped++; return; }
   free.push(b);
   pooledBytes += b.byteLength;
   dropWhenIdle();

@@ -213,27 +213,29 @@ function headerBytes(plan: Planned[], metadata: Record<string, string>): Buffer 
 async function zipStorages(src: FileSource, tensors: ExtractedTensor[]): Promise<Map<string, StorageData>> {
   const dir = readZipDirectory(src);
   const out = new Map<string, StorageData>();
-  for (const t of tensors) {
-    const key = t.storage!.key;
-    if (out.has(key)) continue;
-    const at = dir.findInRoot('/data/', key);
-    if (at < 0) {
-      if (storageExtent(t) === 0) { out.set(key, { offset: 0, size: 0 }); continue; }
-      throw new ConvertRefused(`storage ${dir.root()}/data/${key} is missing from the archive`);
+  try {
+    for (const t of tensors) {
+      const key = t.storage!.key;
+      if (out.has(key)) continue;
+      const at = dir.findInRoot('/data/', key);
+      if (at < 0) {
+        if (storageExtent(t) === 0) { out.set(key, { offset: 0, size: 0 }); continue; }
+        throw new ConvertRefused(`storage ${dir.root()}/data/${key} is missing from the archive`);
+      }
+      const e = dir.entry(at);
+      if (e.dataOffset < 0) throw new ConvertRefused(`storage member ${e.name} cannot be located`);
+      if (e.method === 0) {
+        if (e.dataOffset + e.uncompressedSize > src.size) throw new ConvertRefused(`storage member ${e.name} runs past the end of the file`);
+        out.set(key, { offset: e.dataOffset, size: e.uncompressedSize });
+      } else {
+        // torch writes members stored; a deflated one is read into memory, bounded by what the tensors need
+        const need = t.storage!.numel * t.storage!.elementSize;
+        if (need > tuning.gatherLimit * 4) throw new ConvertRefused(`storage member ${e.name} is compressed and too large (${need} bytes) to convert`);
+        const buf = await readMember(src, e, need);
+        out.set(key, { offset: 0, size: buf.length, buffer: buf });
+      }
     }
-    const e = dir.entry(at);
-    if (e.dataOffset < 0) throw new ConvertRefused(`storage member ${e.name} cannot be located`);
-    if (e.method === 0) {
-      if (e.dataOffset + e.uncompressedSize > src.size) throw new ConvertRefused(`storage member ${e.name} runs past the end of the file`);
-      out.set(key, { offset: e.dataOffset, size: e.uncompressedSize });
-    } else {
-      // torch writes members stored; a deflated one is read into memory, bounded by what the tensors need
-      const need = t.storage!.numel * t.storage!.elementSize;
-      if (need > tuning.gatherLimit * 4) throw new ConvertRefused(`storage member ${e.name} is compressed and too large (${need} bytes) to convert`);
-      const buf = await readMember(src, e, need);
-      out.set(key, { offset: 0, size: buf.length, buffer: buf });
-    }
-  }
+  } finally { dir.release(); }
   return out;
 }
 

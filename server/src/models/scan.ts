@@ -300,6 +300,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   const { members, error } = readTarMembers(src);
   if (error) add(ctx, 'SW004', `Tar structure is broken: ${error}.`, { severity: 'dangerous' });
   rep.members = members.map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
+  rep.memberCount = members.length;
   const byName = new Map(members.map((m) => [m.name, m]));
   // Each member is read the way torch's legacy tar loader reads it: pickles interleaved with raw records.
   const sequence = (name: string, record: (ms: SliceSource, r: PickleRun, pos: number) => number | undefined): void => {
@@ -418,6 +419,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
 }
 
 const CODE_DIR = new TextEncoder().encode('/code/');
+const MEMBER_ROWS = 1000;
 const NPY_EXT = new TextEncoder().encode('.npy');
 
 async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary: boolean, dir: ZipDirectory): Promise<void> {
@@ -441,15 +443,14 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
     rep.format = format;
     ctx.zipRoot = format === 'pytorch-zip' ? root : undefined;
     rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${count} member${count === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
-    // the rows are built when first read (the CLI prints none of them)
-    lazyProperty(rep, 'members', () => {
-      const n = Math.min(count, 100_000);
-      const members = new Array<NonNullable<ModelReport['members']>[number]>(n);
-      for (let i = 0; i < n; i++) {
-        members[i] = { name: dir.name(i), size: dir.uncompressedSize(i), compressedSize: dir.compressedSize(i), method: dir.method(i), offset: base + dir.localHeaderOffset(i) };
-      }
-      return members;
-    });
+    // the first members as rows (archives with one member per storage hold 100,000 of them: the count says how many)
+    rep.memberCount = count;
+    const n = Math.min(count, MEMBER_ROWS);
+    const members = new Array<NonNullable<ModelReport['members']>[number]>(n);
+    for (let i = 0; i < n; i++) {
+      members[i] = { name: dir.name(i), size: dir.uncompressedSize(i), compressedSize: dir.compressedSize(i), method: dir.method(i), offset: base + dir.localHeaderOffset(i) };
+    }
+    rep.members = members;
   }
   if (format === 'torchscript-zip' && !secondary) add(ctx, 'SW015', `TorchScript archive (${root}/code/…): it carries TorchScript code that runs when the model is used; torch.load(weights_only=True) refuses it.`);
   for (const [n, k] of dir.duplicates) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });

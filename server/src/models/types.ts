@@ -81,7 +81,9 @@ export interface ModelReport {
   tensorsTruncated?: boolean;
   metadata: Record<string, string>;
   pickles: PickleStreamReport[];
+  /** archive members (zip: the first 1,000 in directory order; memberCount says how many there are) */
   members?: { name: string; size: number; compressedSize: number; method: number; offset: number }[];
+  memberCount?: number;
   size: number;
   sha256?: string;
 }

@@ -50,11 +50,14 @@ export class ZipDirectory {
   private slots: Int32Array | undefined;      // hash index: entry + 1, 0 = empty (pooled; rebuilt on demand)
   private readonly problemMap = new Map<number, string[]>();
   private scratch = new Uint8Array(256);
+  private columns: ArrayBuffer;
+  private released = false;
 
   constructor(readonly count: number, readonly eocdOffset: number, readonly centralDirOffset: number, readonly zip64: boolean,
     readonly comment: string, /** bytes before the first local header that the directory does not account for */ readonly prefixBytes: number) {
     const n = count;
-    const buf = new ArrayBuffer(n * (4 * 8 + 2 * 4 + 4 + 2 * 2) + 8);
+    // one pooled buffer for all columns (given back by release())
+    const buf = this.columns = takeArrayBuffer(n * (4 * 8 + 4 + 4 + 4 + 2 * 2) + 8);
     let at = 0;
     const f64 = () => { const a = new Float64Array(buf, at, n); at += n * 8; return a; };
     this.csize = f64(); this.usize = f64(); this.lho = f64(); this.doff = f64();
@@ -83,6 +86,7 @@ export class ZipDirectory {
   nameLength(i: number): number { return this.nameStart[i + 1] - this.nameStart[i]; }
 
   name(i: number): string {
+    if (this.released) throw new Error('zip directory used after release()');
     const s = this.nameStart[i], e = this.nameStart[i + 1];
     for (let k = s; k < e; k++) if (this.names[k] >= 0x80) return utf8.decode(this.names.subarray(s, e));
     return latin1Slice.call(this.names, s, e);
@@ -208,9 +212,14 @@ export class ZipDirectory {
     return slots;
   }
 
-  /** Gives the name index's scratch memory back (find() builds it again if needed). */
+  /** Gives the directory's memory back to the scratch pool: nothing may use it afterwards. */
   release(): void {
+    if (this.released) return;
+    this.released = true;
     if (this.slots) { giveArrayBuffer(this.slots.buffer as ArrayBuffer); this.slots = undefined; }
+    giveArrayBuffer(this.columns);
+    if (this.names.length) giveArrayBuffer(this.names.buffer as ArrayBuffer);
+    this.names = new Uint8Array(0);
   }
 
   /** Whether local headers, in entry order, sit at increasing offsets (the usual layout). */
@@ -302,7 +311,7 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
     }
     // the names, packed, hashed (FNV-1a over their bytes) as they are copied
     dir.setNameStart(count, nameBytes);
-    const names = new Uint8Array(nameBytes);
+    const names = new Uint8Array(takeArrayBuffer(nameBytes), 0, nameBytes);
     let o = 0;
     for (let i = 0; i < count; i++) {
       let h = FNV_OFFSET;

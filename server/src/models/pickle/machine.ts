@@ -3,7 +3,7 @@
 // only lists opcodes; it does not track what each REDUCE calls with which arguments).
 // Values live in a ValueArena (int handles, see arena.ts): the stack, the memo and containers hold handles.
 import { Cursor } from './cursor';
-import { OP, OP_NAME, WEIGHTS_ONLY_OPCODES } from './opcodes';
+import { OP, OP_NAME, WEIGHTS_ONLY_OPCODES, Hot } from './opcodes';
 import { mapPy2Global } from './compat';
 import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena } from './arena';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
@@ -117,7 +117,7 @@ class PickleMachine {
   fence = 0;
   // memo indexes are dense in real pickles: a typed array (handle + 1, 0 = empty) is several times faster
   // than a Map; sparse or huge indexes (crafted) go to the Map. MEMOIZE uses the number of filled slots.
-  memoArr = new Int32Array(takeArrayBuffer(1 << 16), 0, 1 << 14).fill(0);
+  memoArr: Int32Array;
   readonly memoMap = new Map<number, number>();
   memoCount = 0;
   proto = 0;
@@ -137,6 +137,10 @@ class PickleMachine {
     this.depth = opts.depth ?? 0;
     this.run = new Run(c.abs, c.remaining());
     this.ar = this.run.arena;
+    // sized once from what the stream can hold (torch writes about one memo entry per 13 bytes), in pooled memory
+    const rem = c.remaining();
+    const memoCap = Number.isFinite(rem) ? Math.min(Math.max(rem / 8, 1 << 14), DENSE) | 0 : 1 << 14;
+    this.memoArr = new Int32Array(takeArrayBuffer(memoCap * 4), 0, memoCap).fill(0);
     this.disasm = opts.disasm ? [] : undefined;
     this.maxDis = opts.maxDisasmLines ?? 200_000;
     if (this.disasm) this.run.disasm = this.disasm;
@@ -148,7 +152,10 @@ class PickleMachine {
       if (idx >= this.memoArr.length) {
         let cap = this.memoArr.length * 2;
         while (cap <= idx) cap *= 2;
-        const m = new Int32Array(Math.min(cap, DENSE)); m.set(this.memoArr); this.memoArr = m;
+        cap = Math.min(cap, DENSE);
+        const m = new Int32Array(takeArrayBuffer(cap * 4), 0, cap).fill(0); m.set(this.memoArr);
+        giveArrayBuffer(this.memoArr.buffer as ArrayBuffer);
+        this.memoArr = m;
       }
       if (this.memoArr[idx] === 0) this.memoCount++;
       this.memoArr[idx] = h + 1;
@@ -648,16 +655,16 @@ class PickleMachine {
     loop: while (pos <= lim && n < MAX_OPCODES && sp < tsCap && memoCount < MAX_STACK) {
       const op = buf[pos];
       switch (op) {
-        case OP.BINPUT: case OP.LONG_BINPUT: {
+        case Hot.BINPUT: case Hot.LONG_BINPUT: {
           if (sp <= fence) break loop;
-          const idx = op === OP.BINPUT ? buf[pos + 1] : readU32(buf, pos + 1);
+          const idx = op === Hot.BINPUT ? buf[pos + 1] : readU32(buf, pos + 1);
           if (idx >= memoLen) break loop;
           if (memo[idx] === 0) memoCount++;
           memo[idx] = ts[sp - 1] + 1;
-          pos += op === OP.BINPUT ? 2 : 5;
+          pos += op === Hot.BINPUT ? 2 : 5;
           break;
         }
-        case OP.MEMOIZE: {
+        case Hot.MEMOIZE: {
           if (this.woSeen[op] === 0 || sp <= fence) break loop;
           const idx = memoCount;
           if (idx >= memoLen || memo[idx] !== 0) break loop;
@@ -666,32 +673,32 @@ class PickleMachine {
           pos += 1;
           break;
         }
-        case OP.BINGET: case OP.LONG_BINGET: {
-          const idx = op === OP.BINGET ? buf[pos + 1] : readU32(buf, pos + 1);
+        case Hot.BINGET: case Hot.LONG_BINGET: {
+          const idx = op === Hot.BINGET ? buf[pos + 1] : readU32(buf, pos + 1);
           const v = idx < memoLen ? memo[idx] : 0;
           if (v === 0) break loop;
           ts[sp++] = v - 1;
-          pos += op === OP.BINGET ? 2 : 5;
+          pos += op === Hot.BINGET ? 2 : 5;
           break;
         }
-        case OP.BININT1: ts[sp++] = H_SMALL_INT + buf[pos + 1]; pos += 2; break;
-        case OP.BININT: ts[sp++] = ar.int(readI32(buf, pos + 1)); pos += 5; break;
-        case OP.BININT2: ts[sp++] = ar.int(buf[pos + 1] | (buf[pos + 2] << 8)); pos += 3; break;
-        case OP.NONE: ts[sp++] = H_NONE; pos += 1; break;
-        case OP.NEWFALSE: ts[sp++] = H_FALSE; pos += 1; break;
-        case OP.NEWTRUE: ts[sp++] = H_TRUE; pos += 1; break;
-        case OP.EMPTY_TUPLE: ts[sp++] = H_EMPTY_TUPLE; pos += 1; break;
-        case OP.EMPTY_DICT: ts[sp++] = ar.seq(K.DICT); pos += 1; break;
-        case OP.EMPTY_LIST: ts[sp++] = ar.seq(K.LIST); pos += 1; break;
-        case OP.MARK: {
+        case Hot.BININT1: ts[sp++] = H_SMALL_INT + buf[pos + 1]; pos += 2; break;
+        case Hot.BININT: ts[sp++] = ar.int(readI32(buf, pos + 1)); pos += 5; break;
+        case Hot.BININT2: ts[sp++] = ar.int(buf[pos + 1] | (buf[pos + 2] << 8)); pos += 3; break;
+        case Hot.NONE: ts[sp++] = H_NONE; pos += 1; break;
+        case Hot.NEWFALSE: ts[sp++] = H_FALSE; pos += 1; break;
+        case Hot.NEWTRUE: ts[sp++] = H_TRUE; pos += 1; break;
+        case Hot.EMPTY_TUPLE: ts[sp++] = H_EMPTY_TUPLE; pos += 1; break;
+        case Hot.EMPTY_DICT: ts[sp++] = ar.seq(K.DICT); pos += 1; break;
+        case Hot.EMPTY_LIST: ts[sp++] = ar.seq(K.LIST); pos += 1; break;
+        case Hot.MARK: {
           if (mp >= tmCap) break loop;
           tm[mp++] = sp; fence = sp; pos += 1;
           break;
         }
-        case OP.BINUNICODE: case OP.SHORT_BINUNICODE: {
-          if (op === OP.SHORT_BINUNICODE && this.woSeen[op] === 0) break loop;
-          const at = op === OP.BINUNICODE ? pos + 5 : pos + 2;
-          const len = op === OP.BINUNICODE ? readU32(buf, pos + 1) : buf[pos + 1];
+        case Hot.BINUNICODE: case Hot.SHORT_BINUNICODE: {
+          if (op === Hot.SHORT_BINUNICODE && this.woSeen[op] === 0) break loop;
+          const at = op === Hot.BINUNICODE ? pos + 5 : pos + 2;
+          const len = op === Hot.BINUNICODE ? readU32(buf, pos + 1) : buf[pos + 1];
           if (len > end - at || len > 256) break loop;
           // ASCII only here (hashed on the way); anything else is decoded strictly by step()
           let h = 0x811c9dc5;
@@ -702,7 +709,7 @@ class PickleMachine {
           pos = at + len;
           break;
         }
-        case OP.TUPLE: {
+        case Hot.TUPLE: {
           if (mp === 0) break loop;
           const f = fence;
           const t = ar.tupleOf(ts, f, sp);
@@ -713,8 +720,8 @@ class PickleMachine {
           pos += 1;
           break;
         }
-        case OP.TUPLE1: case OP.TUPLE2: case OP.TUPLE3: {
-          const k = op - OP.TUPLE1 + 1;
+        case Hot.TUPLE1: case Hot.TUPLE2: case Hot.TUPLE3: {
+          const k = op - Hot.TUPLE1 + 1;
           const from = sp - k;
           if (from < fence) break loop;
           const t = ar.tupleOf(ts, from, sp);
@@ -723,7 +730,7 @@ class PickleMachine {
           pos += 1;
           break;
         }
-        case OP.REDUCE: {
+        case Hot.REDUCE: {
           if (sp - 2 < fence) break loop;
           const fn = ts[sp - 2], args = ts[sp - 1];
           // a computed callee or argument tuple is reported by step()
@@ -734,7 +741,7 @@ class PickleMachine {
           pos += 1;
           break;
         }
-        case OP.BINPERSID: {
+        case Hot.BINPERSID: {
           if (sp <= fence) break loop;
           const pid = ts[sp - 1];
           const pk = ar.kind[pid];
@@ -743,13 +750,13 @@ class PickleMachine {
           pos += 1;
           break;
         }
-        case OP.SETITEMS: case OP.APPENDS: {
+        case Hot.SETITEMS: case Hot.APPENDS: {
           if (mp === 0) break loop;
           const f = fence;
           const outer = mp > 1 ? tm[mp - 2] : 0;
           if (f - 1 < outer) break loop;
           const t = ts[f - 1];
-          if (ar.kind[t] !== (op === OP.SETITEMS ? K.DICT : K.LIST) || (op === OP.SETITEMS && (sp - f) % 2)) break loop;
+          if (ar.kind[t] !== (op === Hot.SETITEMS ? K.DICT : K.LIST) || (op === Hot.SETITEMS && (sp - f) % 2)) break loop;
           ar.seqs[ar.a[t]].pushFrom(ts, f, sp);
           sp = f;
           mp--;

@@ -126,31 +126,42 @@ export class TensorTable {
   private readonly nameList = new ByteStrings(256);   // pooled while filled, exact-size once sealed
   private n = 0;
   private dtype = pooled(Uint8Array, 256);
-  private shapeIx = pooled(Int32Array, 256);
-  private strideIx = pooled(Int32Array, 256);
-  private offset = pooled(Float64Array, 256);
+  private layout = pooled(Int32Array, 256);       // index in `layouts`: the (size, stride) pair
+  private offset = pooled(Int32Array, 256);       // storage offset in elements; -1: in `bigOffsets`
   private storage = pooled(Int32Array, 256);      // index in `storages`, -1 for object rows
   private flags = pooled(Uint8Array, 256);
   private sealed = false;
+  private readonly bigOffsets = new Map<number, number>();
   private readonly dtypes: [string, number][] = [];       // [dtype, element size]
-  private readonly arrays: number[][] = [];
-  private readonly arrayIx = new Map<number[], number>();
+  private readonly layouts: [number[], number[]][] = [];
+  private readonly layoutIx = new Map<number[], [number[], number][]>();   // size array -> [stride array, index]
+  private lastShape: number[] | undefined; private lastStride: number[] | undefined; private lastLayout = -1;
+  private lastDtype = ''; private lastSize = -1; private lastDtypeIx = -1;
   private readonly objects = new Map<number, Omit<ExtractedTensor, 'name'>>();   // rows from other sources
   private cache?: ExtractedTensor[];
   constructor(readonly storages: StorageTable) {}
 
   get length(): number { return this.n; }
 
-  private ix(a: number[]): number {
-    let i = this.arrayIx.get(a);
-    if (i === undefined) { i = this.arrays.length; this.arrays.push(a); this.arrayIx.set(a, i); }
-    return i;
+  /** Index of the (size, stride) pair; the arrays are compared by identity (the reader shares repeated ones). */
+  private layoutOf(shape: number[], stride: number[]): number {
+    if (shape === this.lastShape && stride === this.lastStride) return this.lastLayout;
+    let list = this.layoutIx.get(shape);
+    if (!list) { list = []; this.layoutIx.set(shape, list); }
+    let ix = -1;
+    for (const [st, i] of list) if (st === stride) { ix = i; break; }
+    if (ix < 0) { ix = this.layouts.length; this.layouts.push([shape, stride]); list.push([stride, ix]); }
+    this.lastShape = shape; this.lastStride = stride; this.lastLayout = ix;
+    return ix;
   }
 
   private dtypeIx(dtype: string, elementSize: number): number {
-    for (let i = 0; i < this.dtypes.length; i++) if (this.dtypes[i][0] === dtype && this.dtypes[i][1] === elementSize) return i;
-    this.dtypes.push([dtype, elementSize]);
-    return this.dtypes.length - 1;
+    if (dtype === this.lastDtype && elementSize === this.lastSize) return this.lastDtypeIx;
+    let ix = -1;
+    for (let i = 0; i < this.dtypes.length; i++) if (this.dtypes[i][0] === dtype && this.dtypes[i][1] === elementSize) { ix = i; break; }
+    if (ix < 0) { this.dtypes.push([dtype, elementSize]); ix = this.dtypes.length - 1; }
+    this.lastDtype = dtype; this.lastSize = elementSize; this.lastDtypeIx = ix;
+    return ix;
   }
 
   name(i: number): string { return this.nameList.text(i); }
@@ -162,16 +173,17 @@ export class TensorTable {
     if (i === this.dtype.length) this.grow();
     this.nameList.push(nb, at, len);
     this.dtype[i] = this.dtypeIx(dtype, elementSize);
-    this.shapeIx[i] = this.ix(shape); this.strideIx[i] = this.ix(stride);
-    this.offset[i] = offset; this.storage[i] = storage; this.flags[i] = flags;
+    this.layout[i] = this.layoutOf(shape, stride);
+    if ((offset | 0) === offset && offset >= 0) this.offset[i] = offset;
+    else { this.offset[i] = -1; this.bigOffsets.set(i, offset); }
+    this.storage[i] = storage; this.flags[i] = flags;
     this.n = i + 1;
     this.cache = undefined;
   }
 
   private grow(): void {
     const n = this.n;
-    this.dtype = regrow(this.dtype, n + 1, n); this.flags = regrow(this.flags, n + 1, n);
-    this.shapeIx = regrow(this.shapeIx, n + 1, n); this.strideIx = regrow(this.strideIx, n + 1, n);
+    this.dtype = regrow(this.dtype, n + 1, n); this.flags = regrow(this.flags, n + 1, n); this.layout = regrow(this.layout, n + 1, n);
     this.storage = regrow(this.storage, n + 1, n); this.offset = regrow(this.offset, n + 1, n);
   }
 
@@ -182,9 +194,8 @@ export class TensorTable {
     this.nameList.seal();
     this.storages.seal();
     const n = this.n;
-    const cols = [this.dtype, this.flags, this.shapeIx, this.strideIx, this.storage, this.offset];
-    this.dtype = this.dtype.slice(0, n); this.flags = this.flags.slice(0, n);
-    this.shapeIx = this.shapeIx.slice(0, n); this.strideIx = this.strideIx.slice(0, n);
+    const cols = [this.dtype, this.flags, this.layout, this.storage, this.offset];
+    this.dtype = this.dtype.slice(0, n); this.flags = this.flags.slice(0, n); this.layout = this.layout.slice(0, n);
     this.storage = this.storage.slice(0, n); this.offset = this.offset.slice(0, n);
     for (const a of cols) giveArrayBuffer(a.buffer as ArrayBuffer);
   }
@@ -196,12 +207,13 @@ export class TensorTable {
 
   dtypeOf(i: number): string { return this.dtypes[this.dtype[i]][0]; }
   elementSize(i: number): number { return this.dtypes[this.dtype[i]][1]; }
-  shape(i: number): number[] { return this.arrays[this.shapeIx[i]]; }
+  shape(i: number): number[] { return this.layouts[this.layout[i]][0]; }
+  stride(i: number): number[] { return this.layouts[this.layout[i]][1]; }
   storageIndex(i: number): number { return this.storage[i]; }
-  storageOffset(i: number): number { return this.offset[i]; }
+  storageOffset(i: number): number { const o = this.offset[i]; return o >= 0 ? o : this.bigOffsets.get(i)!; }
   bytes(i: number): number { return numel(this.shape(i)) * this.elementSize(i); }
   /** Elements of storage the strided view touches (0 for empty tensors). */
-  extent(i: number): number { return extentOf(this.shape(i), this.arrays[this.strideIx[i]], this.offset[i]); }
+  extent(i: number): number { return extentOf(this.shape(i), this.stride(i), this.storageOffset(i)); }
   /** Where an object row's data is (joblib / numpy arrays kept in the stream). */
   inline(i: number): { offset: number; byteLength: number } | undefined { return this.flags[i] & F_OBJECT ? this.objects.get(i)?.inline : undefined; }
   /** The storage of row i: from the table, or the object row's own. */
@@ -214,8 +226,8 @@ export class TensorTable {
     const f = this.flags[i];
     if (f & F_OBJECT) return { ...this.objects.get(i)!, name: this.name(i) };
     return {
-      name: this.name(i), dtype: this.dtypeOf(i), elementSize: this.elementSize(i), shape: this.shape(i), stride: this.arrays[this.strideIx[i]],
-      storageOffset: this.offset[i], storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
+      name: this.name(i), dtype: this.dtypeOf(i), elementSize: this.elementSize(i), shape: this.shape(i), stride: this.stride(i),
+      storageOffset: this.storageOffset(i), storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
       kind: f & F_PARAM ? 'parameter' : 'tensor',
     };
   }
