@@ -539,8 +539,9 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 /** For each storage in `storages` (same order), the index of the zip entry `<root>/data/<key>`, or -1. */
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
   const out = new Int32Array(storages.size);
-  const keys = storages.keys;
-  for (let i = 0; i < out.length; i++) out[i] = dir.findInRootBytes('/data/', keys.raw(), keys.offset(i), keys.length(i));
+  const keys = storages.keys, find = dir.finderInRoot('/data/');
+  const raw = keys.raw();
+  for (let i = 0; i < out.length; i++) out[i] = find(raw, keys.offset(i), keys.length(i));
   return out;
 }
 

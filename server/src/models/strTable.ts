@@ -128,7 +128,8 @@ export function encodeInto(s: string, dst: Uint8Array, at: number): number {
  * bytes, see bytesHash). Why: tensor names and storage keys of a 50,000-tensor checkpoint as JS strings are
  * 100,000 heap objects that live as long as the report; as bytes they are two typed arrays, decoded on read.
  * While it is filled it works in scratch memory from the pool; seal() moves it into exact-size arrays (what a
- * report keeps) and gives the scratch back.
+ * report keeps) and gives the scratch back. (Front-coding the sealed bytes was measured: it saved less time
+ * in fresh-memory faults than the encoding cost.)
  */
 export class ByteStrings {
   private bytes: Uint8Array;
@@ -137,6 +138,8 @@ export class ByteStrings {
   private slots: Int32Array | undefined;
   private n = 0;
   private sealed = false;
+  /** The longest string's length. */
+  maxLength = 0;
 
   constructor(expected = 64, private readonly indexed = false) {
     this.bytes = pooled(Uint8Array, Math.max(256, expected * 16));
@@ -151,7 +154,7 @@ export class ByteStrings {
   get size(): number { return this.n; }
 
   text(i: number): string { return decodeBytes(this.bytes, this.start[i], this.start[i + 1]); }
-  /** String i's bytes are raw()[offset(i) .. offset(i) + length(i)) (valid until the next push). */
+  /** String i's bytes are raw()[offset(i) .. offset(i) + length(i)) (valid until the next push or seal). */
   raw(): Uint8Array { return this.bytes; }
   offset(i: number): number { return this.start[i]; }
   length(i: number): number { return this.start[i + 1] - this.start[i]; }
@@ -166,6 +169,7 @@ export class ByteStrings {
     for (let k = 0; k < len; k++) b[from + k] = src[at + k];
     this.start[i + 1] = from + len;
     this.n = i + 1;
+    if (len > this.maxLength) this.maxLength = len;
     if (this.hashes) {
       if (i === this.hashes.length) this.hashes = regrow(this.hashes, i + 1, i);
       this.hashes[i] = hash;
@@ -195,7 +199,7 @@ export class ByteStrings {
     }
   }
 
-  /** Moves the strings into exact-size arrays and gives the scratch memory (and the index) back. */
+  /** Moves the strings into exact-size arrays and gives the scratch memory (and the index) back; no push() afterwards. */
   seal(): void {
     if (this.sealed) return;
     this.sealed = true;
@@ -204,7 +208,7 @@ export class ByteStrings {
     this.bytes = bytes; this.start = start; this.hashes = undefined; this.slots = undefined;
   }
 
-  /** The index of a sealed table, built again when a lookup needs it (rare: converters, tests). */
+  /** The index of a sealed table, built again (outside the pool) when a lookup needs it: rare. */
   private reindex(): void {
     if (!this.indexed) throw new Error('ByteStrings: find() on a table without an index');
     const hashes = new Int32Array(Math.max(1, this.n));
@@ -223,6 +227,46 @@ export class ByteStrings {
     }
     if (pool && this.slots) giveArrayBuffer(this.slots.buffer as ArrayBuffer);
     this.slots = slots;
+  }
+}
+
+/**
+ * A sealed integer column: absent when every value is the same constant or equals its row index (the usual
+ * case for checkpoint tables: one dtype, offset 0, storage i for tensor i), else the exact-size typed array.
+ */
+export class SealedColumn {
+  private constructor(private readonly a: Uint8Array | Int32Array | Float64Array | undefined, private readonly k: number, private readonly id: boolean) {}
+  get(i: number): number { return this.a ? this.a[i] : this.id ? i : this.k; }
+  get byteLength(): number { return this.a ? this.a.byteLength : 0; }
+  /** Seals the first `n` values of `src` (a pooled scratch array, which the caller gives back). */
+  static of(src: Uint8Array | Int32Array | Float64Array, n: number): SealedColumn {
+    if (n === 0) return new SealedColumn(undefined, 0, false);
+    let same = true, ident = true;
+    const k = src[0];
+    for (let i = 0; i < n && (same || ident); i++) { const v = src[i]; if (v !== k) same = false; if (v !== i) ident = false; }
+    if (same) return new SealedColumn(undefined, k, false);
+    if (ident) return new SealedColumn(undefined, 0, true);
+    return new SealedColumn(src.slice(0, n), 0, false);
+  }
+}
+
+/** A growing integer column in pooled scratch memory, sealed into a SealedColumn when complete. */
+export class ScratchColumn {
+  private a: Uint8Array | Int32Array | Float64Array;
+  constructor(ctor: Uint8ArrayConstructor | Int32ArrayConstructor | Float64ArrayConstructor, cap = 256) {
+    this.a = pooled(ctor as unknown as TypedCtor<Uint8Array>, cap) as unknown as Uint8Array | Int32Array | Float64Array;
+  }
+  get(i: number): number { return this.a[i]; }
+  set(i: number, v: number): void {
+    if (i >= this.a.length) this.a = regrow(this.a, i + 1, this.a.length);
+    this.a[i] = v;
+  }
+  /** The first `n` values as a SealedColumn; the scratch goes back to the pool. */
+  seal(n: number): SealedColumn {
+    const c = SealedColumn.of(this.a, n);
+    giveArrayBuffer(this.a.buffer as ArrayBuffer);
+    this.a = new Uint8Array(0);
+    return c;
   }
 }
 

@@ -118,6 +118,33 @@ export class ZipDirectory {
   /** Index of the first entry named root() + `b` + `c`, with the root taken as bytes (it may not be valid UTF-8), or -1. */
   findInRoot(b: string, c = ''): number { return this.findKey(this.put(c, this.put(b, this.putRoot()))); }
 
+  /** A lookup of root() + `mid` + key for many keys (given as bytes): the prefix is hashed and copied once. */
+  finderInRoot(mid: string): (src: Uint8Array, at: number, len: number) => number {
+    const plen = this.put(mid, this.putRoot());
+    const prefix = this.scratch.slice(0, plen);
+    let state = FNV_OFFSET;
+    for (let k = 0; k < plen; k++) state = Math.imul(state ^ prefix[k], 0x01000193);
+    return (src, at, len) => {
+      let h = state;
+      for (let k = 0; k < len; k++) h = Math.imul(h ^ src[at + k], 0x01000193);
+      h |= 0;
+      const slots = this.slots ?? this.buildIndex(), mask = slots.length - 1, names = this.names, total = plen + len;
+      for (let j = h & mask; ; j = (j + 1) & mask) {
+        const e = slots[j];
+        if (e === 0) return -1;
+        const i = e - 1;
+        if (this.hashes[i] !== h) continue;
+        const s = this.nameStart[i];
+        if (this.nameStart[i + 1] - s !== total) continue;
+        let k = 0;
+        while (k < plen && names[s + k] === prefix[k]) k++;
+        if (k < plen) continue;
+        while (k < total && names[s + k] === src[at + k - plen]) k++;
+        if (k === total) return i;
+      }
+    };
+  }
+
   /** findInRoot(b + the `len` bytes of `src` at `at`). */
   findInRootBytes(b: string, src: Uint8Array, at: number, len: number): number {
     let n = this.put(b, this.putRoot());

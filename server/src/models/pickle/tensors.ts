@@ -3,7 +3,7 @@
 import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from './values';
 import { numpyDtypeOf, PickleRun } from './machine';
 import { H_FALSE, H_TRUE, K, ValueArena, Ints, ints as intsOf } from './arena';
-import { StrTable, ByteStrings, bytesHash, encodeInto, strHash, pooled, regrow } from '../strTable';
+import { StrTable, ByteStrings, bytesHash, encodeInto, strHash, ScratchColumn, SealedColumn } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export interface StorageRef {
@@ -54,9 +54,10 @@ export class StorageTable {
   /** the keys, as UTF-8 bytes with a hash index */
   readonly keys = new ByteStrings(1024, true);
   private scratch = new Uint8Array(64);
-  private dtype = pooled(Uint8Array, 1024);       // index in STORAGE_KINDS
-  private numel = pooled(Float64Array, 1024);
-  private location = pooled(Int32Array, 1024);    // index in `locations`
+  // columns: pooled scratch while filled, sealed (constant columns dropped) by seal()
+  private dtype: ScratchColumn | SealedColumn = new ScratchColumn(Uint8Array, 1024);       // index in STORAGE_KINDS
+  private numel: ScratchColumn | SealedColumn = new ScratchColumn(Float64Array, 1024);
+  private location: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array, 1024);    // index in `locations`
   private readonly locations: string[] = [];
   private readonly locationIx = new Map<string, number>();
   private readonly views = new Map<number, { root: string; offset: number; numel: number }>();
@@ -73,14 +74,12 @@ export class StorageTable {
   /** Adds a storage whose key is not in the table yet; `kind`: index in STORAGE_KINDS. */
   add(b: Uint8Array, at: number, len: number, hash: number, kind: number, numel: number, location: string,
     view?: { root: string; offset: number; numel: number }): number {
+    if (this.sealed) throw new Error('StorageTable: add after seal()');
     const i = this.keys.push(b, at, len, hash);
-    if (i === this.dtype.length) {
-      this.dtype = regrow(this.dtype, i + 1, i); this.numel = regrow(this.numel, i + 1, i); this.location = regrow(this.location, i + 1, i);
-    }
-    this.dtype[i] = kind; this.numel[i] = numel;
+    (this.dtype as ScratchColumn).set(i, kind); (this.numel as ScratchColumn).set(i, numel);
     let li = this.locationIx.get(location);
     if (li === undefined) { li = this.locations.length; this.locations.push(location); this.locationIx.set(location, li); }
-    this.location[i] = li;
+    (this.location as ScratchColumn).set(i, li);
     if (view) this.views.set(i, view);
     return i;
   }
@@ -91,18 +90,18 @@ export class StorageTable {
     this.sealed = true;
     this.keys.seal();
     const n = this.keys.size;
-    const d = this.dtype.slice(0, n), e = this.numel.slice(0, n), l = this.location.slice(0, n);
-    for (const a of [this.dtype, this.numel, this.location]) giveArrayBuffer(a.buffer as ArrayBuffer);
-    this.dtype = d; this.numel = e; this.location = l;
+    this.dtype = (this.dtype as ScratchColumn).seal(n);
+    this.numel = (this.numel as ScratchColumn).seal(n);
+    this.location = (this.location as ScratchColumn).seal(n);
   }
   private sealed = false;
-  elementSize(i: number): number { return STORAGE_KINDS[this.dtype[i]][2]; }
-  dtypeName(i: number): string { return STORAGE_KINDS[this.dtype[i]][1]; }
+  elementSize(i: number): number { return STORAGE_KINDS[this.dtype.get(i)][2]; }
+  dtypeName(i: number): string { return STORAGE_KINDS[this.dtype.get(i)][1]; }
   ref(i: number): StorageRef {
     let r = this.refs[i];
     if (!r) {
-      const [, dtype, elementSize] = STORAGE_KINDS[this.dtype[i]];
-      r = { key: this.keys.text(i), dtype, elementSize, numel: this.numel[i], location: this.locations[this.location[i]] };
+      const [, dtype, elementSize] = STORAGE_KINDS[this.dtype.get(i)];
+      r = { key: this.keys.text(i), dtype, elementSize, numel: this.numel.get(i), location: this.locations[this.location.get(i)] };
       const v = this.views.get(i);
       if (v) r.view = v;
       this.refs[i] = r;
@@ -125,11 +124,12 @@ export class TensorTable {
   /** the names, as UTF-8 bytes (decoded by name()) */
   private readonly nameList = new ByteStrings(256);   // pooled while filled, exact-size once sealed
   private n = 0;
-  private dtype = pooled(Uint8Array, 256);
-  private layout = pooled(Int32Array, 256);       // index in `layouts`: the (size, stride) pair
-  private offset = pooled(Int32Array, 256);       // storage offset in elements; -1: in `bigOffsets`
-  private storage = pooled(Int32Array, 256);      // index in `storages`, -1 for object rows
-  private flags = pooled(Uint8Array, 256);
+  // columns: pooled scratch while filled, sealed (constant and row-index columns dropped) by seal()
+  private dtype: ScratchColumn | SealedColumn = new ScratchColumn(Uint8Array);
+  private layout: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);     // index in `layouts`: the (size, stride) pair
+  private offset: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);     // storage offset in elements; -1: in `bigOffsets`
+  private storage: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);    // index in `storages`, -1 for object rows
+  private flags: ScratchColumn | SealedColumn = new ScratchColumn(Uint8Array);
   private sealed = false;
   private readonly bigOffsets = new Map<number, number>();
   private readonly dtypes: [string, number][] = [];       // [dtype, element size]
@@ -170,21 +170,14 @@ export class TensorTable {
   push(nb: Uint8Array, at: number, len: number, dtype: string, elementSize: number, shape: number[], stride: number[], offset: number, storage: number, flags: number): void {
     const i = this.n;
     if (this.sealed) throw new Error('TensorTable: push after seal()');
-    if (i === this.dtype.length) this.grow();
     this.nameList.push(nb, at, len);
-    this.dtype[i] = this.dtypeIx(dtype, elementSize);
-    this.layout[i] = this.layoutOf(shape, stride);
-    if ((offset | 0) === offset && offset >= 0) this.offset[i] = offset;
-    else { this.offset[i] = -1; this.bigOffsets.set(i, offset); }
-    this.storage[i] = storage; this.flags[i] = flags;
+    (this.dtype as ScratchColumn).set(i, this.dtypeIx(dtype, elementSize));
+    (this.layout as ScratchColumn).set(i, this.layoutOf(shape, stride));
+    if ((offset | 0) === offset && offset >= 0) (this.offset as ScratchColumn).set(i, offset);
+    else { (this.offset as ScratchColumn).set(i, -1); this.bigOffsets.set(i, offset); }
+    (this.storage as ScratchColumn).set(i, storage); (this.flags as ScratchColumn).set(i, flags);
     this.n = i + 1;
     this.cache = undefined;
-  }
-
-  private grow(): void {
-    const n = this.n;
-    this.dtype = regrow(this.dtype, n + 1, n); this.flags = regrow(this.flags, n + 1, n); this.layout = regrow(this.layout, n + 1, n);
-    this.storage = regrow(this.storage, n + 1, n); this.offset = regrow(this.offset, n + 1, n);
   }
 
   /** Moves the table (and its storages) into exact-size memory, giving the scratch back; no push() afterwards. */
@@ -194,10 +187,9 @@ export class TensorTable {
     this.nameList.seal();
     this.storages.seal();
     const n = this.n;
-    const cols = [this.dtype, this.flags, this.layout, this.storage, this.offset];
-    this.dtype = this.dtype.slice(0, n); this.flags = this.flags.slice(0, n); this.layout = this.layout.slice(0, n);
-    this.storage = this.storage.slice(0, n); this.offset = this.offset.slice(0, n);
-    for (const a of cols) giveArrayBuffer(a.buffer as ArrayBuffer);
+    this.dtype = (this.dtype as ScratchColumn).seal(n); this.flags = (this.flags as ScratchColumn).seal(n);
+    this.layout = (this.layout as ScratchColumn).seal(n); this.storage = (this.storage as ScratchColumn).seal(n);
+    this.offset = (this.offset as ScratchColumn).seal(n);
   }
 
   pushObject(nb: Uint8Array, at: number, len: number, t: Omit<ExtractedTensor, 'name'>): void {
@@ -205,29 +197,29 @@ export class TensorTable {
     this.push(nb, at, len, t.dtype, t.elementSize, t.shape, t.stride, t.storageOffset, -1, F_OBJECT);
   }
 
-  dtypeOf(i: number): string { return this.dtypes[this.dtype[i]][0]; }
-  elementSize(i: number): number { return this.dtypes[this.dtype[i]][1]; }
-  shape(i: number): number[] { return this.layouts[this.layout[i]][0]; }
-  stride(i: number): number[] { return this.layouts[this.layout[i]][1]; }
-  storageIndex(i: number): number { return this.storage[i]; }
-  storageOffset(i: number): number { const o = this.offset[i]; return o >= 0 ? o : this.bigOffsets.get(i)!; }
+  dtypeOf(i: number): string { return this.dtypes[this.dtype.get(i)][0]; }
+  elementSize(i: number): number { return this.dtypes[this.dtype.get(i)][1]; }
+  shape(i: number): number[] { return this.layouts[this.layout.get(i)][0]; }
+  stride(i: number): number[] { return this.layouts[this.layout.get(i)][1]; }
+  storageIndex(i: number): number { return this.storage.get(i); }
+  storageOffset(i: number): number { const o = this.offset.get(i); return o >= 0 ? o : this.bigOffsets.get(i)!; }
   bytes(i: number): number { return numel(this.shape(i)) * this.elementSize(i); }
   /** Elements of storage the strided view touches (0 for empty tensors). */
   extent(i: number): number { return extentOf(this.shape(i), this.stride(i), this.storageOffset(i)); }
   /** Where an object row's data is (joblib / numpy arrays kept in the stream). */
-  inline(i: number): { offset: number; byteLength: number } | undefined { return this.flags[i] & F_OBJECT ? this.objects.get(i)?.inline : undefined; }
+  inline(i: number): { offset: number; byteLength: number } | undefined { return this.flags.get(i) & F_OBJECT ? this.objects.get(i)?.inline : undefined; }
   /** The storage of row i: from the table, or the object row's own. */
   storageRef(i: number): StorageRef | undefined {
-    const s = this.storage[i];
+    const s = this.storage.get(i);
     return s >= 0 ? this.storages.ref(s) : this.objects.get(i)?.storage;
   }
 
   row(i: number): ExtractedTensor {
-    const f = this.flags[i];
+    const f = this.flags.get(i);
     if (f & F_OBJECT) return { ...this.objects.get(i)!, name: this.name(i) };
     return {
       name: this.name(i), dtype: this.dtypeOf(i), elementSize: this.elementSize(i), shape: this.shape(i), stride: this.stride(i),
-      storageOffset: this.storageOffset(i), storage: this.storages.ref(this.storage[i]), requiresGrad: (f & F_GRAD) !== 0,
+      storageOffset: this.storageOffset(i), storage: this.storages.ref(this.storage.get(i)), requiresGrad: (f & F_GRAD) !== 0,
       kind: f & F_PARAM ? 'parameter' : 'tensor',
     };
   }
