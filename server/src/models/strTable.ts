@@ -175,12 +175,15 @@ export class ByteStrings {
       this.hashes[i] = hash;
       if ((i + 1) * 2 > this.slots!.length) this.rehash(this.slots!.length * 2);
       const slots = this.slots!, mask = slots.length - 1;
-      let j = hash & mask;
+      // find() just missed this string: its probe ended at the free slot it goes in
+      let j = this.missHash === hash && this.missSlot >= 0 && slots[this.missSlot] === 0 ? this.missSlot : hash & mask;
       while (slots[j] !== 0) j = (j + 1) & mask;
       slots[j] = i + 1;
+      this.missSlot = -1;
     }
     return i;
   }
+  private missSlot = -1; private missHash = 0;
 
   /** Index of the string equal to `len` bytes of `src` at `at` (hash: bytesHash of them), or -1. Needs `indexed`. */
   find(src: Uint8Array, at: number, len: number, hash: number): number {
@@ -188,7 +191,7 @@ export class ByteStrings {
     const slots = this.slots!, hashes = this.hashes!, mask = slots.length - 1, b = this.bytes;
     for (let j = hash & mask; ; j = (j + 1) & mask) {
       const e = slots[j];
-      if (e === 0) return -1;
+      if (e === 0) { this.missSlot = j; this.missHash = hash; return -1; }
       const i = e - 1;
       if (hashes[i] !== hash) continue;
       const s = this.start[i];
@@ -227,6 +230,7 @@ export class ByteStrings {
     }
     if (pool && this.slots) giveArrayBuffer(this.slots.buffer as ArrayBuffer);
     this.slots = slots;
+    this.missSlot = -1;
   }
 }
 

@@ -60,6 +60,7 @@ export class StorageTable {
   private location: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array, 1024);    // index in `locations`
   private readonly locations: string[] = [];
   private readonly locationIx = new Map<string, number>();
+  private lastLocation = ''; private lastLocationIx: number | undefined;
   private readonly views = new Map<number, { root: string; offset: number; numel: number }>();
   private readonly refs: (StorageRef | undefined)[] = [];
 
@@ -77,8 +78,9 @@ export class StorageTable {
     if (this.sealed) throw new Error('StorageTable: add after seal()');
     const i = this.keys.push(b, at, len, hash);
     (this.dtype as ScratchColumn).set(i, kind); (this.numel as ScratchColumn).set(i, numel);
-    let li = this.locationIx.get(location);
+    let li = location === this.lastLocation ? this.lastLocationIx : this.locationIx.get(location);
     if (li === undefined) { li = this.locations.length; this.locations.push(location); this.locationIx.set(location, li); }
+    this.lastLocation = location; this.lastLocationIx = li;
     (this.location as ScratchColumn).set(i, li);
     if (view) this.views.set(i, view);
     return i;
@@ -275,7 +277,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     if (k < K.TUPLE || k === K.GLOBAL || depth > 200 || --budget < 0) return;
     if (table.length >= maxTensors) { truncated = true; return; }
     if (k === K.CALL) {
-      if (r.tensorOf(h)) { r.emit(table, pb, len); return; }
+      if (r.tensorOf(h)) { r.emit(table, pb, 0, len); return; }
       if (visited[h]) return;
       visited[h] = 1;
       walkObject(h, len, depth);
@@ -301,8 +303,15 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     // later duplicate keys win, like a Python dict (the Map is built only when a key repeats)
     if (!r.hasDuplicateKeys(flat)) {
       for (let i = 0; i + 1 < flat.length; i += 2) {
-        const n = joinKey(len, flat.get(i));
-        if (n >= 0) walk(flat.get(i + 1), n, depth + 1);
+        const kh = flat.get(i), vh = flat.get(i + 1);
+        // a top-level "name -> tensor" entry (a state dict): the row is named straight from the key's bytes
+        if (len === 0 && kind[kh] === K.STR && ar.sub[kh] === 0 && kind[vh] === K.CALL && budget > 0 && table.length < maxTensors && r.tensorOf(vh)) {
+          budget--;
+          r.emit(table, ar.sb, a[kh], ar.b[kh]);
+          continue;
+        }
+        const n = joinKey(len, kh);
+        if (n >= 0) walk(vh, n, depth + 1);
       }
       return;
     }
@@ -346,9 +355,9 @@ class Reader {
   tObject: Omit<ExtractedTensor, 'name'> | undefined;
   constructor(readonly ar: ValueArena, readonly storages: StorageTable) {}
 
-  emit(table: TensorTable, nb: Uint8Array, len: number): void {
-    if (this.tObject) table.pushObject(nb, 0, len, this.tObject);
-    else table.push(nb, 0, len, this.tDtype, this.tSize, this.tShape, this.tStride, this.tOffset, this.tStorage, this.tFlags);
+  emit(table: TensorTable, nb: Uint8Array, at: number, len: number): void {
+    if (this.tObject) table.pushObject(nb, at, len, this.tObject);
+    else table.push(nb, at, len, this.tDtype, this.tSize, this.tShape, this.tStride, this.tOffset, this.tStorage, this.tFlags);
   }
 
   int(h: number): number | undefined {
@@ -431,9 +440,12 @@ class Reader {
 
   // texts of memoized handles read again and again ('storage', 'cpu')
   private readonly texts = new Map<number, string | undefined>();
+  private lastTextH = -1; private lastText: string | undefined;
   cachedText(h: number): string | undefined {
+    if (h === this.lastTextH) return this.lastText;
     let t = this.texts.get(h);
     if (t === undefined && !this.texts.has(h)) { t = this.text(h); if (this.texts.size < 1024) this.texts.set(h, t); }
+    this.lastTextH = h; this.lastText = t;
     return t;
   }
 
