@@ -18,6 +18,7 @@ const entries = [
   { in: 'server/src/server.ts', out: 'server.js' },
   { in: 'server/src/cli/main.ts', out: 'cli.js' },
   { in: 'server/src/models/lzmaWorker.ts', out: 'lzma-worker.js' },
+  { in: 'server/src/models/zipWorker.ts', out: 'zip-worker.js' },
 ];
 await Promise.all(entries.filter((e) => existsSync(join(root, e.in))).map((e) =>
   build({ ...common, entryPoints: [e.in], outfile: join(dist, e.out), external: e.external ?? [] })));

@@ -8,9 +8,10 @@ import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cur
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
 import { classifyGlobal } from './policy';
-import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable } from './pickle/tensors';
+import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable, type TensorWalkResult } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
-import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory } from './zip';
+import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
+import { readZipDirectoryInWorker } from './zipParallel';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
 import { isTarHeader, readTarMembers } from './tar';
@@ -404,25 +405,58 @@ async function scanHiddenZip(ctx: Ctx, src: ByteSource, from = 0): Promise<boole
   return true;
 }
 
+/** Directories at least this big are read on the worker thread while data.pkl is analysed here (tests lower it). */
+export const zipTuning = { parallelDirectoryBytes: 256 << 10 };
+
+/** data.pkl analysed before the whole directory was read (see locateMainPickle). */
+interface EarlyMain { localHeaderOffset: number; dataOffset: number; size: number; runs: PickleRun[]; walked?: TensorWalkResult; used: boolean }
+
 async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = false, preread?: ZipDirectory): Promise<void> {
   const rep = ctx.report;
+  let job: Promise<ZipDirectory> | undefined;
+  let early: EarlyMain | undefined;
+  if (!preread && !secondary && src instanceof FileSource) {
+    let end: EndRecord | undefined;
+    try { end = readEndRecord(src); } catch { /* reported by readZipDirectory below */ }
+    if (end && end.cdSize >= zipTuning.parallelDirectoryBytes) job = readZipDirectoryInWorker(src.fd);
+    if (job && end) {
+      try { early = earlyMainPickle(ctx, src, end); } catch { early = undefined; }
+    }
+  }
   let dir: ZipDirectory;
-  try { dir = preread ?? readZipDirectory(src); } catch (e) {
+  try {
+    // the worker reads the same open file: it is awaited before anything returns (the caller then closes it)
+    dir = preread ?? (job ? await job.catch(() => readZipDirectory(src)) : readZipDirectory(src));
+  } catch (e) {
+    releaseEarly(early);
     if (!secondary) rep.format = 'zip';
     add(ctx, 'SW013', `The ZIP central directory cannot be read (${(e as Error).message}); torch.load would fail. Local headers are scanned instead.`);
     await scanZipByLocalHeaders(ctx, src);
     return;
   }
   try {
-    await scanZipMembers(ctx, src, base, secondary, dir);
-  } finally { dir.release(); }
+    await scanZipMembers(ctx, src, base, secondary, dir, early);
+  } finally { dir.release(); releaseEarly(early); }
+}
+
+function earlyMainPickle(ctx: Ctx, src: ByteSource, end: EndRecord): EarlyMain | undefined {
+  const loc = locateMainPickle(src, end);
+  if (!loc || looksLikeNpy(src.read(loc.dataOffset, 16))) return undefined;
+  const ms = new SliceSource(src, loc.dataOffset, loc.size);
+  const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 1);
+  const walked = runs[0] ? extractRunTensors(runs[0], ctx.opts.maxTensors) : undefined;
+  return { ...loc, runs, walked, used: false };
+}
+
+function releaseEarly(early: EarlyMain | undefined): void {
+  if (early && !early.used) for (const r of early.runs) r.release?.();
 }
 
 const CODE_DIR = new TextEncoder().encode('/code/');
 const MEMBER_ROWS = 1000;
 const NPY_EXT = new TextEncoder().encode('.npy');
 
-async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary: boolean, dir: ZipDirectory): Promise<void> {
+async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary: boolean, dir: ZipDirectory, early?: EarlyMain): Promise<void> {
   const rep = ctx.report;
   const count = dir.count;
   const root = dir.root();
@@ -480,7 +514,11 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
     const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
     if (!named && !sniffed) continue;
     const isMain = i === dataPklAt;
-    const runs = await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
+    // data.pkl may have been analysed while the worker read the directory: used if it is this very member
+    const pre = isMain && early && e.method === 0 && e.localHeaderOffset === early.localHeaderOffset && e.dataOffset === early.dataOffset &&
+      e.compressedSize === early.size ? early : undefined;
+    if (pre) pre.used = true;
+    const runs = pre ? pre.runs : await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
     let first = true;
     for (const r of runs) {
       const kept = recordRun(ctx, r, e.name, { strict: named && first, torchLoads: isMain && first && format === 'pytorch-zip' });
@@ -488,7 +526,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       if (!kept) break;
     }
     if (isMain && runs[0]) {
-      const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
+      const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors);
       ctx.table = walked.table;
       rep.tensorsTruncated = walked.truncated;
       const members = storageMembers(dir, walked.storages);

@@ -15,7 +15,7 @@ export interface ByteSource {
 export class FileSource implements ByteSource {
   readonly size: number;
   private closed = false;
-  constructor(private readonly fd: number) { this.size = fs.fstatSync(fd).size; }
+  constructor(readonly fd: number) { this.size = fs.fstatSync(fd).size; }
   static open(path: string): FileSource { return new FileSource(fs.openSync(path, 'r')); }
   read(offset: number, length: number): Uint8Array {
     const n = Math.max(0, Math.min(length, this.size - offset));

@@ -29,6 +29,13 @@ const NO_PROBLEMS: readonly string[] = Object.freeze([]);
 
 export class ZipError extends Error {}
 
+/** A ZipDirectory crossing threads (see toMessage / fromMessage). */
+export interface ZipDirectoryMessage {
+  count: number; eocdOffset: number; centralDirOffset: number; zip64: boolean; comment: string; prefixBytes: number;
+  columns: ArrayBuffer; names: ArrayBuffer; namesLength: number; slots: ArrayBuffer; slotsLength: number;
+  problems: [number, string[]][]; duplicates: [string, number][];
+}
+
 /**
  * The central directory as columns. Why not one object per member: torch checkpoints hold one member per
  * storage, 50,000+ of them, and building an object and a name string for each cost more than the whole pickle
@@ -54,10 +61,11 @@ export class ZipDirectory {
   private released = false;
 
   constructor(readonly count: number, readonly eocdOffset: number, readonly centralDirOffset: number, readonly zip64: boolean,
-    readonly comment: string, /** bytes before the first local header that the directory does not account for */ readonly prefixBytes: number) {
+    readonly comment: string, /** bytes before the first local header that the directory does not account for */ readonly prefixBytes: number,
+    columns?: ArrayBuffer) {
     const n = count;
     // one pooled buffer for all columns (given back by release())
-    const buf = this.columns = takeArrayBuffer(n * (4 * 8 + 4 + 4 + 4 + 2 * 2) + 8);
+    const buf = this.columns = columns ?? takeArrayBuffer(n * (4 * 8 + 4 + 4 + 4 + 2 * 2) + 8);
     let at = 0;
     const f64 = () => { const a = new Float64Array(buf, at, n); at += n * 8; return a; };
     this.csize = f64(); this.usize = f64(); this.lho = f64(); this.doff = f64();
@@ -239,14 +247,41 @@ export class ZipDirectory {
     return slots;
   }
 
-  /** Gives the directory's memory back to the scratch pool: nothing may use it afterwards. */
+  /** Gives the directory's memory back to the scratch pool (or to the worker that read it): nothing may use it afterwards. */
   release(): void {
     if (this.released) return;
     this.released = true;
-    if (this.slots) { giveArrayBuffer(this.slots.buffer as ArrayBuffer); this.slots = undefined; }
-    giveArrayBuffer(this.columns);
-    if (this.names.length) giveArrayBuffer(this.names.buffer as ArrayBuffer);
+    const bufs = [this.columns];
+    if (this.slots) bufs.push(this.slots.buffer as ArrayBuffer);
+    if (this.names.length) bufs.push(this.names.buffer as ArrayBuffer);
+    this.slots = undefined;
     this.names = new Uint8Array(0);
+    if (this.giveBack) this.giveBack(bufs); else for (const b of bufs) giveArrayBuffer(b);
+  }
+  private giveBack: ((bufs: ArrayBuffer[]) => void) | undefined;
+
+  /** The directory as a message for another thread, its buffers in `transfer` (this object is unusable afterwards). */
+  toMessage(): { msg: ZipDirectoryMessage; transfer: ArrayBuffer[] } {
+    const slots = this.slots ?? this.buildIndex();
+    const msg: ZipDirectoryMessage = {
+      count: this.count, eocdOffset: this.eocdOffset, centralDirOffset: this.centralDirOffset, zip64: this.zip64, comment: this.comment,
+      prefixBytes: this.prefixBytes, columns: this.columns, names: this.names.buffer as ArrayBuffer, namesLength: this.names.length,
+      slots: slots.buffer as ArrayBuffer, slotsLength: slots.length, problems: [...this.problemMap], duplicates: [...this.duplicates],
+    };
+    const transfer = [this.columns, this.names.buffer as ArrayBuffer, slots.buffer as ArrayBuffer].filter((b, i, all) => b.byteLength > 0 && all.indexOf(b) === i);
+    this.released = true;
+    return { msg, transfer };
+  }
+
+  /** A directory from toMessage(); `giveBack` receives its buffers on release(). */
+  static fromMessage(m: ZipDirectoryMessage, giveBack?: (bufs: ArrayBuffer[]) => void): ZipDirectory {
+    const d = new ZipDirectory(m.count, m.eocdOffset, m.centralDirOffset, m.zip64, m.comment, m.prefixBytes, m.columns);
+    d.names = new Uint8Array(m.names, 0, m.namesLength);
+    d.slots = new Int32Array(m.slots, 0, m.slotsLength);
+    for (const [i, ps] of m.problems) d.problemMap.set(i, ps);
+    for (const [n, k] of m.duplicates) d.duplicates.set(n, k);
+    d.giveBack = giveBack;
+    return d;
   }
 
   /** Whether local headers, in entry order, sit at increasing offsets (the usual layout). */
@@ -269,7 +304,10 @@ export class ZipDirectory {
   }
 }
 
-export function readZipDirectory(src: ByteSource): ZipDirectory {
+/** Where the central directory is, from the end-of-central-directory record (zip64 included). */
+export interface EndRecord { eocdOffset: number; count: number; cdSize: number; cdOffset: number; comment: string; zip64: boolean; prefixBytes: number }
+
+export function readEndRecord(src: ByteSource): EndRecord {
   const size = src.size;
   const tailLen = Math.min(size, 22 + 0xffff);
   const tail = src.read(size - tailLen, tailLen);
@@ -304,6 +342,46 @@ export function readZipDirectory(src: ByteSource): ZipDirectory {
   // bytes in front of the archive (self-extracting style): central offsets are then relative
   const prefixBytes = eocdOffset - (zip64 ? 56 + 20 : 0) - cdSize - cdOffset;
   if (count > cdSize / 46 + 1) throw new ZipError('central directory too small for its entry count');
+  return { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes };
+}
+
+/**
+ * Where the first member named `<root>/data.pkl` is (root: the first entry's folder, as readZipDirectory's
+ * findInRoot sees it), found by reading the central directory only up to it; undefined when there is none,
+ * it is not stored uncompressed, or anything looks off. Lets a scan start on the pickle while the whole
+ * directory is read elsewhere; the caller checks the answer against the full directory.
+ */
+export function locateMainPickle(src: ByteSource, end: EndRecord): { localHeaderOffset: number; dataOffset: number; size: number } | undefined {
+  const shift = Math.max(0, end.prefixBytes);
+  let root: Uint8Array | undefined;
+  let pos = end.cdOffset;
+  const cdEnd = end.cdOffset + end.cdSize;
+  for (let i = 0; i < end.count && pos + 46 <= cdEnd && i < 256; i++) {
+    const h = src.read(pos, 46);
+    if (h.length < 46 || u32(h, 0) !== CDH) return undefined;
+    const nameLen = u16(h, 28), extraLen = u16(h, 30), commentLen = u16(h, 32);
+    if (pos + 46 + nameLen > cdEnd) return undefined;
+    const name = src.read(pos + 46, nameLen);
+    if (!root) { const k = name.indexOf(0x2f); root = name.slice(0, k < 0 ? name.length : k); }
+    const want = DATA_PKL;
+    if (nameLen === root.length + want.length && name.subarray(0, root.length).every((b, k) => b === root![k]) &&
+      name.subarray(root.length).every((b, k) => b === want[k])) {
+      const method = u16(h, 10), csize = u32(h, 20), lho = u32(h, 42);
+      if (method !== 0 || csize === 0xffffffff || lho === 0xffffffff) return undefined;
+      const lh = src.read(lho + shift, 30);
+      if (lh.length < 30 || u32(lh, 0) !== LFH) return undefined;
+      const dataOffset = lho + shift + 30 + u16(lh, 26) + u16(lh, 28);
+      if (dataOffset + csize > src.size) return undefined;
+      return { localHeaderOffset: lho, dataOffset, size: csize };
+    }
+    pos += 46 + nameLen + extraLen + commentLen;
+  }
+  return undefined;
+}
+const DATA_PKL = new TextEncoder().encode('/data.pkl');
+
+export function readZipDirectory(src: ByteSource): ZipDirectory {
+  const { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes } = readEndRecord(src);
   const cdBuf = takeBytes(cdSize);
   const nameAt = new Int32Array(takeArrayBuffer(count * 4), 0, count);   // where each name's bytes are in the directory
   try {

@@ -1,0 +1,64 @@
+// Big zip directories are read on a worker thread while data.pkl is analysed on the main one (zipParallel.ts).
+// Whatever the archive, the report must be exactly the one the in-thread path gives.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { scanModelFile, zipTuning } from '../../../server/src/models/scan';
+import { readZipDirectory } from '../../../server/src/models/zip';
+import { readZipDirectoryInWorker } from '../../../server/src/models/zipParallel';
+import { FileSource } from '../../../server/src/models/source';
+import { osSystemPickle, torchLikeStateDict } from './pickleAsm';
+import { buildZip, ZipEntry } from './zipAsm';
+
+const state = torchLikeStateDict(2);
+const evil = osSystemPickle('GLOBAL').bytes;
+const storages = (n: number): ZipEntry[] => Array.from({ length: n }, (_, i) => ({ name: `archive/data/${i}`, data: new Uint8Array(16) }));
+
+const archives: Record<string, () => Uint8Array> = {
+  'torch layout': () => buildZip([{ name: 'archive/data.pkl', data: state }, ...storages(40), { name: 'archive/version', data: Buffer.from('3\n') }]),
+  'data.pkl not first': () => buildZip([...storages(5), { name: 'archive/data.pkl', data: state }]),
+  'duplicate data.pkl, the second one evil': () => buildZip([{ name: 'archive/data.pkl', data: state }, ...storages(3), { name: 'archive/data.pkl', data: evil }]),
+  'duplicate before data.pkl': () => buildZip([{ name: 'archive/x', data: Buffer.from('a') }, { name: 'archive/x', data: Buffer.from('b') }, { name: 'archive/data.pkl', data: state }, ...storages(2)]),
+  'local name differs': () => buildZip([{ name: 'archive/data.pkl', localName: 'archive/DATA.pkl', data: state }, ...storages(2)]),
+  'deflated data.pkl': () => buildZip([{ name: 'archive/data.pkl', data: state, method: 8 }, ...storages(2)]),
+  'zip64': () => buildZip([{ name: 'archive/data.pkl', data: state, zip64: true }, ...storages(2)], { zip64: true }),
+  'bytes before the archive': () => buildZip([{ name: 'archive/data.pkl', data: state }, ...storages(2)], { prefix: Buffer.from('junk in front') }),
+  'no data.pkl': () => buildZip([{ name: 'a/b.pkl', data: evil }, ...storages(2)]),
+  'broken central directory': () => { const z = buildZip([{ name: 'archive/data.pkl', data: state }]); const b = Buffer.from(z); b.writeUInt32LE(0x12345678, b.length - 22 - 46 - 'archive/data.pkl'.length); return b; },
+};
+
+describe('zip directory on a worker thread', () => {
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-zipworker-')); });
+  after(() => { fs.rmSync(dir, { recursive: true, force: true }); zipTuning.parallelDirectoryBytes = 256 << 10; });
+
+  for (const [name, make] of Object.entries(archives)) {
+    it(`${name}: the same report as in-thread`, async () => {
+      const file = path.join(dir, `${name.replace(/\W+/g, '_')}.pt`);
+      fs.writeFileSync(file, make());
+      zipTuning.parallelDirectoryBytes = Infinity;
+      const inThread = await scanModelFile(file, { sha256: false });
+      zipTuning.parallelDirectoryBytes = 0;
+      const parallel = await scanModelFile(file, { sha256: false });
+      assert.deepEqual(JSON.parse(JSON.stringify(parallel)), JSON.parse(JSON.stringify(inThread)));
+    });
+  }
+
+  it('hands back a directory equal to readZipDirectory, member by member', async () => {
+    const file = path.join(dir, 'many.pt');
+    fs.writeFileSync(file, archives['duplicate before data.pkl']());
+    const src = FileSource.open(file);
+    try {
+      const local = readZipDirectory(src);
+      const job = readZipDirectoryInWorker(src.fd);
+      assert.ok(job, 'the worker starts (its script is built next to zipParallel)');
+      const remote = await job;
+      assert.equal(remote.count, local.count);
+      for (let i = 0; i < local.count; i++) assert.deepEqual(remote.entry(i), local.entry(i));
+      assert.deepEqual([...remote.duplicates], [...local.duplicates]);
+      assert.equal(remote.find('archive/data.pkl'), local.find('archive/data.pkl'));
+      remote.release(); local.release();
+    } finally { src.close(); }
+  });
+});
