@@ -153,11 +153,29 @@ export class ByteStrings {
 
   get size(): number { return this.n; }
 
-  text(i: number): string { return decodeBytes(this.bytes, this.start[i], this.start[i + 1]); }
+  text(i: number): string { const o = this.offset(i); return decodeBytes(this.bytes, o, o + this.length(i)); }
   /** String i's bytes are raw()[offset(i) .. offset(i) + length(i)) (valid until the next push or seal). */
   raw(): Uint8Array { return this.bytes; }
-  offset(i: number): number { return this.start[i]; }
-  length(i: number): number { return this.start[i + 1] - this.start[i]; }
+  offset(i: number): number {
+    const lens = this.lens;
+    if (!lens) return this.start[i];
+    // sealed: block start plus the lengths before i in its block (reading in order continues from the last one)
+    let o: number, j: number;
+    if (i === this.curI + 1 && (i & (BLOCK - 1)) !== 0) { o = this.curOff + this.length(this.curI); j = i; }
+    else { o = this.start[i >> BLOCK_SHIFT]; j = i & ~(BLOCK - 1); for (; j < i; j++) o += lens[j] === 255 ? this.long.get(j)! : lens[j]; }
+    this.curI = i; this.curOff = o;
+    return o;
+  }
+  length(i: number): number {
+    const lens = this.lens;
+    if (!lens) return this.start[i + 1] - this.start[i];
+    const l = lens[i];
+    return l === 255 ? this.long.get(i)! : l;
+  }
+  // sealed layout: one byte of length per string (255: in `long`), start offsets only per block of BLOCK strings
+  private lens: Uint8Array | undefined;
+  private readonly long = new Map<number, number>();
+  private curI = -2; private curOff = 0;
 
   /** Appends `len` bytes of `src` from `at` (no duplicate check); returns the new string's index. */
   push(src: Uint8Array, at: number, len: number, hash = 0): number {
@@ -202,18 +220,32 @@ export class ByteStrings {
     }
   }
 
-  /** Moves the strings into exact-size arrays and gives the scratch memory (and the index) back; no push() afterwards. */
+  /** Moves the strings into exact-size arrays (one length byte per string) and gives the scratch memory (and the
+   *  index) back; no push() afterwards. */
   seal(): void {
     if (this.sealed) return;
     this.sealed = true;
-    const bytes = this.bytes.slice(0, this.start[this.n]), start = this.start.slice(0, this.n + 1);
+    const n = this.n, st = this.start;
+    const bytes = this.bytes.slice(0, st[n]);
+    const lens = new Uint8Array(Math.max(1, n));
+    const blocks = new Int32Array(Math.max(1, (n + BLOCK - 1) >> BLOCK_SHIFT));
+    for (let i = 0; i < n; i++) {
+      const l = st[i + 1] - st[i];
+      if (l < 255) lens[i] = l; else { lens[i] = 255; this.long.set(i, l); }
+      if ((i & (BLOCK - 1)) === 0) blocks[i >> BLOCK_SHIFT] = st[i];
+    }
     for (const a of [this.bytes, this.start, this.hashes, this.slots]) if (a) giveArrayBuffer(a.buffer as ArrayBuffer);
-    this.bytes = bytes; this.start = start; this.hashes = undefined; this.slots = undefined;
+    this.bytes = bytes; this.start = blocks; this.lens = lens; this.hashes = undefined; this.slots = undefined;
   }
 
   /** The index of a sealed table, built again (outside the pool) when a lookup needs it: rare. */
   private reindex(): void {
     if (!this.indexed) throw new Error('ByteStrings: find() on a table without an index');
+    // back to one start offset per string (sealed tables are rarely searched)
+    const start = new Int32Array(this.n + 1);
+    for (let i = 0; i < this.n; i++) start[i] = this.offset(i);
+    start[this.n] = this.bytes.length;
+    this.start = start; this.lens = undefined;
     const hashes = new Int32Array(Math.max(1, this.n));
     for (let i = 0; i < this.n; i++) hashes[i] = bytesHash(this.bytes, this.start[i], this.start[i + 1] - this.start[i]);
     this.hashes = hashes;
@@ -291,6 +323,8 @@ export function regrow<T extends Uint8Array | Int32Array | Float64Array | Int16A
   giveArrayBuffer(a.buffer as ArrayBuffer);
   return g;
 }
+
+const BLOCK_SHIFT = 6, BLOCK = 1 << BLOCK_SHIFT;
 
 function slotCount(expected: number): number {
   let cap = 16;

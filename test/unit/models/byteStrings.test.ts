@@ -11,7 +11,7 @@ describe('ByteStrings', () => {
     const rand = prng(7);
     const table = new ByteStrings(4, true);
     const seen = new Map<string, number>();
-    const words = ['a', 'é', '日本', 'layer', '.', '0', 'weight', '\u{1F600}'];
+    const words = ['a', 'é', '日本', 'layer', '.', '0', 'weight', '\u{1F600}', 'long'.repeat(80)];   // 320 bytes: past one length byte
     for (let n = 0; n < 5000; n++) {
       let s = '';
       const parts = 1 + Math.floor(rand() * 4);
@@ -34,7 +34,9 @@ describe('ByteStrings', () => {
     };
     check();
     table.seal();
-    check();   // the sealed table builds its index again
+    // sealed: read back out of order, then in order, then searched (which builds the index again)
+    for (const [s, i] of [...seen].reverse()) assert.equal(table.text(i), s);
+    check();
     assert.throws(() => table.push(enc.encode('x'), 0, 1), /after seal/);
   });
 });
