@@ -51,3 +51,35 @@ export function giveArrayBuffer(b: ArrayBuffer): void {
 
 export function takeBytes(n: number): Uint8Array { return new Uint8Array(takeArrayBuffer(n)); }
 export function giveBytes(b: Uint8Array): void { giveArrayBuffer(b.buffer as ArrayBuffer); }
+
+// ---- memory that reports keep -------------------------------------------------------------------------
+// Sealed tables (tensor names, storage keys) outlive the scan, so they cannot come from the pool; fresh
+// memory costs a page fault per 4 KB on first touch. The zip worker thread hands over buffers it has already
+// touched (while this thread analyses the pickle), and sealed tables are cut out of them. A buffer stays
+// alive as long as any report uses a part of it.
+
+const prepared: ArrayBuffer[] = [];
+let cur: ArrayBuffer | undefined;
+let curUsed = 0;
+let keptSinceAsked = 0;
+
+/** A buffer another thread has already written to (pages mapped), for keep(). */
+export function offerPrefaulted(b: ArrayBuffer): void { if (prepared.length < 2) prepared.push(b); }
+
+/** How many bytes keep() handed out since the last call (how big the next prepared buffer should be). */
+export function keptBytesSinceLastAsked(): number { const n = keptSinceAsked; keptSinceAsked = 0; return n; }
+
+/** A zero-filled array of `n` elements for data a report keeps: from a prepared buffer when one has room. */
+export function keep<T>(ctor: { new(buffer: ArrayBuffer, byteOffset: number, length: number): T; new(length: number): T; BYTES_PER_ELEMENT: number }, n: number): T {
+  const bytes = n * ctor.BYTES_PER_ELEMENT;
+  keptSinceAsked += bytes;
+  const at = (curUsed + 7) & ~7;
+  if (!cur || at + bytes > cur.byteLength) {
+    const next = prepared.length && prepared[0].byteLength >= bytes ? prepared.shift() : undefined;
+    if (!next) return new ctor(n);
+    cur = next; curUsed = 0;
+    return keep(ctor, n);
+  }
+  curUsed = at + bytes;
+  return new ctor(cur, at, n);
+}

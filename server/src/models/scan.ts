@@ -12,6 +12,8 @@ import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type Stora
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
+import { pooled } from './strTable';
+import { giveArrayBuffer } from './bufferPool';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
 import { isTarHeader, readTarMembers } from './tar';
@@ -489,51 +491,54 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
   if (format === 'torchscript-zip' && !secondary) add(ctx, 'SW015', `TorchScript archive (${root}/code/…): it carries TorchScript code that runs when the model is used; torch.load(weights_only=True) refuses it.`);
   for (const [n, k] of dir.duplicates) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
   // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
-  const isStorage = new Uint8Array(count);
-  const dataPklAt = dir.findInRoot('/data.pkl');
-  // data.pkl first (its storages are then known), then every other member in directory order
-  for (let k = dataPklAt >= 0 ? -1 : 0; k < count; k++) {
-    const i = k < 0 ? dataPklAt : k;
-    if (k === dataPklAt) continue;
-    const problems = dir.problems(i);
-    if (problems.length) {
-      const name = dir.name(i);
-      for (const p of problems) add(ctx, 'SW010', `Member "${name}": ${p}.`, { member: name, offset: base + dir.localHeaderOffset(i) });
+  const isStorage = pooled(Uint8Array, count).fill(0);   // scratch, given back below
+  try {
+    const dataPklAt = dir.findInRoot('/data.pkl');
+    // data.pkl first (its storages are then known), then every other member in directory order
+    for (let k = dataPklAt >= 0 ? -1 : 0; k < count; k++) {
+      const i = k < 0 ? dataPklAt : k;
+      if (k === dataPklAt) continue;
+      const problems = dir.problems(i);
+      if (problems.length) {
+        const name = dir.name(i);
+        for (const p of problems) add(ctx, 'SW010', `Member "${name}": ${p}.`, { member: name, offset: base + dir.localHeaderOffset(i) });
+      }
+      if (dir.dataOffset(i) < 0) continue;
+      if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;
+      const e = dir.entry(i);
+      const lower = e.name.toLowerCase();
+      const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
+      let head: Uint8Array;
+      try { head = await memberHead(src, e); } catch (err) {
+        add(ctx, named ? 'SW004' : 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name, severity: named ? 'dangerous' : 'caution' });
+        continue;
+      }
+      if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
+      const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
+      if (!named && !sniffed) continue;
+      const isMain = i === dataPklAt;
+      // data.pkl may have been analysed while the worker read the directory: used if it is this very member
+      const pre = isMain && early && e.method === 0 && e.localHeaderOffset === early.localHeaderOffset && e.dataOffset === early.dataOffset &&
+        e.compressedSize === early.size ? early : undefined;
+      if (pre) pre.used = true;
+      const runs = pre ? pre.runs : await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
+      let first = true;
+      for (const r of runs) {
+        const kept = recordRun(ctx, r, e.name, { strict: named && first, torchLoads: isMain && first && format === 'pytorch-zip' });
+        first = false;
+        if (!kept) break;
+      }
+      if (isMain && runs[0]) {
+        const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors);
+        ctx.table = walked.table;
+        rep.tensorsTruncated = walked.truncated;
+        const members = storageMembers(dir, walked.storages);
+        if (format === 'pytorch-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
+        checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
+        giveArrayBuffer(members.buffer as ArrayBuffer);
+      }
     }
-    if (dir.dataOffset(i) < 0) continue;
-    if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;
-    const e = dir.entry(i);
-    const lower = e.name.toLowerCase();
-    const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
-    let head: Uint8Array;
-    try { head = await memberHead(src, e); } catch (err) {
-      add(ctx, named ? 'SW004' : 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name, severity: named ? 'dangerous' : 'caution' });
-      continue;
-    }
-    if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
-    const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
-    if (!named && !sniffed) continue;
-    const isMain = i === dataPklAt;
-    // data.pkl may have been analysed while the worker read the directory: used if it is this very member
-    const pre = isMain && early && e.method === 0 && e.localHeaderOffset === early.localHeaderOffset && e.dataOffset === early.dataOffset &&
-      e.compressedSize === early.size ? early : undefined;
-    if (pre) pre.used = true;
-    const runs = pre ? pre.runs : await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
-    let first = true;
-    for (const r of runs) {
-      const kept = recordRun(ctx, r, e.name, { strict: named && first, torchLoads: isMain && first && format === 'pytorch-zip' });
-      first = false;
-      if (!kept) break;
-    }
-    if (isMain && runs[0]) {
-      const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors);
-      ctx.table = walked.table;
-      rep.tensorsTruncated = walked.truncated;
-      const members = storageMembers(dir, walked.storages);
-      if (format === 'pytorch-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
-      checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
-    }
-  }
+  } finally { giveArrayBuffer(isStorage.buffer as ArrayBuffer); }
   if (format === 'pytorch-zip' && !secondary) {
     for (const meta of ['byteorder', '.data/version', 'version', '.data/serialization_id']) {
       const at = dir.findInRoot('/', meta);
@@ -576,7 +581,7 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 
 /** For each storage in `storages` (same order), the index of the zip entry `<root>/data/<key>`, or -1. */
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
-  const out = new Int32Array(storages.size);
+  const out = pooled(Int32Array, storages.size);   // scratch: the caller gives it back
   const keys = storages.keys, find = dir.finderInRoot('/data/');
   const raw = keys.raw();
   for (let i = 0; i < out.length; i++) out[i] = find(raw, keys.offset(i), keys.length(i));
@@ -584,22 +589,24 @@ function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
 }
 
 function checkZipStorages(ctx: Ctx, dataPrefix: string, dir: ZipDirectory, table: TensorTable, members: Int32Array): void {
-  const reported = new Uint8Array(table.storages.size);
-  for (let i = 0; i < table.length; i++) {
-    const si = table.storageIndex(i);
-    if (si < 0 || reported[si]) continue;
-    const m = members[si];
-    const need = table.extent(i) * table.elementSize(i);
-    if (m < 0 && need > 0) {
-      const member = `${dataPrefix}${table.storages.key(si)}`;
-      add(ctx, 'SW017', `Tensor "${table.name(i)}" refers to storage ${member}, which the archive does not contain.`, { member });
-      reported[si] = 1;
-    } else if (m >= 0 && dir.uncompressedSize(m) < need) {
-      const member = `${dataPrefix}${table.storages.key(si)}`;
-      add(ctx, 'SW017', `Tensor "${table.name(i)}" needs ${need} bytes of ${member}, which holds ${dir.uncompressedSize(m)}.`, { member });
-      reported[si] = 1;
+  const reported = pooled(Uint8Array, table.storages.size).fill(0);
+  try {
+    for (let i = 0; i < table.length; i++) {
+      const si = table.storageIndex(i);
+      if (si < 0 || reported[si]) continue;
+      const m = members[si];
+      const need = table.extent(i) * table.elementSize(i);
+      if (m < 0 && need > 0) {
+        const member = `${dataPrefix}${table.storages.key(si)}`;
+        add(ctx, 'SW017', `Tensor "${table.name(i)}" refers to storage ${member}, which the archive does not contain.`, { member });
+        reported[si] = 1;
+      } else if (m >= 0 && dir.uncompressedSize(m) < need) {
+        const member = `${dataPrefix}${table.storages.key(si)}`;
+        add(ctx, 'SW017', `Tensor "${table.name(i)}" needs ${need} bytes of ${member}, which holds ${dir.uncompressedSize(m)}.`, { member });
+        reported[si] = 1;
+      }
     }
-  }
+  } finally { giveArrayBuffer(reported.buffer as ArrayBuffer); }
 }
 
 async function scanZipByLocalHeaders(ctx: Ctx, src: ByteSource): Promise<void> {

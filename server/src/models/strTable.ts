@@ -4,7 +4,7 @@
 // FNV-1a, which the byte decoders compute while they read the name anyway (see strHash), and it can be
 // continued over a suffix so "prefix + key" is looked up without building the string.
 
-import { giveArrayBuffer, takeArrayBuffer } from './bufferPool';
+import { giveArrayBuffer, keep, takeArrayBuffer } from './bufferPool';
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 
@@ -226,9 +226,10 @@ export class ByteStrings {
     if (this.sealed) return;
     this.sealed = true;
     const n = this.n, st = this.start;
-    const bytes = this.bytes.slice(0, st[n]);
-    const lens = new Uint8Array(Math.max(1, n));
-    const blocks = new Int32Array(Math.max(1, (n + BLOCK - 1) >> BLOCK_SHIFT));
+    const bytes = keep(Uint8Array, st[n]);
+    bytes.set(this.bytes.subarray(0, st[n]));
+    const lens = keep(Uint8Array, Math.max(1, n));
+    const blocks = keep(Int32Array, Math.max(1, (n + BLOCK - 1) >> BLOCK_SHIFT));
     for (let i = 0; i < n; i++) {
       const l = st[i + 1] - st[i];
       if (l < 255) lens[i] = l; else { lens[i] = 255; this.long.set(i, l); }
@@ -282,7 +283,9 @@ export class SealedColumn {
     for (let i = 0; i < n && (same || ident); i++) { const v = src[i]; if (v !== k) same = false; if (v !== i) ident = false; }
     if (same) return new SealedColumn(undefined, k, false);
     if (ident) return new SealedColumn(undefined, 0, true);
-    return new SealedColumn(src.slice(0, n), 0, false);
+    const kept = keep(src.constructor as Float64ArrayConstructor, n);
+    kept.set(src.subarray(0, n));
+    return new SealedColumn(kept, 0, false);
   }
 }
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ZipDirectory, ZipDirectoryMessage } from './zip';
+import { keptBytesSinceLastAsked, offerPrefaulted } from './bufferPool';
 
 let worker: Worker | undefined;
 let broken = false;
@@ -25,7 +26,8 @@ function getWorker(): Worker | undefined {
   if (!file) { broken = true; return undefined; }
   try { worker = new Worker(file); } catch { broken = true; return undefined; }
   worker.unref();
-  worker.on('message', (m: { id: number; dir?: ZipDirectoryMessage; error?: string }) => {
+  worker.on('message', (m: { id: number; dir?: ZipDirectoryMessage; error?: string; prefaulted?: ArrayBuffer }) => {
+    if (m.prefaulted) offerPrefaulted(m.prefaulted);
     const p = pending.get(m.id);
     if (!p) return;
     pending.delete(m.id);
@@ -49,6 +51,8 @@ export function readZipDirectoryInWorker(fd: number): Promise<ZipDirectory> | un
   return new Promise<ZipDirectory>((resolve, reject) => {
     pending.set(id, { resolve, reject });
     w.ref();
-    w.postMessage({ id, fd });
+    // ask for as much prefaulted memory as reports kept since the last request (a scan is usually like the one before)
+    const kept = keptBytesSinceLastAsked();
+    w.postMessage({ id, fd, prefault: kept > 0 ? Math.min(64 << 20, Math.max(256 << 10, Math.ceil(kept * 1.25))) : 0 });
   });
 }

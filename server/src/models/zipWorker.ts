@@ -7,7 +7,7 @@ import { FileSource } from './source';
 import { readZipDirectory } from './zip';
 import { giveArrayBuffer } from './bufferPool';
 
-type Request = { id: number; fd: number } | { recycle: ArrayBuffer[] };
+type Request = { id: number; fd: number; prefault: number } | { recycle: ArrayBuffer[] };
 
 parentPort?.on('message', (m: Request) => {
   if ('recycle' in m) { for (const b of m.recycle) giveArrayBuffer(b); return; }
@@ -15,7 +15,10 @@ parentPort?.on('message', (m: Request) => {
     // the file descriptor is the main thread's (same process): read it, never close it
     const dir = readZipDirectory(new FileSource(m.fd));
     const { msg, transfer } = dir.toMessage();
-    parentPort!.postMessage({ id: m.id, dir: msg }, transfer);
+    // memory for what the next report will keep (see keep() in bufferPool.ts), its pages mapped here
+    const pre = m.prefault > 0 ? new ArrayBuffer(m.prefault) : undefined;
+    if (pre) { const v = new Uint8Array(pre); for (let i = 0; i < v.length; i += 4096) v[i] = 0; }
+    parentPort!.postMessage({ id: m.id, dir: msg, prefaulted: pre }, pre ? [...transfer, pre] : transfer);
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: String((e as Error)?.message ?? e) });
   }
