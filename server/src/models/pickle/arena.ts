@@ -151,9 +151,9 @@ export class ValueArena {
     this.sub[h] = 1;
     return h;
   }
-  /** A str value from `len` ASCII bytes of `buf` at `at`; `hash`: their FNV-1a (= strHash of the text). */
-  asciiStr(buf: Uint8Array, at: number, len: number, hash: number): number {
-    let n = this.nsb;
+  /** The string bytes, with room for `len` more at `nsb` (for a caller that copies them itself, then strCopied). */
+  strRoom(len: number): Uint8Array {
+    const n = this.nsb;
     if (n + len > this.sb.length) {
       let cap = this.sb.length * 2;
       while (cap < n + len) cap *= 2;
@@ -161,10 +161,12 @@ export class ValueArena {
       giveArrayBuffer(this.sb.buffer as ArrayBuffer);
       this.sb = g;
     }
-    const sb = this.sb;
-    for (let i = 0; i < len; i++) sb[n++] = buf[at + i];
-    this.nsb = n;
-    const h = this.node(K.STR, n - len, hash, len);
+    return this.sb;
+  }
+  /** A str value of the `len` ASCII bytes just written at `nsb` (see strRoom); `hash`: their FNV-1a. */
+  strCopied(len: number, hash: number): number {
+    const h = this.node(K.STR, this.nsb, hash, len);
+    this.nsb += len;
     this.sub[h] = 0;
     return h;
   }

@@ -700,12 +700,13 @@ class PickleMachine {
           const at = op === Hot.BINUNICODE ? pos + 5 : pos + 2;
           const len = op === Hot.BINUNICODE ? readU32(buf, pos + 1) : buf[pos + 1];
           if (len > end - at || len > 256) break loop;
-          // ASCII only here (hashed on the way); anything else is decoded strictly by step()
+          // ASCII only here, hashed while copied into the arena's string bytes; anything else is decoded strictly by step()
+          const sb = ar.strRoom(len);
           let h = 0x811c9dc5;
-          let i = at;
-          for (; i < at + len; i++) { const b = buf[i]; if (b >= 0x80) break; h = Math.imul(h ^ b, 0x01000193); }
-          if (i !== at + len) break loop;
-          ts[sp++] = ar.asciiStr(buf, at, len, h | 0);
+          let i = 0, o = ar.nsb;
+          for (; i < len; i++) { const b = buf[at + i]; if (b >= 0x80) break; sb[o++] = b; h = Math.imul(h ^ b, 0x01000193); }
+          if (i !== len) break loop;
+          ts[sp++] = ar.strCopied(len, h | 0);
           pos = at + len;
           break;
         }
