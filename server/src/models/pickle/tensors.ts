@@ -453,6 +453,8 @@ class Reader {
   // found by an int32 hash of their values (a small integer key: Map lookups allocate nothing)
   private readonly shapes = new Map<number, number[]>();
   private readonly tmp: number[] = [];
+  private readonly recent: (number[] | undefined)[] = [undefined, undefined];
+  private remember(a: number[]): void { if (this.recent[0] !== a) { this.recent[1] = this.recent[0]; this.recent[0] = a; } }
 
   ints(h: number): number[] | undefined {
     const ar = this.ar;
@@ -468,14 +470,24 @@ class Reader {
       if (i < tmp.length) tmp[i] = n; else tmp.push(n);
       key = Math.imul(key ^ (n | 0), 0x01000193) ^ (n > 0x7fffffff || n < -0x80000000 ? 1 : 0);
     }
+    // the last two results first (a checkpoint's tensors mostly repeat one size and one stride)
+    for (let r = 0; r < 2; r++) {
+      const prev = this.recent[r];
+      if (prev && prev.length === len) {
+        let same = true;
+        for (let i = 0; i < len && same; i++) same = prev[i] === tmp[i];
+        if (same) return prev;
+      }
+    }
     const shared = this.shapes.get(key);
     if (shared && shared.length === len) {
       let same = true;
       for (let i = 0; i < len && same; i++) same = shared[i] === tmp[i];
-      if (same) return shared;
+      if (same) { this.remember(shared); return shared; }
     }
     const out = tmp.slice(0, len);
     if (this.shapes.size < 4096) this.shapes.set(key, out);
+    this.remember(out);
     return out;
   }
 
@@ -551,6 +563,7 @@ class Reader {
     return true;
   }
 
+  private storageTag = -1;
   // dtype of the storage storageOf() found last
   private sDtype = ''; private sSize = 0;
 
@@ -561,7 +574,8 @@ class Reader {
     const pid = ar.a[h];
     if (ar.kind[pid] !== K.TUPLE || ar.c[pid] < 5) return -1;
     const at = ar.a[pid], it = ar.items;
-    if (!ar.strIs(it[at], 'storage')) return -1;
+    const tag = it[at];
+    if (tag !== this.storageTag) { if (!ar.strIs(tag, 'storage')) return -1; this.storageTag = tag; }   // torch memoizes it: one handle
     const type = this.global(it[at + 1]);
     const kh = it[at + 2];
     if (!type || !this.keyBytes(kh)) return -1;
