@@ -12,7 +12,7 @@ import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type Stora
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
-import { pooled } from './strTable';
+import { bytesHash, pooled } from './strTable';
 import { giveArrayBuffer } from './bufferPool';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
@@ -582,9 +582,11 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 /** For each storage in `storages` (same order), the index of the zip entry `<root>/data/<key>`, or -1. */
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
   const out = pooled(Int32Array, storages.size);   // scratch: the caller gives it back
-  const keys = storages.keys, find = dir.finderInRoot('/data/');
-  const raw = keys.raw();
-  for (let i = 0; i < out.length; i++) out[i] = find(raw, keys.offset(i), keys.length(i));
+  const keys = storages.keys, raw = keys.raw();
+  for (let i = 0; i < out.length; i++) {
+    const at = keys.offset(i), len = keys.length(i);
+    out[i] = dir.findData(raw, at, len, bytesHash(raw, at, len));
+  }
   return out;
 }
 

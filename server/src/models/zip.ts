@@ -34,6 +34,7 @@ export interface ZipDirectoryMessage {
   count: number; eocdOffset: number; centralDirOffset: number; zip64: boolean; comment: string; prefixBytes: number;
   columns: ArrayBuffer; names: ArrayBuffer; namesLength: number; slots: ArrayBuffer; slotsLength: number;
   problems: [number, string[]][]; duplicates: [string, number][];
+  data?: { slots: ArrayBuffer; slotsLength: number; hashes: ArrayBuffer; prefixLen: number };
 }
 
 /**
@@ -83,7 +84,7 @@ export class ZipDirectory {
   localHeaderOffset(i: number): number { return this.lho[i]; }
   /** Where the member's data starts (after its local header), -1 when the local header is unreadable. */
   dataOffset(i: number): number { return this.doff[i]; }
-  problems(i: number): readonly string[] { return this.problemMap.get(i) ?? NO_PROBLEMS; }
+  problems(i: number): readonly string[] { return this.problemMap.size ? this.problemMap.get(i) ?? NO_PROBLEMS : NO_PROBLEMS; }
   /** Whether entry i's name is the `len` bytes of `b` at `from`. */
   nameEquals(i: number, b: Uint8Array, from: number, len: number): boolean {
     const s = this.nameStart[i];
@@ -126,39 +127,59 @@ export class ZipDirectory {
   /** Index of the first entry named root() + `b` + `c`, with the root taken as bytes (it may not be valid UTF-8), or -1. */
   findInRoot(b: string, c = ''): number { return this.findKey(this.put(c, this.put(b, this.putRoot()))); }
 
-  /** A lookup of root() + `mid` + key for many keys (given as bytes): the prefix is hashed and copied once. */
-  finderInRoot(mid: string): (src: Uint8Array, at: number, len: number) => number {
-    const plen = this.put(mid, this.putRoot());
+  /** Entries named root() + '/data/' + key, indexed by the FNV-1a hash of the key bytes alone (torch's storage
+   *  members; built once, where the directory is read). */
+  private dataSlots: Int32Array | undefined;
+  private dataPrefixLen = 0;
+  private dataHashes: Int32Array | undefined;
+  buildDataIndex(): void {
+    const plen = this.put('/data/', this.putRoot());
     const prefix = this.scratch.slice(0, plen);
-    let state = FNV_OFFSET;
-    for (let k = 0; k < plen; k++) state = Math.imul(state ^ prefix[k], 0x01000193);
-    return (src, at, len) => {
-      let h = state;
-      for (let k = 0; k < len; k++) h = Math.imul(h ^ src[at + k], 0x01000193);
+    let cap = 16;
+    while (cap < this.count * 2) cap *= 2;
+    const slots = new Int32Array(takeArrayBuffer(cap * 4), 0, cap).fill(0);
+    const hashes = new Int32Array(takeArrayBuffer(Math.max(1, this.count) * 4), 0, Math.max(1, this.count));
+    const mask = cap - 1, names = this.names;
+    for (let i = 0; i < this.count; i++) {
+      const s = this.nameStart[i], e = this.nameStart[i + 1];
+      if (e - s <= plen) continue;
+      let k = 0;
+      while (k < plen && names[s + k] === prefix[k]) k++;
+      if (k < plen) continue;
+      let h = FNV_OFFSET;
+      for (let q = s + plen; q < e; q++) h = Math.imul(h ^ names[q], 0x01000193);
       h |= 0;
-      const slots = this.slots ?? this.buildIndex(), mask = slots.length - 1, names = this.names, total = plen + len;
-      for (let j = h & mask; ; j = (j + 1) & mask) {
-        const e = slots[j];
-        if (e === 0) return -1;
-        const i = e - 1;
-        if (this.hashes[i] !== h) continue;
-        const s = this.nameStart[i];
-        if (this.nameStart[i + 1] - s !== total) continue;
-        let k = 0;
-        while (k < plen && names[s + k] === prefix[k]) k++;
-        if (k < plen) continue;
-        while (k < total && names[s + k] === src[at + k - plen]) k++;
-        if (k === total) return i;
+      hashes[i] = h;
+      // the first entry of a name wins, as in the name index
+      let j = h & mask, dup = false;
+      for (; slots[j] !== 0; j = (j + 1) & mask) {
+        const o = slots[j] - 1;
+        if (hashes[o] === h && this.nameStart[o + 1] - this.nameStart[o] === e - s) {
+          let q = 0;
+          while (q < e - s - plen && names[this.nameStart[o] + plen + q] === names[s + plen + q]) q++;
+          if (q === e - s - plen) { dup = true; break; }
+        }
       }
-    };
+      if (!dup) slots[j] = i + 1;
+    }
+    this.dataSlots = slots; this.dataHashes = hashes; this.dataPrefixLen = plen;
   }
 
-  /** findInRoot(b + the `len` bytes of `src` at `at`). */
-  findInRootBytes(b: string, src: Uint8Array, at: number, len: number): number {
-    let n = this.put(b, this.putRoot());
-    if (n + len > this.scratch.length) { const g = new Uint8Array(2 * (n + len)); g.set(this.scratch); this.scratch = g; }
-    for (let k = 0; k < len; k++) this.scratch[n++] = src[at + k];
-    return this.findKey(n);
+  /** Index of the first entry named root() + '/data/' + the `len` bytes of `src` at `at` (`hash`: their FNV-1a), or -1. */
+  findData(src: Uint8Array, at: number, len: number, hash: number): number {
+    if (!this.dataSlots) this.buildDataIndex();
+    const slots = this.dataSlots!, hashes = this.dataHashes!, mask = slots.length - 1, names = this.names, plen = this.dataPrefixLen;
+    for (let j = hash & mask; ; j = (j + 1) & mask) {
+      const e = slots[j];
+      if (e === 0) return -1;
+      const i = e - 1;
+      if (hashes[i] !== hash) continue;
+      const s = this.nameStart[i] + plen;
+      if (this.nameStart[i + 1] - s !== len) continue;
+      let k = 0;
+      while (k < len && names[s + k] === src[at + k]) k++;
+      if (k === len) return i;
+    }
   }
 
   /** Writes the root folder's bytes (see root()) at the start of the scratch buffer; returns their length. */
@@ -253,6 +274,8 @@ export class ZipDirectory {
     this.released = true;
     const bufs = [this.columns];
     if (this.slots) bufs.push(this.slots.buffer as ArrayBuffer);
+    if (this.dataSlots) bufs.push(this.dataSlots.buffer as ArrayBuffer, this.dataHashes!.buffer as ArrayBuffer);
+    this.dataSlots = undefined; this.dataHashes = undefined;
     if (this.names.length) bufs.push(this.names.buffer as ArrayBuffer);
     this.slots = undefined;
     this.names = new Uint8Array(0);
@@ -267,8 +290,10 @@ export class ZipDirectory {
       count: this.count, eocdOffset: this.eocdOffset, centralDirOffset: this.centralDirOffset, zip64: this.zip64, comment: this.comment,
       prefixBytes: this.prefixBytes, columns: this.columns, names: this.names.buffer as ArrayBuffer, namesLength: this.names.length,
       slots: slots.buffer as ArrayBuffer, slotsLength: slots.length, problems: [...this.problemMap], duplicates: [...this.duplicates],
+      data: this.dataSlots ? { slots: this.dataSlots.buffer as ArrayBuffer, slotsLength: this.dataSlots.length, hashes: this.dataHashes!.buffer as ArrayBuffer, prefixLen: this.dataPrefixLen } : undefined,
     };
-    const transfer = [this.columns, this.names.buffer as ArrayBuffer, slots.buffer as ArrayBuffer].filter((b, i, all) => b.byteLength > 0 && all.indexOf(b) === i);
+    const transfer = [this.columns, this.names.buffer as ArrayBuffer, slots.buffer as ArrayBuffer,
+      ...(msg.data ? [msg.data.slots, msg.data.hashes] : [])].filter((b, i, all) => b.byteLength > 0 && all.indexOf(b) === i);
     this.released = true;
     return { msg, transfer };
   }
@@ -280,6 +305,11 @@ export class ZipDirectory {
     d.slots = new Int32Array(m.slots, 0, m.slotsLength);
     for (const [i, ps] of m.problems) d.problemMap.set(i, ps);
     for (const [n, k] of m.duplicates) d.duplicates.set(n, k);
+    if (m.data) {
+      d.dataSlots = new Int32Array(m.data.slots, 0, m.data.slotsLength);
+      d.dataHashes = new Int32Array(m.data.hashes, 0, Math.max(1, m.count));
+      d.dataPrefixLen = m.data.prefixLen;
+    }
     d.giveBack = giveBack;
     return d;
   }

@@ -14,6 +14,7 @@ parentPort?.on('message', (m: Request) => {
   try {
     // the file descriptor is the main thread's (same process): read it, never close it
     const dir = readZipDirectory(new FileSource(m.fd));
+    dir.buildDataIndex();   // the storage lookups' index, built here rather than on the main thread
     const { msg, transfer } = dir.toMessage();
     // memory for what the next report will keep (see keep() in bufferPool.ts), its pages mapped here
     const pre = m.prefault > 0 ? new ArrayBuffer(m.prefault) : undefined;
