@@ -495,9 +495,9 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
   try {
     const dataPklAt = dir.findInRoot('/data.pkl');
     // data.pkl first (its storages are then known), then every other member in directory order
-    for (let k = dataPklAt >= 0 ? -1 : 0; k < count; k++) {
+    for (let k = dataPklAt >= 0 ? -1 : 0; ; k++) {
+      if (k >= 0) { k = nextMemberToVisit(dir, isStorage, k, dataPklAt); if (k >= count) break; }
       const i = k < 0 ? dataPklAt : k;
-      if (k === dataPklAt) continue;
       const problems = dir.problems(i);
       if (problems.length) {
         const name = dir.name(i);
@@ -549,6 +549,20 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
   }
   if (!secondary && dir.prefixBytes > 0) add(ctx, 'SW012', `${dir.prefixBytes} bytes precede the archive's first member.`, { offset: 0 });
   await scanZipGaps(ctx, src, dir);
+}
+
+/** The first member index from `k` on (but `skip`) that the member loop has anything to do for: one with
+ *  problems to report, or a readable one that is not a known storage (a tight loop: there can be 100,000). */
+function nextMemberToVisit(dir: ZipDirectory, isStorage: Uint8Array, k: number, skip: number): number {
+  const dupes = dir.duplicates.size > 0, problems = dir.hasProblems();
+  for (; k < dir.count; k++) {
+    if (k === skip) continue;
+    if (problems && dir.problems(k).length) return k;
+    if (dir.dataOffset(k) < 0) continue;
+    if (isStorage[k] && (!dupes || !dir.duplicates.has(dir.name(k)))) continue;
+    return k;
+  }
+  return k;
 }
 
 /** Entry 0's name bytes up to its first '/'. */

@@ -84,6 +84,7 @@ export class ZipDirectory {
   localHeaderOffset(i: number): number { return this.lho[i]; }
   /** Where the member's data starts (after its local header), -1 when the local header is unreadable. */
   dataOffset(i: number): number { return this.doff[i]; }
+  hasProblems(): boolean { return this.problemMap.size > 0; }
   problems(i: number): readonly string[] { return this.problemMap.size ? this.problemMap.get(i) ?? NO_PROBLEMS : NO_PROBLEMS; }
   /** Whether entry i's name is the `len` bytes of `b` at `from`. */
   nameEquals(i: number, b: Uint8Array, from: number, len: number): boolean {
