@@ -130,7 +130,7 @@ z = zipfile.ZipFile(sys.argv[1])
 name = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
 data = z.read(name)
 ts = []
-for _ in range(5):
+for _ in range(7):
     t = time.perf_counter()
     n = 0
     for _op in pickletools.genops(data):
@@ -144,11 +144,11 @@ print(json.dumps({"ms": ts[len(ts)//2] * 1000, "ops": n, "bytes": len(data), "me
   // (JIT) and fill the scratch pool; the cold first scan is printed on its own.
   const cold = await timeScans(file, 1);
   await timeScans(file, 4);
-  const { ms, report } = await timeScans(file, 15);
+  const { ms, report } = await timeScans(file, 25);
   const pkl = report.pickles[0];
   console.log(`data.pkl: ${fmtMB(genops.bytes)}, ${genops.ops} opcodes; tensors found by engine: ${report.tensors.length}, verdict ${report.verdict}`);
-  console.log(`engine full scan (zip + pickle + inventory, median of 15): ${fmtMs(ms)}${pkl ? ` (${pkl.opcodes} opcodes)` : ''}; first scan of the process ${fmtMs(cold.ms)}`);
-  console.log(`python pickletools.genops (median of 5, in-process):     ${fmtMs(genops.ms)}`);
+  console.log(`engine full scan (zip + pickle + inventory, median of 25): ${fmtMs(ms)}${pkl ? ` (${pkl.opcodes} opcodes)` : ''}; first scan of the process ${fmtMs(cold.ms)}`);
+  console.log(`python pickletools.genops (median of 7, in-process):     ${fmtMs(genops.ms)}`);
   // The same data.pkl alone (pickle analysis + inventory, no zip), to show where the time goes.
   const pklBytes = readFileSync(join(cacheDir, 'many-50k.data.pkl'));
   const pklTimes = [];
