@@ -736,7 +736,8 @@ class PickleMachine {
           const fn = ts[sp - 2], args = ts[sp - 1];
           // a computed callee or argument tuple is reported by step()
           if (ar.kind[fn] !== K.GLOBAL || ar.kind[args] !== K.TUPLE) break loop;
-          this.run.globals[ar.a[fn]].called = true;
+          const g = this.run.globals[ar.a[fn]];
+          if (!g.called) g.called = true;
           sp -= 2;
           ts[sp++] = ar.call(fn, args, 'reduce', c.bufStart + pos);
           pos += 1;

@@ -463,12 +463,10 @@ class Reader {
     else if (ar.kind[h] === K.LIST) { list = ar.seqs[ar.a[h]]; start = 0; len = list.length; }
     else return undefined;
     const tmp = this.tmp;   // scratch that only grows (shrinking an array's length frees its backing store)
-    let key = len;
     for (let i = 0; i < len; i++) {
       const n = this.int(list ? list.get(i) : ar.items[start + i]);
       if (n === undefined) return undefined;
       if (i < tmp.length) tmp[i] = n; else tmp.push(n);
-      key = Math.imul(key ^ (n | 0), 0x01000193) ^ (n > 0x7fffffff || n < -0x80000000 ? 1 : 0);
     }
     // the last two results first (a checkpoint's tensors mostly repeat one size and one stride)
     for (let r = 0; r < 2; r++) {
@@ -479,6 +477,8 @@ class Reader {
         if (same) return prev;
       }
     }
+    let key = len;
+    for (let i = 0; i < len; i++) { const n = tmp[i]; key = Math.imul(key ^ (n | 0), 0x01000193) ^ (n > 0x7fffffff || n < -0x80000000 ? 1 : 0); }
     const shared = this.shapes.get(key);
     if (shared && shared.length === len) {
       let same = true;
