@@ -14,10 +14,19 @@ const MAX_POOLED = 48 << 20;
 const IDLE_MS = 30_000;
 let idle: ReturnType<typeof setTimeout> | undefined;
 
-/** Long-lived processes (the language server) do not keep scratch memory between bursts of work. */
+/** Long-lived processes (the language server) do not keep scratch memory between bursts of work: one timer
+ *  checks when the pool was last used (rescheduling a timer on every give cost more than the give). */
+let lastUse = 0;
 function dropWhenIdle(): void {
-  if (idle) clearTimeout(idle);
-  idle = setTimeout(() => { free.length = 0; pooledBytes = 0; idle = undefined; }, IDLE_MS);
+  lastUse = Date.now();
+  if (idle) return;
+  const check = () => {
+    const quiet = Date.now() - lastUse;
+    if (quiet >= IDLE_MS) { free.length = 0; pooledBytes = 0; idle = undefined; return; }
+    idle = setTimeout(check, IDLE_MS - quiet);
+    idle.unref?.();
+  };
+  idle = setTimeout(check, IDLE_MS);
   idle.unref?.();
 }
 

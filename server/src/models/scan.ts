@@ -12,7 +12,7 @@ import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type Stora
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
-import { bytesHash, pooled } from './strTable';
+import { pooled } from './strTable';
 import { giveArrayBuffer } from './bufferPool';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
@@ -597,9 +597,10 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
   const out = pooled(Int32Array, storages.size);   // scratch: the caller gives it back
   const keys = storages.keys, raw = keys.raw();
+  let prev = -1;
   for (let i = 0; i < out.length; i++) {
     const at = keys.offset(i), len = keys.length(i);
-    out[i] = dir.findData(raw, at, len, bytesHash(raw, at, len));
+    out[i] = prev = dir.findData(raw, at, len, prev + 1);
   }
   return out;
 }

@@ -134,7 +134,8 @@ export class ZipDirectory {
   private dataPrefixLen = 0;
   private dataHashes: Int32Array | undefined;
   buildDataIndex(): void {
-    const plen = this.put('/data/', this.putRoot());
+    this.rootLen = this.putRoot();
+    const plen = this.put('/data/', this.rootLen);
     const prefix = this.scratch.slice(0, plen);
     let cap = 16;
     while (cap < this.count * 2) cap *= 2;
@@ -166,9 +167,30 @@ export class ZipDirectory {
     this.dataSlots = slots; this.dataHashes = hashes; this.dataPrefixLen = plen;
   }
 
-  /** Index of the first entry named root() + '/data/' + the `len` bytes of `src` at `at` (`hash`: their FNV-1a), or -1. */
-  findData(src: Uint8Array, at: number, len: number, hash: number): number {
+  /** Whether entry i is named root() + '/data/' + the `len` bytes of `src` at `at`. */
+  private isDataName(i: number, src: Uint8Array, at: number, len: number): boolean {
+    const plen = this.dataPrefixLen, s = this.nameStart[i], names = this.names;
+    if (this.nameStart[i + 1] - s !== plen + len) return false;
+    const p0 = this.nameStart[0];   // the prefix: entry 0's root folder, then '/data/'
+    let k = 0;
+    for (; k < plen; k++) {
+      const want = k < this.rootLen ? names[p0 + k] : DATA_DIR[k - this.rootLen];
+      if (names[s + k] !== want) return false;
+    }
+    for (let q = 0; q < len; q++) if (names[s + plen + q] !== src[at + q]) return false;
+    return true;
+  }
+  private rootLen = 0;
+
+  /** Index of the first entry named root() + '/data/' + the `len` bytes of `src` at `at`, or -1; `hint`: the entry to try first. */
+  findData(src: Uint8Array, at: number, len: number, hint = -1): number {
     if (!this.dataSlots) this.buildDataIndex();
+    // torch writes storage k as the member after storage k-1: try the hinted entry before hashing into the index
+    // (with no duplicated names a match is the only entry of that name)
+    if (hint >= 0 && hint < this.count && this.duplicates.size === 0 && this.isDataName(hint, src, at, len)) return hint;
+    let hash = FNV_OFFSET;
+    for (let k = 0; k < len; k++) hash = Math.imul(hash ^ src[at + k], 0x01000193);
+    hash |= 0;
     const slots = this.dataSlots!, hashes = this.dataHashes!, mask = slots.length - 1, names = this.names, plen = this.dataPrefixLen;
     for (let j = hash & mask; ; j = (j + 1) & mask) {
       const e = slots[j];
@@ -310,6 +332,7 @@ export class ZipDirectory {
       d.dataSlots = new Int32Array(m.data.slots, 0, m.data.slotsLength);
       d.dataHashes = new Int32Array(m.data.hashes, 0, Math.max(1, m.count));
       d.dataPrefixLen = m.data.prefixLen;
+      d.rootLen = m.data.prefixLen - DATA_DIR.length;
     }
     d.giveBack = giveBack;
     return d;
@@ -410,6 +433,7 @@ export function locateMainPickle(src: ByteSource, end: EndRecord): { localHeader
   return undefined;
 }
 const DATA_PKL = new TextEncoder().encode('/data.pkl');
+const DATA_DIR = new TextEncoder().encode('/data/');
 
 export function readZipDirectory(src: ByteSource): ZipDirectory {
   const { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes } = readEndRecord(src);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { scanModelFile, zipTuning } from '../../../server/src/models/scan';
 import { readZipDirectory } from '../../../server/src/models/zip';
 import { readZipDirectoryInWorker } from '../../../server/src/models/zipParallel';
-import { FileSource } from '../../../server/src/models/source';
+import { BytesSource, FileSource } from '../../../server/src/models/source';
 import { osSystemPickle, torchLikeStateDict } from './pickleAsm';
 import { buildZip, ZipEntry } from './zipAsm';
 
@@ -60,5 +60,25 @@ describe('zip directory on a worker thread', () => {
       assert.equal(remote.find('archive/data.pkl'), local.find('archive/data.pkl'));
       remote.release(); local.release();
     } finally { src.close(); }
+  });
+});
+
+describe('zip storage-member index (findData)', () => {
+  it('answers like a name lookup of root/data/<key>, whatever entry it is hinted at', () => {
+    const enc = new TextEncoder();
+    const layouts: ZipEntry[][] = [
+      [{ name: 'r/data.pkl', data: state }, ...[3, 1, 0, 2, 10].map((k) => ({ name: `r/data/${k}`, data: new Uint8Array(4) }))],
+      [{ name: 'r/data.pkl', data: state }, { name: 'r/data/1', data: new Uint8Array(4) }, { name: 'r/data/1', data: new Uint8Array(8) }, { name: 'r/data/0', data: new Uint8Array(4) }],
+      [{ name: 'r/data.pkl', data: state }, { name: 'other/data/0', data: new Uint8Array(4) }, { name: 'x/data/0', data: new Uint8Array(4) }, { name: 'r/dat0/0', data: new Uint8Array(4) }, { name: 'r/data/0x', data: new Uint8Array(4) }],
+    ];
+    for (const entries of layouts) {
+      const d = readZipDirectory(new BytesSource(buildZip(entries)));
+      for (const key of ['0', '1', '2', '3', '10', '0x', '4', '']) {
+        const b = enc.encode(key);
+        const want = d.findInRoot('/data/', key);
+        for (let hint = -1; hint <= d.count; hint++) assert.equal(d.findData(b, 0, b.length, hint), want, `key ${key} hint ${hint}`);
+      }
+      d.release();
+    }
   });
 });
