@@ -12,7 +12,7 @@ import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type Stora
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
-import { pooled } from './strTable';
+import { bytesHash, pooled } from './strTable';
 import { giveArrayBuffer } from './bufferPool';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
@@ -176,7 +176,8 @@ function machineOpts(ctx: Ctx): MachineOptions { return { disasm: ctx.disasm }; 
 /** Runs consecutive pickles from [start, end) synchronously; returns the runs and where parsing stopped. */
 function runPicklesSync(src: ByteSource, start: number, end: number, ctx: Ctx, max = 1000): { runs: PickleRun[]; stop: number } {
   const c = new Cursor(start, end);
-  const filler = new RandomAccessFiller(src);
+  // streams up to 64 MB are read in one piece (fewer refills); bigger ones in 1 MB steps
+  const filler = new RandomAccessFiller(src, end - start <= 64 << 20 ? Math.max(1 << 20, end - start) : 1 << 20);
   try {
     const runs = runSync(pickleSequence(c, machineOpts(ctx), max), c, filler);
     return { runs, stop: runs.length ? runs[runs.length - 1].end : start };
@@ -446,7 +447,7 @@ function earlyMainPickle(ctx: Ctx, src: ByteSource, end: EndRecord): EarlyMain |
   if (!loc || looksLikeNpy(src.read(loc.dataOffset, 16))) return undefined;
   const ms = new SliceSource(src, loc.dataOffset, loc.size);
   const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 1);
-  const walked = runs[0] ? extractRunTensors(runs[0], ctx.opts.maxTensors) : undefined;
+  const walked = runs[0] ? extractRunTensors(runs[0], ctx.opts.maxTensors, undefined, true) : undefined;
   return { ...loc, runs, walked, used: false };
 }
 
@@ -529,7 +530,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
         if (!kept) break;
       }
       if (isMain && runs[0]) {
-        const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors);
+        const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors, undefined, true);
         ctx.table = walked.table;
         rep.tensorsTruncated = walked.truncated;
         const members = storageMembers(dir, walked.storages);
@@ -593,15 +594,16 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
   }
 }
 
-/** For each storage in `storages` (same order), the index of the zip entry `<root>/data/<key>`, or -1. */
+/** For each storage in `storages` (same order), the index of the first zip entry `<root>/data/<key>`, or -1.
+ *  Walks the data members in directory order (sequential reads) and finds each key in the storage table, whose
+ *  index is still in memory; seals the table afterwards. */
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
-  const out = pooled(Int32Array, storages.size);   // scratch: the caller gives it back
-  const keys = storages.keys, raw = keys.raw();
-  let prev = -1;
-  for (let i = 0; i < out.length; i++) {
-    const at = keys.offset(i), len = keys.length(i);
-    out[i] = prev = dir.findData(raw, at, len, prev + 1);
-  }
+  const out = pooled(Int32Array, storages.size).fill(-1);   // scratch: the caller gives it back
+  dir.forEachDataMember((i, names, at, len, hash) => {
+    const si = storages.findBytes(names, at, len, hash === 1 ? bytesHash(names, at, len) : hash);
+    if (si >= 0 && out[si] < 0) out[si] = i;
+  });
+  storages.seal();
   return out;
 }
 

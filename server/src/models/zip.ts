@@ -140,7 +140,7 @@ export class ZipDirectory {
     let cap = 16;
     while (cap < this.count * 2) cap *= 2;
     const slots = new Int32Array(takeArrayBuffer(cap * 4), 0, cap).fill(0);
-    const hashes = new Int32Array(takeArrayBuffer(Math.max(1, this.count) * 4), 0, Math.max(1, this.count));
+    const hashes = new Int32Array(takeArrayBuffer(Math.max(1, this.count) * 4), 0, Math.max(1, this.count)).fill(0);   // 0: not a data member
     const mask = cap - 1, names = this.names;
     for (let i = 0; i < this.count; i++) {
       const s = this.nameStart[i], e = this.nameStart[i + 1];
@@ -151,6 +151,7 @@ export class ZipDirectory {
       let h = FNV_OFFSET;
       for (let q = s + plen; q < e; q++) h = Math.imul(h ^ names[q], 0x01000193);
       h |= 0;
+      if (h === 0) h = 1;   // 0 marks the other members; the key hash is only a hint here (names are compared)
       hashes[i] = h;
       // the first entry of a name wins, as in the name index
       let j = h & mask, dup = false;
@@ -165,6 +166,19 @@ export class ZipDirectory {
       if (!dup) slots[j] = i + 1;
     }
     this.dataSlots = slots; this.dataHashes = hashes; this.dataPrefixLen = plen;
+  }
+
+  /** Calls `f(i, names, at, len, hash)` for each member named root() + '/data/' + key, in directory order, with the
+   *  key's bytes at names[at .. at+len) and their FNV-1a hash (0 mapped to 1, as in findData). */
+  forEachDataMember(f: (i: number, names: Uint8Array, at: number, len: number, hash: number) => void): void {
+    if (!this.dataSlots) this.buildDataIndex();
+    const hashes = this.dataHashes!, plen = this.dataPrefixLen;
+    for (let i = 0; i < this.count; i++) {
+      const h = hashes[i];
+      if (h === 0) continue;
+      const s = this.nameStart[i] + plen;
+      f(i, this.names, s, this.nameStart[i + 1] - s, h);
+    }
   }
 
   /** Whether entry i is named root() + '/data/' + the `len` bytes of `src` at `at`. */
@@ -191,6 +205,7 @@ export class ZipDirectory {
     let hash = FNV_OFFSET;
     for (let k = 0; k < len; k++) hash = Math.imul(hash ^ src[at + k], 0x01000193);
     hash |= 0;
+    if (hash === 0) hash = 1;
     const slots = this.dataSlots!, hashes = this.dataHashes!, mask = slots.length - 1, names = this.names, plen = this.dataPrefixLen;
     for (let j = hash & mask; ; j = (j + 1) & mask) {
       const e = slots[j];

@@ -82,3 +82,22 @@ describe('zip storage-member index (findData)', () => {
     }
   });
 });
+
+describe('zip storage members (checked through SW017)', () => {
+  const scanBytes = async (entries: ZipEntry[]) => {
+    const { scanModelBytes } = await import('../../../server/src/models/scan');
+    return scanModelBytes(buildZip(entries), 'm.pt', { sha256: false });
+  };
+  it('reads the first of two members named data/0, like torch (a short first copy is reported)', async () => {
+    const r = await scanBytes([{ name: 'archive/data.pkl', data: state }, { name: 'archive/data/0', data: new Uint8Array(4) }, { name: 'archive/data/0', data: new Uint8Array(16) }]);
+    assert.ok(r.findings.some((f) => f.rule === 'SW017' && /holds 4/.test(f.message)), JSON.stringify(r.findings));
+  });
+  it('a long first copy is enough, whatever follows', async () => {
+    const r = await scanBytes([{ name: 'archive/data.pkl', data: state }, { name: 'archive/data/0', data: new Uint8Array(16) }, { name: 'archive/data/0', data: new Uint8Array(4) }]);
+    assert.equal(r.findings.some((f) => f.rule === 'SW017'), false, JSON.stringify(r.findings));
+  });
+  it('a member under another root or with a longer key is not the storage', async () => {
+    const r = await scanBytes([{ name: 'archive/data.pkl', data: state }, { name: 'other/data/0', data: new Uint8Array(16) }, { name: 'archive/data/00', data: new Uint8Array(16) }]);
+    assert.ok(r.findings.some((f) => f.rule === 'SW017' && /does not contain/.test(f.message)), JSON.stringify(r.findings));
+  });
+});

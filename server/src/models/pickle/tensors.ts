@@ -183,11 +183,11 @@ export class TensorTable {
   }
 
   /** Moves the table (and its storages) into exact-size memory, giving the scratch back; no push() afterwards. */
-  seal(): void {
+  seal(storagesToo = true): void {
     if (this.sealed) return;
     this.sealed = true;
     this.nameList.seal();
-    this.storages.seal();
+    if (storagesToo) this.storages.seal();
     const n = this.n;
     this.dtype = (this.dtype as ScratchColumn).seal(n); this.flags = (this.flags as ScratchColumn).seal(n);
     this.layout = (this.layout as ScratchColumn).seal(n); this.storage = (this.storage as ScratchColumn).seal(n);
@@ -239,7 +239,8 @@ export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | u
 
 /** Walks the value a pickle run returned, over its value handles (see arena.ts): containers are read in
  *  place and each tensor becomes a row of columns, so a 50,000-tensor state dict builds no object graph. */
-export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolvePersId?: PersIdResolver): TensorWalkResult {
+/** `keepStorageIndex`: the storage table stays searchable (unsealed) for the caller, which must seal() it. */
+export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolvePersId?: PersIdResolver, keepStorageIndex = false): TensorWalkResult {
   const storages = new StorageTable();
   const table = new TensorTable(storages);
   const ar: ValueArena = run.arena;
@@ -344,7 +345,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   };
   try {
     if (run.root !== undefined) walk(run.root, 0, 0);
-  } finally { giveArrayBuffer(visitedBuf); table.seal(); }
+  } finally { giveArrayBuffer(visitedBuf); table.seal(!keepStorageIndex); }
   return { table, truncated, storages };
 }
 
