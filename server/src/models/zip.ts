@@ -114,7 +114,8 @@ export class ZipDirectory {
   nameEndsWith(i: number, s: Uint8Array): boolean { return this.nameHas(this.nameStart[i + 1] - s.length, i, s); }
   private nameHas(at: number, i: number, s: Uint8Array): boolean {
     if (at < this.nameStart[i] || at + s.length > this.nameStart[i + 1]) return false;
-    for (let k = 0; k < s.length; k++) if (this.names[at + k] !== s[k]) return false;
+    // from the end: names under one root share their start, so a mismatch shows there first
+    for (let k = s.length - 1; k >= 0; k--) if (this.names[at + k] !== s[k]) return false;
     return true;
   }
 
