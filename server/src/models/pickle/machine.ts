@@ -652,11 +652,13 @@ class PickleMachine {
     let n = this.run.opcodes;
     const memo = this.memoArr, memoLen = memo.length;
     let memoCount = this.memoCount;
-    loop: while (pos <= lim && n < MAX_OPCODES && sp < tsCap && memoCount < MAX_STACK) {
+    // the limits in locals; the memo count is checked only where it grows (BINPUT, MEMOIZE)
+    const nMax = MAX_OPCODES, memoMax = MAX_STACK;
+    loop: while (pos <= lim && n < nMax && sp < tsCap) {
       const op = buf[pos];
       switch (op) {
         case Hot.BINPUT: case Hot.LONG_BINPUT: {
-          if (sp <= fence) break loop;
+          if (sp <= fence || memoCount >= memoMax) break loop;
           const idx = op === Hot.BINPUT ? buf[pos + 1] : readU32(buf, pos + 1);
           if (idx >= memoLen) break loop;
           if (memo[idx] === 0) memoCount++;
@@ -665,7 +667,7 @@ class PickleMachine {
           break;
         }
         case Hot.MEMOIZE: {
-          if (this.woSeen[op] === 0 || sp <= fence) break loop;
+          if (this.woSeen[op] === 0 || sp <= fence || memoCount >= memoMax) break loop;
           const idx = memoCount;
           if (idx >= memoLen || memo[idx] !== 0) break loop;
           memoCount++;
