@@ -138,8 +138,6 @@ export class ByteStrings {
   private slots: Int32Array | undefined;
   private n = 0;
   private sealed = false;
-  /** The longest string's length. */
-  maxLength = 0;
 
   constructor(expected = 64, private readonly indexed = false) {
     this.bytes = pooled(Uint8Array, Math.max(256, expected * 16));
@@ -187,7 +185,6 @@ export class ByteStrings {
     for (let k = 0; k < len; k++) b[from + k] = src[at + k];
     this.start[i + 1] = from + len;
     this.n = i + 1;
-    if (len > this.maxLength) this.maxLength = len;
     if (this.hashes) {
       if (i === this.hashes.length) this.hashes = regrow(this.hashes, i + 1, i);
       this.hashes[i] = hash;

@@ -2,7 +2,7 @@
 // reconstruction functions), dict/OrderedDict/list nesting for names, and nn.Module states.
 import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from './values';
 import { numpyDtypeOf, PickleRun } from './machine';
-import { H_FALSE, H_TRUE, K, ValueArena, Ints, ints as intsOf } from './arena';
+import { H_FALSE, H_SMALL_INT, H_TRUE, K, ValueArena, Ints, ints as intsOf } from './arena';
 import { StrTable, ByteStrings, bytesHash, encodeInto, strHash, ScratchColumn, SealedColumn } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
@@ -463,6 +463,16 @@ class Reader {
     if (ar.kind[h] === K.TUPLE) { start = ar.a[h]; len = ar.c[h]; }
     else if (ar.kind[h] === K.LIST) { list = ar.seqs[ar.a[h]]; start = 0; len = list.length; }
     else return undefined;
+    // a tuple of small ints (handles H_SMALL_INT + v) equal to one of the last two results: no reads through int()
+    if (!list) {
+      for (let r = 0; r < 2; r++) {
+        const prev = this.recent[r];
+        if (!prev || prev.length !== len) continue;
+        let i = 0;
+        while (i < len && prev[i] >= 0 && prev[i] < 256 && ar.items[start + i] === H_SMALL_INT + prev[i]) i++;
+        if (i === len) return prev;
+      }
+    }
     const tmp = this.tmp;   // scratch that only grows (shrinking an array's length frees its backing store)
     for (let i = 0; i < len; i++) {
       const n = this.int(list ? list.get(i) : ar.items[start + i]);
