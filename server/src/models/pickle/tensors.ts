@@ -127,7 +127,7 @@ export class TensorTable {
   private readonly nameList = new ByteStrings(256);   // pooled while filled, exact-size once sealed
   private n = 0;
   // columns: pooled scratch while filled, sealed (constant and row-index columns dropped) by seal()
-  private dtype: ScratchColumn | SealedColumn = new ScratchColumn(Uint8Array);
+  private dtype: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);   // index in `dtypes` (unbounded: v3 dtypes are globals)
   private layout: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);     // index in `layouts`: the (size, stride) pair
   private offset: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);     // storage offset in elements; -1: in `bigOffsets`
   private storage: ScratchColumn | SealedColumn = new ScratchColumn(Int32Array);    // index in `storages`, -1 for object rows
