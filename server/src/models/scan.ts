@@ -12,7 +12,7 @@ import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type Stora
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
-import { bytesHash, pooled } from './strTable';
+import { pooled } from './strTable';
 import { giveArrayBuffer } from './bufferPool';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
@@ -418,8 +418,8 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   const rep = ctx.report;
   let job: Promise<ZipDirectory> | undefined;
   let early: EarlyMain | undefined;
+  let end: EndRecord | undefined;   // read once; readZipDirectory reads (and reports) it itself when this failed
   if (!preread && !secondary && src instanceof FileSource) {
-    let end: EndRecord | undefined;
     try { end = readEndRecord(src); } catch { /* reported by readZipDirectory below */ }
     if (end && end.cdSize >= zipTuning.parallelDirectoryBytes) job = readZipDirectoryInWorker(src.fd);
     if (job && end) {
@@ -429,7 +429,7 @@ async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = fals
   let dir: ZipDirectory;
   try {
     // the worker reads the same open file: it is awaited before anything returns (the caller then closes it)
-    dir = preread ?? (job ? await job.catch(() => readZipDirectory(src)) : readZipDirectory(src));
+    dir = preread ?? (job ? await job.catch(() => readZipDirectory(src, end)) : readZipDirectory(src, end));
   } catch (e) {
     releaseEarly(early);
     if (!secondary) rep.format = 'zip';
@@ -600,7 +600,7 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
 function storageMembers(dir: ZipDirectory, storages: StorageTable): Int32Array {
   const out = pooled(Int32Array, storages.size).fill(-1);   // scratch: the caller gives it back
   dir.forEachDataMember((i, names, at, len, hash) => {
-    const si = storages.findBytes(names, at, len, hash === 1 ? bytesHash(names, at, len) : hash);
+    const si = storages.findBytes(names, at, len, hash);
     if (si >= 0 && out[si] < 0) out[si] = i;
   });
   storages.seal();

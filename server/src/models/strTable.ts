@@ -124,6 +124,28 @@ export function encodeInto(s: string, dst: Uint8Array, at: number): number {
 }
 
 /**
+ * Open-addressing lookup shared by the byte-string tables (ByteStrings, the zip directory's name indexes):
+ * `slots` holds entry + 1 (0 = empty), entry e's bytes are bytes[start[e] + skip .. start[e + 1]) and its hash
+ * hashes[e]. Returns the entry whose bytes equal `len` bytes of `src` at `at` (hash: their hash), or ~slot of
+ * the free slot where the probe ended (where such an entry would go).
+ */
+export function probeBytes(slots: Int32Array, hashes: Int32Array, start: Int32Array, bytes: Uint8Array, skip: number,
+  src: Uint8Array, at: number, len: number, hash: number): number {
+  const mask = slots.length - 1;
+  for (let j = hash & mask; ; j = (j + 1) & mask) {
+    const e = slots[j];
+    if (e === 0) return ~j;
+    const i = e - 1;
+    if (hashes[i] !== hash) continue;
+    const s = start[i] + skip;
+    if (start[i + 1] - s !== len) continue;
+    let k = 0;
+    while (k < len && bytes[s + k] === src[at + k]) k++;
+    if (k === len) return i;
+  }
+}
+
+/**
  * Append-only list of UTF-8 strings packed in one byte buffer, optionally with a hash index (FNV-1a over the
  * bytes, see bytesHash). Why: tensor names and storage keys of a 50,000-tensor checkpoint as JS strings are
  * 100,000 heap objects that live as long as the report; as bytes they are two typed arrays, decoded on read.
@@ -203,18 +225,10 @@ export class ByteStrings {
   /** Index of the string equal to `len` bytes of `src` at `at` (hash: bytesHash of them), or -1. Needs `indexed`. */
   find(src: Uint8Array, at: number, len: number, hash: number): number {
     if (!this.slots) this.reindex();
-    const slots = this.slots!, hashes = this.hashes!, mask = slots.length - 1, b = this.bytes;
-    for (let j = hash & mask; ; j = (j + 1) & mask) {
-      const e = slots[j];
-      if (e === 0) { this.missSlot = j; this.missHash = hash; return -1; }
-      const i = e - 1;
-      if (hashes[i] !== hash) continue;
-      const s = this.start[i];
-      if (this.start[i + 1] - s !== len) continue;
-      let k = 0;
-      while (k < len && b[s + k] === src[at + k]) k++;
-      if (k === len) return i;
-    }
+    const r = probeBytes(this.slots!, this.hashes!, this.start, this.bytes, 0, src, at, len, hash);
+    if (r >= 0) return r;
+    this.missSlot = ~r; this.missHash = hash;
+    return -1;
   }
 
   /** Moves the strings into exact-size arrays (one length byte per string) and gives the scratch memory (and the

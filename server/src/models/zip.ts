@@ -6,6 +6,7 @@
 import * as zlib from 'node:zlib';
 import { ByteSource, u16, u32, u64 } from './source';
 import { giveArrayBuffer, giveBytes, takeArrayBuffer, takeBytes } from './bufferPool';
+import { bytesHash, probeBytes } from './strTable';
 
 /** One member as an object (built on demand from the directory's columns). */
 export interface ZipEntry {
@@ -135,14 +136,13 @@ export class ZipDirectory {
   private dataPrefixLen = 0;
   private dataHashes: Int32Array | undefined;
   buildDataIndex(): void {
-    this.rootLen = this.putRoot();
-    const plen = this.put('/data/', this.rootLen);
+    const plen = this.put('/data/', this.putRoot());
     const prefix = this.scratch.slice(0, plen);
     let cap = 16;
     while (cap < this.count * 2) cap *= 2;
     const slots = new Int32Array(takeArrayBuffer(cap * 4), 0, cap).fill(0);
     const hashes = new Int32Array(takeArrayBuffer(Math.max(1, this.count) * 4), 0, Math.max(1, this.count)).fill(0);   // 0: not a data member
-    const mask = cap - 1, names = this.names;
+    const names = this.names;
     for (let i = 0; i < this.count; i++) {
       const s = this.nameStart[i], e = this.nameStart[i + 1];
       if (e - s <= plen) continue;
@@ -155,70 +155,32 @@ export class ZipDirectory {
       if (h === 0) h = 1;   // 0 marks the other members; the key hash is only a hint here (names are compared)
       hashes[i] = h;
       // the first entry of a name wins, as in the name index
-      let j = h & mask, dup = false;
-      for (; slots[j] !== 0; j = (j + 1) & mask) {
-        const o = slots[j] - 1;
-        if (hashes[o] === h && this.nameStart[o + 1] - this.nameStart[o] === e - s) {
-          let q = 0;
-          while (q < e - s - plen && names[this.nameStart[o] + plen + q] === names[s + plen + q]) q++;
-          if (q === e - s - plen) { dup = true; break; }
-        }
-      }
-      if (!dup) slots[j] = i + 1;
+      const r = probeBytes(slots, hashes, this.nameStart, names, plen, names, s + plen, e - s - plen, h);
+      if (r < 0) slots[~r] = i + 1;
     }
     this.dataSlots = slots; this.dataHashes = hashes; this.dataPrefixLen = plen;
   }
 
   /** Calls `f(i, names, at, len, hash)` for each member named root() + '/data/' + key, in directory order, with the
-   *  key's bytes at names[at .. at+len) and their FNV-1a hash (0 mapped to 1, as in findData). */
+   *  key's bytes at names[at .. at+len) and their FNV-1a hash (bytesHash). */
   forEachDataMember(f: (i: number, names: Uint8Array, at: number, len: number, hash: number) => void): void {
     if (!this.dataSlots) this.buildDataIndex();
-    const hashes = this.dataHashes!, plen = this.dataPrefixLen;
+    const hashes = this.dataHashes!, plen = this.dataPrefixLen, names = this.names;
     for (let i = 0; i < this.count; i++) {
       const h = hashes[i];
       if (h === 0) continue;
-      const s = this.nameStart[i] + plen;
-      f(i, this.names, s, this.nameStart[i + 1] - s, h);
+      const s = this.nameStart[i] + plen, len = this.nameStart[i + 1] - s;
+      f(i, names, s, len, h === 1 ? bytesHash(names, s, len) : h);   // 1 may stand for a hash of 0 (see buildDataIndex)
     }
   }
 
-  /** Whether entry i is named root() + '/data/' + the `len` bytes of `src` at `at`. */
-  private isDataName(i: number, src: Uint8Array, at: number, len: number): boolean {
-    const plen = this.dataPrefixLen, s = this.nameStart[i], names = this.names;
-    if (this.nameStart[i + 1] - s !== plen + len) return false;
-    const p0 = this.nameStart[0];   // the prefix: entry 0's root folder, then '/data/'
-    let k = 0;
-    for (; k < plen; k++) {
-      const want = k < this.rootLen ? names[p0 + k] : DATA_DIR[k - this.rootLen];
-      if (names[s + k] !== want) return false;
-    }
-    for (let q = 0; q < len; q++) if (names[s + plen + q] !== src[at + q]) return false;
-    return true;
-  }
-  private rootLen = 0;
-
-  /** Index of the first entry named root() + '/data/' + the `len` bytes of `src` at `at`, or -1; `hint`: the entry to try first. */
-  findData(src: Uint8Array, at: number, len: number, hint = -1): number {
+  /** Index of the first entry named root() + '/data/' + the `len` bytes of `src` at `at`, or -1. */
+  findData(src: Uint8Array, at: number, len: number): number {
     if (!this.dataSlots) this.buildDataIndex();
-    // torch writes storage k as the member after storage k-1: try the hinted entry before hashing into the index
-    // (with no duplicated names a match is the only entry of that name)
-    if (hint >= 0 && hint < this.count && this.duplicates.size === 0 && this.isDataName(hint, src, at, len)) return hint;
-    let hash = FNV_OFFSET;
-    for (let k = 0; k < len; k++) hash = Math.imul(hash ^ src[at + k], 0x01000193);
-    hash |= 0;
+    let hash = bytesHash(src, at, len);
     if (hash === 0) hash = 1;
-    const slots = this.dataSlots!, hashes = this.dataHashes!, mask = slots.length - 1, names = this.names, plen = this.dataPrefixLen;
-    for (let j = hash & mask; ; j = (j + 1) & mask) {
-      const e = slots[j];
-      if (e === 0) return -1;
-      const i = e - 1;
-      if (hashes[i] !== hash) continue;
-      const s = this.nameStart[i] + plen;
-      if (this.nameStart[i + 1] - s !== len) continue;
-      let k = 0;
-      while (k < len && names[s + k] === src[at + k]) k++;
-      if (k === len) return i;
-    }
+    const r = probeBytes(this.dataSlots!, this.dataHashes!, this.nameStart, this.names, this.dataPrefixLen, src, at, len, hash);
+    return r < 0 ? -1 : r;
   }
 
   /** Writes the root folder's bytes (see root()) at the start of the scratch buffer; returns their length. */
@@ -263,20 +225,8 @@ export class ZipDirectory {
   }
 
   private findBytes(key: Uint8Array, from: number, len: number, hash: number): number {
-    const slots = this.slots ?? this.buildIndex();
-    const mask = slots.length - 1;
-    const names = this.names;
-    for (let j = hash & mask; ; j = (j + 1) & mask) {
-      const e = slots[j];
-      if (e === 0) return -1;
-      const i = e - 1;
-      if (this.hashes[i] !== hash) continue;
-      const s = this.nameStart[i];
-      if (this.nameStart[i + 1] - s !== len) continue;
-      let k = 0;
-      while (k < len && names[s + k] === key[from + k]) k++;
-      if (k === len) return i;
-    }
+    const r = probeBytes(this.slots ?? this.buildIndex(), this.hashes, this.nameStart, this.names, 0, key, from, len, hash);
+    return r < 0 ? -1 : r;
   }
 
   /** Builds the name index; records duplicated names. */
@@ -286,22 +236,12 @@ export class ZipDirectory {
     const slots = new Int32Array(takeArrayBuffer(cap * 4), 0, cap);
     slots.fill(0);
     this.slots = slots;
-    const mask = cap - 1, names = this.names;
+    const names = this.names;
     const recordDuplicates = this.duplicates.size === 0;
     for (let i = 0; i < this.count; i++) {
-      const h = this.hashes[i], s = this.nameStart[i], len = this.nameStart[i + 1] - s;
-      let j = h & mask;
-      for (; ; j = (j + 1) & mask) {
-        const e = slots[j];
-        if (e === 0) break;
-        const o = e - 1;
-        if (this.hashes[o] !== h || this.nameStart[o + 1] - this.nameStart[o] !== len) continue;
-        let k = 0;
-        const os = this.nameStart[o];
-        while (k < len && names[s + k] === names[os + k]) k++;
-        if (k === len) break;
-      }
-      if (slots[j] === 0) slots[j] = i + 1;
+      const s = this.nameStart[i];
+      const r = probeBytes(slots, this.hashes, this.nameStart, names, 0, names, s, this.nameStart[i + 1] - s, this.hashes[i]);
+      if (r < 0) slots[~r] = i + 1;
       else if (recordDuplicates) { const n = this.name(i); this.duplicates.set(n, (this.duplicates.get(n) ?? 1) + 1); }
     }
     return slots;
@@ -348,7 +288,6 @@ export class ZipDirectory {
       d.dataSlots = new Int32Array(m.data.slots, 0, m.data.slotsLength);
       d.dataHashes = new Int32Array(m.data.hashes, 0, Math.max(1, m.count));
       d.dataPrefixLen = m.data.prefixLen;
-      d.rootLen = m.data.prefixLen - DATA_DIR.length;
     }
     d.giveBack = giveBack;
     return d;
@@ -449,10 +388,10 @@ export function locateMainPickle(src: ByteSource, end: EndRecord): { localHeader
   return undefined;
 }
 const DATA_PKL = new TextEncoder().encode('/data.pkl');
-const DATA_DIR = new TextEncoder().encode('/data/');
 
-export function readZipDirectory(src: ByteSource): ZipDirectory {
-  const { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes } = readEndRecord(src);
+/** `end`: the source's end record when the caller has read it already. */
+export function readZipDirectory(src: ByteSource, end: EndRecord = readEndRecord(src)): ZipDirectory {
+  const { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes } = end;
   const cdBuf = takeBytes(cdSize);
   const nameAt = new Int32Array(takeArrayBuffer(count * 4), 0, count);   // where each name's bytes are in the directory
   try {
