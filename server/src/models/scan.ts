@@ -455,7 +455,6 @@ function releaseEarly(early: EarlyMain | undefined): void {
   if (early && !early.used) for (const r of early.runs) r.release?.();
 }
 
-const CODE_DIR = new TextEncoder().encode('/code/');
 const MEMBER_ROWS = 1000;
 const NPY_EXT = new TextEncoder().encode('.npy');
 
@@ -465,11 +464,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
   const root = dir.root();
   const has = (rest: string) => dir.findInRoot(rest) >= 0;
   let format: ModelFormat = 'zip';
-  // one pass over the names (checkpoints can hold 100,000 members)
-  const codePrefix = dir.count ? Buffer.concat([rootBytes(dir), CODE_DIR]) : CODE_DIR;
-  let hasCode = false;
-  for (let i = 0; i < count; i++) if (dir.nameStartsWith(i, codePrefix)) { hasCode = true; break; }
-  if (has('/constants.pkl') || hasCode) format = 'torchscript-zip';
+  if (has('/constants.pkl') || dir.anyInRoot('/code/')) format = 'torchscript-zip';
   else if (has('/data.pkl')) format = 'pytorch-zip';
   else if (count) {
     let all = true;
@@ -564,13 +559,6 @@ function nextMemberToVisit(dir: ZipDirectory, isStorage: Uint8Array, k: number, 
     return k;
   }
   return k;
-}
-
-/** Entry 0's name bytes up to its first '/'. */
-function rootBytes(dir: ZipDirectory): Uint8Array {
-  const n = dir.names.subarray(0, dir.nameLength(0));
-  const k = n.indexOf(0x2f);
-  return k < 0 ? n : n.subarray(0, k);
 }
 
 async function memberHead(src: ByteSource, e: ZipEntry): Promise<Uint8Array> {

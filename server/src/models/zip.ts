@@ -127,6 +127,13 @@ export class ZipDirectory {
     return k < 0 ? n : n.slice(0, k);
   }
 
+  /** Whether any entry's name starts with root() + `mid` (the root taken as bytes, like findInRoot). */
+  anyInRoot(mid: string): boolean {
+    const prefix = this.scratch.slice(0, this.put(mid, this.putRoot()));
+    for (let i = 0; i < this.count; i++) if (this.nameStartsWith(i, prefix)) return true;
+    return false;
+  }
+
   /** Index of the first entry named root() + `b` + `c`, with the root taken as bytes (it may not be valid UTF-8), or -1. */
   findInRoot(b: string, c = ''): number { return this.findKey(this.put(c, this.put(b, this.putRoot()))); }
 

@@ -101,3 +101,19 @@ describe('zip storage members (checked through SW017)', () => {
     assert.ok(r.findings.some((f) => f.rule === 'SW017' && /does not contain/.test(f.message)), JSON.stringify(r.findings));
   });
 });
+
+describe('TorchScript archives (a code/ folder under the root)', () => {
+  const scanBytes = async (entries: ZipEntry[]) => {
+    const { scanModelBytes } = await import('../../../server/src/models/scan');
+    return scanModelBytes(buildZip(entries), 'm.pt', { sha256: false });
+  };
+  it('a root/code/ member makes it TorchScript, even without constants.pkl', async () => {
+    const r = await scanBytes([{ name: 'archive/data.pkl', data: state }, ...storages(1), { name: 'archive/code/__torch__/m.py', data: Buffer.from('x') }]);
+    assert.equal(r.format, 'torchscript-zip');
+    assert.ok(r.findings.some((f) => f.rule === 'SW015'));
+  });
+  it('a code/ folder under another root does not', async () => {
+    const r = await scanBytes([{ name: 'archive/data.pkl', data: state }, ...storages(1), { name: 'other/code/m.py', data: Buffer.from('x') }]);
+    assert.equal(r.format, 'pytorch-zip');
+  });
+});
