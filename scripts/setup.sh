@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in python3-torch python3-numpy bandit chromium ripgrep libkrb5-dev; do
+for p in python3-torch python3-numpy python3-sklearn python3-pandas python3-scipy python3-joblib python3-dill python3-cloudpickle \
+    bandit chromium ripgrep libkrb5-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

@@ -86,6 +86,43 @@ export function getTorchFixtures(): TorchFixtures {
   return cached;
 }
 
+export interface GeneratedFixtures<M> { dir: string; manifest: M }
+const generatedCache = new Map<string, GeneratedFixtures<unknown>>();
+
+/**
+ * Runs a fixture generator (`/usr/bin/python3 SCRIPT OUT_DIR`, which must write OUT_DIR/manifest.json) once per
+ * content hash of the script and caches its output under .cache/fixtures/<name>-<hash>/. `modules` are the Python
+ * modules the script needs: when one is missing the suite is pending locally and fails under CI=true.
+ */
+export function generatedFixturesOrSkip<M>(ctx: Mocha.Context, scriptRel: string, modules: string[]): GeneratedFixtures<M> {
+  const script = join(REPO_ROOT, scriptRel);
+  const hash = createHash('sha256').update(readFileSync(script)).digest('hex').slice(0, 16);
+  const dir = join(REPO_ROOT, '.cache', 'fixtures', `${scriptRel.replace(/\W+/g, '_')}-${hash}`);
+  const hit = generatedCache.get(dir);
+  if (hit) return hit as GeneratedFixtures<M>;
+  const manifestPath = join(dir, 'manifest.json');
+  if (!existsSync(manifestPath)) {
+    const probe = spawnSync(PYTHON, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8', timeout: 120_000 });
+    if (probe.status !== 0) {
+      const msg = `${scriptRel} needs ${PYTHON} with ${modules.join(', ')} (bash scripts/setup.sh installs them): ${(probe.stderr || probe.error?.message || '').trim().split('\n').slice(-1)[0]}`;
+      if (IS_CI) throw new Error(`CI=true: ${msg}`);
+      console.warn(`\n  !!! SKIPPING: ${msg}\n`);
+      ctx.skip();
+    }
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    execFileSync(PYTHON, [script, tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
+    try { renameSync(tmp, dir); } catch (e) {
+      if (!existsSync(manifestPath)) throw e;
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  const out = { dir, manifest: JSON.parse(readFileSync(manifestPath, 'utf8')) as M };
+  generatedCache.set(dir, out);
+  return out;
+}
+
 /**
  * For use in a mocha `before` hook: returns the fixtures, or marks the suite pending with a loud message
  * when torch is missing locally. Under CI=true it throws instead (a missing dependency is a failure).
