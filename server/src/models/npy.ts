@@ -48,9 +48,17 @@ export function parseNpyHeader(src: ByteSource, base = 0): NpyHeader {
 
 function descrHasObject(descr: unknown): boolean {
   if (typeof descr === 'string') return /^[|<>=]?O/.test(descr);
-  if (Array.isArray(descr)) return descr.some((f) => (f instanceof Tuple ? f.items.slice(1).some(descrHasObject) : descrHasObject(f)));
-  if (descr instanceof Tuple) return descr.items.some(descrHasObject);
+  // structured: a list of (name, dtype) or (name, dtype, shape) fields, as numpy's descr_to_dtype reads them;
+  // the shape (subarray fields) is a tuple of ints, only the dtype can hold objects
+  if (Array.isArray(descr)) {
+    return descr.length === 0 || descr.some((f) => !(f instanceof Tuple) || f.items.length < 2 || f.items.length > 3 || descrHasObject(f.items[1]) ||
+      (f.items.length === 3 && !isShape(f.items[2])));
+  }
   return true; // unknown shapes of descr: fail closed
+}
+
+function isShape(v: unknown): boolean {
+  return (typeof v === 'number' && Number.isInteger(v) && v >= 0) || (v instanceof Tuple && v.items.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0));
 }
 
 function simpleItemsize(descr: string): number {

@@ -16,6 +16,8 @@ export const MODEL_RULES: readonly ModelRule[] = [
   { id: 'SW005', name: 'extension-code', severity: 'dangerous', short: 'EXT1/EXT2/EXT4 opcodes import through the copyreg extension registry, which cannot be resolved statically.' },
   { id: 'SW006', name: 'global-state-change', severity: 'dangerous', short: 'BUILD or SETITEM applies state to an imported global object (monkey-patching at load time).' },
   { id: 'SW007', name: 'weights-only-blocked', severity: 'info', short: 'torch.load(weights_only=True) would refuse this file.' },
+  { id: 'SW008', name: 'unvetted-call', severity: 'dangerous', short: 'The pickle calls a function or class with arguments it chose, and no vetted list (nor your allow-globals) says that callable only rebuilds data; it can run any code.' },
+  { id: 'SW009', name: 'scan-limit', severity: 'dangerous', short: 'A scan limit stopped the reading before the end; the unread part could run code.' },
   { id: 'SW010', name: 'zip-header-mismatch', severity: 'caution', short: 'A zip member\'s local header disagrees with the central directory (name, sizes or method); readers may see different files.' },
   { id: 'SW011', name: 'zip-duplicate-member', severity: 'caution', short: 'Two zip members share a name; loaders may disagree on which one is read. All are scanned.' },
   { id: 'SW012', name: 'polyglot', severity: 'caution', short: 'The file is valid in more than one format (e.g. a pickle with a zip appended); other loaders may read another part.' },

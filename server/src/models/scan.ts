@@ -7,7 +7,7 @@ import { ByteSource, BytesSource, FileSource, SliceSource, startsWith } from './
 import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cursor';
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
-import { classifyGlobal } from './policy';
+import { AllowList, NO_USER_ALLOW, analyzeCalls, judgeGlobal } from './policy';
 import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable, type TensorWalkResult } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
@@ -49,6 +49,12 @@ interface Ctx {
   zipRoot?: string;
   /** Where each storage's raw bytes are (legacy tar), for the converter. */
   storageData: Map<string, { offset: number; size: number }>;
+  /** The worst severity of every finding met, also those past the report's row cap (the verdict sees them all). */
+  worst?: Severity;
+  /** Findings met but not kept as rows (the report shows at most FINDINGS_SHOWN). */
+  findingsOmitted: number;
+  /** Every dangerous global met (display name -> called), for the summary, also past the globals row cap. */
+  dangerousNames: Map<string, boolean>;
 }
 
 export interface ScanDetail {
@@ -127,7 +133,7 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     path: file, kind: 'model', format: 'unknown', verdict: 'safe', summary: '', weightsOnly: { loads: null, reason: '' },
     findings: [], globals: [], tensors: [], tensorCount: 0, metadata: {}, pickles: [], size: src.size,
   };
-  const ctx: Ctx = { report, runs: [], disasm, opts, storageData: new Map() };
+  const ctx: Ctx = { report, runs: [], disasm, opts, storageData: new Map(), findingsOmitted: 0, dangerousNames: new Map() };
   const head = src.read(0, 512);
   if (src.size === 0) {
     add(ctx, 'SW024', 'The file is empty.', { severity: 'invalid' });
@@ -161,10 +167,15 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
   return { report, runs: ctx.runs, get tensors() { return table ? table.rows() : []; }, storageData: ctx.storageData };
 }
 
+const FINDINGS_SHOWN = 2000;
+const GLOBALS_SHOWN = 10_000;
+
 function add(ctx: Ctx, rule: string, message: string, extra: Partial<Finding> = {}): void {
   const r = MODEL_RULE_BY_ID.get(rule);
-  if (ctx.report.findings.length >= 2000) return;
-  ctx.report.findings.push({ rule, severity: extra.severity ?? r?.severity ?? 'caution', message, ...extra });
+  const severity = extra.severity ?? r?.severity ?? 'caution';
+  if (severity !== 'info' && (!ctx.worst || RANK[severity] > RANK[ctx.worst])) ctx.worst = severity;
+  if (ctx.report.findings.length >= FINDINGS_SHOWN) { ctx.findingsOmitted++; return; }
+  ctx.report.findings.push({ rule, severity, message, ...extra });
 }
 
 function hex(b: Uint8Array): string { return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' '); }
@@ -301,8 +312,9 @@ function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, stora
 async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   const rep = ctx.report;
   rep.format = 'pytorch-legacy-tar';
-  const { members, error } = readTarMembers(src);
+  const { members, error, limited } = readTarMembers(src, TAR_MEMBER_LIMIT);
   if (error) add(ctx, 'SW004', `Tar structure is broken: ${error}.`, { severity: 'dangerous' });
+  if (limited) add(ctx, 'SW009', `The tar archive has more than ${TAR_MEMBER_LIMIT.toLocaleString('en-US')} members; reading stopped at offset ${limited} and the rest was not checked.`, { offset: limited, severity: 'dangerous' });
   rep.members = members.map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
   rep.memberCount = members.length;
   const byName = new Map(members.map((m) => [m.name, m]));
@@ -510,6 +522,8 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
         continue;
       }
       if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
+      // TorchScript sources (code/**/*.py) are compiled by torch.jit.load, never unpickled ("class X" reads as GLOBAL)
+      if (format === 'torchscript-zip' && lower.endsWith('.py') && lower.includes('/code/')) continue;
       const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
       if (!named && !sniffed) continue;
       const isMain = i === dataPklAt;
@@ -571,7 +585,13 @@ async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: num
   if (e.method === 0) {
     // offsets in member findings are relative to the member's data
     const ms = new SliceSource(src, e.dataOffset, Math.max(0, Math.min(e.compressedSize, src.size - e.dataOffset)));
-    return runPicklesSync(ms, 0, ms.size, ctx, max).runs;
+    const runs = runPicklesSync(ms, 0, ms.size, ctx, max).runs;
+    // torch reads one pickle from data.pkl; a member read by other code may hold more than we read
+    const last = runs[runs.length - 1];
+    if (max > 1 && runs.length === max && last.complete && last.end < ms.size) {
+      add(ctx, 'SW009', `Member "${e.name}" holds more than ${max} consecutive pickles; reading stopped at offset ${last.end} and the rest was not checked.`, { member: e.name, offset: last.end, severity: 'dangerous' });
+    }
+    return runs;
   }
   const c = new Cursor(0, e.uncompressedSize > 0 ? Infinity : Infinity);
   try {
@@ -616,9 +636,18 @@ function checkZipStorages(ctx: Ctx, dataPrefix: string, dir: ZipDirectory, table
   } finally { giveArrayBuffer(reported.buffer as ArrayBuffer); }
 }
 
+const LOCAL_MEMBER_LIMIT = 100_000;
+const TAR_MEMBER_LIMIT = 100_000;
+
 async function scanZipByLocalHeaders(ctx: Ctx, src: ByteSource): Promise<void> {
   let pos: number | undefined = 0;
-  for (let i = 0; i < 100_000 && pos !== undefined && pos + 30 <= src.size; i++) pos = await scanLocalMember(ctx, src, pos);
+  for (let i = 0; pos !== undefined && pos + 30 <= src.size; i++) {
+    if (i === LOCAL_MEMBER_LIMIT) {
+      add(ctx, 'SW009', `The archive has more than ${LOCAL_MEMBER_LIMIT.toLocaleString('en-US')} members by local header; reading stopped at offset ${pos} and the rest was not checked.`, { offset: pos, severity: 'dangerous' });
+      return;
+    }
+    pos = await scanLocalMember(ctx, src, pos);
+  }
 }
 
 /** Scans the member whose local header is at `pos` (if it looks like a pickle); returns where the next one starts. */
@@ -803,30 +832,45 @@ const RANK: Record<Severity, number> = { info: 0, invalid: 1, caution: 2, danger
 function finalize(ctx: Ctx): void {
   const rep = ctx.report;
   const woReasons: string[] = [];
-  const globalsSeen = new Map<string, GlobalRef>();
+  const globalsSeen = new Set<string>();
+  const allow = ctx.opts.allowGlobals?.length ? new AllowList(ctx.opts.allowGlobals) : NO_USER_ALLOW;
+  let globalsOmitted = 0;
   for (const { run, member, torchLoads } of ctx.runs) {
     rep.pickles.push(streamReport(run, member));
-    for (const g of run.globals) {
-      const v = classifyGlobal(g.module, g.name);
+    const calls = analyzeCalls(run, allow);
+    const where = (offset: number) => `at offset ${offset}${member ? ` in ${member}` : ''}`;
+    for (let gi = 0; gi < run.globals.length; gi++) {
+      const g = run.globals[gi];
+      const use = calls.uses.get(gi);
+      const v = judgeGlobal(g.module, g.name, use, allow);
       const full = `${g.module}.${g.name}`;
       const raw = `${g.rawModule}.${g.rawName}`;
-      // Python 2 names are judged under both spellings, the worse one wins
-      const vr = raw !== full ? classifyGlobal(g.rawModule, g.rawName) : v;
-      const worst = vr.tier === 'dangerous' ? vr : v;
+      // Python 2 names are checked against the denylist under both spellings (vetting uses the Python 3 name)
+      const vr = raw !== full ? judgeGlobal(g.rawModule, g.rawName, use, allow) : v;
+      const worst = vr.rule === 'SW001' && v.rule !== 'SW001' ? vr : v;
       const key = `${full}@${member ?? ''}@${g.offset}`;
-      if (!globalsSeen.has(key) && rep.globals.length < 10_000) {
-        const ref: GlobalRef = { module: g.module, name: g.name, offset: g.offset, member, called: g.called, severity: worst.tier, reason: worst.reason };
-        globalsSeen.set(key, ref);
-        rep.globals.push(ref);
+      if (!globalsSeen.has(key)) {
+        globalsSeen.add(key);
+        if (rep.globals.length < GLOBALS_SHOWN) {
+          const ref: GlobalRef = { module: g.module, name: g.name, offset: g.offset, member, called: g.called, severity: worst.tier, reason: worst.reason };
+          if (worst.vettedBy) ref.vettedBy = worst.vettedBy;
+          if (worst.allowedByUser) ref.allowedBy = worst.vettedBy;
+          rep.globals.push(ref);
+        } else globalsOmitted++;
       }
       if (worst.tier !== 'safe') {
-        const how = g.called ? 'called' : 'imported';
         const shown = raw !== full ? `${full} (written as ${raw})` : displayName(g.module, g.name);
-        add(ctx, worst.tier === 'dangerous' ? 'SW001' : 'SW002', `${shown} is ${how} at offset ${g.offset}${member ? ` in ${member}` : ''}: ${worst.reason}.`,
+        if (worst.tier === 'dangerous') {
+          const dn = displayName(g.module, g.name);
+          ctx.dangerousNames.set(dn, (ctx.dangerousNames.get(dn) ?? false) || g.called);
+        }
+        const how = use?.invoked || g.called ? 'called' : 'imported';
+        add(ctx, worst.rule ?? 'SW002', `${shown} is ${how} ${where(g.offset)}: ${worst.reason}.`,
           { severity: worst.tier, global: full, offset: g.offset, member });
       }
       if (torchLoads && !v.weightsOnly && woReasons.length < 5) woReasons.push(`${full} is not in its allowlist`);
     }
+    for (const f of calls.findings) add(ctx, f.rule, `${f.message} (${where(f.offset)}).`, { offset: f.offset, member, global: f.global, severity: 'dangerous' });
     for (const f of run.findings) add(ctx, f.rule, `${f.message}${member ? ` (in ${member})` : ''}.`, { offset: f.offset, member, global: f.global });
     if (!run.complete) {
       add(ctx, 'SW004', `Pickle at offset ${run.start}${member ? ` in ${member}` : ''} cannot be fully parsed: ${run.error} (at offset ${run.errorOffset ?? run.end}). Everything before the error was scanned.`,
@@ -837,6 +881,8 @@ function finalize(ctx: Ctx): void {
       if (!run.complete) woReasons.push('the pickle does not parse');
     }
   }
+  if (globalsOmitted) rep.globalsOmitted = globalsOmitted;
+  if (ctx.findingsOmitted) rep.findingsOmitted = ctx.findingsOmitted;
   // tensors: the report's rows are built when first read (the CLI prints only their count)
   const table = ctx.table;
   if (table && table.length) {
@@ -858,8 +904,7 @@ function finalize(ctx: Ctx): void {
     rep.tensorCount = before.length + table.length;
   } else rep.tensorCount = rep.tensors.length;
   // verdict
-  let worst: Severity | undefined;
-  for (const f of rep.findings) if (f.severity !== 'info' && (!worst || RANK[f.severity] > RANK[worst])) worst = f.severity;
+  const worst = ctx.worst;
   const canRunCode = !['safetensors', 'gguf', 'unknown'].includes(rep.format) || ctx.runs.length > 0;
   let verdict: Verdict = 'safe';
   if (worst === 'dangerous') verdict = 'dangerous';
@@ -880,7 +925,7 @@ function finalize(ctx: Ctx): void {
   } else {
     rep.weightsOnly = { loads: null, reason: `${rep.format} files are not loaded with torch.load` };
   }
-  rep.summary = summarize(rep);
+  rep.summary = summarize(rep, ctx.dangerousNames);
 }
 
 /** pickle records os.system as posix.system (nt.system on Windows): say both, people look for os.system. */
@@ -901,14 +946,14 @@ function streamReport(run: PickleRun, member: string | undefined): PickleStreamR
   return { member, offset: run.start, length: run.end - run.start, protocol: run.protocol, opcodes: run.opcodes, complete: run.complete, error: run.error };
 }
 
-function summarize(rep: ModelReport): string {
-  const dangerous = rep.globals.filter((g) => g.severity === 'dangerous');
+function summarize(rep: ModelReport, dangerous: Map<string, boolean>): string {
   const names = (gs: GlobalRef[]) => [...new Set(gs.map((g) => displayName(g.module, g.name)))];
   switch (rep.verdict) {
     case 'dangerous': {
-      if (dangerous.length) {
-        const n = names(dangerous);
-        return `Loading this file would ${dangerous.some((g) => g.called) ? 'call' : 'import'} ${n.slice(0, 3).join(', ')}${n.length > 3 ? ` and ${n.length - 3} more` : ''}: it can run code on your machine.`;
+      if (dangerous.size) {
+        const n = [...dangerous.keys()];
+        const unvetted = rep.findings.some((f) => f.rule === 'SW008');
+        return `Loading this file would ${[...dangerous.values()].some(Boolean) ? 'call' : 'import'} ${n.slice(0, 3).join(', ')}${n.length > 3 ? ` and ${n.length - 3} more` : ''}${unvetted ? ', which no vetted list knows' : ''}: it can run code on your machine. Do not load it unless you trust whoever made it.`;
       }
       const f = rep.findings.find((x) => x.severity === 'dangerous');
       return `Unsafe to load: ${f ? f.message : 'the file could not be fully checked'}`;

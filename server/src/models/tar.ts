@@ -30,13 +30,15 @@ export function isTarHeader(h: Uint8Array): boolean {
   return stored === unsigned || stored === signed;
 }
 
-export function readTarMembers(src: ByteSource, maxMembers = 100_000): { members: TarMember[]; error?: string } {
+/** `limited`: the offset where reading stopped because `maxMembers` were read and another header follows. */
+export function readTarMembers(src: ByteSource, maxMembers = 100_000): { members: TarMember[]; error?: string; limited?: number } {
   const members: TarMember[] = [];
   let pos = 0;
   let longName: string | undefined;
-  while (pos + 512 <= src.size && members.length < maxMembers) {
+  while (pos + 512 <= src.size) {
     const h = src.read(pos, 512);
     if (h.every((x) => x === 0)) break;
+    if (members.length >= maxMembers) return { members, limited: pos };
     if (!isTarHeader(h)) return { members, error: `invalid tar header at offset ${pos}` };
     const size = octal(h, 124, 12);
     if (size === undefined) return { members, error: `invalid size in tar header at offset ${pos}` };

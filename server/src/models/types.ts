@@ -37,6 +37,10 @@ export interface GlobalRef {
   called: boolean;       // reached by REDUCE/NEWOBJ/OBJ/INST
   severity: 'safe' | 'caution' | 'dangerous';
   reason: string;
+  /** The vetted entry (vetted.json) or allow-globals pattern that made its call acceptable. */
+  vettedBy?: string;
+  /** Set when the user's allow-globals pattern (not the built-in list) allowed it. */
+  allowedBy?: string;
 }
 
 export interface TensorInfo {
@@ -73,7 +77,11 @@ export interface ModelReport {
   summary: string;             // one plain sentence explaining the verdict
   weightsOnly: WeightsOnlyAnswer;
   findings: Finding[];
+  /** Findings met but not listed (the report lists at most 2,000; the verdict counts them all). */
+  findingsOmitted?: number;
   globals: GlobalRef[];
+  /** Globals met but not listed (at most 10,000 rows). */
+  globalsOmitted?: number;
   /** The inventory. For pickles it is built on first read (a getter; the scan keeps it as columns). */
   tensors: TensorInfo[];
   /** tensors.length, known without building the rows. */
@@ -94,6 +102,8 @@ export interface ScanOptions {
   hashLimit?: number;
   /** Keep at most this many tensors in the inventory (default 1e6). */
   maxTensors?: number;
+  /** The user's allow-globals patterns ("mypkg.models.*"): matching callables count as vetted (caution). */
+  allowGlobals?: readonly string[];
   /** Cooperative cancellation. */
   signal?: AbortSignal;
 }

@@ -1,7 +1,7 @@
 // The global policy on its own: known bypasses of other scanners must be dangerous, and the classes real
 // checkpoints carry must not be (no crying wolf). Each row can fail independently.
 import * as assert from 'node:assert/strict';
-import { classifyGlobal } from '../../../server/src/models/policy';
+import { classifyGlobal } from '../../../server/src/models/policy/index';
 
 const DANGEROUS: [string, string][] = [
   ['os', 'system'], ['posix', 'system'], ['nt', 'system'], ['subprocess', 'Popen'], ['builtins', 'eval'],

@@ -222,6 +222,8 @@ class PickleMachine {
 
   call(fn: number, args: number, kind: CallKind, kwargs?: number): number {
     const ar = this.ar;
+    // legacy torch.save(model): persistent id ('module', cls, source_file, source) is the class itself
+    if (ar.kind[fn] === K.PERSID) fn = moduleRecordClass(ar, fn);
     const fk = ar.kind[fn];
     if (fk === K.GLOBAL) this.run.globals[ar.a[fn]].called = true;
     else if (fk === K.OBJ && ar.objs[ar.a[fn]] instanceof PyExt) {
@@ -789,6 +791,14 @@ class PickleMachine {
   woIssue(msg: string) {
     if (this.run.weightsOnlyIssues.length < 20) this.run.weightsOnlyIssues.push(msg);
   }
+}
+
+/** torch's legacy persistent_load returns data[0] for a ('module', cls, file, source) record; other ids stay as they are. */
+function moduleRecordClass(ar: ValueArena, pid: number): number {
+  const t = ar.a[pid];
+  if (ar.kind[t] !== K.TUPLE || ar.c[t] !== 4 || ar.strOf(ar.tupleItem(t, 0)) !== 'module') return pid;
+  const cls = ar.tupleItem(t, 1);
+  return ar.kind[cls] === K.GLOBAL ? cls : pid;
 }
 
 /** Run one pickle (up to and including STOP) from the cursor's position. */

@@ -1,9 +1,12 @@
-// What an imported global means for safety. Three tiers:
+// What IMPORTING a global means for safety (what CALLING it means is judged in judge.ts). Three tiers:
 //  safe      - exactly what torch.load(weights_only=True) allows in current torch, plus numpy's array
 //              reconstruction set (which torch lets users allowlist and which only rebuilds arrays);
-//  dangerous - curated: code execution, processes, files, network, imports, attribute walking, nested loads;
-//  caution   - everything else that can be imported: its code runs on load but is not known to be harmful.
-// Every component of a dotted name is checked, so `torch.serialization` + `os.system` is os.system.
+//  dangerous - the curated denylist: code execution, processes, files, network, imports, attribute walking,
+//              nested loads; these are harmful even when only imported (stored in an object, called later);
+//  caution   - everything else that can be imported.
+// Components of a dotted name count where they really reach a module: `pathlib.os.system` reaches os, while
+// `numpy.random._pickle` is numpy's own module (vetted.json ownModules).
+import { OWN_MODULES } from './vetted';
 
 export type GlobalTier = 'safe' | 'caution' | 'dangerous';
 export interface GlobalVerdict { tier: GlobalTier; reason: string; weightsOnly: boolean }
@@ -80,7 +83,7 @@ const DANGEROUS_MODULES: Record<string, string> = {
   cloudpickle: 'nested unpickling', marshal: 'loads code objects', jsonpickle: 'nested unpickling', shelf: 'nested unpickling',
   types: 'builds functions and code objects', gc: 'reaches every live object', inspect: 'reaches frames and code',
   signal: 'changes process signal handling', resource: 'changes process limits', threading: 'starts threads',
-  _thread: 'starts threads', builtins: 'Python builtins', __builtin__: 'Python builtins', __builtins__: 'Python builtins',
+  _thread: 'starts threads', __builtins__: 'Python builtins',
   operator: 'attribute and item access helpers (getattr/getitem walking)',
   venv: 'creates environments', ensurepip: 'installs packages', pip: 'installs packages', setuptools: 'builds and installs packages',
   distutils: 'builds and runs commands', site: 'changes import paths', sysconfig: 'interpreter internals',
@@ -159,11 +162,23 @@ const DANGEROUS_COMPONENTS = new Set([
   'socket', 'webbrowser', 'pdb', 'code', 'codeop',
 ]);
 
-// Builtins that only build plain values: not in torch's allowlist (so caution), but not code execution.
-const PLAIN_BUILTINS = new Set([
-  'dict', 'list', 'tuple', 'int', 'float', 'str', 'bytes', 'bool', 'frozenset', 'slice', 'range', 'object',
-  'complex', 'set', 'bytearray', 'NotImplemented', 'Ellipsis', 'True', 'False', 'None',
-]);
+// Builtins that are harmful even when only imported; any other builtin is caution to import (calling one
+// still needs a vetted entry, judge.ts).
+const DANGEROUS_BUILTINS: Record<string, string> = {
+  eval: 'evaluates a Python expression string', exec: 'executes Python code', compile: 'compiles Python code',
+  execfile: 'executes a Python file', __import__: 'imports any module', getattr: 'fetches any attribute of any object',
+  setattr: 'changes attributes of any object', delattr: 'deletes attributes of any object', globals: 'reaches module globals',
+  locals: 'reaches local variables', vars: 'reaches an object\'s attributes', open: 'opens files', file: 'opens files',
+  input: 'reads the terminal', raw_input: 'reads the terminal', breakpoint: 'starts a debugger', exit: 'exits the process',
+  quit: 'exits the process', help: 'runs the interactive help (a pager process)', reload: 're-imports modules',
+  apply: 'calls a function with arguments', memoryview: 'raw memory views', __build_class__: 'builds classes from code',
+};
+
+// __torch__ is TorchScript's namespace for the classes compiled from an archive's code/ folder
+const TOP_DUNDER_MODULES = new Set(['__main__', '__builtin__', '__future__', '__mp_main__', '__torch__']);
+
+// Members of denylisted modules that only hold values (torch.save of a training script's config writes them)
+const VALUE_TYPES_IN_DANGEROUS_MODULES = new Set(['types.SimpleNamespace', 'types.NoneType', 'types.EllipsisType', 'types.NotImplementedType']);
 
 const cache = new Map<string, GlobalVerdict>();
 
@@ -191,8 +206,9 @@ function classify(module: string, name: string): GlobalVerdict {
   const modParts = module.split('.');
   const nameParts = name.split('.');
   const parts = [...modParts, ...nameParts];
-  // attribute walking: dunder components (obj.__class__.__subclasses__, f.__globals__, ...)
-  const dunder = parts.find((p, i) => /^__.*__$/.test(p) && !(i === 0 && (p === '__main__' || p === '__builtin__')));
+  // attribute walking: dunder components (obj.__class__.__subclasses__, f.__globals__, ...); a real module
+  // such as __main__ or __future__ may stand first
+  const dunder = parts.find((p, i) => /^__.*__$/.test(p) && !(i === 0 && TOP_DUNDER_MODULES.has(p)));
   if (dunder) return { tier: 'dangerous', reason: `walks attributes through ${dunder}`, weightsOnly: false };
   if (parts.some((p) => p === '' || /\s/.test(p))) return { tier: 'dangerous', reason: 'malformed dotted name', weightsOnly: false };
   // exact members, then every prefix of the full path (a module, a class of it, ...)
@@ -202,15 +218,17 @@ function classify(module: string, name: string): GlobalVerdict {
     if (why) return { tier: 'dangerous', reason: why, weightsOnly: false };
   }
   if (modParts[0] === 'builtins' || modParts[0] === '__builtin__') {
-    if (nameParts.length === 1 && (PLAIN_BUILTINS.has(name) || /^[A-Z]\w*(Error|Exception|Warning)$/.test(name))) {
-      return { tier: 'caution', reason: 'plain builtin constructor, not in torch\'s weights_only allowlist', weightsOnly: false };
-    }
+    const why = DANGEROUS_BUILTINS[nameParts[0]];
+    if (why) return { tier: 'dangerous', reason: `the builtin ${nameParts[0]} ${why}`, weightsOnly: false };
+    if (modParts.length > 1) return { tier: 'dangerous', reason: `reaches inside the builtins module (${module})`, weightsOnly: false };
   }
   const topWhy = DANGEROUS_MODULES[modParts[0]];
+  if (topWhy && VALUE_TYPES_IN_DANGEROUS_MODULES.has(full)) return { tier: 'caution', reason: 'plain value type', weightsOnly: false };
   if (topWhy) return { tier: 'dangerous', reason: `${modParts[0]}: ${topWhy}`, weightsOnly: false };
-  // a dangerous module reached through an innocent one (torch.serialization.os.system)
-  const inner = parts.slice(1).find((p) => DANGEROUS_COMPONENTS.has(p));
-  if (inner) return { tier: 'dangerous', reason: `reaches the ${inner} module through ${parts[0]}`, weightsOnly: false };
+  // a dangerous module reached through an innocent one (torch.serialization.os.system), unless that dotted
+  // path is the library's own module of the same name (numpy.random._pickle)
+  const inner = parts.findIndex((p, i) => i > 0 && DANGEROUS_COMPONENTS.has(p) && !OWN_MODULES.has(parts.slice(0, i + 1).join('.')));
+  if (inner > 0) return { tier: 'dangerous', reason: `reaches the ${parts[inner]} module through ${parts.slice(0, inner).join('.')}`, weightsOnly: false };
   const last = nameParts[nameParts.length - 1];
   if (modParts[0] === 'pandas' && /^read_/.test(last)) return { tier: 'dangerous', reason: `${last} reads files or URLs`, weightsOnly: false };
   if (DANGEROUS_NAMES.has(last) || /^_*(exec|spawn|popen|system|syscmd|get_command|run_?command|run_?shell)/.test(last)) {
@@ -223,6 +241,7 @@ function classify(module: string, name: string): GlobalVerdict {
 }
 
 function cautionReason(module: string, name: string): string {
+  if (module === 'builtins' || module === '__builtin__') return 'Python builtin outside torch\'s weights_only allowlist';
   if (module === '__main__') return 'class or function defined in the script that saved the file; loading needs that code and runs it';
   if (module.startsWith('torch.nn.modules') || module.startsWith('torch.nn.')) return 'PyTorch module class: the file pickles a whole model, not only weights';
   if (module.startsWith('torch.')) return 'torch class or function outside the weights_only allowlist';
