@@ -17,6 +17,8 @@ export interface LoadedConfig {
   honorNosec: boolean;
   workspaceScan: boolean;
   enable: boolean;
+  /** allow-globals: patterns of the project's own callables that pickles may call (vetted, caution). */
+  allowGlobals: string[];
   /** Where the project part came from (pyproject path), if anywhere. */
   source?: string;
 }
@@ -25,7 +27,7 @@ export const DEFAULT_EXCLUDES = ['**/.git/**', '**/node_modules/**', '**/.venv/*
   '**/.tox/**', '**/.nox/**', '**/__pycache__/**', '**/site-packages/**', '**/.mypy_cache/**'];
 
 export function defaultConfig(): LoadedConfig {
-  return { rules: {}, exclude: [], honorNosec: false, workspaceScan: true, enable: true };
+  return { rules: {}, exclude: [], honorNosec: false, workspaceScan: true, enable: true, allowGlobals: [] };
 }
 
 const BY_NAME = new Map(CODE_RULES.map((r) => [r.name, r.id]));
@@ -78,6 +80,7 @@ export function applyPyproject(cfg: LoadedConfig, text: string, path?: string): 
     }
   }
   cfg.exclude.push(...list(table.exclude));
+  cfg.allowGlobals.push(...list(table['allow-globals']));
   if (typeof table['honor-nosec'] === 'boolean') cfg.honorNosec = table['honor-nosec'];
   if (typeof table['workspace-scan'] === 'boolean') cfg.workspaceScan = table['workspace-scan'];
   return cfg;
@@ -85,12 +88,13 @@ export function applyPyproject(cfg: LoadedConfig, text: string, path?: string): 
 
 /** Editor settings on top of the project configuration. */
 export function withSettings(base: LoadedConfig, s: Partial<SafeWeightsSettings> | undefined): LoadedConfig {
-  const cfg: LoadedConfig = { ...base, rules: { ...base.rules }, exclude: [...base.exclude] };
+  const cfg: LoadedConfig = { ...base, rules: { ...base.rules }, exclude: [...base.exclude], allowGlobals: [...base.allowGlobals] };
   if (!s) return cfg;
   if (typeof s.enable === 'boolean') cfg.enable = s.enable;
   if (typeof s.workspaceScan === 'boolean') cfg.workspaceScan = s.workspaceScan;
   if (typeof s.honorNosec === 'boolean') cfg.honorNosec = s.honorNosec;
   if (Array.isArray(s.exclude)) cfg.exclude.push(...s.exclude.filter((x) => typeof x === 'string'));
+  if (Array.isArray(s.allowGlobals)) cfg.allowGlobals.push(...s.allowGlobals.filter((x) => typeof x === 'string'));
   for (const [k, v] of Object.entries(s.rules ?? {})) {
     const level = toLevel(v);
     if (level) cfg.rules[ruleId(k)] = level;

@@ -30,6 +30,8 @@ export interface SafeWeightsSettings {
   /** Per-rule override: "off" | "info" | "warning" | "error", keyed by rule id (e.g. SW101) or rule name. */
   rules: Record<string, 'off' | 'info' | 'warning' | 'error'>;
   exclude: string[];
+  /** Patterns of the user's own callables that pickles may call ("mypkg.models.*"): vetted, rated caution. */
+  allowGlobals: string[];
   workspaceScan: boolean;
   honorNosec: boolean;
 }

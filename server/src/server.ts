@@ -79,7 +79,7 @@ interface ProgramState {
 const programs = new Map<string, ProgramState>();
 /** Diagnostics published from disk scans (files not open in the editor), by URI. */
 const diskFindings = new Map<string, { dangerous: number; caution: number }>();
-const modelCache = new Map<string, { mtime: number; report: ModelReport }>();
+const modelCache = new Map<string, { mtime: number; allow: string; report: ModelReport }>();
 
 const toSeverity = (s: CodeSeverity): DiagnosticSeverity =>
   s === 'dangerous' ? DiagnosticSeverity.Error : s === 'caution' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information;
@@ -400,10 +400,11 @@ function crossReference(docUri: string, issue: CodeIssue): DiagnosticRelatedInfo
 async function modelReport(path: string, sha256?: boolean): Promise<ModelReport> {
   const engine = modelEngine();
   const mtime = statSync(path).mtimeMs;
+  const allow = config.allowGlobals.join('\n');
   const cached = modelCache.get(path);
-  if (cached && cached.mtime === mtime && !sha256) return cached.report;
-  const report = await engine.scanModelFile(path, sha256 ? { sha256: true } : undefined);
-  modelCache.set(path, { mtime, report });
+  if (cached && cached.mtime === mtime && cached.allow === allow && !sha256) return cached.report;
+  const report = await engine.scanModelFile(path, { sha256: sha256 ? true : undefined, allowGlobals: config.allowGlobals });
+  modelCache.set(path, { mtime, allow, report });
   return report;
 }
 

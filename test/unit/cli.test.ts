@@ -36,6 +36,22 @@ describe('safe-weights CLI', function () {
   });
   after(function () { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
+  it('allow-globals in pyproject.toml vets the project\'s own callables (and the JSON says which entry)', function () {
+    const proj = mkdtempSync(join(tmpdir(), 'sw-allow-'));
+    try {
+      writeFileSync(join(proj, 'model.pkl'), new PickleAsm().proto(2).global('mypkg.models', 'build').str('cfg').tuple1().reduce().stop().bytes());
+      const before = run('scan', '--format', 'json', proj);
+      assert.equal(before.code, 1, 'an unvetted call fails --fail-on dangerous');
+      assert.equal((JSON.parse(before.stdout) as { files: { verdict: string }[] }).files[0].verdict, 'dangerous');
+      writeFileSync(join(proj, 'pyproject.toml'), '[tool.safe-weights]\nallow-globals = ["mypkg.models.*"]\n');
+      const after = run('scan', '--format', 'json', proj);
+      assert.equal(after.code, 0, after.stdout + after.stderr);
+      const f = (JSON.parse(after.stdout) as { files: { verdict: string; findings: { message: string }[] }[] }).files[0];
+      assert.equal(f.verdict, 'caution');
+      assert.ok(f.findings.some((x) => /allowed by your allow-globals entry "mypkg\.models\.\*"/.test(x.message)), JSON.stringify(f));
+    } finally { rmSync(proj, { recursive: true, force: true }); }
+  });
+
   it('JSON: documented shape, one entry per file, verdicts per file', function () {
     const r = run('scan', '--format', 'json', '--fail-on', 'never', dir);
     assert.equal(r.code, 0, r.stderr);

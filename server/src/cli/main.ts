@@ -98,7 +98,7 @@ export function exitCodeFor(reports: FileReport[], failOn: ScanArgs['failOn']): 
 
 async function scanOne(file: string, cfg: LoadedConfig, sha256: boolean): Promise<FileReport> {
   if (isCodeFileName(path.basename(file)) && !isModelFileName(path.basename(file))) return scanCodeFile(file, cfg);
-  return scanModelFile(file, { sha256: sha256 ? true : false });
+  return scanModelFile(file, { sha256: sha256 ? true : false, allowGlobals: cfg.allowGlobals });
 }
 
 export async function runScan(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {

@@ -32,6 +32,15 @@ describe('configuration', () => {
     assert.equal(merged.honorNosec, false);
   });
 
+  it('reads allow-globals from pyproject and appends safeWeights.allowGlobals', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sw-cfg-'));
+    writeFileSync(join(dir, 'pyproject.toml'), '[tool.safe-weights]\nallow-globals = ["mypkg.models.*", "other.build"]\n');
+    const cfg = await loadConfig(dir);
+    assert.deepEqual(cfg.allowGlobals, ['mypkg.models.*', 'other.build']);
+    assert.deepEqual(withSettings(cfg, { allowGlobals: ['team.*'] }).allowGlobals, ['mypkg.models.*', 'other.build', 'team.*']);
+    assert.deepEqual(cfg.allowGlobals, ['mypkg.models.*', 'other.build'], 'settings do not change the project config');
+  });
+
   it('defaults without pyproject.toml, and rejects invalid TOML with the path', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sw-cfg-'));
     const cfg = await loadConfig(dir);

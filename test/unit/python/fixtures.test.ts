@@ -50,13 +50,13 @@ describe('code rules on annotated fixtures', () => {
   it('honours # nosec only when configured', async () => {
     const src = 'import pickle\nobj = pickle.loads(b)  # nosec B301\n';
     assert.equal((await scanCodeText('x.py', src)).findings.length, 1);
-    const cfg = { rules: {}, exclude: [], honorNosec: true, workspaceScan: true, enable: true };
+    const cfg = { rules: {}, exclude: [], honorNosec: true, workspaceScan: true, enable: true, allowGlobals: [] };
     assert.equal((await scanCodeText('x.py', src, cfg)).findings.length, 0);
   });
 
   it('applies per-rule configuration (off, severity)', async () => {
     const src = 'import pickle, torch\npickle.loads(b)\ntorch.load(f)\n';
-    const cfg = { rules: { SW102: 'off' as const, SW101: 'dangerous' as const }, exclude: [], honorNosec: false, workspaceScan: true, enable: true };
+    const cfg = { rules: { SW102: 'off' as const, SW101: 'dangerous' as const }, exclude: [], honorNosec: false, workspaceScan: true, enable: true, allowGlobals: [] };
     const r = await scanCodeText('x.py', src, cfg);
     assert.deepEqual(r.findings.map((f) => [f.rule, f.severity]), [['SW101', 'dangerous']]);
   });
