@@ -228,7 +228,7 @@
       .sort((a, b) => ((rank[a.g.severity] ?? 1) - (rank[b.g.severity] ?? 1)) || a.i - b.i).map((x) => x.g);
     if (!findings.length && !globals.length) panel.appendChild(h('p', { className: 'empty', text: 'No findings.' }));
     if (findings.length) {
-      panel.appendChild(simpleTable(`Findings (${findings.length})`, ['Severity', 'Rule', 'Message', 'Location'],
+      panel.appendChild(simpleTable(`Findings (${r.findingsOmitted ? `${findings.length} shown, ${r.findingsOmitted} more not listed` : findings.length})`, ['Severity', 'Rule', 'Message', 'Location'],
         findings.map((f) => [
           h('span', { className: sevClass(f.severity), text: sevWord(f.severity) }),
           h('code', { text: String(f.rule ?? '') }),
@@ -237,7 +237,7 @@
         ]), [0, 1]));
     }
     if (globals.length) {
-      panel.appendChild(simpleTable(`Imported globals (${globals.length})`, ['Severity', 'Global', 'Called', 'Offset', 'Why'],
+      panel.appendChild(simpleTable(`Imported globals (${r.globalsOmitted ? `${globals.length} shown, ${r.globalsOmitted} more not listed` : globals.length})`, ['Severity', 'Global', 'Called', 'Offset', 'Why'],
         globals.map((g) => [
           h('span', { className: sevClass(g.severity), text: sevWord(g.severity) }),
           h('code', { className: 'global', text: `${g.module}.${g.name}` }),

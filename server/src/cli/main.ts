@@ -136,9 +136,11 @@ export function toJsonFile(r: FileReport): Record<string, unknown> {
     const m = r as ModelReport;
     Object.assign(base, {
       summary: m.summary, formatDetail: m.formatDetail, weightsOnly: m.weightsOnly, size: m.size, sha256: m.sha256,
-      globals: m.globals.map((g) => ({ module: g.module, name: g.name, offset: g.offset, member: g.member, called: g.called, severity: g.severity })),
+      globals: m.globals.map((g) => ({ module: g.module, name: g.name, offset: g.offset, member: g.member, called: g.called, severity: g.severity, reason: g.reason, vettedBy: g.vettedBy, allowedBy: g.allowedBy })),
       tensors: m.tensorCount, metadata: m.metadata,
     });
+    if (m.findingsOmitted) base.findingsOmitted = m.findingsOmitted;
+    if (m.globalsOmitted) base.globalsOmitted = m.globalsOmitted;
   }
   base.findings = r.findings.map((f) => {
     const o: Record<string, unknown> = { rule: f.rule, severity: f.severity, message: f.message };
@@ -166,8 +168,10 @@ function renderText(reports: FileReport[], color: boolean): string {
       lines.push(`${paint(m.verdict)} ${c.bold(m.path)} ${c.dim(`(${m.formatDetail ?? m.format})`)}`);
       lines.push(`  ${m.summary}`);
       if (m.weightsOnly.loads !== null) lines.push(`  ${c.dim('torch.load(weights_only=True):')} ${m.weightsOnly.loads ? 'loads' : 'refused'} — ${m.weightsOnly.reason}`);
-      for (const f of m.findings.filter((x) => x.severity !== 'info').slice(0, 20)) lines.push(`  ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
-      const more = m.findings.filter((x) => x.severity !== 'info').length - 20;
+      // the worst first: a dangerous finding must not hide behind twenty caution ones
+      const shown = m.findings.filter((x) => x.severity !== 'info').sort((a, b) => SEV_RANK[b.severity] - SEV_RANK[a.severity]);
+      for (const f of shown.slice(0, 20)) lines.push(`  ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
+      const more = shown.length - 20 + (m.findingsOmitted ?? 0);
       if (more > 0) lines.push(`  … ${more} more findings (use --format json)`);
     } else {
       const cr = r as CodeReport;

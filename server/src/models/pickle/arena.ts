@@ -12,14 +12,19 @@ import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
 export const K = {
   NONE: 0, FALSE: 1, TRUE: 2, INT: 3, STR: 4, TUPLE: 5, LIST: 6, DICT: 7, SET: 8, GLOBAL: 9, CALL: 10, PERSID: 11,
-  /** PyFloat, PyBytes, PyBigStr, PyOpaque, PyNdArray, PyExt or bigint, kept in `objs` */
+  /** PyBigStr, PyOpaque, PyNdArray, PyExt, bigint or a bytes value too big to copy, kept in `objs` */
   OBJ: 12,
+  /** bytes / bytearray of at most 4 KB, copied into the arena's byte store (no object per value) */
+  BYTES: 13,
+  /** float (the value in `b`) */
+  FLOAT: 14,
 } as const;
 
 const CALL_KINDS: CallKind[] = ['reduce', 'newobj', 'newobj_ex', 'obj', 'inst'];
 export const CALL_KIND_CODE: Record<CallKind, number> = { reduce: 0, newobj: 1, newobj_ex: 2, obj: 3, inst: 4 };
 
-/** What later opcodes did to the result of a call (rare: BUILD states, APPENDS/SETITEMS on objects). */
+/** What later opcodes did to the result of a call, as handles (the compatibility view `extras` builds these;
+ *  the arena itself keeps them in typed columns, see extraSeq). */
 export interface CallExtra {
   kwargs?: number;
   states?: number[];
@@ -28,43 +33,45 @@ export interface CallExtra {
   setItems?: number[];
 }
 
+/** Which sequence of a call's extras: BUILD states, APPEND(S) items, SETITEM(S) items (flat), ADDITEMS items. */
+export const X_STATES = 0, X_LIST = 1, X_DICT = 2, X_SET = 3;
+
 export interface GlobalName { module: string; name: string }
 
-/** Read access to a list of value handles (IntList, or a plain array through ints()). */
+/** Read access to a list of value handles (a sequence of the arena, or a plain array through ints()). */
 export interface Ints { readonly length: number; get(i: number): number }
 export function ints(a: readonly number[]): Ints { return { length: a.length, get: (i) => a[i] }; }
 
-/** The items of a list / dict (flat: key, value, ...) / set value, in a typed array. Why not number[]: a state
- *  dict's one dict holds 100,000 handles; as a JS array each growth step past 128 KB is a fresh large object. */
-export class IntList implements Ints {
-  a: Int32Array;
-  length = 0;
-  constructor(items?: readonly number[]) {
-    this.a = new Int32Array(Math.max(8, items?.length ?? 0));
-    if (items) { for (let i = 0; i < items.length; i++) this.a[i] = items[i]; this.length = items.length; }
+/** Open-addressing int -> int map over typed arrays (keys >= 0): a Map entry per call with extras cost ~100
+ *  bytes and collector work; a crafted pickle can give 400,000 calls a BUILD state each. */
+class IntMap {
+  private keys: Int32Array;   // key + 1, 0 = empty
+  private vals: Int32Array;
+  private n = 0;
+  constructor(cap = 64) { this.keys = new Int32Array(cap); this.vals = new Int32Array(cap); }
+  get size(): number { return this.n; }
+  get(k: number): number {
+    const keys = this.keys, mask = keys.length - 1;
+    for (let j = Math.imul(k, 0x9e3779b1) & mask; ; j = (j + 1) & mask) {
+      const e = keys[j];
+      if (e === 0) return -1;
+      if (e === k + 1) return this.vals[j];
+    }
   }
-  get(i: number): number { return this.a[i]; }
-  push(v: number): void {
-    if (this.length === this.a.length) this.grow(this.length + 1);
-    this.a[this.length++] = v;
+  set(k: number, v: number): void {
+    if ((this.n + 1) * 2 > this.keys.length) this.rehash();
+    const keys = this.keys, mask = keys.length - 1;
+    for (let j = Math.imul(k, 0x9e3779b1) & mask; ; j = (j + 1) & mask) {
+      const e = keys[j];
+      if (e === 0) { keys[j] = k + 1; this.vals[j] = v; this.n++; return; }
+      if (e === k + 1) { this.vals[j] = v; return; }
+    }
   }
-  /** Appends `src[from..to)`. */
-  pushFrom(src: Int32Array, from: number, to: number): void {
-    if (this.length + to - from > this.a.length) this.grow(this.length + to - from);
-    const a = this.a;
-    for (let i = from; i < to; i++) a[this.length++] = src[i];
+  private rehash(): void {
+    const ok = this.keys, ov = this.vals;
+    this.keys = new Int32Array(ok.length * 2); this.vals = new Int32Array(ok.length * 2); this.n = 0;
+    for (let j = 0; j < ok.length; j++) if (ok[j] !== 0) this.set(ok[j] - 1, ov[j]);
   }
-  toArray(): number[] { return Array.from(this.a.subarray(0, this.length)); }
-  private grow(need: number): void {
-    let cap = this.a.length * 2;
-    while (cap < need) cap *= 2;
-    // big lists grow in pooled memory (given back by release())
-    const g = cap >= 16384 ? new Int32Array(takeArrayBuffer(cap * 4), 0, cap) : new Int32Array(cap);
-    g.set(this.a.subarray(0, this.length));
-    this.release();
-    this.a = g;
-  }
-  release(): void { if (this.a.length >= 16384) giveArrayBuffer(this.a.buffer as ArrayBuffer); this.a = new Int32Array(0); }
 }
 
 /** Handles 0..2 are None/False/True, 3..258 the ints 0..255, 259 the empty tuple. */
