@@ -55,9 +55,25 @@ describe('pickle machine: fast path and value arena', () => {
     ['300-tensor state dict p2', stateDict(300, 2)],
   ];
 
+  // What each input imports and whether it is called, written down from how the builders above assemble them
+  const EXPECTED_GLOBALS: Record<string, string[]> = {
+    'torch-like state dict p2': ['collections.OrderedDict called', 'torch._utils._rebuild_tensor_v2 called', 'torch.FloatStorage', 'collections.OrderedDict called'],
+    'numpy array': ['numpy.core.multiarray._reconstruct called', 'numpy.ndarray', 'numpy.dtype called'],
+    'os.system GLOBAL': ['os.system called'],
+    'os.system STACK_GLOBAL': ['os.system called'],
+  };
+
   it('gives the same run with and without the fast path, also for every truncation and bit flip', () => {
     let compared = 0;
     for (const [name, bytes] of inputs) {
+      // absolute first: both paths must read the intact input completely, with the globals it really has
+      for (const disasm of [false, true]) {
+        const r = run(bytes, disasm);
+        assert.equal(r.complete, true, `${name} (disasm ${disasm}): ${r.error}`);
+        const want = EXPECTED_GLOBALS[name];
+        if (want) assert.deepEqual(r.globals.map((g) => `${g.module}.${g.name}${g.called ? ' called' : ''}`), want, name);
+      }
+      assert.equal(run(stateDict(300, 2), false).globals.length, 1 + 300 * 3, '300-tensor dict: OrderedDict + 3 globals per tensor');
       assert.deepEqual(summary(run(bytes, false)), summary(run(bytes, true)), name);
       // a small refill chunk moves every buffer boundary through the opcodes
       assert.deepEqual(summary(run(bytes, false, 7)), summary(run(bytes, true)), `${name} (7-byte refills)`);

@@ -28,6 +28,15 @@ const archives: Record<string, () => Uint8Array> = {
   'broken central directory': () => { const z = buildZip([{ name: 'archive/data.pkl', data: state }]); const b = Buffer.from(z); b.writeUInt32LE(0x12345678, b.length - 22 - 46 - 'archive/data.pkl'.length); return b; },
 };
 
+// The verdict each archive above deserves, decided here: the evil pickle (os.system) anywhere torch or a zip
+// reader sees it is dangerous; structural oddities (duplicates, name mismatch, prefix) are caution; a broken
+// central directory falls back to the local headers, where the benign state dict is read.
+const VERDICTS: Record<string, string> = {
+  'torch layout': 'safe', 'data.pkl not first': 'safe', 'duplicate data.pkl, the second one evil': 'dangerous',
+  'duplicate before data.pkl': 'caution', 'local name differs': 'caution', 'deflated data.pkl': 'safe', 'zip64': 'safe',
+  'bytes before the archive': 'caution', 'no data.pkl': 'dangerous', 'broken central directory': 'caution',
+};
+
 describe('zip directory on a worker thread', () => {
   let dir: string;
   before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-zipworker-')); });
@@ -42,6 +51,8 @@ describe('zip directory on a worker thread', () => {
       zipTuning.parallelDirectoryBytes = 0;
       const parallel = await scanModelFile(file, { sha256: false });
       assert.deepEqual(JSON.parse(JSON.stringify(parallel)), JSON.parse(JSON.stringify(inThread)));
+      // and each path on its own gets the verdict this archive deserves
+      assert.equal(parallel.verdict, VERDICTS[name], `${name}: ${parallel.summary}`);
     });
   }
 
