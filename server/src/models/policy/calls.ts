@@ -23,6 +23,15 @@ export interface CallFinding { rule: 'SW003' | 'SW008'; message: string; offset:
 
 export interface CallAnalysis { uses: Map<number, GlobalUse>; findings: CallFinding[] }
 
+// What a callee's name means to this pass, decided once per global record (a 50,000-tensor checkpoint has
+// 100,000 call nodes but a handful of globals)
+const PLAIN = 1, GETATTR = 2, RECONSTRUCTOR = 3, SPECIAL = 4;
+function roleOf(full: string): number {
+  if (full === 'builtins.getattr' || full === '__builtin__.getattr') return GETATTR;
+  if (full === 'copyreg._reconstructor' || full === 'copy_reg._reconstructor') return RECONSTRUCTOR;
+  return CALLS_ARGUMENT[full] !== undefined || CONSUMERS.has(full) ? SPECIAL : PLAIN;
+}
+
 // call kinds as the arena codes them (CALL_KIND_CODE)
 const REDUCE = 0, NEWOBJ = 1, NEWOBJ_EX = 2;
 
@@ -58,6 +67,7 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
   };
 
   const n = ar.n, kind = ar.kind;
+  const roles = new Uint8Array(run.globals.length);
   for (let h = 0; h < n; h++) {
     if (kind[h] !== K.CALL) continue;
     const gi = globalOf(ar.a[h]);
@@ -69,8 +79,10 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
       const kw = ar.extras.get(h)?.kwargs;
       if (kw === undefined || isEmptyDict(ar, kw)) continue;
     }
+    const role = roles[gi] || (roles[gi] = roleOf(nameOf(gi)));
+    if (role === PLAIN) { invoke(gi, h, args); continue; }
     const full = nameOf(gi);
-    if (full === 'builtins.getattr' || full === '__builtin__.getattr') {
+    if (role === GETATTR) {
       const verdict = judgeGetattr(ar, args, builtFromVetted, allow);
       const u = use(gi);
       u.offset ??= ar.b[h];
@@ -81,7 +93,7 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
     invoke(gi, h, args);
     if (ar.kind[args] !== K.TUPLE) continue;   // computed argument tuple: the machine reports it
     // copyreg._reconstructor(cls, base, state): base.__init__(obj, state) runs unless base is object
-    if (full === 'copyreg._reconstructor' || full === 'copy_reg._reconstructor') {
+    if (role === RECONSTRUCTOR) {
       const base = ar.tupleItem(args, 1);
       const bi = globalOf(base);
       if (bi >= 0 && !OBJECT.has(nameOf(bi))) invoke(bi, h, args, full);
