@@ -76,8 +76,8 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
     const args = ar.c[h];
     if (code === NEWOBJ) continue;             // cls.__new__(cls, *args): instantiation
     if (code === NEWOBJ_EX) {
-      const kw = ar.extras.get(h)?.kwargs;
-      if (kw === undefined || isEmptyDict(ar, kw)) continue;
+      const kw = ar.kwargsOf(h);
+      if (kw < 0 || isEmptyDict(ar, kw)) continue;
     }
     const role = roles[gi] || (roles[gi] = roleOf(nameOf(gi)));
     if (role === PLAIN) { invoke(gi, h, args); continue; }
@@ -157,7 +157,7 @@ function judgeGetattr(ar: ValueArena, args: number, builtFromVetted: (h: number)
 }
 
 function isEmptyDict(ar: ValueArena, h: number): boolean {
-  return ar.kind[h] === K.DICT && ar.seqs[ar.a[h]].length === 0;
+  return ar.kind[h] === K.DICT && ar.seqLen(h) === 0;
 }
 
 /** A call's arguments for a message: constants as Python would print them, other values by kind. */
