@@ -2,7 +2,7 @@
 // builtins.object), or invoked with arguments the pickle chose (REDUCE, OBJ, INST, NEWOBJ_EX with keyword
 // arguments, or a higher-order callable such as map/starmap/filter/reduce calling it). One pass over the
 // call nodes the simulated unpickler left in the run's arena, after the run: the hot loop stays as it is.
-import { K, type ValueArena } from '../pickle/arena';
+import { K, X_STATES, type ValueArena } from '../pickle/arena';
 import type { PickleRun } from '../pickle/machine';
 import { classifyGlobal } from './classify';
 import { type AllowList, vetting } from './vetted';
@@ -66,12 +66,25 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
     u.invoked = true; u.via = via; u.args = describeArgs(ar, args); u.offset = ar.b[h];
   };
 
+  /** Calling a functools.partial object calls the function it wraps: partial(f, ...) or the func of its BUILD state. */
+  const callsPartial = (h: number): void => {
+    const p = ar.a[h];
+    if (kind[p] !== K.CALL || ar.calleeName(p) !== 'functools.partial') return;
+    const first = (t: number): number => (kind[t] === K.TUPLE ? ar.tupleItem(t, 0) : -1);
+    const wrapped = [first(ar.c[p])];
+    const states = ar.extraSeq(p, X_STATES);
+    if (states >= 0) for (let i = 0; i < ar.seqLenOf(states); i++) wrapped.push(first(ar.seqItemOf(states, i)));
+    for (const f of wrapped) {
+      const fi = globalOf(f);
+      if (fi >= 0) invoke(fi, h, ar.c[h], 'functools.partial');
+    }
+  };
   const n = ar.n, kind = ar.kind;
   const roles = new Uint8Array(run.globals.length);
   for (let h = 0; h < n; h++) {
     if (kind[h] !== K.CALL) continue;
     const gi = globalOf(ar.a[h]);
-    if (gi < 0) continue;                      // a computed callee: the machine reports it (SW003)
+    if (gi < 0) { callsPartial(h); continue; } // a computed callee: the machine reports it (SW003)
     const code = ar.sub[h];
     const args = ar.c[h];
     if (code === NEWOBJ) continue;             // cls.__new__(cls, *args): instantiation
