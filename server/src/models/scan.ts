@@ -19,6 +19,7 @@ import { detectCompression, decompressedChunks, DecompressionLimit, Compression 
 import { isTarHeader, readTarMembers } from './tar';
 import { looksLikeSafetensors, inspectSafetensors } from './safetensors';
 import { looksLikeGguf, inspectGguf } from './gguf';
+import { matlabHeader, matlabMessage } from './matlab';
 import { MODEL_RULE_BY_ID } from './rules';
 import { PyTuple, PyList, PyDict, PyGlobal, asInt, asText } from './pickle/values';
 import type {
@@ -151,6 +152,12 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
   } else if (detectCompression(head)) {
     // joblib checks compressor magics before unpickling (an lzma stream starts with ']', a pickle opcode)
     await scanCompressed(ctx, src, detectCompression(head) as Compression);
+  } else if (matlabHeader(head)) {
+    // MATLAB .mat (scipy.io.savemat): "MATLAB 5.0 ..." starts like a pickle (BININT2) but no unpickler reads it
+    const mat = matlabHeader(head)!;
+    report.formatDetail = `MATLAB MAT-file v${mat.version}`;
+    add(ctx, 'SW024', matlabMessage(mat));
+    await scanHiddenZip(ctx, src);   // Python's zipfile would still read an archive appended to it
   } else if (isOpcode(head[0]) && looksLikePickleStart(head[0], head[1])) {
     await scanPickleFile(ctx, src);
   } else {
@@ -230,7 +237,9 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
   if (legacy) {
     rep.format = 'pytorch-legacy';
     runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true }));
-    if (runs.length >= 5 && runs.every((r) => r.complete)) {
+    // torch.load reads exactly five pickles; what follows is storage data (a first element count of 40 is
+    // 0x28, MARK: it parses as the start of a sixth "pickle" that must not decide whether the five are whole)
+    if (runs.length >= 5 && runs.slice(0, 5).every((r) => r.complete)) {
       const protoV = asInt(runs[1].value ?? null);
       rep.metadata['legacy.protocol_version'] = String(protoV ?? '?');
       const sysInfo = runs[2].value;
@@ -312,9 +321,9 @@ function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, stora
 async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   const rep = ctx.report;
   rep.format = 'pytorch-legacy-tar';
-  const { members, error, limited } = readTarMembers(src, TAR_MEMBER_LIMIT);
+  const { members, error, limited } = readTarMembers(src, scanLimits.tarMembers);
   if (error) add(ctx, 'SW004', `Tar structure is broken: ${error}.`, { severity: 'dangerous' });
-  if (limited) add(ctx, 'SW009', `The tar archive has more than ${TAR_MEMBER_LIMIT.toLocaleString('en-US')} members; reading stopped at offset ${limited} and the rest was not checked.`, { offset: limited, severity: 'dangerous' });
+  if (limited) add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${limited} and the rest was not checked.`, { offset: limited, severity: 'dangerous' });
   rep.members = members.map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
   rep.memberCount = members.length;
   const byName = new Map(members.map((m) => [m.name, m]));
@@ -636,14 +645,14 @@ function checkZipStorages(ctx: Ctx, dataPrefix: string, dir: ZipDirectory, table
   } finally { giveArrayBuffer(reported.buffer as ArrayBuffer); }
 }
 
-const LOCAL_MEMBER_LIMIT = 100_000;
-const TAR_MEMBER_LIMIT = 100_000;
+/** Limits that stop the reading (each one reached is a dangerous SW009 finding); tests lower them. */
+export const scanLimits = { localMembers: 100_000, tarMembers: 100_000 };
 
 async function scanZipByLocalHeaders(ctx: Ctx, src: ByteSource): Promise<void> {
   let pos: number | undefined = 0;
   for (let i = 0; pos !== undefined && pos + 30 <= src.size; i++) {
-    if (i === LOCAL_MEMBER_LIMIT) {
-      add(ctx, 'SW009', `The archive has more than ${LOCAL_MEMBER_LIMIT.toLocaleString('en-US')} members by local header; reading stopped at offset ${pos} and the rest was not checked.`, { offset: pos, severity: 'dangerous' });
+    if (i === scanLimits.localMembers) {
+      add(ctx, 'SW009', `The archive has more than ${scanLimits.localMembers.toLocaleString('en-US')} members by local header; reading stopped at offset ${pos} and the rest was not checked.`, { offset: pos, severity: 'dangerous' });
       return;
     }
     pos = await scanLocalMember(ctx, src, pos);
