@@ -3,9 +3,12 @@
 // values that all stay reachable from the result, and as objects the garbage collector spent more time
 // copying and promoting them than the machine spent running (typed arrays and small-int arrays are not
 // traced). Consumers that want ordinary PyValue objects materialize them (the whole graph, or a bounded
-// neighbourhood of one handle); the tensor walker reads handles directly.
+// neighbourhood of one handle); the tensor walker and the decompiler read handles directly.
+// Nothing here makes an object per value either: container items live in one pool of handles (a crafted
+// pickle of a million nested lists makes a million containers; as one typed array each they took 300 bytes
+// apiece), and so do what BUILD / APPENDS / SETITEMS did to call results.
 import {
-  CallKind, PyCall, PyDict, PyGlobal, PyList, PyOpaque, PyPersId, PySet, PyTuple, PyValue,
+  CallKind, PyBytes, PyCall, PyDict, PyFloat, PyGlobal, PyList, PyOpaque, PyPersId, PySet, PyTuple, PyValue,
 } from './values';
 import { strHash, decodeBytes } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
@@ -80,29 +83,47 @@ export const H_NONE = 0, H_FALSE = 1, H_TRUE = 2, H_SMALL_INT = 3, H_EMPTY_TUPLE
 export class ValueArena {
   n = 0;
   kind = new Uint8Array(0);
-  /** NONE/FALSE/TRUE: -, INT: -, STR/OBJ: objs index, TUPLE: items start, LIST/DICT/SET: seqs index,
-   *  GLOBAL: globals index, CALL: fn handle, PERSID: pid handle */
+  /** NONE/FALSE/TRUE: -, INT/FLOAT: -, STR/OBJ: objs index (or byte start, see sub), BYTES: byte start,
+   *  TUPLE: items start, LIST/DICT/SET: sequence id, GLOBAL: globals index, CALL: fn handle, PERSID: pid handle */
   a = new Int32Array(0);
-  /** TUPLE: length, CALL: args handle, SET: 1 when frozen, STR: strHash of the text; CALL kind code in `sub` */
+  /** TUPLE: length, CALL: args handle, SET: 1 when frozen, STR: strHash of the text, BYTES: length;
+   *  CALL kind code in `sub`, BYTES: 1 for bytearray in `sub` */
   c = new Int32Array(0);
   sub = new Uint8Array(0);
-  /** INT: value, CALL/PERSID: stream offset */
+  /** INT/FLOAT: value, CALL/PERSID: stream offset, BYTES: stream offset of the payload */
   b = new Float64Array(0);
   items = new Int32Array(0);
   nItems = 0;
-  /** ASCII str payloads, packed (STR nodes with sub 0 point here: start in `a`, length in `b`). Why bytes:
-   *  a state dict's 100,000 keys as JS strings would all live as long as the arena. */
+  /** ASCII str payloads and small bytes payloads, packed (STR nodes with sub 0 point here: start in `a`,
+   *  length in `b`). Why bytes: a state dict's 100,000 keys as JS strings would all live as long as the arena. */
   sb = new Uint8Array(0);
   nsb = 0;
   readonly objs: unknown[] = [];
-  readonly seqs: IntList[] = [];
-  readonly extras = new Map<number, CallExtra>();
+
+  // ---- sequences: the items of lists, dicts (flat: key, value, ...), sets and of call extras. Sequence `s`
+  // holds sq[sStart[s] .. sStart[s] + sLen[s]) and has room for sCap[s]; one that outgrows its room moves to
+  // the end of the pool (or grows in place when it is already there), so the pool wastes at most what the
+  // doubling leaves behind.
+  sStart = new Int32Array(0);
+  sLen = new Int32Array(0);
+  sCap = new Int32Array(0);
+  nSeq = 0;
+  sq = new Int32Array(0);
+  nsq = 0;
+
+  // ---- call extras: call handle -> extra id; per extra id the kwargs handle and four sequence ids (-1: none)
+  private readonly xIndex = new IntMap();
+  private xKw = new Int32Array(0);
+  private xSeq = new Int32Array(0);   // 4 per extra: X_STATES, X_LIST, X_DICT, X_SET
+  private nX = 0;
 
   private released = false;
+  private hOob = -1;
 
   /** `capacity`: values to make room for up front (the arrays come from the scratch pool, see release()). */
   constructor(readonly globals: readonly GlobalName[], capacity = 1024) {
     this.alloc(Math.max(1024, capacity), Math.max(4096, capacity));
+    this.sqHint = capacity >> 2;
     this.node(K.NONE, 0, 0, 0); this.node(K.FALSE, 0, 0, 0); this.node(K.TRUE, 0, 0, 0);
     for (let i = 0; i < 256; i++) this.node(K.INT, 0, 0, i);
     this.node(K.TUPLE, 0, 0, 0);
@@ -140,17 +161,32 @@ export class ValueArena {
   release(): void {
     if (this.released) return;
     this.released = true;
-    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items, this.sb]) giveArrayBuffer(o.buffer as ArrayBuffer);
-    for (const l of this.seqs) l.release();
+    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items, this.sb, this.sStart, this.sLen, this.sCap, this.sq, this.xKw, this.xSeq]) {
+      if (o.length) giveArrayBuffer(o.buffer as ArrayBuffer);
+    }
     this.sb = new Uint8Array(0);
     this.kind = new Uint8Array(0); this.a = new Int32Array(0); this.c = new Int32Array(0);
     this.sub = new Uint8Array(0); this.b = new Float64Array(0); this.items = new Int32Array(0);
+    this.sStart = new Int32Array(0); this.sLen = new Int32Array(0); this.sCap = new Int32Array(0); this.sq = new Int32Array(0);
+    this.xKw = new Int32Array(0); this.xSeq = new Int32Array(0);
   }
 
   private checkLive(): void { if (this.released) throw new Error('value arena used after release'); }
 
   int(v: number): number { return v >= 0 && v < 256 && Number.isInteger(v) ? H_SMALL_INT + v : this.node(K.INT, 0, 0, v); }
+  float(v: number): number { return this.node(K.FLOAT, 0, 0, v); }
   obj(v: unknown): number { this.objs.push(v); return this.node(K.OBJ, this.objs.length - 1, 0, 0); }
+  /** An out-of-band buffer (NEXT_BUFFER): one shared value, it has no content to tell apart. */
+  oob(): number { if (this.hOob < 0) this.hOob = this.obj(new PyOpaque('out-of-band buffer')); return this.hOob; }
+  /** A bytes (or bytearray) value whose `len` bytes are copied from `src` at `at`; `offset`: where they are in the stream. */
+  bytes(src: Uint8Array, at: number, len: number, offset: number, bytearray: boolean): number {
+    const sb = this.strRoom(len), o = this.nsb;
+    sb.set(src.subarray(at, at + len), o);
+    this.nsb += len;
+    const h = this.node(K.BYTES, o, len, offset);
+    this.sub[h] = bytearray ? 1 : 0;
+    return h;
+  }
   /** A str value; `hash` is strHash(s) when the caller already computed it while decoding. */
   str(s: string, hash = strHash(s)): number {
     this.objs.push(s);
@@ -190,7 +226,92 @@ export class ValueArena {
     for (let i = 0; i < len; i++) if (sb[at + i] !== s.charCodeAt(i)) return false;
     return true;
   }
-  seq(kind: number, items?: readonly number[], frozen = 0): number { this.seqs.push(new IntList(items)); return this.node(kind, this.seqs.length - 1, frozen, 0); }
+
+  // ---- sequences
+
+  /** A new empty sequence (its id). */
+  newSeq(): number {
+    const s = this.nSeq;
+    if (s === this.sStart.length) {
+      this.sStart = regrowI32(this.sStart, s + 1, s); this.sLen = regrowI32(this.sLen, s + 1, s); this.sCap = regrowI32(this.sCap, s + 1, s);
+    }
+    this.sStart[s] = this.nsq; this.sLen[s] = 0; this.sCap[s] = 0;
+    this.nSeq = s + 1;
+    return s;
+  }
+  /** Room for `need` items in sequence `s` (moves it to the end of the pool if it must grow elsewhere). */
+  private seqRoom(s: number, need: number): void {
+    const cap = this.sCap[s];
+    if (need <= cap) return;
+    let c = Math.max(2, cap * 2);
+    while (c < need) c *= 2;
+    const start = this.sStart[s];
+    if (start + cap === this.nsq) {           // last in the pool: grow in place
+      this.poolRoom(start + c);
+      this.nsq = start + c;
+    } else {
+      const at = this.nsq;
+      this.poolRoom(at + c);
+      this.sq.copyWithin(at, start, start + this.sLen[s]);
+      this.sStart[s] = at;
+      this.nsq = at + c;
+    }
+    this.sCap[s] = c;
+  }
+  private poolRoom(n: number): void { if (n > this.sq.length) this.sq = regrowI32(this.sq, Math.max(n, this.sqHint), this.nsq); }
+  /** First size of the pool (allocated when the first item arrives: many small pickles have no containers). */
+  private readonly sqHint: number;
+  /** Appends one handle to sequence `s`. */
+  push(s: number, v: number): void {
+    const len = this.sLen[s];
+    if (len === this.sCap[s]) this.seqRoom(s, len + 1);
+    this.sq[this.sStart[s] + len] = v;
+    this.sLen[s] = len + 1;
+  }
+  /** Appends `src[from..to)` to sequence `s`. */
+  pushFrom(s: number, src: Int32Array, from: number, to: number): void {
+    const len = this.sLen[s], n = to - from;
+    if (n <= 0) return;
+    if (len + n > this.sCap[s]) this.seqRoom(s, len + n);
+    this.sq.set(src.subarray(from, to), this.sStart[s] + len);
+    this.sLen[s] = len + n;
+  }
+  /** Items of sequence `s` are sq[seqStartOf(s) .. + seqLenOf(s)) (valid until the next push anywhere). */
+  seqLenOf(s: number): number { return this.sLen[s]; }
+  seqStartOf(s: number): number { return this.sStart[s]; }
+  seqItemOf(s: number, i: number): number { return this.sq[this.sStart[s] + i]; }
+  /** A read view of sequence `s`. */
+  seqView(s: number): Ints { return { length: this.sLen[s], get: (i) => this.sq[this.sStart[s] + i] }; }
+  private seqArray(s: number): number[] { const st = this.sStart[s]; return Array.from(this.sq.subarray(st, st + this.sLen[s])); }
+
+  /** A LIST / DICT / SET value holding `items`. */
+  seq(kind: number, items?: readonly number[], frozen = 0): number {
+    const s = this.newSeq();
+    if (items && items.length) { this.seqRoom(s, items.length); for (let i = 0; i < items.length; i++) this.sq[this.sStart[s] + i] = items[i]; this.sLen[s] = items.length; }
+    return this.node(kind, s, frozen, 0);
+  }
+  /** A LIST / DICT / SET value holding `src[from..to)` (a typed stack). */
+  seqOf(kind: number, src: Int32Array, from: number, to: number, frozen = 0): number {
+    const s = this.newSeq();
+    this.pushFrom(s, src, from, to);
+    return this.node(kind, s, frozen, 0);
+  }
+  /** Items of the LIST / DICT / SET value `h`. */
+  seqLen(h: number): number { return this.sLen[this.a[h]]; }
+  seqItem(h: number, i: number): number { return this.sq[this.sStart[this.a[h]] + i]; }
+
+  /** @deprecated compatibility view (`ar.seqs[ar.a[h]]` as before sequences moved into the pool): use
+   *  seqLen / seqItem / seqView. Read-only. */
+  get seqs(): readonly Ints[] {
+    return new Proxy([] as Ints[], {
+      get: (t, p) => {
+        if (typeof p === 'string' && /^\d+$/.test(p)) return this.seqView(Number(p));
+        if (p === 'length') return this.nSeq;
+        return Reflect.get(t, p);
+      },
+    });
+  }
+
   call(fn: number, args: number, kind: CallKind, offset: number): number {
     const h = this.node(K.CALL, fn, args, offset);
     this.sub[h] = CALL_KIND_CODE[kind];
@@ -215,16 +336,68 @@ export class ValueArena {
 
   tupleItem(h: number, i: number): number { return i < this.c[h] ? this.items[this.a[h] + i] : -1; }
 
-  extra(h: number): CallExtra {
-    let e = this.extras.get(h);
-    if (!e) { e = {}; this.extras.set(h, e); }
-    return e;
+  // ---- what later opcodes did to call results
+
+  /** Extra id of call `h`, or -1 when nothing was done to it. */
+  private xid(h: number): number { return this.nX === 0 ? -1 : this.xIndex.get(h); }
+  private xidOrNew(h: number): number {
+    let x = this.xid(h);
+    if (x >= 0) return x;
+    x = this.nX;
+    if (x === this.xKw.length) { this.xKw = regrowI32(this.xKw, x + 1, x); this.xSeq = regrowI32(this.xSeq, 4 * (x + 1), 4 * x); }
+    this.xKw[x] = -1;
+    for (let k = 0; k < 4; k++) this.xSeq[4 * x + k] = -1;
+    this.nX = x + 1;
+    this.xIndex.set(h, x);
+    return x;
+  }
+  /** Whether any call has extras (states, items, kwargs). */
+  get hasExtras(): boolean { return this.nX > 0; }
+  /** The NEWOBJ_EX keyword-arguments handle of call `h`, or -1. */
+  kwargsOf(h: number): number { const x = this.xid(h); return x < 0 ? -1 : this.xKw[x]; }
+  setKwargs(h: number, kw: number): void { const x = this.xidOrNew(h); this.xKw[x] = kw; }   // xidOrNew may replace xKw
+  /** Sequence id of call `h`'s X_STATES / X_LIST / X_DICT / X_SET items, or -1. */
+  extraSeq(h: number, which: number): number { const x = this.xid(h); return x < 0 ? -1 : this.xSeq[4 * x + which]; }
+  private extraSeqOrNew(h: number, which: number): number {
+    const x = this.xidOrNew(h);
+    let s = this.xSeq[4 * x + which];
+    if (s < 0) { s = this.newSeq(); this.xSeq[4 * x + which] = s; }
+    return s;
+  }
+  extraPush(h: number, which: number, v: number): void { this.push(this.extraSeqOrNew(h, which), v); }
+  extraPushFrom(h: number, which: number, src: Int32Array, from: number, to: number): void { this.pushFrom(this.extraSeqOrNew(h, which), src, from, to); }
+
+  /** @deprecated write access as before (`ar.extra(h).kwargs = kw`): use setKwargs. */
+  extra(h: number): { kwargs?: number } {
+    const ar = this;
+    return {
+      get kwargs(): number | undefined { const k = ar.kwargsOf(h); return k < 0 ? undefined : k; },
+      set kwargs(v: number | undefined) { if (v !== undefined) ar.setKwargs(h, v); },
+    };
+  }
+  /** @deprecated compatibility view (`ar.extras.get(h)` as before extras moved into columns): builds a
+   *  CallExtra on each get. Use kwargsOf / extraSeq. */
+  get extras(): { get(h: number): CallExtra | undefined; has(h: number): boolean; readonly size: number } {
+    return {
+      get: (h) => {
+        const x = this.xid(h);
+        if (x < 0) return undefined;
+        const e: CallExtra = {};
+        if (this.xKw[x] >= 0) e.kwargs = this.xKw[x];
+        const seq = (k: number) => { const s = this.xSeq[4 * x + k]; return s < 0 ? undefined : this.seqArray(s); };
+        const st = seq(X_STATES), li = seq(X_LIST), di = seq(X_DICT), se = seq(X_SET);
+        if (st) e.states = st; if (li) e.listItems = li; if (di) e.dictItems = di; if (se) e.setItems = se;
+        return e;
+      },
+      has: (h) => this.xid(h) >= 0,
+      size: this.nX,
+    };
   }
 
   /** The value of `h` when it is not a container (None, bool, int, str, float, bytes...), else undefined. */
   scalar(h: number): PyValue | undefined {
     const k = this.kind[h];
-    return k <= K.STR || k === K.OBJ ? this.shell(h)[0] : undefined;
+    return k <= K.STR || k >= K.OBJ ? this.shell(h)[0] : undefined;
   }
 
   strOf(h: number): string | undefined { return this.kind[h] === K.STR ? this.text(h) : undefined; }
@@ -243,8 +416,29 @@ export class ValueArena {
     return s;
   }
 
+  /** Calls `f` on each handle value `h` refers to directly (container items, call parts, a persistent id's pid). */
+  forEachChild(h: number, f: (ch: number) => void): void {
+    switch (this.kind[h]) {
+      case K.TUPLE: { const at = this.a[h], n = this.c[h]; for (let i = 0; i < n; i++) f(this.items[at + i]); break; }
+      case K.LIST: case K.DICT: case K.SET: { const s = this.a[h]; for (let i = 0; i < this.sLen[s]; i++) f(this.sq[this.sStart[s] + i]); break; }
+      case K.PERSID: f(this.a[h]); break;
+      case K.CALL: {
+        f(this.a[h]); f(this.c[h]);
+        const x = this.xid(h);
+        if (x < 0) break;
+        if (this.xKw[x] >= 0) f(this.xKw[x]);
+        for (let k = 0; k < 4; k++) {
+          const s = this.xSeq[4 * x + k];
+          if (s >= 0) for (let i = 0; i < this.sLen[s]; i++) f(this.sq[this.sStart[s] + i]);
+        }
+        break;
+      }
+    }
+  }
+
   /** The whole graph under `root` as PyValue objects; shared and cyclic values stay shared. Iterative, so
-   *  deeply nested crafted values cannot overflow the call stack. */
+   *  deeply nested crafted values cannot overflow the call stack. Builds an object per value: for small
+   *  values (or callers bounded otherwise); materializeNear bounds it. */
   materialize(root: number): PyValue {
     this.checkLive();
     const made = new Map<number, PyValue>();
@@ -253,9 +447,9 @@ export class ValueArena {
     while (todo.length) {
       const h = todo.pop() as number;
       if (made.has(h)) continue;
-      const [shell, children] = this.shell(h);
+      const [shell, containerish] = this.shell(h);
       made.set(h, shell);
-      if (children) { filled.push(h); for (const ch of children) if (!made.has(ch)) todo.push(ch); }
+      if (containerish) { filled.push(h); this.forEachChild(h, (ch) => { if (!made.has(ch)) todo.push(ch); }); }
     }
     for (const h of filled) this.fill(made.get(h) as PyValue, h, (ch) => made.get(ch) as PyValue);
     return made.get(root) as PyValue;
@@ -270,9 +464,9 @@ export class ValueArena {
     const go = (x: number, depth: number): PyValue => {
       const have = made.get(x);
       if (have !== undefined || made.has(x)) return have as PyValue;
-      const [shell, children] = this.shell(x);
-      if (!children) return shell;
-      if (depth >= maxDepth || (left -= children.length) < 0) return new PyOpaque('value nested too deep to show');
+      const [shell, containerish] = this.shell(x);
+      if (!containerish) return shell;
+      if (depth >= maxDepth || (left -= this.childCount(x)) < 0) return new PyOpaque('value nested too deep to show');
       made.set(x, shell);
       this.fill(shell, x, (ch) => go(ch, depth + 1));
       return shell;
@@ -280,50 +474,65 @@ export class ValueArena {
     return go(h, 0);
   }
 
-  private shell(h: number): [PyValue, number[] | undefined] {
+  /** How many handles forEachChild(h) visits. */
+  childCount(h: number): number {
     switch (this.kind[h]) {
-      case K.NONE: return [null, undefined];
-      case K.FALSE: return [false, undefined];
-      case K.TRUE: return [true, undefined];
-      case K.INT: return [this.b[h], undefined];
-      case K.STR: return [this.text(h), undefined];
-      case K.OBJ: return [this.objs[this.a[h]] as PyValue, undefined];
-      case K.GLOBAL: { const g = this.globals[this.a[h]]; return [new PyGlobal(g.module, g.name, this.a[h]), undefined]; }
-      case K.TUPLE: return [new PyTuple([]), Array.from(this.items.subarray(this.a[h], this.a[h] + this.c[h]))];
-      case K.LIST: return [new PyList([]), this.seqs[this.a[h]].toArray()];
-      case K.DICT: return [new PyDict([]), this.seqs[this.a[h]].toArray()];
-      case K.SET: return [new PySet([], this.c[h] === 1), this.seqs[this.a[h]].toArray()];
-      case K.PERSID: return [new PyPersId(null, this.b[h]), [this.a[h]]];
+      case K.TUPLE: return this.c[h];
+      case K.LIST: case K.DICT: case K.SET: return this.sLen[this.a[h]];
+      case K.PERSID: return 1;
       case K.CALL: {
-        const e = this.extras.get(h);
-        const ch = [this.a[h], this.c[h]];
-        if (e) {
-          if (e.kwargs !== undefined) ch.push(e.kwargs);
-          for (const l of [e.states, e.listItems, e.dictItems, e.setItems]) if (l) ch.push(...l);
-        }
-        return [new PyCall(null, null, CALL_KINDS[this.sub[h]], this.b[h]), ch];
+        const x = this.xid(h);
+        let n = 2;
+        if (x < 0) return n;
+        if (this.xKw[x] >= 0) n++;
+        for (let k = 0; k < 4; k++) { const s = this.xSeq[4 * x + k]; if (s >= 0) n += this.sLen[s]; }
+        return n;
       }
+      default: return 0;
+    }
+  }
+
+  /** The PyValue of `h` without its children (filled by fill()); the flag says whether it has any. */
+  private shell(h: number): [PyValue, boolean] {
+    switch (this.kind[h]) {
+      case K.NONE: return [null, false];
+      case K.FALSE: return [false, false];
+      case K.TRUE: return [true, false];
+      case K.INT: return [this.b[h], false];
+      case K.FLOAT: return [new PyFloat(this.b[h]), false];
+      case K.STR: return [this.text(h), false];
+      case K.BYTES: return [new PyBytes(this.c[h], this.b[h], this.sb.slice(this.a[h], this.a[h] + this.c[h]), this.sub[h] === 1 ? 'bytearray' : 'bytes'), false];
+      case K.OBJ: return [this.objs[this.a[h]] as PyValue, false];
+      case K.GLOBAL: { const g = this.globals[this.a[h]]; return [new PyGlobal(g.module, g.name, this.a[h]), false]; }
+      case K.TUPLE: return [new PyTuple([]), true];
+      case K.LIST: return [new PyList([]), true];
+      case K.DICT: return [new PyDict([]), true];
+      case K.SET: return [new PySet([], this.c[h] === 1), true];
+      case K.PERSID: return [new PyPersId(null, this.b[h]), true];
+      case K.CALL: return [new PyCall(null, null, CALL_KINDS[this.sub[h]], this.b[h]), true];
       default: throw new Error(`bad value handle ${h}`);
     }
   }
 
   private fill(v: PyValue, h: number, get: (ch: number) => PyValue): void {
+    const seqOf = (s: number): PyValue[] => { const out: PyValue[] = []; for (let i = 0; i < this.sLen[s]; i++) out.push(get(this.sq[this.sStart[s] + i])); return out; };
     switch (this.kind[h]) {
       case K.TUPLE: { const t = v as PyTuple; for (let i = 0; i < this.c[h]; i++) t.items.push(get(this.items[this.a[h] + i])); break; }
-      case K.LIST: (v as PyList).items = this.seqs[this.a[h]].toArray().map(get); break;
-      case K.SET: (v as PySet).items = this.seqs[this.a[h]].toArray().map(get); break;
-      case K.DICT: (v as PyDict).entries = pairs(this.seqs[this.a[h]].toArray(), get); break;
+      case K.LIST: (v as PyList).items = seqOf(this.a[h]); break;
+      case K.SET: (v as PySet).items = seqOf(this.a[h]); break;
+      case K.DICT: (v as PyDict).entries = pairs(seqOf(this.a[h])); break;
       case K.PERSID: (v as PyPersId).pid = get(this.a[h]); break;
       case K.CALL: {
         const call = v as PyCall;
         call.fn = get(this.a[h]); call.args = get(this.c[h]);
-        const e = this.extras.get(h);
-        if (e) {
-          if (e.kwargs !== undefined) call.kwargs = get(e.kwargs);
-          if (e.states) call.states = e.states.map(get);
-          if (e.listItems) call.listItems = e.listItems.map(get);
-          if (e.dictItems) call.dictItems = pairs(e.dictItems, get);
-          if (e.setItems) call.setItems = e.setItems.map(get);
+        const x = this.xid(h);
+        if (x >= 0) {
+          if (this.xKw[x] >= 0) call.kwargs = get(this.xKw[x]);
+          const s = (k: number) => this.xSeq[4 * x + k];
+          if (s(X_STATES) >= 0) call.states = seqOf(s(X_STATES));
+          if (s(X_LIST) >= 0) call.listItems = seqOf(s(X_LIST));
+          if (s(X_DICT) >= 0) call.dictItems = pairs(seqOf(s(X_DICT)));
+          if (s(X_SET) >= 0) call.setItems = seqOf(s(X_SET));
         }
         break;
       }
@@ -337,7 +546,9 @@ export class ValueArena {
       case K.FALSE: return 'boolean false';
       case K.TRUE: return 'boolean true';
       case K.INT: return `number ${this.b[h]}`;
+      case K.FLOAT: return 'float';
       case K.STR: { const s = this.text(h); return `str ${JSON.stringify(s.length > 60 ? s.slice(0, 60) + '…' : s)}`; }
+      case K.BYTES: return this.sub[h] === 1 ? 'bytearray' : 'bytes';
       case K.TUPLE: return 'tuple';
       case K.LIST: return 'list';
       case K.DICT: return 'dict';
@@ -355,8 +566,19 @@ export class ValueArena {
   }
 }
 
-function pairs(flat: number[], get: (h: number) => PyValue): [PyValue, PyValue][] {
+function pairs(flat: PyValue[]): [PyValue, PyValue][] {
   const out: [PyValue, PyValue][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([get(flat[i]), get(flat[i + 1])]);
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
   return out;
+}
+
+/** A copy of `a` with room for `need`, keeping its first `keep`; `a` goes back to the pool. Small arrays are
+ *  plain (the pool hands out 64 KB at least, and a scan may keep thousands of small runs). */
+function regrowI32(a: Int32Array, need: number, keep: number): Int32Array<ArrayBuffer> {
+  let cap = Math.max(64, a.length * 2);
+  while (cap < need) cap *= 2;
+  const g: Int32Array<ArrayBuffer> = cap >= 16384 ? new Int32Array(takeArrayBuffer(cap * 4), 0, cap) : new Int32Array(cap);
+  g.set(a.subarray(0, keep));
+  if (a.length) giveArrayBuffer(a.buffer as ArrayBuffer);
+  return g;
 }

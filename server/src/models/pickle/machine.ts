@@ -5,7 +5,7 @@
 import { Cursor } from './cursor';
 import { OP, OP_NAME, WEIGHTS_ONLY_OPCODES, Hot } from './opcodes';
 import { mapPy2Global } from './compat';
-import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena } from './arena';
+import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena, X_DICT, X_LIST, X_SET, X_STATES } from './arena';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 import {
   PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyNdArray, PyOpaque, PyPersId, PyTuple,
@@ -247,6 +247,14 @@ class PickleMachine {
 
   pushStr(s: string) { this.stack.push(this.ar.str(s)); }
 
+  /** The items above the topmost mark as a LIST / DICT / SET node (no intermediate array). */
+  markSeq(kind: number, frozen: number): number {
+    const f = this.popMarkFence();
+    const h = this.ar.seqOf(kind, this.stack.a, f, this.stack.length, frozen);
+    this.stack.length = f;
+    return h;
+  }
+
   /** The items above the topmost mark as a tuple node (no intermediate array). */
   markTuple(): number {
     const f = this.popMarkFence();
@@ -299,7 +307,7 @@ class PickleMachine {
         case OP.BINFLOAT: {
           this.need(8);
           const v = new DataView(buf.buffer, buf.byteOffset + this.c.pos, 8).getFloat64(0, false); this.c.pos += 8;
-          if (this.disasm) this.dis(String(v)); this.stack.push(ar.obj(new PyFloat(v))); break;
+          if (this.disasm) this.dis(String(v)); this.stack.push(ar.float(v)); break;
         }
         case OP.LONG1: case OP.LONG4: {
           const lenBytes = this.op === OP.LONG1 ? 1 : 4;
@@ -342,7 +350,7 @@ class PickleMachine {
             case OP.LONG: if (this.disasm) this.dis(text); this.stack.push(this.intValue(parsePyInt(text.endsWith('L') ? text.slice(0, -1) : text, this.fail))); break;
             case OP.FLOAT: {
               const v = parsePyFloat(text); if (v === undefined) this.fail(`could not convert string to float: ${text.slice(0, 40)}`);
-              if (this.disasm) this.dis(text); this.stack.push(ar.obj(new PyFloat(v as number))); break;
+              if (this.disasm) this.dis(text); this.stack.push(ar.float(v as number)); break;
             }
             case OP.STRING: { const v = decodePyStringLiteral(text, this.fail); if (this.disasm) this.dis(JSON.stringify(v)); this.pushStr(v); break; }
             case OP.UNICODE: { const v = decodeRawUnicodeEscape(text); if (this.disasm) this.dis(JSON.stringify(v)); this.pushStr(v); break; }
@@ -360,7 +368,7 @@ class PickleMachine {
           break;
         }
         // ---- length-prefixed strings and bytes
-        case OP.NEXT_BUFFER: if (this.disasm) this.dis(''); this.stack.push(ar.obj(new PyOpaque('out-of-band buffer'))); break;
+        case OP.NEXT_BUFFER: if (this.disasm) this.dis(''); this.stack.push(ar.oob()); break;
         case OP.READONLY_BUFFER: if (this.disasm) this.dis(''); this.top(); break;
         // ---- containers
         case OP.TUPLE1: {
@@ -375,36 +383,44 @@ class PickleMachine {
           this.stack.length -= 3; this.stack.push(t); break;
         }
         case OP.EMPTY_LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST)); break;
-        case OP.LIST: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.LIST, this.popMark())); break;
+        case OP.LIST: if (this.disasm) this.dis(''); this.stack.push(this.markSeq(K.LIST, 0)); break;
         case OP.EMPTY_DICT: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.DICT)); break;
         case OP.DICT: {
           if (this.disasm) this.dis('');
-          const items = this.popMark();
-          if (items.length % 2) this.fail('odd number of items for DICT');
-          this.stack.push(ar.seq(K.DICT, items)); break;
+          if (this.marks.length && (this.stack.length - this.fence) % 2) this.fail('odd number of items for DICT');
+          this.stack.push(this.markSeq(K.DICT, 0)); break;
         }
         case OP.EMPTY_SET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET)); break;
-        case OP.FROZENSET: if (this.disasm) this.dis(''); this.stack.push(ar.seq(K.SET, this.popMark(), 1)); break;
+        case OP.FROZENSET: if (this.disasm) this.dis(''); this.stack.push(this.markSeq(K.SET, 1)); break;
         case OP.APPEND: case OP.APPENDS: {
           if (this.disasm) this.dis('');
-          const items = this.op === OP.APPEND ? [this.pop()] : this.popMark();
-          const t = this.top();
+          // the items stay on the stack until they are moved (no array of them: APPENDS can carry millions)
+          let from: number;
+          if (this.op === OP.APPEND) { from = this.stack.length - 1; if (from < this.fence) this.fail('unpickling stack underflow'); }
+          else from = this.popMarkFence();
+          const end = this.stack.length;
+          if (from - 1 < this.fence) this.fail('unpickling stack underflow');
+          const t = this.stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.LIST) { const l = ar.seqs[ar.a[t]]; for (const it of items) l.push(it); }
-          else if (tk === K.CALL) { (ar.extra(t).listItems ??= []).push(...items); this.woIssue(`${OP_NAME[this.op]} on an object that is not a list`); }
+          if (tk === K.LIST) ar.pushFrom(ar.a[t], this.stack.a, from, end);
+          else if (tk === K.CALL) { ar.extraPushFrom(t, X_LIST, this.stack.a, from, end); this.woIssue(`${OP_NAME[this.op]} on an object that is not a list`); }
           else if (tk === K.GLOBAL) this.mutateTarget(t, OP_NAME[this.op]);
           else this.fail(`${OP_NAME[this.op]} on ${ar.describe(t)}`);
+          this.stack.length = from;
           break;
         }
         case OP.ADDITEMS: {
           if (this.disasm) this.dis('');
-          const items = this.popMark();
-          const t = this.top();
+          const from = this.popMarkFence();
+          const end = this.stack.length;
+          if (from - 1 < this.fence) this.fail('unpickling stack underflow');
+          const t = this.stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.SET && ar.c[t] === 0) { const l = ar.seqs[ar.a[t]]; for (const it of items) l.push(it); }
-          else if (tk === K.CALL) (ar.extra(t).setItems ??= []).push(...items);
+          if (tk === K.SET && ar.c[t] === 0) ar.pushFrom(ar.a[t], this.stack.a, from, end);
+          else if (tk === K.CALL) ar.extraPushFrom(t, X_SET, this.stack.a, from, end);
           else if (tk === K.GLOBAL) this.mutateTarget(t, 'ADDITEMS');
           else this.fail(`ADDITEMS on ${ar.describe(t)}`);
+          this.stack.length = from;
           break;
         }
         // ---- memo
@@ -465,7 +481,7 @@ class PickleMachine {
           const ik = ar.kind[inst];
           if (ik === K.GLOBAL) this.mutateTarget(inst, 'BUILD');
           else if (ik === K.CALL) {
-            (ar.extra(inst).states ??= []).push(state);
+            ar.extraPush(inst, X_STATES, state);
             if (wrapper) {
               // joblib writes array bytes after committing the frame: they are outside any FRAME
               if (this.frameEnd >= 0 && this.c.abs === this.frameEnd) this.frameEnd = -1;
@@ -563,10 +579,9 @@ class PickleMachine {
             if (this.disasm) this.dis(JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s));
             stack.push(ar.str(s));
           } else {
-            // keep a copy only of small payloads (names, dtype strings); big ones by offset
-            const data = len <= 4096 ? buf.slice(at, at + len) : undefined;
+            // keep a copy only of small payloads (names, dtype strings), in the arena's bytes; big ones by offset
             if (this.disasm) this.dis(bytesRepr(buf, at, len));
-            stack.push(ar.obj(new PyBytes(len, c.bufStart + at, data, kindOf(op))));
+            stack.push(len <= 4096 ? ar.bytes(buf, at, len, c.bufStart + at, op === OP.BYTEARRAY8) : ar.obj(new PyBytes(len, c.bufStart + at, undefined, kindOf(op))));
           }
           break;
         }
@@ -588,10 +603,9 @@ class PickleMachine {
           if (from - 1 < this.fence) this.fail('unpickling stack underflow');
           const t = stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.DICT) ar.seqs[ar.a[t]].pushFrom(stack.a, from, end);
+          if (tk === K.DICT) ar.pushFrom(ar.a[t], stack.a, from, end);
           else if (tk === K.CALL) {
-            const arr = (ar.extra(t).dictItems ??= []);
-            for (let i = from; i < end; i++) arr.push(stack.get(i));
+            ar.extraPushFrom(t, X_DICT, stack.a, from, end);
             const n = ar.calleeName(t) ?? '';
             if (n !== 'collections.OrderedDict' && n !== 'collections.Counter') this.woIssue(`${OP_NAME[op]} on a ${n || 'computed'} object`);
           } else if (tk === K.GLOBAL) this.mutateTarget(t, OP_NAME[op]);
@@ -763,7 +777,7 @@ class PickleMachine {
           if (f - 1 < outer) break loop;
           const t = ts[f - 1];
           if (ar.kind[t] !== (op === Hot.SETITEMS ? K.DICT : K.LIST) || (op === Hot.SETITEMS && (sp - f) % 2)) break loop;
-          ar.seqs[ar.a[t]].pushFrom(ts, f, sp);
+          ar.pushFrom(ar.a[t], ts, f, sp);
           sp = f;
           mp--;
           fence = outer;

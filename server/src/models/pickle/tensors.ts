@@ -2,7 +2,7 @@
 // reconstruction functions), dict/OrderedDict/list nesting for names, and nn.Module states.
 import { PyNdArray, PyTuple, PyValue, PyBytes, asInt, asIntTuple, asText } from './values';
 import { numpyDtypeOf, PickleRun } from './machine';
-import { H_FALSE, H_SMALL_INT, H_TRUE, K, ValueArena, Ints, ints as intsOf } from './arena';
+import { H_FALSE, H_SMALL_INT, H_TRUE, K, ValueArena, Ints, X_DICT, X_LIST, X_STATES } from './arena';
 import { StrTable, ByteStrings, bytesHash, encodeInto, strHash, ScratchColumn, SealedColumn } from '../strTable';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 
@@ -232,13 +232,27 @@ export class TensorTable {
   }
 }
 
-export interface TensorWalkResult { table: TensorTable; truncated: boolean; storages: StorageTable }
+export interface TensorWalkResult {
+  table: TensorTable;
+  /** Some tensors were found but not listed (`omitted` of them): over maxTensors, or their names over the budget. */
+  truncated: boolean;
+  omitted: number;
+  storages: StorageTable;
+}
 
 /** Tensors referenced by a bare persistent id (torch's legacy tar format: the id names a tensor record). */
 export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | undefined;
 
+// frames of the walk's explicit stack (5 ints each: type, source, count, next index, path length)
+const F_LIST = 0, F_TUPLE = 1, F_ENTRIES = 2, F_STATE = 3, F_PAIRS = 4;
+
 /** Walks the value a pickle run returned, over its value handles (see arena.ts): containers are read in
- *  place and each tensor becomes a row of columns, so a 50,000-tensor state dict builds no object graph. */
+ *  place and each tensor becomes a row of columns, so a 50,000-tensor state dict builds no object graph.
+ *  The walk is iterative (nesting depth costs no call stack) and visits each container once (a memo DAG
+ *  whose tree is exponential is walked in its own size); a tensor reached again is another row (tied weights).
+ *  Row names are the dotted paths, and all names together stay within a budget proportional to the pickle:
+ *  a crafted pickle can reach one tensor through a long key a million times. Tensors past maxTensors or the
+ *  name budget are counted (`omitted`), not listed. */
 /** `keepStorageIndex`: the storage table stays searchable (unsealed) for the caller, which must seal() it. */
 export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolvePersId?: PersIdResolver, keepStorageIndex = false): TensorWalkResult {
   const storages = new StorageTable();
@@ -247,9 +261,10 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   const r = new Reader(ar, storages);
   const visitedBuf = takeArrayBuffer(ar.n);
   const visited = new Uint8Array(visitedBuf, 0, ar.n).fill(0);
-  let truncated = false;
-  let budget = 5_000_000;   // values visited: bounds time on adversarial DAGs
-  const { kind, a, c, items, seqs } = ar;
+  let omitted = 0;
+  let nameBytes = 0;
+  const nameBudget = (16 << 20) + 4 * Math.max(0, run.end - run.start);
+  const { kind, a, c, items } = ar;
   // The dotted path of the value being walked is kept as UTF-8 bytes in `pb[0..len)`: a child writes
   // ".key" after its parent's bytes, so no string is built per tensor (rows decode their name on read).
   let pb = new Uint8Array(256);
@@ -259,6 +274,15 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     room(len + 1 + k.length * 3);
     if (len) pb[len++] = 0x2e;
     return encodeInto(k, pb, len);
+  };
+  /** Appends ".<i>" (a list or tuple index). */
+  const joinIndex = (len: number, i: number): number => {
+    room(len + 12);
+    if (len) pb[len++] = 0x2e;
+    if (i < 10) { pb[len++] = 0x30 + i; return len; }
+    const d = String(i);
+    for (let k = 0; k < d.length; k++) pb[len++] = d.charCodeAt(k);
+    return len;
   };
   /** Appends ".<key>" for a dict key handle; -1 when the key is not a str, bytes or int (skipped, as before). */
   const joinKey = (len: number, kh: number): number => {
@@ -272,81 +296,115 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
     const ks = r.key(kh);
     return ks === undefined ? -1 : joinText(len, ks);
   };
+  /** A row for the tensor tensorOf() just read, named by `len` bytes of `nb` at `at`, unless a limit says no. */
+  const emit = (nb: Uint8Array, at: number, len: number, obj?: Omit<ExtractedTensor, 'name'>): void => {
+    if (table.length >= maxTensors || nameBytes + len > nameBudget) { omitted++; return; }
+    nameBytes += len;
+    if (obj) table.pushObject(nb, at, len, obj); else r.emit(table, nb, at, len);
+  };
 
-  const walk = (h: number, len: number, depth: number): void => {
-    const k = kind[h];
-    if (k < K.TUPLE || k === K.GLOBAL || depth > 200 || --budget < 0) return;
-    if (table.length >= maxTensors) { truncated = true; return; }
-    if (k === K.CALL) {
-      if (r.tensorOf(h)) { r.emit(table, pb, 0, len); return; }
-      if (visited[h]) return;
-      visited[h] = 1;
-      walkObject(h, len, depth);
-      return;
-    }
-    if (k === K.OBJ) {
-      const o = ar.objs[a[h]];
-      if (o instanceof PyNdArray) table.pushObject(pb, 0, len, ndarrayTensor(o));
-      return;
-    }
-    if (k === K.PERSID) {
-      const t = resolvePersId?.(ar.materializeNear(a[h], 4, 64));
-      if (t) table.pushObject(pb, 0, len, t);
-      return;
-    }
-    if (visited[h]) return;
-    visited[h] = 1;
-    if (k === K.DICT) walkEntries(seqs[a[h]], len, depth);
-    else if (k === K.LIST) { const l = seqs[a[h]]; for (let i = 0; i < l.length; i++) walk(l.get(i), joinText(len, String(i)), depth + 1); }
-    else if (k === K.TUPLE) { for (let i = 0; i < c[h]; i++) walk(items[a[h] + i], joinText(len, String(i)), depth + 1); }
+  // the explicit stack of frames
+  let fs = new Int32Array(5 * 64), fp = 0;
+  const pairFrames: [string, number][][] = [];
+  const push = (type: number, src: number, count: number, len: number): void => {
+    if (count <= 0) return;
+    if (fp + 5 > fs.length) { const g = new Int32Array(fs.length * 2); g.set(fs); fs = g; }
+    fs[fp] = type; fs[fp + 1] = src; fs[fp + 2] = count; fs[fp + 3] = 0; fs[fp + 4] = len;
+    fp += 5;
   };
-  const walkEntries = (flat: Ints, len: number, depth: number) => {
-    // later duplicate keys win, like a Python dict (the Map is built only when a key repeats)
-    if (!r.hasDuplicateKeys(flat)) {
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const kh = flat.get(i), vh = flat.get(i + 1);
-        // a top-level "name -> tensor" entry (a state dict): the row is named straight from the key's bytes
-        if (len === 0 && kind[kh] === K.STR && ar.sub[kh] === 0 && kind[vh] === K.CALL && budget > 0 && table.length < maxTensors && r.tensorOf(vh)) {
-          budget--;
-          r.emit(table, ar.sb, a[kh], ar.b[kh]);
-          continue;
-        }
-        const n = joinKey(len, kh);
-        if (n >= 0) walk(vh, n, depth + 1);
-      }
-      return;
-    }
+  /** Entries of dict sequence `s` (later duplicate keys win, like a Python dict: then as a list of pairs). */
+  const pushEntries = (s: number, len: number): void => {
+    const n = ar.seqLenOf(s) >> 1;
+    if (n === 0) return;
+    if (!r.hasDuplicateKeys(ar.seqView(s))) { push(F_ENTRIES, s, n, len); return; }
     const last = new Map<string, number>();
-    for (let i = 0; i + 1 < flat.length; i += 2) { const ks = r.key(flat.get(i)); if (ks !== undefined) { last.delete(ks); last.set(ks, flat.get(i + 1)); } }
-    for (const [ks, v] of last) walk(v, joinText(len, ks), depth + 1);
+    for (let i = 0; i < n; i++) { const ks = r.key(ar.seqItemOf(s, 2 * i)); if (ks !== undefined) { last.delete(ks); last.set(ks, ar.seqItemOf(s, 2 * i + 1)); } }
+    pairFrames.push([...last]);
+    push(F_PAIRS, pairFrames.length - 1, last.size, len);
   };
-  const walkObject = (h: number, len: number, depth: number) => {
-    const e = ar.extras.get(h);
-    if (!e) return;
-    if (e.dictItems) walkEntries(intsOf(e.dictItems), len, depth);
-    if (e.listItems) e.listItems.forEach((it, i) => walk(it, joinText(len, String(i)), depth + 1));
-    for (const st of e.states ?? []) {
-      // nn.Module: _parameters / _buffers / _modules are transparent, like state_dict() names
-      let dict = -1;
-      if (kind[st] === K.DICT) dict = st;
-      else if (kind[st] === K.TUPLE && c[st] > 0 && kind[items[a[st]]] === K.DICT) dict = items[a[st]];
-      if (dict < 0) continue;
-      const flat = seqs[a[dict]];
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const ks = r.text(flat.get(i)), val = flat.get(i + 1);
-        if (ks === undefined) continue;
-        if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
-          const di = kind[val] === K.CALL ? ar.extras.get(val)?.dictItems : undefined;
-          const inner = kind[val] === K.DICT ? seqs[a[val]] : di ? intsOf(di) : undefined;
-          if (inner) walkEntries(inner, len, depth + 1);
-        } else if (!ks.startsWith('_')) walk(val, joinText(len, ks), depth + 1);
+  /** What BUILD / SETITEMS / APPENDS gave a non-tensor object, walked in this order: its dict items, list items, states. */
+  const pushObject = (h: number, len: number): void => {
+    const st = ar.extraSeq(h, X_STATES);
+    if (st >= 0) {
+      for (let k = ar.seqLenOf(st) - 1; k >= 0; k--) {
+        // nn.Module: _parameters / _buffers / _modules are transparent, like state_dict() names
+        const state = ar.seqItemOf(st, k);
+        let dict = -1;
+        if (kind[state] === K.DICT) dict = state;
+        else if (kind[state] === K.TUPLE && c[state] > 0 && kind[items[a[state]]] === K.DICT) dict = items[a[state]];
+        // each container once: objects sharing one state dict (a memo reference) do not walk it again
+        if (dict >= 0 && !visited[dict]) { visited[dict] = 1; push(F_STATE, a[dict], ar.seqLen(dict) >> 1, len); }
       }
+    }
+    const li = ar.extraSeq(h, X_LIST);
+    if (li >= 0) push(F_LIST, li, ar.seqLenOf(li), len);
+    const di = ar.extraSeq(h, X_DICT);
+    if (di >= 0) pushEntries(di, len);
+  };
+  const visit = (h: number, len: number): void => {
+    const k = kind[h];
+    switch (k) {
+      case K.CALL:
+        if (r.tensorOf(h)) { emit(pb, 0, len, r.tObject); return; }
+        if (visited[h]) return;
+        visited[h] = 1;
+        pushObject(h, len);
+        return;
+      case K.OBJ: {
+        const o = ar.objs[a[h]];
+        if (o instanceof PyNdArray) emit(pb, 0, len, ndarrayTensor(o));
+        return;
+      }
+      case K.PERSID: {
+        const t = resolvePersId?.(ar.materializeNear(a[h], 4, 64));
+        if (t) emit(pb, 0, len, t);
+        return;
+      }
+      case K.DICT: case K.LIST: case K.TUPLE:
+        if (visited[h]) return;
+        visited[h] = 1;
+        if (k === K.DICT) pushEntries(a[h], len);
+        else if (k === K.LIST) push(F_LIST, a[h], ar.seqLen(h), len);
+        else push(F_TUPLE, a[h], c[h], len);
+        return;
+      default: return;   // scalars, globals, sets
     }
   };
   try {
-    if (run.root !== undefined) walk(run.root, 0, 0);
+    if (run.root !== undefined) visit(run.root, 0);
+    while (fp > 0) {
+      const f = fp - 5;
+      const type = fs[f], src = fs[f + 1], i = fs[f + 3], len = fs[f + 4];
+      // the frame's last child: drop the frame first (a chain of one-child containers keeps the stack flat)
+      if (i + 1 >= fs[f + 2]) fp = f; else fs[f + 3] = i + 1;
+      switch (type) {
+        case F_LIST: visit(ar.seqItemOf(src, i), joinIndex(len, i)); break;
+        case F_TUPLE: visit(items[src + i], joinIndex(len, i)); break;
+        case F_ENTRIES: {
+          const kh = ar.seqItemOf(src, 2 * i), vh = ar.seqItemOf(src, 2 * i + 1);
+          // a top-level "name -> tensor" entry (a state dict): the row is named straight from the key's bytes
+          if (len === 0 && kind[kh] === K.STR && ar.sub[kh] === 0 && kind[vh] === K.CALL && r.tensorOf(vh)) {
+            emit(ar.sb, a[kh], ar.b[kh], r.tObject);
+            break;
+          }
+          const n = joinKey(len, kh);
+          if (n >= 0) visit(vh, n);
+          break;
+        }
+        case F_PAIRS: { const [ks, vh] = pairFrames[src][i]; visit(vh, joinText(len, ks)); break; }
+        case F_STATE: {
+          const ks = r.text(ar.seqItemOf(src, 2 * i)), val = ar.seqItemOf(src, 2 * i + 1);
+          if (ks === undefined) break;
+          if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
+            const inner = kind[val] === K.DICT ? a[val] : kind[val] === K.CALL ? ar.extraSeq(val, X_DICT) : -1;
+            if (inner >= 0 && !visited[val]) { visited[val] = 1; pushEntries(inner, len); }
+          } else if (!ks.startsWith('_')) visit(val, joinText(len, ks));
+          break;
+        }
+      }
+    }
   } finally { giveArrayBuffer(visitedBuf); table.seal(!keepStorageIndex); }
-  return { table, truncated, storages };
+  return { table, truncated: omitted > 0, omitted, storages };
 }
 
 /** Typed reads of value handles (what asInt / asText / asIntTuple do for PyValue objects), and the rebuild
@@ -376,6 +434,7 @@ class Reader {
     const ar = this.ar;
     const k = ar.kind[h];
     if (k === K.STR) return ar.text(h);
+    if (k === K.BYTES) return decodeLatin1(ar.sb, ar.a[h], ar.a[h] + ar.c[h]);
     if (k === K.OBJ) { const o = ar.objs[ar.a[h]]; return o instanceof PyBytes ? asText(o) : undefined; }
     return undefined;
   }
@@ -461,7 +520,7 @@ class Reader {
     const ar = this.ar;
     let start: number, len: number, list: Ints | undefined;
     if (ar.kind[h] === K.TUPLE) { start = ar.a[h]; len = ar.c[h]; }
-    else if (ar.kind[h] === K.LIST) { list = ar.seqs[ar.a[h]]; start = 0; len = list.length; }
+    else if (ar.kind[h] === K.LIST) { list = ar.seqView(ar.a[h]); start = 0; len = list.length; }
     else return undefined;
     // a tuple of small ints (handles H_SMALL_INT + v) equal to one of the last two results: no reads through int()
     if (!list) {
@@ -515,12 +574,13 @@ class Reader {
     return code;
   }
 
-  /** Whether the call `h` is a torch tensor/parameter rebuild (or numpy array); if so the t* fields hold it. */
-  tensorOf(h: number): boolean {
+  /** Whether the call `h` is a torch tensor/parameter rebuild (or numpy array); if so the t* fields hold it.
+   *  `depth`: rebuild calls this one is nested in (Parameter(Parameter(...)) a million deep is no tensor). */
+  tensorOf(h: number, depth = 0): boolean {
     const ar = this.ar, fn = ar.a[h];
     if (ar.kind[fn] !== K.GLOBAL) return false;
     const code = this.fnCodeOf(ar.a[fn]);
-    return code !== FN_NONE && this.rebuild(code, ar.c[h], h, 0);
+    return code !== FN_NONE && this.rebuild(code, ar.c[h], h, depth);
   }
 
   /** `fn(*args)` for the FN_* code of one of the tensor functions; `call` is the call node (its BUILD states hold numpy data). */
@@ -533,7 +593,7 @@ class Reader {
         return this.rebuildTensor(code === FN_TENSOR_V3, args);
       case FN_PARAMETER: {
         const inner = ar.tupleItem(args, 0);
-        if (inner < 0 || ar.kind[inner] !== K.CALL || !this.tensorOf(inner)) return false;
+        if (inner < 0 || ar.kind[inner] !== K.CALL || !this.tensorOf(inner, depth + 1)) return false;
         const grad = ar.tupleItem(args, 1) !== H_FALSE;
         const obj = this.tObject as Omit<ExtractedTensor, 'name'> | undefined;
         if (obj) this.tObject = { ...obj, requiresGrad: grad, kind: 'parameter' };
@@ -622,9 +682,9 @@ class Reader {
   /** numpy.core.multiarray._reconstruct + BUILD state (version, shape, dtype, fortran, rawdata). Rare in
    *  checkpoints: the small state is materialized and read as PyValue. */
   numpyArrayOf(h: number): boolean {
-    const states = this.ar.extras.get(h)?.states;
-    if (!states || states.length === 0) return false;
-    const st = this.ar.materializeNear(states[0], 10, 4096);
+    const states = this.ar.extraSeq(h, X_STATES);
+    if (states < 0 || this.ar.seqLenOf(states) === 0) return false;
+    const st = this.ar.materializeNear(this.ar.seqItemOf(states, 0), 10, 4096);
     if (!(st instanceof PyTuple) || st.items.length < 5) return false;
     const shape = asIntTuple(st.items[1]);
     const dt = numpyDtypeOf(st.items[2]);
@@ -686,3 +746,5 @@ function extentOf(shape: number[], stride: number[], offset: number): number {
   for (let i = 0; i < shape.length; i++) { if (shape[i] === 0) return 0; max += (shape[i] - 1) * (stride[i] ?? 0); }
   return max + 1;
 }
+
+function decodeLatin1(b: Uint8Array, at: number, end: number): string { return Buffer.from(b.buffer, b.byteOffset + at, end - at).toString('latin1'); }
