@@ -1,6 +1,6 @@
 // Bundles the extension client, the language server and the CLI with esbuild.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,15 +17,36 @@ const entries = [
   { in: 'client/src/extension.ts', out: 'client.js', external: ['vscode'] },
   { in: 'server/src/server.ts', out: 'server.js' },
   { in: 'server/src/cli/main.ts', out: 'cli.js' },
+  // runs as its own process (node dist/lzma-worker.js): it must inline its decoder (see lzmaWorker.ts)
   { in: 'server/src/models/lzmaWorker.ts', out: 'lzma-worker.js' },
   { in: 'server/src/models/zipWorker.ts', out: 'zip-worker.js' },
 ];
-await Promise.all(entries.filter((e) => existsSync(join(root, e.in))).map((e) =>
+const built = entries.filter((e) => existsSync(join(root, e.in)));
+await Promise.all(built.map((e) =>
   build({ ...common, entryPoints: [e.in], outfile: join(dist, e.out), external: e.external ?? [] })));
-// tree-sitter runtime and grammar are loaded at run time from next to the bundle.
-for (const [from, to] of [
+// Files the bundles load at run time from next to themselves (the .vsix ships no node_modules; .vscodeignore
+// keeps each of them): the tree-sitter runtime and grammar, and the script vscode-languageclient runs to end a
+// server process tree that did not exit (processes.js: join(__dirname, 'terminateProcess.sh')).
+for (const [from, to, mode] of [
   ['node_modules/web-tree-sitter/web-tree-sitter.wasm', 'web-tree-sitter.wasm'],
   ['node_modules/tree-sitter-python/tree-sitter-python.wasm', 'tree-sitter-python.wasm'],
+  // 7-Zip as WebAssembly (models/archives.ts reads .7z archives with it)
+  ['node_modules/7z-wasm/7zz.wasm', '7zz.wasm'],
+  ['node_modules/vscode-languageclient/lib/node/terminateProcess.sh', 'terminateProcess.sh', 0o755],
 ]) {
-  if (existsSync(join(root, from))) copyFileSync(join(root, from), join(dist, to));
+  if (!existsSync(join(root, from))) continue;
+  copyFileSync(join(root, from), join(dist, to));
+  if (mode) chmodSync(join(dist, to), mode);
+}
+// A require() of a computed path is left to run time, where it resolves next to the bundle, not in
+// node_modules: the bundle would fail there (as LZMA-JS's index.js did). Refuse to build one.
+const computed = /(?<![\w$.])require\s*\(\s*(?!["'])/g;
+for (const e of built) {
+  const text = readFileSync(join(dist, e.out), 'utf8');
+  for (const m of text.matchAll(computed)) {
+    const line = text.slice(0, m.index).split('\n').length;
+    const near = text.slice(Math.max(0, m.index - 60), m.index + 80).replace(/\s+/g, ' ');
+    console.error(`build: dist/${e.out}:${line}: require() of a computed path, which the bundle cannot resolve: …${near}…`);
+    process.exitCode = 1;
+  }
 }

@@ -1,8 +1,11 @@
 // Child process that decodes an LZMA "alone" stream (stdin → stdout). The only maintained pure-JS decoder
 // (LZMA-JS) builds its output in one growing array and can abort the whole process on crafted input, so it
 // runs here, in a separate process with a memory cap, and the parent bounds the output it accepts.
+// The package's index.js loads its decoder through a computed path (require(path.join(__dirname, 'src', ...))),
+// which a bundler cannot follow: the bundled worker then fails on every file. Name the decoder file itself
+// (the decode-only build of the same source), so esbuild inlines it into dist/lzma-worker.js.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const LZMA = require('lzma') as { decompress(b: Uint8Array): unknown };
+const LZMA = (require('lzma/src/lzma-d.js') as { LZMA: { decompress(b: Uint8Array): unknown } }).LZMA;
 
 const parts: Buffer[] = [];
 process.stdin.on('data', (d: Buffer) => parts.push(d));
