@@ -10,13 +10,16 @@ import { PassThrough } from 'node:stream';
 import { IS_CI, PYTHON, REPO_ROOT, requireBuilt, torchAvailable } from '../setup';
 import { convertToSafetensors, ConvertCancelled, ConvertRefused, ConvertResult, tuning } from '../../server/src/models/convert';
 import { convertCli, defaultOutput } from '../../server/src/cli/convert';
+import { scanModelFileDetailed } from '../../server/src/models/scan';
+import { buildZip } from '../unit/models/zipAsm';
 
 interface Case { file: string; reference: string; expect: 'ok' | 'refuse'; tied?: Record<string, string>; unwrap?: string; refuse_mentions?: string }
 
 const GEN = join(REPO_ROOT, 'test', 'oracle', 'gen_convert_cases.py');
 const CHECK = join(REPO_ROOT, 'test', 'oracle', 'check_safetensors.py');
 const CONVERTIBLE = ['plain', 'dtypes', 'zero_d', 'empty', 'tied', 'views', 'wrapped', 'params', 'nested',
-  'legacy_plain', 'legacy_dtypes', 'legacy_views', 'legacy_tied', 'big_endian'];
+  'legacy_plain', 'legacy_dtypes', 'legacy_views', 'legacy_tied', 'legacy_tied_lm', 'legacy_tied_params', 'legacy_tied_wrapped',
+  'big_endian'];
 
 function readHeader(file: string): { size: number; header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
   const b = readFileSync(file);
@@ -77,7 +80,7 @@ describe('convert to safetensors (oracle: real torch)', function () {
     const saved = { ...tuning };
     before(function () { tuning.chunk = 64; tuning.gatherLimit = 256; });
     after(function () { Object.assign(tuning, saved); });
-    for (const name of ['dtypes', 'views', 'legacy_views', 'big_endian', 'tied', 'plain']) {
+    for (const name of ['dtypes', 'views', 'legacy_views', 'big_endian', 'tied', 'plain', 'legacy_tied_lm']) {
       it(`${name}: still equal to torch.load`, async function () {
         const c = cases[name];
         const out = p(`${name}.small-blocks.safetensors`);
@@ -103,6 +106,25 @@ describe('convert to safetensors (oracle: real torch)', function () {
     const r = await convertToSafetensors(p(cases.wrapped.file), p('wrapped2.safetensors'));
     assert.deepEqual(r.dropped, ['best']);
     assert.ok(Object.keys(readHeader(p('wrapped2.safetensors')).header).includes('0.weight'));
+  });
+
+  it('legacy tied LM (every storage 40 elements: the u64 count reads as MARK): the scan lists each tensor, the tied one is stored once', async function () {
+    const detail = await scanModelFileDetailed(p(cases.legacy_tied_lm.file), { sha256: false });
+    assert.equal(detail.report.format, 'pytorch-legacy');
+    assert.deepEqual(detail.tensors.map((t) => t.name).sort(), ['embed.weight', 'head.weight', 'proj.weight']);
+    assert.equal(detail.tensors.find((t) => t.name === 'head.weight')!.storage!.key, detail.tensors.find((t) => t.name === 'embed.weight')!.storage!.key);
+    const r = await convertToSafetensors(p(cases.legacy_tied_lm.file), p('legacy_tied_lm.check.safetensors'));
+    assert.equal(r.tensors, 2);
+    assert.deepEqual(r.removedAliases, ['head.weight']);
+    assert.deepEqual(readHeader(p('legacy_tied_lm.check.safetensors')).header.__metadata__, { format: 'pt', 'head.weight': 'embed.weight' });
+  });
+
+  it('refuses a legacy checkpoint with a zip appended (SW012): its readings disagree, nothing written', async function () {
+    const poly = p('legacy_polyglot.pt');
+    writeFileSync(poly, Buffer.concat([readFileSync(p(cases.legacy_plain.file)), buildZip([{ name: 'archive/data.pkl', data: Buffer.from([0x80, 0x02, 0x7d, 0x2e]) }])]));
+    const out = p('legacy_polyglot.safetensors');
+    await assert.rejects(convertToSafetensors(poly, out), (e: Error) => e instanceof ConvertRefused && /its readings disagree \(SW012 polyglot: A ZIP archive/.test(e.message));
+    assert.equal(existsSync(out), false);
   });
 
   it('refuses a checkpoint that calls os.system, naming it, and writes nothing', async function () {

@@ -82,6 +82,25 @@ save("legacy_views", views(), legacy=True)
 save("legacy_tied", {"a": w, "b": w}, legacy=True, tied={"b": "a"})
 
 
+# A tiny language model whose output layer is tied to its embedding, saved in the legacy format. Every storage
+# holds 40 elements, so the u64 count that follows the fifth pickle starts with 0x28 (MARK), which reads like the
+# start of another pickle (this used to leave the scan, and so the converter, with no tensors).
+class TinyLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+        self.proj = torch.nn.Linear(4, 10, bias=False)
+        self.head = torch.nn.Linear(4, 10, bias=False)
+        self.head.weight = self.embed.weight
+
+
+lm = TinyLM()
+save("legacy_tied_lm", lm.state_dict(), legacy=True, tied={"head.weight": "embed.weight"})
+save("legacy_tied_params", lm.state_dict(keep_vars=True), legacy=True, tied={"head.weight": "embed.weight"})
+save("legacy_tied_wrapped", {"model_state_dict": lm.state_dict(), "epoch": 7}, legacy=True,
+     tied={"head.weight": "embed.weight"}, unwrap="model_state_dict")
+
+
 # Big-endian source: the same archive with byteorder "big" and every storage byte-swapped.
 def big_endian_copy(src, dst):
     import pickle

@@ -9,6 +9,8 @@ import { readZipDirectory, readMember } from './zip';
 import { FileSource } from './source';
 import { ExtractedTensor, numel, storageExtent } from './pickle/tensors';
 import { PyList, asInt, asText } from './pickle/values';
+import { MODEL_RULE_BY_ID } from './rules';
+import type { Finding, ModelReport } from './types';
 
 export interface ConvertOptions {
   /** Replace an existing output file (otherwise the conversion refuses). */
@@ -48,8 +50,15 @@ const ST_DTYPE: Record<string, string> = {
  */
 export const tuning: {
   chunk: number; gatherLimit: number;
-  /** Test hook: runs after each block is written, before it is read back (to simulate a faulty write). */
+  // Fault-injection hooks for the tests of each verification step (undefined outside tests):
+  /** Runs after each block is written, before it is read back (a faulty write; the block read-back catches it). */
   afterWrite?: (fd: number, offset: number, length: number) => void;
+  /** Maps each chunk of a tensor's bytes between reading and writing (a reader that yields the wrong number of
+   *  bytes; the per-tensor byte count catches it). */
+  tensorChunk?: (name: string, chunk: Uint8Array) => Uint8Array;
+  /** Runs after the last block is written and read back, before the header and size are re-read (a write that
+   *  lands later or elsewhere; the header re-check catches it). */
+  beforeHeaderCheck?: (fd: number, headerLength: number) => void;
 } = { chunk: 2 << 20, gatherLimit: 64 << 20 };
 /** Containers HF-style conversion unwraps when every tensor (or the only tensors) live under them. */
 const WRAPPERS = ['state_dict', 'model_state_dict', 'model', 'module'];
@@ -73,14 +82,8 @@ export async function convertToSafetensors(input: string, output: string, opts: 
 
   const detail = await scanModelFileDetailed(inAbs, { sha256: false });
   const rep = detail.report;
-  if (rep.verdict !== 'safe') {
-    const badRefs = rep.globals.filter((g) => g.severity !== 'safe');
-    const bad = [...new Set(badRefs.map((g) => displayName(g.module, g.name)))];
-    const verb = badRefs.some((g) => g.called) ? 'calls' : 'imports';
-    const why = bad.length ? `loading it ${verb} ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
-      : rep.findings.find((f) => f.severity !== 'info')?.message ?? rep.summary;
-    throw new ConvertRefused(`refusing to convert ${input}: the file is ${rep.verdict} (${why})`);
-  }
+  const refusal = refusalReason(rep);
+  if (refusal) throw new ConvertRefused(`refusing to convert ${input}: ${refusal}`);
   if (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy' && rep.format !== 'pytorch-legacy-tar') {
     throw new ConvertRefused(`cannot convert ${rep.format} files: only PyTorch checkpoints (zip, legacy or legacy tar format) are supported`);
   }
@@ -139,12 +142,13 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     for (const p of plan) {
       const before = w.written;
       for (const chunk of tensorChunks(src, rfd, storages.get(p.t.storage!.key)!, p.t, bigEndian, scratch)) {
-        w.write(chunk);
+        w.write(tuning.tensorChunk ? tuning.tensorChunk(p.name, chunk) : chunk);
         if (++tick % 8 === 0 || chunk.length >= tuning.chunk) { await yieldLoop(); checkAborted(opts.signal); }
       }
       if (w.written - before !== p.bytes) throw new Error(`verification failed: "${p.name}" has ${w.written - before} bytes, the plan ${p.bytes}`);
     }
     w.flush();
+    tuning.beforeHeaderCheck?.(fd, header.length);
     verifyHeader(fd, plan, header.length, dataBytes, metadata);
     if (opts.durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -160,6 +164,43 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     if (fd !== undefined) try { fs.closeSync(fd); } catch { /* already closed */ }
     if (tmp) fs.rmSync(tmp, { force: true });
   }
+}
+
+/** Rules whose findings say two readers of the file see different content (zip local vs central records,
+ *  duplicate members, polyglots, any "...-disagreement" rule): whichever reading is converted, the other is not. */
+const DISAGREEMENT_RULES = new Set(['SW010', 'SW011', 'SW012']);
+
+export function isReadingDisagreement(f: Pick<Finding, 'rule'>): boolean {
+  if (DISAGREEMENT_RULES.has(f.rule)) return true;
+  return /disagree/i.test(MODEL_RULE_BY_ID.get(f.rule)?.name ?? '');
+}
+
+/**
+ * Why the scan's report forbids a conversion (undefined: it may go ahead). Only files the scan rates safe are
+ * converted, and never one whose readings disagree, whatever that finding's severity: a .safetensors copy of
+ * one reading would vouch for a file other loaders read differently.
+ */
+export function refusalReason(rep: ModelReport): string | undefined {
+  const split = rep.findings.filter(isReadingDisagreement);
+  if (split.length) {
+    const f = split[0], name = MODEL_RULE_BY_ID.get(f.rule)?.name;
+    const more = split.length > 1 ? `, and ${split.length - 1} more such finding${split.length > 2 ? 's' : ''}` : '';
+    return `its readings disagree (${f.rule}${name ? ` ${name}` : ''}: ${f.message}${more}): loaders would read different content, `
+      + 'so no single conversion stands for the file';
+  }
+  if (rep.verdict !== 'safe') {
+    const badRefs = rep.globals.filter((g) => g.severity !== 'safe');
+    const bad = [...new Set(badRefs.map((g) => displayName(g.module, g.name)))];
+    const verb = badRefs.some((g) => g.called) ? 'calls' : 'imports';
+    const worst = rep.findings.find((f) => f.severity === rep.verdict) ?? rep.findings.find((f) => f.severity !== 'info');
+    const why = bad.length ? `loading it ${verb} ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
+      : worst ? `${worst.rule}: ${worst.message}` : rep.summary;
+    return `the file is ${rep.verdict} (${why})${rep.verdict === 'caution' ? '; only files the scan rates safe are converted' : ''}`;
+  }
+  if (rep.findingsOmitted) {
+    return `the scan listed ${rep.findings.length} findings and left ${rep.findingsOmitted} out, so it cannot show that every reader sees the same content`;
+  }
+  return undefined;
 }
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
