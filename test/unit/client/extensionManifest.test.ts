@@ -71,7 +71,8 @@ describe('package.json contributions', () => {
 
   it('declares the settings with the agreed names and defaults', () => {
     const props = manifest.contributes.configuration.properties;
-    assert.deepEqual(Object.keys(props).sort(), ['safeWeights.enable', 'safeWeights.exclude', 'safeWeights.honorNosec', 'safeWeights.rules', 'safeWeights.trace.server', 'safeWeights.workspaceScan']);
+    assert.deepEqual(Object.keys(props).sort(), ['safeWeights.allowGlobals', 'safeWeights.enable', 'safeWeights.exclude', 'safeWeights.honorNosec', 'safeWeights.rules', 'safeWeights.trace.server', 'safeWeights.workspaceScan']);
+    assert.deepEqual(props['safeWeights.allowGlobals'].default, []);
     assert.equal(props['safeWeights.enable'].default, true);
     assert.equal(props['safeWeights.workspaceScan'].default, true);
     assert.equal(props['safeWeights.honorNosec'].default, false);
