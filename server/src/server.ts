@@ -11,7 +11,7 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { discover, sniffFile } from './models/discovery';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
   ModelReportRequest, DisassemblyRequest, ScanWorkspaceRequest, StatusNotification, ConvertRequest,
@@ -116,8 +116,8 @@ connection.onInitialize((params): InitializeResult => {
 connection.onInitialized(async () => {
   if (canWatchDynamically) {
     await connection.client.register(DidChangeWatchedFilesNotification.type, {
-      watchers: ['**/*.py', '**/*.ipynb', '**/requirements*.txt', '**/pyproject.toml',
-        '**/*.{pt,pth,ckpt,pkl,pickle,joblib,npy,npz,safetensors,gguf,bin,h5,keras}'].map((globPattern) => ({ globPattern })),
+      // every file: model files are recognised by their content, whatever their name
+      watchers: [{ globPattern: '**/*' }],
     }).catch(() => undefined);
   }
   if (hasFolderEvents) connection.workspace.onDidChangeWorkspaceFolders(async (e) => {
@@ -412,27 +412,17 @@ async function modelReport(path: string, sha256?: boolean): Promise<ModelReport>
 
 let scanning: Promise<ScanWorkspaceResult> | undefined;
 
+/** The workspace files to scan: the same discovery as the CLI (models/discovery.ts), by content, links followed. */
 async function listFiles(root: string, isExcluded: (rel: string) => boolean, out: string[]): Promise<void> {
-  const stack = [root];
-  while (stack.length) {
-    const dir = stack.pop()!;
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const full = join(dir, e.name);
-      const rel = relative(root, full).split(sep).join('/');
-      if (isExcluded(rel)) continue;
-      if (e.isDirectory()) {
-        // Virtualenvs are recognised by their marker file, whatever their name.
-        if (existsSync(join(full, 'pyvenv.cfg'))) continue;
-        stack.push(full);
-      } else if (e.isFile() && (isCodeFileName(e.name) || modelEngine().isModelFileName(e.name))) out.push(full);
-    }
-  }
+  const found = await discover([root], { excluded: isExcluded });
+  const seen = new Set(out);
+  for (const f of found.files) if (!seen.has(f.path)) { seen.add(f.path); out.push(f.path); }
+}
+
+/** Whether a changed file on disk is one the workspace scan reads (code by name, model files by content). */
+async function isScannedFile(path: string): Promise<boolean> {
+  if (isCodeFileName(basename(path))) return true;
+  try { return (await sniffFile(path)).model; } catch { return false; }
 }
 
 function sendStatus(scanningNow: boolean): void {
@@ -560,6 +550,7 @@ connection.onDidChangeWatchedFiles(async (params) => {
     // With the automatic scan off, files from an explicit scan (safeWeights/scanWorkspace) are still kept current.
     if (!config.workspaceScan && !diskFindings.has(change.uri)) continue;
     modelCache.delete(path);
+    if (!(await isScannedFile(path))) { forgetDiskFile(change.uri); continue; }
     await scanDiskFile(path);
   }
   if (reconfigure) {

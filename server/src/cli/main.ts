@@ -1,10 +1,11 @@
 // `safe-weights` command line: scan model files and Python code (text, JSON, SARIF), convert checkpoints.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isModelFileName, scanModelFile } from '../models/scan';
+import { scanModelFile } from '../models/scan';
+import { discover, type DiscoveredFile, type SkippedFile } from '../models/discovery';
 import { MODEL_RULES } from '../models/rules';
 import type { FileReport, Finding, ModelReport, CodeReport, Severity } from '../models/types';
-import { isCodeFileName, scanCodeFile } from '../python/scanCode';
+import { scanCodeFile } from '../python/scanCode';
 import { CODE_RULES } from '../python/rules';
 import { loadConfig, excludeMatcher, type LoadedConfig } from '../config';
 import { toSarif } from './sarif';
@@ -15,20 +16,22 @@ const VERSION: string = (() => {
 })();
 
 const USAGE = `Usage:
-  safe-weights scan [--format text|json|sarif] [--fail-on caution|dangerous|never] [--output FILE] [--sha256] PATH...
+  safe-weights scan [--format text|json|sarif] [--fail-on caution|dangerous|never] [--output FILE] [--sha256] [--verbose] PATH...
   safe-weights convert IN [-o OUT] [--force]
   safe-weights --version
 
-scan: directories are walked recursively (skipping .git, node_modules and virtualenvs); model files are judged
-from their bytes, .py / .ipynb / requirements*.txt / pyproject.toml by the code rules.
+scan: directories are walked recursively (skipping .git, node_modules and virtualenvs, following symbolic links);
+every file whose first bytes a model loader would read is scanned, whatever its name (--verbose lists the files
+skipped and why); .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
+command line is always scanned.
 Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
 
 export class UsageError extends Error {}
 
-interface ScanArgs { format: 'text' | 'json' | 'sarif'; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean }
+interface ScanArgs { format: 'text' | 'json' | 'sarif'; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean }
 
 function parseScanArgs(argv: string[]): ScanArgs {
-  const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false };
+  const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -48,6 +51,7 @@ function parseScanArgs(argv: string[]): ScanArgs {
       a.failOn = v;
     } else if (arg === '--output' || arg.startsWith('--output=') || arg === '-o') a.output = value();
     else if (arg === '--sha256') a.sha256 = true;
+    else if (arg === '--verbose' || arg === '-v') a.verbose = true;
     else if (arg === '--') a.paths.push(...argv.slice(i + 1)), i = argv.length;
     else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
     else a.paths.push(arg);
@@ -56,34 +60,11 @@ function parseScanArgs(argv: string[]): ScanArgs {
   return a;
 }
 
-const SKIP_DIRS = new Set(['.git', 'node_modules', '.venv', 'venv', '__pycache__', '.tox', '.mypy_cache', 'site-packages', '.hg', '.svn']);
-
-/** Files to scan under the given paths; explicit file arguments are always scanned. */
-export function collectFiles(paths: string[], excluded: (rel: string) => boolean = () => false): { files: string[]; errors: string[] } {
-  const files: string[] = [];
-  const errors: string[] = [];
-  for (const p of paths) {
-    let st: fs.Stats;
-    try { st = fs.statSync(p); } catch (e) { errors.push(`${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`); continue; }
-    if (st.isFile()) { files.push(p); continue; }
-    if (!st.isDirectory()) continue;
-    const stack = [p];
-    while (stack.length) {
-      const dir = stack.pop() as string;
-      let ents: fs.Dirent[];
-      try { ents = fs.readdirSync(dir, { withFileTypes: true }); } catch (e) { errors.push(`${dir}: ${(e as Error).message}`); continue; }
-      ents.sort((x, y) => x.name.localeCompare(y.name));
-      for (const ent of ents) {
-        const full = path.join(dir, ent.name);
-        const rel = path.relative(p, full).split(path.sep).join('/');
-        if (ent.isDirectory()) {
-          if (SKIP_DIRS.has(ent.name) || fs.existsSync(path.join(full, 'pyvenv.cfg')) || excluded(rel + '/')) continue;
-          stack.push(full);
-        } else if (ent.isFile() && (isModelFileName(ent.name) || isCodeFileName(ent.name)) && !excluded(rel)) files.push(full);
-      }
-    }
-  }
-  return { files, errors };
+/** Files to scan under the given paths (see models/discovery.ts): explicit files are always scanned, a walk keeps
+ *  the files a model loader would read (by content) and code files (by name). */
+export async function collectFiles(paths: string[], excluded: (rel: string) => boolean = () => false): Promise<{ files: DiscoveredFile[]; skipped: SkippedFile[]; errors: string[] }> {
+  const d = await discover(paths, { excluded, explicit: true });
+  return { files: d.files, skipped: d.skipped, errors: d.errors.map((e) => `${e.path}: ${e.message}`) };
 }
 
 const SEV_RANK: Record<string, number> = { info: 0, invalid: 1, caution: 2, dangerous: 3 };
@@ -96,32 +77,37 @@ export function exitCodeFor(reports: FileReport[], failOn: ScanArgs['failOn']): 
     r.findings.some((f) => SEV_RANK[f.severity] >= bar)) ? 1 : 0;
 }
 
-async function scanOne(file: string, cfg: LoadedConfig, sha256: boolean): Promise<FileReport> {
-  if (isCodeFileName(path.basename(file)) && !isModelFileName(path.basename(file))) return scanCodeFile(file, cfg);
-  return scanModelFile(file, { sha256: sha256 ? true : false, allowGlobals: cfg.allowGlobals });
+async function scanOne(file: DiscoveredFile, cfg: LoadedConfig, sha256: boolean): Promise<FileReport> {
+  if (file.kind === 'code') return scanCodeFile(file.path, cfg);
+  return scanModelFile(file.path, { sha256: sha256 ? true : false, allowGlobals: cfg.allowGlobals });
 }
 
 export async function runScan(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
   const args = parseScanArgs(argv);
   const root = fs.existsSync(args.paths[0]) && fs.statSync(args.paths[0]).isDirectory() ? args.paths[0] : path.dirname(args.paths[0]);
   const cfg = await loadConfig(path.resolve(root));
-  const { files, errors } = collectFiles(args.paths, excludeMatcher(cfg));
+  const { files, skipped, errors } = await collectFiles(args.paths, excludeMatcher(cfg));
   const reports: FileReport[] = [];
   const bar = err.isTTY && args.format !== 'text' || err.isTTY ? new ProgressBar(err, files.length) : undefined;
   let ioError = errors.length > 0;
   for (const e of errors) err.write(`safe-weights: ${e}\n`);
   for (const f of files) {
-    bar?.tick(path.basename(f));
+    bar?.tick(path.basename(f.path));
     try { reports.push(await scanOne(f, cfg, args.sha256)); } catch (e) {
       ioError = true;
-      err.write(`${bar ? '\n' : ''}safe-weights: ${f}: ${(e as Error).message}\n`);
+      err.write(`${bar ? '\n' : ''}safe-weights: ${f.path}: ${(e as Error).message}\n`);
     }
   }
   bar?.done();
   let text: string;
-  if (args.format === 'json') text = JSON.stringify({ version: VERSION, files: reports.map(toJsonFile) }, null, 2) + '\n';
+  const notModel = skipped.filter((x) => x.why !== 'duplicate');
+  if (args.format === 'json') {
+    const doc: Record<string, unknown> = { version: VERSION, files: reports.map(toJsonFile), skipped: notModel.length };
+    if (args.verbose) doc.skippedFiles = skipped.map((x) => ({ path: x.path, reason: x.reason }));
+    text = JSON.stringify(doc, null, 2) + '\n';
+  }
   else if (args.format === 'sarif') text = JSON.stringify(toSarif(reports, VERSION, MODEL_RULES, CODE_RULES, process.cwd()), null, 2) + '\n';
-  else text = renderText(reports, (out as NodeJS.WriteStream).isTTY === true && !process.env.NO_COLOR);
+  else text = renderText(reports, (out as NodeJS.WriteStream).isTTY === true && !process.env.NO_COLOR, skipped, args.verbose);
   if (args.output) fs.writeFileSync(args.output, text);
   else out.write(text);
   if (ioError && reports.length === 0) return 2;
@@ -155,7 +141,7 @@ export function toJsonFile(r: FileReport): Record<string, unknown> {
   return base;
 }
 
-function renderText(reports: FileReport[], color: boolean): string {
+function renderText(reports: FileReport[], color: boolean, skipped: SkippedFile[], verbose: boolean): string {
   const c = colors(color);
   const paint = (v: string) => v === 'dangerous' ? c.red(v.toUpperCase()) : v === 'caution' ? c.yellow(v.toUpperCase()) : v === 'invalid' ? c.magenta(v.toUpperCase()) : c.green(v.toUpperCase());
   const lines: string[] = [];
@@ -180,8 +166,18 @@ function renderText(reports: FileReport[], color: boolean): string {
       }
     }
   }
+  if (verbose && skipped.length) {
+    lines.push('', c.dim(`Skipped (${skipped.length}):`));
+    for (const x of skipped) lines.push(`  ${c.dim('skipped')} ${x.path} ${c.dim(`(${x.reason})`)}`);
+  }
   const parts = ['dangerous', 'caution', 'invalid', 'safe'].filter((k) => counts[k]).map((k) => `${counts[k]} ${k}`);
-  lines.push('', `${reports.length} file${reports.length === 1 ? '' : 's'} scanned${parts.length ? ': ' + parts.join(', ') : ''}.`);
+  const notModel = skipped.filter((x) => x.why !== 'duplicate').length;
+  const dupes = skipped.length - notModel;
+  const skip = [
+    notModel ? `${notModel} file${notModel === 1 ? '' : 's'} skipped as not model files${verbose ? '' : ' (--verbose lists them)'}` : '',
+    dupes ? `${dupes} more path${dupes === 1 ? '' : 's'} to the same files (links)` : '',
+  ].filter(Boolean);
+  lines.push('', `${reports.length} file${reports.length === 1 ? '' : 's'} scanned${parts.length ? ': ' + parts.join(', ') : ''}${skip.length ? `; ${skip.join('; ')}` : ''}.`);
   return lines.join('\n') + '\n';
 }
 

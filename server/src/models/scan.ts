@@ -17,6 +17,7 @@ import { giveArrayBuffer } from './bufferPool';
 import { looksLikeNpy, parseNpyHeader } from './npy';
 import { detectCompression, decompressedChunks, DecompressionLimit, Compression } from './compression';
 import { isTarHeader, readTarMembers } from './tar';
+import { tarStreamMembers, list7z, extract7z, looksLike7z, archiveLimits } from './archives';
 import { looksLikeSafetensors, inspectSafetensors } from './safetensors';
 import { looksLikeGguf, inspectGguf } from './gguf';
 import { matlabHeader, matlabMessage } from './matlab';
@@ -149,6 +150,8 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     scanGguf(ctx, src);
   } else if (looksLikeSafetensors(head, src.size)) {
     scanSafetensors(ctx, src);
+  } else if (looksLike7z(head)) {
+    await scan7z(ctx, src);
   } else if (detectCompression(head)) {
     // joblib checks compressor magics before unpickling (an lzma stream starts with ']', a pickle opcode)
     await scanCompressed(ctx, src, detectCompression(head) as Compression);
@@ -322,6 +325,8 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   const rep = ctx.report;
   rep.format = 'pytorch-legacy-tar';
   const { members, error, limited } = readTarMembers(src, scanLimits.tarMembers);
+  // without a "pickle" member torch.load fails: an archive people unpack, every member read by its content
+  if (!members.some((m) => m.name === 'pickle')) { await scanTarArchive(ctx, src, { members, error, limited }); return; }
   if (error) add(ctx, 'SW004', `Tar structure is broken: ${error}.`, { severity: 'dangerous' });
   if (limited) add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${limited} and the rest was not checked.`, { offset: limited, severity: 'dangerous' });
   rep.members = members.map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
@@ -531,6 +536,8 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
         continue;
       }
       if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
+      // a container inside a generic zip (a torch zip, a .tar.gz, a 7z): scanned as a file of its own
+      if (format === 'zip' && looksLikeContainer(head)) { await scanNestedZipMember(ctx, src, e); continue; }
       // TorchScript sources (code/**/*.py) are compiled by torch.jit.load, never unpickled ("class X" reads as GLOBAL)
       if (format === 'torchscript-zip' && lower.endsWith('.py') && lower.includes('/code/')) continue;
       const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
@@ -795,10 +802,14 @@ async function scanCompressed(ctx: Ctx, src: ByteSource, comp: Compression): Pro
   const rep = ctx.report;
   rep.format = 'joblib';
   rep.formatDetail = `joblib (${comp})`;
+  // a tar (.tar.gz) or another container (a gzipped torch zip) inside the compressor: read by its content
+  const peek = await peekChunks(decompressedChunks(comp, src, 0, DECOMPRESS_LIMIT), 512);
+  if (peek.head.length === 512 && isTarHeader(peek.head)) { await scanCompressedTar(ctx, peek.chunks, comp); return; }
+  if (looksLikeContainer(peek.head) || looksLikeNpy(peek.head) || looksLikeGguf(peek.head)) { await scanCompressedOther(ctx, peek.chunks, comp); return; }
   const c = new Cursor(0, Infinity);
   let runs: PickleRun[] = [];
   try {
-    runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 100), c, decompressedChunks(comp, src, 0, DECOMPRESS_LIMIT)[Symbol.asyncIterator]());
+    runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 100), c, peek.chunks[Symbol.asyncIterator]());
   } catch (e) {
     if (e instanceof DecompressionLimit) add(ctx, 'SW025', `${(e as Error).message}; the rest was not checked.`);
     else add(ctx, 'SW004', `The ${comp} stream cannot be decompressed (${(e as Error).message}); what was read before the error is reported.`, { severity: 'dangerous' });
@@ -984,3 +995,208 @@ function summarize(rep: ModelReport, dangerous: Map<string, boolean>): string {
   }
 }
 
+// ---- archives: members scanned as files of their own -------------------------------------------------------
+// A tar (not a torch checkpoint), a compressed tar, a 7z, a zip inside a zip, a gzip holding a zip: each member is
+// scanned by scanSource, from its bytes, and its report folded into the archive's (members named
+// "outer!inner"). Bounded: nesting depth, each member's size in memory, and the bytes all members of the
+// outermost file may expand to (shared by every level). A member past a limit is a finding, not silence.
+
+const NESTING_DEPTH = 4;
+const nestingOf = new WeakMap<Ctx, { depth: number; budget: { bytes: number } }>();
+function nesting(ctx: Ctx): { depth: number; budget: { bytes: number } } {
+  let n = nestingOf.get(ctx);
+  if (!n) { n = ctx.opts.nesting ?? { depth: 0, budget: { bytes: archiveLimits.totalBytes } }; nestingOf.set(ctx, n); }
+  return n;
+}
+
+/** Scans `src` (an archive member's bytes) as a file of its own and folds its report into ctx's. */
+async function scanArchiveMember(ctx: Ctx, name: string, src: ByteSource): Promise<ModelReport | undefined> {
+  const n = nesting(ctx);
+  if (n.depth + 1 >= NESTING_DEPTH) {
+    add(ctx, 'SW009', `Member "${name}" is an archive nested ${n.depth + 1} levels deep; it was not checked.`, { member: name, severity: 'dangerous' });
+    return undefined;
+  }
+  const d = await scanSource(src, name, { ...ctx.opts, sha256: false, nesting: { depth: n.depth + 1, budget: n.budget } }, false);
+  try { foldMemberReport(ctx, name, d.report); } finally { for (const r of d.runs) r.run.release?.(); }
+  return d.report;
+}
+
+/** The first `n` bytes of a chunk stream, and the whole stream again (those chunks, then the rest). */
+async function peekChunks(it: AsyncIterable<Uint8Array>, n: number): Promise<{ head: Uint8Array; chunks: AsyncIterable<Uint8Array> }> {
+  const iter = it[Symbol.asyncIterator]();
+  const got: Uint8Array[] = [];
+  let len = 0, done = false, err: unknown;
+  try {
+    while (len < n) { const r = await iter.next(); if (r.done) { done = true; break; } got.push(r.value); len += r.value.length; }
+  } catch (e) { err = e; }
+  const head = Buffer.concat(got).subarray(0, n);
+  async function* all(): AsyncGenerator<Uint8Array> {
+    yield* got;
+    if (err) throw err;
+    if (done) return;
+    for (;;) { const r = await iter.next(); if (r.done) return; yield r.value; }
+  }
+  return { head, chunks: all() };
+}
+
+function foldMemberReport(ctx: Ctx, name: string, child: ModelReport): void {
+  const rep = ctx.report;
+  const inner = (m: string | undefined) => (m ? `${name}!${m}` : name);
+  for (const f of child.findings) {
+    const { rule, message, ...rest } = f;
+    // a broken safetensors/GGUF/npy member cannot run code, but the archive as a whole then needs a look
+    add(ctx, rule, `${name}: ${message}`, { ...rest, member: inner(f.member), severity: f.severity === 'invalid' ? 'caution' : f.severity });
+  }
+  ctx.findingsOmitted += child.findingsOmitted ?? 0;
+  // the child's verdict saw every finding, also those past its row cap
+  const sev: Severity | undefined = child.verdict === 'dangerous' ? 'dangerous' : child.verdict === 'caution' || child.verdict === 'invalid' ? 'caution' : undefined;
+  if (sev && (!ctx.worst || RANK[sev] > RANK[ctx.worst])) ctx.worst = sev;
+  let omitted = child.globalsOmitted ?? 0;
+  for (const g of child.globals) {
+    if (rep.globals.length < GLOBALS_SHOWN) rep.globals.push({ ...g, member: inner(g.member) }); else omitted++;
+    if (g.severity === 'dangerous') {
+      const dn = displayName(g.module, g.name);
+      ctx.dangerousNames.set(dn, (ctx.dangerousNames.get(dn) ?? false) || g.called);
+    }
+  }
+  if (omitted) rep.globalsOmitted = (rep.globalsOmitted ?? 0) + omitted;
+  for (const p of child.pickles) rep.pickles.push({ ...p, member: inner(p.member) });
+  const room = Math.max(0, (ctx.opts.maxTensors ?? 1_000_000) - rep.tensors.length);
+  if (room && child.tensorCount) for (const t of child.tensors.slice(0, room)) rep.tensors.push({ ...t, name: `${name}!${t.name}` });
+}
+
+function memberRows(ctx: Ctx, members: { name: string; size: number; offset: number }[]): void {
+  ctx.report.memberCount = members.length;
+  ctx.report.members = members.slice(0, MEMBER_ROWS).map((m) => ({ name: m.name, size: m.size, compressedSize: m.size, method: 0, offset: m.offset }));
+}
+
+function memberTooBig(ctx: Ctx, name: string, why: string): void {
+  add(ctx, 'SW025', `Member "${name}" was not checked: ${why}.`, { member: name, severity: 'dangerous' });
+}
+
+/** A tar archive that is not a torch checkpoint (no "pickle" member): every regular member by its content. */
+async function scanTarArchive(ctx: Ctx, src: ByteSource, tar: ReturnType<typeof readTarMembers>): Promise<void> {
+  const rep = ctx.report;
+  rep.format = 'tar';
+  const files = tar.members.filter((m) => m.type === '0' || m.type === '7');
+  rep.formatDetail = `tar with ${files.length} file${files.length === 1 ? '' : 's'}`;
+  memberRows(ctx, files);
+  if (tar.error) add(ctx, 'SW013', `Tar structure is broken: ${tar.error}; the members before it were scanned.`);
+  if (tar.limited) add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${tar.limited} and the rest was not checked.`, { offset: tar.limited, severity: 'dangerous' });
+  for (const m of files) await scanArchiveMember(ctx, m.name, new SliceSource(src, m.offset, m.size));
+}
+
+/** A tar inside a compressor (.tar.gz, .tgz, .tar.bz2, .tar.xz), read as it decompresses. */
+async function scanCompressedTar(ctx: Ctx, chunks: AsyncIterable<Uint8Array>, comp: Compression): Promise<void> {
+  const rep = ctx.report;
+  rep.format = 'tar';
+  const rows: { name: string; size: number; offset: number }[] = [];
+  const n = nesting(ctx);
+  try {
+    for await (const ev of tarStreamMembers(chunks, { maxMembers: scanLimits.tarMembers, memberLimit: archiveLimits.memberBytes, budget: n.budget })) {
+      if (ev.kind === 'error') { add(ctx, 'SW013', `Tar structure is broken: ${ev.message}; the members before it were scanned.`, { offset: ev.offset }); break; }
+      if (ev.kind === 'limit') {
+        add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${ev.offset} of the ${comp} stream and the rest was not checked.`, { offset: ev.offset, severity: 'dangerous' });
+        break;
+      }
+      const m = ev.member;
+      rows.push({ name: m.name, size: m.size, offset: m.offset });
+      if (m.data) await scanArchiveMember(ctx, m.name, new BytesSource(m.data));
+      else memberTooBig(ctx, m.name, m.skipped ?? 'it could not be read');
+    }
+  } catch (e) {
+    if (e instanceof DecompressionLimit) add(ctx, 'SW025', `${(e as Error).message}; the rest of the tar archive was not checked.`);
+    else add(ctx, 'SW013', `The ${comp} stream cannot be decompressed (${(e as Error).message}); the members before the error were scanned.`);
+  }
+  rep.formatDetail = `tar (${comp}) with ${rows.length} file${rows.length === 1 ? '' : 's'}`;
+  memberRows(ctx, rows);
+}
+
+/** A compressed stream holding something other than a pickle or a tar (a gzipped torch zip, ...): scanned whole. */
+async function scanCompressedOther(ctx: Ctx, chunks: AsyncIterable<Uint8Array>, comp: Compression): Promise<void> {
+  const rep = ctx.report;
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const n = nesting(ctx);
+  const limit = Math.min(archiveLimits.memberBytes, n.budget.bytes);
+  try {
+    for await (const c of chunks) {
+      size += c.length;
+      if (size > limit) { memberTooBig(ctx, `(${comp} stream)`, `it expands to more than ${limit} bytes`); return; }
+      parts.push(c);
+    }
+  } catch (e) {
+    if (e instanceof DecompressionLimit) { add(ctx, 'SW025', `${(e as Error).message}; the rest was not checked.`); return; }
+    add(ctx, 'SW004', `The ${comp} stream cannot be decompressed (${(e as Error).message}); what was read before the error is scanned.`, { severity: 'dangerous' });
+  }
+  n.budget.bytes -= size;
+  rep.format = 'unknown';
+  rep.formatDetail = `${comp}-compressed file`;
+  const child = await scanArchiveMember(ctx, `(${comp} stream)`, new BytesSource(Buffer.concat(parts)));
+  // named after what it holds: torch.load does not decompress, whoever unpacks it loads the inner file
+  if (child) {
+    const zipLike: ModelFormat[] = ['pytorch-zip', 'torchscript-zip', 'numpy-npz', 'zip'];
+    rep.format = zipLike.includes(child.format) ? 'zip' : ['pytorch-legacy', 'pytorch-legacy-tar'].includes(child.format) ? 'unknown' : child.format;
+    rep.formatDetail = `${comp}-compressed ${child.formatDetail ?? child.format}`;
+  }
+}
+
+async function scan7z(ctx: Ctx, src: ByteSource): Promise<void> {
+  const rep = ctx.report;
+  rep.format = '7z';
+  let listing: Awaited<ReturnType<typeof list7z>>;
+  try { listing = await list7z(src); } catch (e) {
+    add(ctx, 'SW013', `The 7z archive cannot be read (${(e as Error).message}); nothing in it was checked.`);
+    return;
+  }
+  const files = listing.entries.filter((e) => !e.folder);
+  rep.formatDetail = `7z with ${files.length} file${files.length === 1 ? '' : 's'}`;
+  memberRows(ctx, files.map((f) => ({ name: f.name, size: f.size, offset: 0 })));
+  if (listing.error && files.length === 0) {
+    add(ctx, 'SW013', `The 7z archive cannot be read (${listing.encryptedHeaders ? 'its file list is encrypted, or the archive is damaged' : listing.error}); nothing in it was checked.`);
+    return;
+  }
+  if (listing.error) add(ctx, 'SW013', `7-Zip reports a problem with the archive: ${listing.error}.`);
+  if (files.length > scanLimits.tarMembers) {
+    add(ctx, 'SW009', `The 7z archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} files; the rest were not checked.`, { severity: 'dangerous' });
+    files.length = scanLimits.tarMembers;
+  }
+  const n = nesting(ctx);
+  const encrypted = files.filter((f) => f.encrypted);
+  if (encrypted.length) add(ctx, 'SW013', `${encrypted.length} member(s) of the 7z archive are encrypted (${encrypted.slice(0, 3).map((f) => `"${f.name}"`).join(', ')}); they cannot be checked.`, { member: encrypted[0].name });
+  for (let from = 0; from < files.length;) {
+    let pass: Awaited<ReturnType<typeof extract7z>>;
+    try { pass = await extract7z(src, files, { from, passBytes: archiveLimits.sevenZipPassBytes, memberLimit: archiveLimits.memberBytes, budget: n.budget }); } catch (e) {
+      add(ctx, 'SW013', `The 7z archive cannot be decoded (${(e as Error).message}); its members were not checked.`);
+      return;
+    }
+    if (pass.error) add(ctx, 'SW013', `7-Zip could not decode every member: ${pass.error}. What it decoded was scanned.`);
+    for (const m of pass.members) {
+      if (m.data) await scanArchiveMember(ctx, m.name, new BytesSource(m.data));
+      else if (m.skipped) memberTooBig(ctx, m.name, m.skipped);
+      else if (!files.find((f) => f.name === m.name)?.encrypted) add(ctx, 'SW013', `Member "${m.name}" could not be decoded; it was not checked.`, { member: m.name });
+    }
+    if (pass.error || pass.next <= from) break;
+    from = pass.next;
+  }
+}
+
+/** Zip members that are containers of their own (a zip, tar, 7z or compressed stream inside a generic zip). */
+function looksLikeContainer(head: Uint8Array): boolean {
+  return startsWith(head, [0x50, 0x4b, 0x03, 0x04]) || looksLike7z(head) || detectCompression(head) !== undefined;
+}
+
+async function scanNestedZipMember(ctx: Ctx, src: ByteSource, e: ZipEntry): Promise<void> {
+  const n = nesting(ctx);
+  if (e.method === 0) { await scanArchiveMember(ctx, e.name, new SliceSource(src, e.dataOffset, Math.max(0, Math.min(e.compressedSize, src.size - e.dataOffset)))); return; }
+  const limit = Math.min(archiveLimits.memberBytes, n.budget.bytes);
+  if (e.uncompressedSize > limit) { memberTooBig(ctx, e.name, `it declares ${e.uncompressedSize} bytes, more than the ${limit} bytes a member may have to be scanned`); return; }
+  let data: Uint8Array;
+  try { data = await readMember(src, e, limit); } catch (err) {
+    if (/larger than/.test((err as Error).message)) memberTooBig(ctx, e.name, (err as Error).message);
+    else add(ctx, 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name });
+    return;
+  }
+  n.budget.bytes -= data.length;
+  await scanArchiveMember(ctx, e.name, new BytesSource(data));
+}

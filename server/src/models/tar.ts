@@ -30,6 +30,27 @@ export function isTarHeader(h: Uint8Array): boolean {
   return stored === unsigned || stored === signed;
 }
 
+/** Name, data size and type flag of a (checksum-valid) 512-byte header; undefined when the size is not a number. */
+export function parseTarHeader(h: Uint8Array): { name: string; size: number; type: string } | undefined {
+  const size = octal(h, 124, 12);
+  if (size === undefined) return undefined;
+  const type = String.fromCharCode(h[156] || 0x30);
+  let name = Buffer.from(h.subarray(0, 100)).toString('utf8').replace(/\0.*$/s, '');
+  const magic = Buffer.from(h.subarray(257, 263)).toString('latin1');
+  if (magic.startsWith('ustar')) {
+    const prefix = Buffer.from(h.subarray(345, 500)).toString('utf8').replace(/\0.*$/s, '');
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  return { name, size, type };
+}
+
+/** The path a GNU long-name ('L') or pax ('x') record sets for the next member. */
+export function tarLongName(type: string, data: Uint8Array): string | undefined {
+  if (type === 'L') return Buffer.from(data).toString('utf8').replace(/\0.*$/s, '');
+  if (type === 'x') return /\d+ path=([^\n]*)\n/.exec(Buffer.from(data).toString('utf8'))?.[1];
+  return undefined;
+}
+
 /** `limited`: the offset where reading stopped because `maxMembers` were read and another header follows. */
 export function readTarMembers(src: ByteSource, maxMembers = 100_000): { members: TarMember[]; error?: string; limited?: number } {
   const members: TarMember[] = [];
@@ -40,15 +61,9 @@ export function readTarMembers(src: ByteSource, maxMembers = 100_000): { members
     if (h.every((x) => x === 0)) break;
     if (members.length >= maxMembers) return { members, limited: pos };
     if (!isTarHeader(h)) return { members, error: `invalid tar header at offset ${pos}` };
-    const size = octal(h, 124, 12);
-    if (size === undefined) return { members, error: `invalid size in tar header at offset ${pos}` };
-    const type = String.fromCharCode(h[156] || 0x30);
-    let name = Buffer.from(h.subarray(0, 100)).toString('utf8').replace(/\0.*$/s, '');
-    const magic = Buffer.from(h.subarray(257, 263)).toString('latin1');
-    if (magic.startsWith('ustar')) {
-      const prefix = Buffer.from(h.subarray(345, 500)).toString('utf8').replace(/\0.*$/s, '');
-      if (prefix) name = `${prefix}/${name}`;
-    }
+    const fields = parseTarHeader(h);
+    if (!fields) return { members, error: `invalid size in tar header at offset ${pos}` };
+    const { size, type, name } = fields;
     const dataAt = pos + 512;
     if (dataAt + size > src.size) return { members, error: `tar member ${name} runs past the end of the file` };
     if (type === 'L') {

@@ -15,6 +15,8 @@ export type ModelFormat =
   | 'numpy-npy'
   | 'numpy-npz'
   | 'zip'
+  | 'tar'
+  | '7z'
   | 'safetensors'
   | 'gguf'
   | 'unknown';
@@ -106,6 +108,9 @@ export interface ScanOptions {
   allowGlobals?: readonly string[];
   /** Cooperative cancellation. */
   signal?: AbortSignal;
+  /** @internal Set on the scan of an archive member (a file inside a tar, 7z or zip): how deep it is nested, and
+   *  the bytes every member of the outermost file may still be expanded to in memory (shared by all levels). */
+  nesting?: { depth: number; budget: { bytes: number } };
 }
 
 /** A finding of the Python/notebook code rules (positions are 1-based, like the CLI prints them). */
