@@ -63,6 +63,19 @@ function missingTorch(what: string): never {
 }
 
 let cached: TorchFixtures | undefined;
+/** Runs `PYTHON script OUT` into a private folder, then renames it to `dir`, so parallel runs never see a
+ *  half-written cache (the loser of a rename race keeps the winner's copy). */
+function runGenerator(script: string, dir: string): void {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  execFileSync(PYTHON, [script, tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
+  try { renameSync(tmp, dir); } catch (e) {
+    if (!existsSync(join(dir, 'manifest.json'))) throw e;
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** Generate (once per generator hash) and return the real-torch fixtures with their manifest. */
 export function getTorchFixtures(): TorchFixtures {
   if (cached) return cached;
@@ -72,15 +85,7 @@ export function getTorchFixtures(): TorchFixtures {
   const manifestPath = join(dir, 'manifest.json');
   if (!existsSync(manifestPath)) {
     if (!torchAvailable().ok) missingTorch('The real-torch fixtures');
-    // Generate into a private folder and rename, so parallel runs never see a half-written cache.
-    const tmp = `${dir}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    execFileSync(PYTHON, [GENERATOR, tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
-    try { renameSync(tmp, dir); } catch (e) {
-      if (!existsSync(manifestPath)) throw e;
-      rmSync(tmp, { recursive: true, force: true });
-    }
+    runGenerator(GENERATOR, dir);
   }
   cached = { dir, manifest: JSON.parse(readFileSync(manifestPath, 'utf8')) as FixtureManifest };
   return cached;
@@ -109,14 +114,7 @@ export function generatedFixturesOrSkip<M>(ctx: Mocha.Context, scriptRel: string
       console.warn(`\n  !!! SKIPPING: ${msg}\n`);
       ctx.skip();
     }
-    const tmp = `${dir}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    execFileSync(PYTHON, [script, tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
-    try { renameSync(tmp, dir); } catch (e) {
-      if (!existsSync(manifestPath)) throw e;
-      rmSync(tmp, { recursive: true, force: true });
-    }
+    runGenerator(script, dir);
   }
   const out = { dir, manifest: JSON.parse(readFileSync(manifestPath, 'utf8')) as M };
   generatedCache.set(dir, out);
