@@ -20,6 +20,8 @@ const entries = [
   // runs as its own process (node dist/lzma-worker.js): it must inline its decoder (see lzmaWorker.ts)
   { in: 'server/src/models/lzmaWorker.ts', out: 'lzma-worker.js' },
   { in: 'server/src/models/zipWorker.ts', out: 'zip-worker.js' },
+  // the CLI's directory scan threads (cli/scanPool.ts)
+  { in: 'server/src/cli/scanWorker.ts', out: 'scan-worker.js' },
 ];
 const built = entries.filter((e) => existsSync(join(root, e.in)));
 await Promise.all(built.map((e) =>

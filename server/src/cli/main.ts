@@ -1,34 +1,33 @@
 // `safe-weights` command line: scan model files and Python code (text, JSON, SARIF), convert checkpoints.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { scanModelFile } from '../models/scan';
 import { discover, type DiscoveredFile, type SkippedFile } from '../models/discovery';
 import { MODEL_RULES } from '../models/rules';
 import type { FileReport, Finding, ModelReport, CodeReport, Severity } from '../models/types';
-import { scanCodeFile } from '../python/scanCode';
 import { CODE_RULES } from '../python/rules';
-import { loadConfig, excludeMatcher, type LoadedConfig } from '../config';
+import { loadConfig, excludeMatcher } from '../config';
 import { toSarif } from './sarif';
 import { ProgressBar, colors } from './tty';
+import { scanAll, type ScanOutcome } from './scanPool';
 
 const VERSION: string = (() => {
   try { return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version as string; } catch { return '0.0.0'; }
 })();
 
 const USAGE = `Usage:
-  safe-weights scan [--format text|json|sarif] [--fail-on caution|dangerous|never] [--output FILE] [--sha256] [--verbose] PATH...
+  safe-weights scan [--format text|json|sarif] [--fail-on caution|dangerous|never] [--output FILE] [--sha256] [--verbose] [--jobs N] PATH...
   safe-weights convert IN [-o OUT] [--force]
   safe-weights --version
 
 scan: directories are walked recursively (skipping .git, node_modules and virtualenvs, following symbolic links);
 every file whose first bytes a model loader would read is scanned, whatever its name (--verbose lists the files
 skipped and why); .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
-command line is always scanned.
+command line is always scanned. Files are scanned on every core (--jobs N: N threads, 1 = no worker threads).
 Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
 
 export class UsageError extends Error {}
 
-interface ScanArgs { format: 'text' | 'json' | 'sarif'; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean }
+interface ScanArgs { format: 'text' | 'json' | 'sarif'; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; jobs?: number }
 
 function parseScanArgs(argv: string[]): ScanArgs {
   const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false, verbose: false };
@@ -51,6 +50,11 @@ function parseScanArgs(argv: string[]): ScanArgs {
       a.failOn = v;
     } else if (arg === '--output' || arg.startsWith('--output=') || arg === '-o') a.output = value();
     else if (arg === '--sha256') a.sha256 = true;
+    else if (arg === '--jobs' || arg.startsWith('--jobs=') || arg === '-j') {
+      const v = value();
+      if (!/^[1-9]\d{0,2}$/.test(v)) throw new UsageError(`--jobs takes a number of threads from 1, not "${v}"`);
+      a.jobs = Number(v);
+    }
     else if (arg === '--verbose' || arg === '-v') a.verbose = true;
     else if (arg === '--') a.paths.push(...argv.slice(i + 1)), i = argv.length;
     else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
@@ -77,11 +81,6 @@ export function exitCodeFor(reports: FileReport[], failOn: ScanArgs['failOn']): 
     r.findings.some((f) => SEV_RANK[f.severity] >= bar)) ? 1 : 0;
 }
 
-async function scanOne(file: DiscoveredFile, cfg: LoadedConfig, sha256: boolean): Promise<FileReport> {
-  if (file.kind === 'code') return scanCodeFile(file.path, cfg);
-  return scanModelFile(file.path, { sha256: sha256 ? true : false, allowGlobals: cfg.allowGlobals });
-}
-
 export async function runScan(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
   const args = parseScanArgs(argv);
   const root = fs.existsSync(args.paths[0]) && fs.statSync(args.paths[0]).isDirectory() ? args.paths[0] : path.dirname(args.paths[0]);
@@ -91,14 +90,23 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
   const bar = err.isTTY && args.format !== 'text' || err.isTTY ? new ProgressBar(err, files.length) : undefined;
   let ioError = errors.length > 0;
   for (const e of errors) err.write(`safe-weights: ${e}\n`);
-  for (const f of files) {
-    bar?.tick(path.basename(f.path));
-    try { reports.push(await scanOne(f, cfg, args.sha256)); } catch (e) {
-      ioError = true;
-      err.write(`${bar ? '\n' : ''}safe-weights: ${f.path}: ${(e as Error).message}\n`);
+  // files finish in any order on several threads; errors are printed in file order, each as soon as every file
+  // before it has finished, and the reports are kept in file order
+  const outcomes = new Array<ScanOutcome | undefined>(files.length);
+  let printed = 0;
+  const outcomes_ = await scanAll({ files, cfg, sha256: args.sha256 }, (i, o) => {
+    bar?.tick(path.basename(files[i].path));
+    outcomes[i] = o;
+    for (; printed < files.length && outcomes[printed]; printed++) {
+      const p = outcomes[printed]!;
+      if ('error' in p) err.write(`${bar ? '\n' : ''}safe-weights: ${files[printed].path}: ${p.error}\n`);
     }
-  }
+  }, args.jobs);
   bar?.done();
+  for (const o of outcomes_) {
+    if ('report' in o) reports.push(o.report);
+    else ioError = true;
+  }
   let text: string;
   const notModel = skipped.filter((x) => x.why !== 'duplicate');
   if (args.format === 'json') {

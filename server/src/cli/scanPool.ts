@@ -1,0 +1,115 @@
+// Scans the CLI's files on both cores: the main thread and worker threads (scanWorker.ts) take files from one
+// shared queue (an atomic counter over the file list in a SharedArrayBuffer), so a big file on one thread never
+// holds up the others. Reports are put back in file order, so the output is the same as a single-threaded scan
+// (test/unit/cliParallel.test.ts compares the JSON). Few files are scanned on the main thread alone: a worker
+// costs a thread start and a second copy of the bundle to compile (see PARALLEL_MIN_FILES).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { scanModelFile } from '../models/scan';
+import type { DiscoveredFile } from '../models/discovery';
+import type { FileReport, ModelReport } from '../models/types';
+import type { LoadedConfig } from '../config';
+
+/** Below this many files the main thread scans alone. Measured (scripts/bench/dir.mjs, 2 cores): a worker is
+ *  ready after ~60-90 ms, by when the main thread has already scanned a handful of small files; from ~8 files the
+ *  second core wins more than the thread costs. */
+export const PARALLEL_MIN_FILES = 8;
+
+export interface ScanJob { files: DiscoveredFile[]; cfg: LoadedConfig; sha256: boolean }
+/** One file's outcome: its report, or the message of the error that stopped its scan. */
+export type ScanOutcome = { report: FileReport } | { error: string };
+
+export async function scanOne(file: DiscoveredFile, cfg: LoadedConfig, sha256: boolean): Promise<FileReport> {
+  // python/ (tree-sitter) is required on the first code file only: a model-only scan never loads it
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (file.kind === 'code') return (require('../python/scanCode') as typeof import('../python/scanCode')).scanCodeFile(file.path, cfg);
+  return scanModelFile(file.path, { sha256, allowGlobals: cfg.allowGlobals });
+}
+
+/** What a worker posts back: the fields the CLI's outputs (text, JSON, SARIF) read. The tensor rows and the
+ *  pickle runs stay behind: the rows are a getter that would build 50,000 objects just to be cloned. */
+export function portableReport(r: FileReport): FileReport {
+  if (r.kind !== 'model') return r;
+  const m = r as ModelReport;
+  const out: ModelReport = {
+    path: m.path, kind: m.kind, format: m.format, formatDetail: m.formatDetail, verdict: m.verdict, summary: m.summary,
+    weightsOnly: m.weightsOnly, findings: m.findings, globals: m.globals, tensors: [], tensorCount: m.tensorCount,
+    metadata: m.metadata, pickles: [], size: m.size,
+  };
+  if (m.findingsOmitted !== undefined) out.findingsOmitted = m.findingsOmitted;
+  if (m.globalsOmitted !== undefined) out.globalsOmitted = m.globalsOmitted;
+  if (m.tensorsTruncated !== undefined) out.tensorsTruncated = m.tensorsTruncated;
+  if (m.tensorsOmitted !== undefined) out.tensorsOmitted = m.tensorsOmitted;
+  if (m.memberCount !== undefined) out.memberCount = m.memberCount;
+  if (m.sha256 !== undefined) out.sha256 = m.sha256;
+  return out;
+}
+
+/** Threads to use: `jobs` if given (1 = main thread only), else one per core, and never more than files. */
+export function threadCount(nFiles: number, jobs?: number): number {
+  if (jobs !== undefined) return Math.max(1, Math.min(jobs, nFiles));
+  if (nFiles < PARALLEL_MIN_FILES) return 1;
+  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, nFiles));
+}
+
+/**
+ * Scans every file, `onDone(i, outcome)` called once per file as it finishes (any order; the progress bar),
+ * and returns the outcomes in file order. A worker that fails is dropped; the files it had taken and not
+ * reported are scanned again on the main thread, so every file gets an outcome.
+ */
+export async function scanAll(job: ScanJob, onDone: (i: number, o: ScanOutcome) => void, jobs?: number): Promise<ScanOutcome[]> {
+  const n = job.files.length;
+  const outcomes: (ScanOutcome | undefined)[] = new Array(n);
+  const finish = (i: number, o: ScanOutcome): void => {
+    if (outcomes[i]) return;
+    outcomes[i] = o;
+    onDone(i, o);
+  };
+  const scanHere = async (i: number): Promise<void> => {
+    const f = job.files[i];
+    try { finish(i, { report: await scanOne(f, job.cfg, job.sha256) }); } catch (e) { finish(i, { error: (e as Error).message }); }
+  };
+  const threads = threadCount(n, jobs);
+  // next to this module: dist/scan-worker.js in the bundle, scanWorker.js in the compiled tree
+  const script = threads > 1 ? [path.join(__dirname, 'scan-worker.js'), path.join(__dirname, 'scanWorker.js')].find((f) => fs.existsSync(f)) : undefined;
+  if (!script) {
+    for (let i = 0; i < n; i++) await scanHere(i);
+    return outcomes as ScanOutcome[];
+  }
+  const next = new Int32Array(new SharedArrayBuffer(4));
+  let left = n;
+  let allReported: () => void = () => undefined;
+  const reported = new Promise<void>((resolve) => { allReported = resolve; });
+  const report = (i: number, o: ScanOutcome): void => {
+    if (outcomes[i]) return;
+    finish(i, o);
+    if (--left === 0) allReported();
+  };
+  const started: Worker[] = [];
+  const exited: Promise<void>[] = [];
+  for (let w = 1; w < threads; w++) {
+    let worker: Worker;
+    try {
+      worker = new Worker(script, { workerData: { files: job.files, cfg: job.cfg, sha256: job.sha256, next } });
+    } catch { break; }
+    started.push(worker);
+    worker.on('message', (m: { i: number; report?: FileReport; error?: string }) => {
+      report(m.i, m.report ? { report: m.report } : { error: m.error ?? 'scan failed' });
+    });
+    // an error ends the worker; the files it had not taken stay in the queue, one it had taken is rescanned below
+    worker.on('error', () => undefined);
+    exited.push(new Promise<void>((resolve) => worker.on('exit', () => resolve())));
+  }
+  // the main thread takes files from the same queue
+  for (let i = Atomics.add(next, 0, 1); i < n; i = Atomics.add(next, 0, 1)) {
+    const f = job.files[i];
+    try { report(i, { report: await scanOne(f, job.cfg, job.sha256) }); } catch (e) { report(i, { error: (e as Error).message }); }
+  }
+  await Promise.race([reported, Promise.all(exited)]);
+  for (const w of started) void w.terminate();
+  // files a failed worker took and never reported
+  for (let i = 0; i < n; i++) if (!outcomes[i]) await scanHere(i);
+  return outcomes as ScanOutcome[];
+}
