@@ -26,6 +26,7 @@ export const MODEL_RULES: readonly ModelRule[] = [
   { id: 'SW015', name: 'torchscript', severity: 'caution', short: 'TorchScript archive: it carries code that runs when the model is used; torch.load(weights_only=True) refuses it.' },
   { id: 'SW016', name: 'object-array', severity: 'info', short: 'NumPy object array: loading needs allow_pickle=True and unpickles the embedded data.' },
   { id: 'SW017', name: 'inconsistent-storage', severity: 'caution', short: 'A tensor refers to storage bytes that are missing or shorter than it needs.' },
+  { id: 'SW018', name: 'zip-reading-disagreement', severity: 'caution', short: 'Zip readers find different archives in the file (torch.load\'s miniz, Python\'s zipfile that numpy.load uses, zip tools that check the comment length), or one of them cannot open it; every reading is scanned.' },
   { id: 'SW020', name: 'invalid-safetensors', severity: 'invalid', short: 'The safetensors header is invalid (size, JSON, dtype, shape, offsets or coverage).' },
   { id: 'SW021', name: 'invalid-gguf', severity: 'invalid', short: 'The GGUF header, metadata or tensor table is invalid or out of bounds.' },
   { id: 'SW022', name: 'gguf-template-injection', severity: 'dangerous', short: 'A GGUF chat template reaches Python internals (server-side template injection when rendered by jinja2).' },

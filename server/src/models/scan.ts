@@ -6,11 +6,11 @@ import * as path from 'node:path';
 import { ByteSource, BytesSource, FileSource, SliceSource, startsWith } from './source';
 import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cursor';
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
-import { looksLikePickleStart, isOpcode } from './pickle/opcodes';
+import { startsPickle, stopBeforeAnythingRuns, type UnpicklerStop } from './pickleStart';
 import { AllowList, NO_USER_ALLOW, analyzeCalls, judgeGlobal } from './policy';
 import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable, type TensorWalkResult } from './pickle/tensors';
 import { decompile } from './pickle/decompile';
-import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, readEndRecord, locateMainPickle, EndRecord } from './zip';
+import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, endRecords, locateMainPickle, EndRecord, ZIP_READERS, type ZipReader } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
 import { pooled } from './strTable';
 import { giveArrayBuffer } from './bufferPool';
@@ -40,9 +40,15 @@ const TORCH_MAGIC = 0x1950a86a20f9469cfc6cn;
 const DEFAULT_HASH_LIMIT = 256 << 20;
 const DECOMPRESS_LIMIT = 8 * 1024 ** 3;
 
+/** A pickle stream the scan read. `rejected`: every unpickler stops on it before anything is imported or called
+ *  (reported with that severity: 'invalid' when it is the stream the format's loader reads, else 'info'). */
+export interface ScannedRun { run: PickleRun; member?: string; torchLoads: boolean; rejected?: { severity: Severity; stop: UnpicklerStop } }
+
 interface Ctx {
   report: ModelReport;
-  runs: { run: PickleRun; member?: string; torchLoads: boolean }[];
+  runs: ScannedRun[];
+  /** Absolute data offsets of the zip members scanned (another reading of the archive skips them). */
+  zipScanned?: Set<number>;
   disasm: boolean;
   opts: ScanOptions;
   /** The tensor inventory read from the main pickle, if any. */
@@ -61,7 +67,7 @@ interface Ctx {
 
 export interface ScanDetail {
   report: ModelReport;
-  runs: { run: PickleRun; member?: string; torchLoads: boolean }[];
+  runs: ScannedRun[];
   tensors: ExtractedTensor[];
   /** Absolute location of storage bytes by storage key, where the format keeps them outside members (legacy tar). */
   storageData: Map<string, { offset: number; size: number }>;
@@ -137,31 +143,47 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
   };
   const ctx: Ctx = { report, runs: [], disasm, opts, storageData: new Map(), findingsOmitted: 0, dangerousNames: new Map() };
   const head = src.read(0, 512);
+  // the format read first; pickle.load (and torch.load, for a file that is neither zip nor tar) may read the
+  // same bytes as a pickle: `alsoPickle` names the first reading when that second one must be scanned too
+  let alsoPickle: string | undefined;
   if (src.size === 0) {
     add(ctx, 'SW024', 'The file is empty.', { severity: 'invalid' });
   } else if (head.length === 512 && isTarHeader(head)) {
     await scanLegacyTar(ctx, src);
+    alsoPickle = 'a tar archive';
   } else if (startsWith(head, [0x50, 0x4b, 0x03, 0x04])) {
+    // 'P' is PERSID: pickle.load raises on it (no persistent_load), torch.load reads every PK\3\4 file as a zip
     await scanZip(ctx, src, 0);
+  } else if (startsWith(head, [0x50, 0x4b, 0x05, 0x06])) {
+    // numpy.load reads a file that starts with an end record as a zip (an empty .npz is nothing else); torch does not
+    await scanZip(ctx, src, 0, false, undefined, zipReaders(true));
   } else if (looksLikeNpy(head)) {
     report.format = 'numpy-npy';
     await scanNpy(ctx, src, undefined);
+    alsoPickle = 'a .npy array';
   } else if (looksLikeGguf(head)) {
     scanGguf(ctx, src);
+    alsoPickle = 'a GGUF file';
   } else if (looksLikeSafetensors(head, src.size)) {
     scanSafetensors(ctx, src);
+    alsoPickle = 'a safetensors file';
   } else if (looksLike7z(head)) {
     await scan7z(ctx, src);
   } else if (detectCompression(head)) {
     // joblib checks compressor magics before unpickling (an lzma stream starts with ']', a pickle opcode)
-    await scanCompressed(ctx, src, detectCompression(head) as Compression);
+    const comp = detectCompression(head) as Compression;
+    await scanCompressed(ctx, src, comp);
+    alsoPickle = `a ${comp} stream`;
   } else if (matlabHeader(head)) {
     // MATLAB .mat (scipy.io.savemat): "MATLAB 5.0 ..." starts like a pickle (BININT2) but no unpickler reads it
     const mat = matlabHeader(head)!;
     report.formatDetail = `MATLAB MAT-file v${mat.version}`;
     add(ctx, 'SW024', matlabMessage(mat));
     await scanHiddenZip(ctx, src);   // Python's zipfile would still read an archive appended to it
-  } else if (isOpcode(head[0]) && looksLikePickleStart(head[0], head[1])) {
+    alsoPickle = 'a MATLAB MAT-file';
+  } else if (startsPickle(head[0])) {
+    // any opcode CPython dispatches starts a pickle (SHORT_BINUNICODE, LONG1, NEWTRUE, ...); a stream every
+    // unpickler rejects before importing anything is then 'invalid', not dangerous
     await scanPickleFile(ctx, src);
   } else {
     {
@@ -172,6 +194,7 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
       }
     }
   }
+  if (alsoPickle && startsPickle(head[0])) scanPickleReading(ctx, src, alsoPickle);
   finalize(ctx);
   const table = ctx.table;
   return { report, runs: ctx.runs, get tensors() { return table ? table.rows() : []; }, storageData: ctx.storageData };
@@ -209,9 +232,10 @@ function runPicklesSync(src: ByteSource, start: number, end: number, ctx: Ctx, m
 export function* pickleSequence(c: Cursor, opts: MachineOptions, max: number): Generator<number, PickleRun[], void> {
   const runs: PickleRun[] = [];
   while (runs.length < max) {
-    if (c.avail() < 2 && !c.eof) yield 2;
+    if (c.avail() < 4 && !c.eof) yield 4;
     if (c.avail() <= 0) break;
-    if (runs.length > 0 && !looksLikePickleStart(c.buf[c.pos], c.buf[c.pos + 1])) break;
+    // a zip local header after a pickle is an appended archive (scanTrailing), not a pickle ('P' is PERSID)
+    if (runs.length > 0 && (!startsPickle(c.buf[c.pos]) || isLocalHeaderAt(c.buf, c.pos))) break;
     const r = yield* runPickle(c, opts);
     runs.push(r);
     if (!r.complete) break;
@@ -219,15 +243,76 @@ export function* pickleSequence(c: Cursor, opts: MachineOptions, max: number): G
   return runs;
 }
 
-/** Records a pickle run; `strict` runs fail closed, others (sniffed trailing data) only if they imported anything. */
-function recordRun(ctx: Ctx, run: PickleRun, member: string | undefined, opts: { strict: boolean; torchLoads: boolean }): boolean {
-  if (!opts.strict && !run.complete && run.globals.length === 0) {
-    add(ctx, 'SW014', `${run.end - run.start} bytes at offset ${run.start}${member ? ` in ${member}` : ''} start like a pickle but do not parse as one (${run.error}); nothing is imported before the error.`, { offset: run.start, member });
+function isLocalHeaderAt(b: Uint8Array, i: number): boolean {
+  return b[i] === 0x50 && b[i + 1] === 0x4b && b[i + 2] === 0x03 && b[i + 3] === 0x04;
+}
+
+interface RecordOptions {
+  /** Fail closed: a stream a loader is known to read (sniffed trailing data and members are not strict). */
+  strict: boolean;
+  torchLoads: boolean;
+  /** The bytes the run's offsets refer to, when they can be read again (not for decompressed streams). */
+  src?: ByteSource;
+  /** The format's own loader reads this stream (torch's data.pkl, a pickle file's first pickle): when every
+   *  unpickler rejects it, the file cannot be loaded ('invalid'); for other strict streams that is 'info'. */
+  loaderReads?: boolean;
+  /** The loader has a persistent_load (torch; assumed for streams whose loader is unknown). */
+  persistentLoad?: boolean;
+}
+
+/**
+ * Records a pickle run; returns whether reading on after it is meaningful (false: it was rejected or dropped).
+ * A stream every unpickler rejects before importing or calling anything is not a danger: nothing in it runs
+ * (`invalid` for the stream the loader reads). Anything imported before an error still counts, and where the
+ * machine stops but an unpickler may read on, strict streams fail closed (SW004) and sniffed ones are caution.
+ */
+function recordRun(ctx: Ctx, run: PickleRun, member: string | undefined, opts: RecordOptions): boolean {
+  // a stream no loader is known to read is judged as a stock interpreter reads it (no extension registrations)
+  const stop = stopBeforeAnythingRuns(run, { src: opts.src, persistentLoad: opts.persistentLoad ?? true, extensionRegistry: opts.strict });
+  const where = member ? ` in ${member}` : '';
+  if (!opts.strict && (stop || (!run.complete && run.globals.length === 0))) {
+    add(ctx, 'SW014', stop
+      ? `${run.end - run.start} bytes at offset ${run.start}${where} start like a pickle, but every unpickler stops at offset ${stop.at} (${stop.why}) before importing or calling anything.`
+      : `${run.end - run.start} bytes at offset ${run.start}${where} start like a pickle; the reading stops at offset ${run.errorOffset ?? run.end} (${run.error}) with nothing imported, but an unpickler may read on there: the rest was not checked.`,
+    { offset: run.start, member, severity: stop ? 'info' : 'caution' });
+    return false;
+  }
+  if (stop) {
+    ctx.runs.push({ run, member, torchLoads: opts.torchLoads, rejected: { severity: opts.loaderReads ? 'invalid' : 'info', stop } });
     return false;
   }
   ctx.runs.push({ run, member, torchLoads: opts.torchLoads });
   for (const n of run.nested) ctx.runs.push({ run: n, member: member ? `${member} (object array)` : '(object array)', torchLoads: false });
   return true;
+}
+
+/**
+ * The bytes of a file read first as another format (safetensors, GGUF, .npy, tar, a compressed stream) read
+ * again as pickle.load reads them (torch.load too, for a file that is neither a zip nor a tar): a polyglot is
+ * judged by its more dangerous reading. Nothing is reported when every unpickler rejects the bytes at once.
+ */
+function scanPickleReading(ctx: Ctx, src: ByteSource, first: string): void {
+  const { runs } = runPicklesSync(src, 0, src.size, ctx, 6);
+  const r0 = runs[0];
+  if (!r0) return;
+  // pickle.load, numpy.load and torch's first pickle.load of a non-zip file have no persistent_load
+  const stop = stopBeforeAnythingRuns(r0, { src, persistentLoad: false, extensionRegistry: false });
+  const release = () => { for (const r of runs) r.release?.(); };
+  if (stop) { release(); return; }
+  const imports = r0.globals.length > 0 || r0.findings.length > 0;
+  if (!r0.complete && !imports) {
+    add(ctx, 'SW012', `The file is ${first}, and its bytes also start a pickle: the pickle reading stops at offset ${r0.errorOffset ?? r0.end} (${r0.error}) with nothing imported, but an unpickler may read on there, so what pickle.load or torch.load would do with this file was not checked.`, { offset: 0, severity: 'caution' });
+    release();
+    return;
+  }
+  add(ctx, 'SW012', `The file is ${first}, and it is also a pickle that pickle.load and torch.load read from offset 0 (${r0.complete ? `${r0.end} bytes` : `broken at offset ${r0.errorOffset ?? r0.end}`}${imports ? `, importing ${r0.globals.length} global(s)` : ', importing nothing'}): both readings are scanned and the verdict is that of the more dangerous one.`,
+    { offset: 0, severity: imports ? 'caution' : 'info' });
+  for (let i = 0; i < runs.length; i++) {
+    if (!recordRun(ctx, runs[i], undefined, { strict: i === 0, torchLoads: false, src, persistentLoad: false }) || !runs[i].complete) {
+      for (const r of runs.slice(i + 1)) r.release?.();
+      break;
+    }
+  }
 }
 
 async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
@@ -239,7 +324,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
   const legacy = first.complete && first.root !== undefined && first.arena.scalar(first.root) === TORCH_MAGIC;
   if (legacy) {
     rep.format = 'pytorch-legacy';
-    runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true }));
+    runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true, src, loaderReads: true }));
     // torch.load reads exactly five pickles; what follows is storage data (a first element count of 40 is
     // 0x28, MARK: it parses as the start of a sixth "pickle" that must not decide whether the five are whole)
     if (runs.length >= 5 && runs.slice(0, 5).every((r) => r.complete)) {
@@ -257,18 +342,22 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
     }
     return;
   }
-  recordRun(ctx, first, undefined, { strict: true, torchLoads: false });
+  if (!recordRun(ctx, first, undefined, { strict: true, torchLoads: false, src, loaderReads: true })) {
+    // no unpickler loads it; Python's zipfile may still read an archive inside (numpy.load does)
+    await scanHiddenZip(ctx, src, 0);
+    return;
+  }
   const joblib = first.globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module));
   if (joblib) { rep.format = 'joblib'; rep.formatDetail = 'joblib (uncompressed)'; }
   const walked = extractRunTensors(first, ctx.opts.maxTensors);
   ctx.table = walked.table;
-  if (!first.complete) return;
+  if (!first.complete) { await scanHiddenZip(ctx, src, 0); return; }
   // further pickles (pickle.load called repeatedly), then anything else
   let pos = first.end;
   for (const r of runs.slice(1)) {
-    if (!recordRun(ctx, r, undefined, { strict: false, torchLoads: false })) return;
+    if (!recordRun(ctx, r, undefined, { strict: false, torchLoads: false, src })) { await scanHiddenZip(ctx, src, r.start); return; }
     pos = r.end;
-    if (!r.complete) return;
+    if (!r.complete) { await scanHiddenZip(ctx, src, pos); return; }
   }
   await scanTrailing(ctx, src, pos);
 }
@@ -282,16 +371,17 @@ async function scanTrailing(ctx: Ctx, src: ByteSource, pos: number): Promise<voi
       await scanZip(ctx, new SliceSource(src, pos, src.size - pos), pos, true);
       return;
     }
-    if (looksLikePickleStart(head[0], head[1])) {
+    if (startsPickle(head[0])) {
       const { runs } = runPicklesSync(src, pos, src.size, ctx, 1000);
-      let advanced = false;
+      let kept = 0, ended = runs.length === 0;
       for (const r of runs) {
-        if (!recordRun(ctx, r, undefined, { strict: false, torchLoads: false })) return;
-        pos = r.end; advanced = true;
-        if (!r.complete) return;
+        if (!recordRun(ctx, r, undefined, { strict: false, torchLoads: false, src })) { ended = true; break; }
+        pos = r.end; kept++;
+        if (!r.complete) { ended = true; break; }
       }
-      if (runs.length && advanced) add(ctx, 'SW012', `${runs.length} more pickle(s) follow the data the loader reads (from offset ${runs[0].start}); a loader that reads on would run them.`, { offset: runs[0].start, severity: 'caution' });
-      if (!advanced) break;
+      if (kept) add(ctx, 'SW012', `${kept} more pickle(s) follow the data the loader reads (from offset ${runs[0].start}); a loader that reads on would run them.`, { offset: runs[0].start, severity: 'caution' });
+      // what no unpickler reads on past may still hold an archive Python's zipfile finds from the end
+      if (ended) { await scanHiddenZip(ctx, src, pos); return; }
       continue;
     }
     if (await scanHiddenZip(ctx, src, pos)) return;
@@ -341,7 +431,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
     const one = (): PickleRun | undefined => {
       const r = runPicklesSync(ms, pos, ms.size, ctx, 1).runs[0];
       if (!r) return undefined;
-      recordRun(ctx, r, name, { strict: true, torchLoads: true });
+      if (!recordRun(ctx, r, name, { strict: true, torchLoads: true, src: ms, loaderReads: true })) return undefined;
       pos = r.end;
       return r.complete ? r : undefined;
     };
@@ -395,7 +485,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
     if (!m) continue;
     const ms = new SliceSource(src, m.offset, m.size);
     const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 1);
-    for (const r of runs) recordRun(ctx, r, name, { strict: true, torchLoads: true });
+    for (const r of runs) recordRun(ctx, r, name, { strict: true, torchLoads: true, src: ms, loaderReads: true });
     if (name === 'pickle' && runs[0]) {
       // the object's persistent ids name tensor records (torch: deserialized_objects[int(saved_id)])
       const walked = extractRunTensors(runs[0], ctx.opts.maxTensors, (pid) => {
@@ -410,10 +500,10 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   for (const m of members) {
     if (['storages', 'sys_info', 'tensors', 'pickle'].includes(m.name)) continue;
     const b = src.read(m.offset, 2);
-    if (looksLikePickleStart(b[0], b[1])) {
+    if (startsPickle(b[0])) {
       const ms = new SliceSource(src, m.offset, m.size);
       const { runs } = runPicklesSync(ms, 0, ms.size, ctx, 10);
-      for (const r of runs) recordRun(ctx, r, m.name, { strict: false, torchLoads: false });
+      for (const r of runs) if (!recordRun(ctx, r, m.name, { strict: false, torchLoads: false, src: ms })) break;
     }
   }
 }
@@ -421,18 +511,33 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
 
 // ---- zip ----------------------------------------------------------------------------------------------
 
+/** An archive in bytes torch.load does not read as a zip (it starts with no local header): Python's zipfile
+ *  (numpy.load) and other zip tools find it from the end. Returns whether one with members was found. */
 async function scanHiddenZip(ctx: Ctx, src: ByteSource, from = 0): Promise<boolean> {
-  const tail = src.read(Math.max(from, src.size - 22 - 0xffff), Math.min(src.size - from, 22 + 0xffff));
-  let found = false;
-  for (let i = tail.length - 22; i >= 0; i--) if (tail[i] === 0x50 && tail[i + 1] === 0x4b && tail[i + 2] === 0x05 && tail[i + 3] === 0x06) { found = true; break; }
-  if (!found) return false;
-  let dir: ZipDirectory;
-  try { dir = readZipDirectory(new SliceSource(src, from, src.size - from)); } catch { return false; }
-  if (dir.count === 0) return false;
-  add(ctx, 'SW012', `A ZIP archive (${dir.count} members) is embedded after offset ${from}: torch.load ignores it, Python's zipfile and other tools read it. Its members are scanned too.`, { offset: from });
-  await scanZip(ctx, new SliceSource(src, from, src.size - from), from, true, dir);
-  return true;
+  const slice = new SliceSource(src, from, src.size - from);
+  const readers = zipReaders(true);
+  const ends = endRecords(slice, readers);
+  for (const reader of readers) {
+    const end = ends[reader];
+    if (!end || end instanceof Error) continue;
+    let dir: ZipDirectory;
+    try { dir = readZipDirectory(slice, end); } catch { continue; }
+    if (dir.count === 0) { dir.release(); continue; }
+    add(ctx, 'SW012', `A ZIP archive (${dir.count} members) is embedded after offset ${from}: torch.load ignores it, Python's zipfile and other tools read it. Its members are scanned too.`, { offset: from });
+    await scanZip(ctx, slice, from, true, { dir, reader, ends });
+    return true;
+  }
+  return false;
 }
+
+/** The loaders that read an archive: torch.load's miniz only reads a file that starts with a local header. */
+function zipReaders(secondary: boolean): readonly ZipReader[] { return secondary ? ['zipfile', 'strict'] : ZIP_READERS; }
+
+const READER_NAMES: Record<ZipReader, string> = {
+  miniz: 'torch.load (miniz)',
+  zipfile: 'numpy.load and Python\'s zipfile',
+  strict: 'zip tools that check the comment length (Go\'s archive/zip)',
+};
 
 /** Directories at least this big are read on the worker thread while data.pkl is analysed here (tests lower it). */
 export const zipTuning = { parallelDirectoryBytes: 256 << 10 };
@@ -440,32 +545,103 @@ export const zipTuning = { parallelDirectoryBytes: 256 << 10 };
 /** data.pkl analysed before the whole directory was read (see locateMainPickle). */
 interface EarlyMain { localHeaderOffset: number; dataOffset: number; size: number; runs: PickleRun[]; walked?: TensorWalkResult; used: boolean }
 
-async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = false, preread?: ZipDirectory): Promise<void> {
+/**
+ * Scans an archive as each of its loaders reads it (`readers`; see ZipReader in zip.ts): the first reading
+ * that yields a directory is the file's (torch's, for a file starting with a local header); every other
+ * reading that sees another archive is reported (SW018) and its members are scanned too.
+ */
+async function scanZip(ctx: Ctx, src: ByteSource, base: number, secondary = false,
+  pre?: { dir: ZipDirectory; reader: ZipReader; ends: Partial<Record<ZipReader, EndRecord | Error>> }, readers = zipReaders(secondary)): Promise<void> {
   const rep = ctx.report;
+  const ends = pre?.ends ?? endRecords(src, readers);
+  const failures = new Map<ZipReader, string>();
   let job: Promise<ZipDirectory> | undefined;
   let early: EarlyMain | undefined;
-  let end: EndRecord | undefined;   // read once; readZipDirectory reads (and reports) it itself when this failed
-  if (!preread && !secondary && src instanceof FileSource) {
-    try { end = readEndRecord(src); } catch { /* reported by readZipDirectory below */ }
-    if (end && end.cdSize >= zipTuning.parallelDirectoryBytes) job = readZipDirectoryInWorker(src.fd);
-    if (job && end) {
-      try { early = earlyMainPickle(ctx, src, end); } catch { early = undefined; }
-    }
+  const miniz = ends.miniz;
+  if (!pre && !secondary && readers[0] === 'miniz' && miniz && !(miniz instanceof Error) && src instanceof FileSource) {
+    // the worker reads the directory as torch does (readZipDirectory's default reading)
+    if (miniz.cdSize >= zipTuning.parallelDirectoryBytes) job = readZipDirectoryInWorker(src.fd);
+    if (job) { try { early = earlyMainPickle(ctx, src, miniz); } catch { early = undefined; } }
   }
-  let dir: ZipDirectory;
-  try {
-    // the worker reads the same open file: it is awaited before anything returns (the caller then closes it)
-    dir = preread ?? (job ? await job.catch(() => readZipDirectory(src, end)) : readZipDirectory(src, end));
-  } catch (e) {
+  let dir = pre?.dir, reader = pre?.reader;
+  for (const r of pre ? [] : readers) {
+    const end = ends[r];
+    if (!end || end instanceof Error) { failures.set(r, end?.message ?? 'not read'); continue; }
+    try {
+      // the worker reads the same open file: it is awaited before anything returns (the caller then closes it)
+      dir = r === 'miniz' && job ? await job.catch(() => readZipDirectory(src, end)) : readZipDirectory(src, end);
+      reader = r;
+      break;
+    } catch (e) { failures.set(r, (e as Error).message); }
+  }
+  if (job && reader !== 'miniz') await job.then((d) => d.release(), () => undefined);
+  if (!dir || !reader) {
     releaseEarly(early);
     if (!secondary) rep.format = 'zip';
-    add(ctx, 'SW013', `The ZIP central directory cannot be read (${(e as Error).message}); torch.load would fail. Local headers are scanned instead.`);
+    add(ctx, 'SW013', `The ZIP central directory cannot be read (${[...failures].map(([r, m]) => `${READER_NAMES[r]}: ${m}`).join('; ')}); ${secondary ? 'no zip reader opens it' : 'torch.load would fail'}. Local headers are scanned instead.`);
     await scanZipByLocalHeaders(ctx, src);
     return;
   }
+  if (early && reader !== 'miniz') { releaseEarly(early); early = undefined; }
   try {
     await scanZipMembers(ctx, src, base, secondary, dir, early);
+    await scanOtherZipReadings(ctx, src, base, readers, ends, reader, dir, failures);
   } finally { dir.release(); releaseEarly(early); }
+}
+
+/** Whether another reader's end record leads to the same entries as the directory `dir` read through `end`. */
+function sameReading(other: EndRecord, end: EndRecord, dir: ZipDirectory): boolean {
+  if (other.cdOffset !== end.cdOffset || other.cdSize !== end.cdSize || other.shift !== end.shift) return false;
+  if (other.count === end.count) return true;
+  // one reads `count` entries, the other as many as fill the directory: the same when the count fills it
+  const count = other.count >= 0 ? other.count : end.count;
+  return dir.count === count && dir.cdConsumed === end.cdSize;
+}
+
+/** Whether two directories list the same members at the same places. */
+function sameEntries(a: ZipDirectory, b: ZipDirectory): boolean {
+  if (a.count !== b.count) return false;
+  for (let i = 0; i < a.count; i++) {
+    if (a.dataOffset(i) !== b.dataOffset(i) || a.compressedSize(i) !== b.compressedSize(i) || a.method(i) !== b.method(i) || a.nameLength(i) !== b.nameLength(i)) return false;
+    if (a.name(i) !== b.name(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * The readings other than the scanned one (`reader`, directory `dir`): each that sees other members is named in
+ * one SW018 finding (caution) and its members are scanned as well; readers that cannot open the archive are
+ * named too (info, when every reading that opens it agrees).
+ */
+async function scanOtherZipReadings(ctx: Ctx, src: ByteSource, base: number, readers: readonly ZipReader[],
+  ends: Partial<Record<ZipReader, EndRecord | Error>>, reader: ZipReader, dir: ZipDirectory, failures: Map<ZipReader, string>): Promise<void> {
+  const end = ends[reader] as EndRecord;
+  const describe = (e: EndRecord, d: ZipDirectory) => `the end record at offset ${base + e.eocdOffset}, a central directory at offset ${base + e.cdOffset} with ${d.count} member${d.count === 1 ? '' : 's'}`;
+  const same: ZipReader[] = [reader];
+  const others: { readers: ZipReader[]; end: EndRecord; dir: ZipDirectory }[] = [];
+  try {
+    for (const r of readers) {
+      if (r === reader || failures.has(r)) continue;
+      const e = ends[r];
+      if (!e || e instanceof Error) { failures.set(r, e?.message ?? 'not read'); continue; }
+      if (sameReading(e, end, dir)) { same.push(r); continue; }
+      const seen = others.find((o) => sameReading(e, o.end, o.dir));
+      if (seen) { seen.readers.push(r); continue; }
+      let d: ZipDirectory;
+      try { d = readZipDirectory(src, e); } catch (err) { failures.set(r, (err as Error).message); continue; }
+      if (sameEntries(d, dir)) { same.push(r); d.release(); continue; }
+      others.push({ readers: [r], end: e, dir: d });
+    }
+    const failed = [...failures].filter(([r]) => !same.includes(r) && !others.some((o) => o.readers.includes(r)));
+    if (!others.length && !failed.length) return;
+    const names = (rs: ZipReader[]) => rs.map((r) => READER_NAMES[r]).join(' and ');
+    const parts = [`${names(same)} read${same.length === 1 && same[0] !== 'zipfile' ? 's' : ''} ${describe(end, dir)}`,
+      ...others.map((o) => `${names(o.readers)} read${o.readers.length === 1 && o.readers[0] !== 'zipfile' ? 's' : ''} ${describe(o.end, o.dir)}`),
+      ...failed.map(([r, m]) => `${READER_NAMES[r]} cannot open it (${m})`)];
+    add(ctx, 'SW018', `Zip readers disagree on this archive: ${parts.join('; ')}.${others.length ? ' Every reading is scanned.' : ''}`,
+      { offset: base + end.eocdOffset, severity: others.length ? 'caution' : 'info' });
+    for (const o of others) await scanZipMembers(ctx, src, base, true, o.dir, undefined, true);
+  } finally { for (const o of others) o.dir.release(); }
 }
 
 function earlyMainPickle(ctx: Ctx, src: ByteSource, end: EndRecord): EarlyMain | undefined {
@@ -484,7 +660,9 @@ function releaseEarly(early: EarlyMain | undefined): void {
 const MEMBER_ROWS = 1000;
 const NPY_EXT = new TextEncoder().encode('.npy');
 
-async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary: boolean, dir: ZipDirectory, early?: EarlyMain): Promise<void> {
+/** `other`: a reading other than the file's own (scanOtherZipReadings): members whose bytes were scanned already
+ *  are skipped, and neither the tensor inventory nor gaps are taken from it. */
+async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary: boolean, dir: ZipDirectory, early?: EarlyMain, other = false): Promise<void> {
   const rep = ctx.report;
   const count = dir.count;
   const root = dir.root();
@@ -528,6 +706,9 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       if (dir.dataOffset(i) < 0) continue;
       if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;
       const e = dir.entry(i);
+      // another reading of the archive lists many of the same members: their bytes are scanned once
+      if (other && ctx.zipScanned?.has(base + e.dataOffset)) continue;
+      (ctx.zipScanned ??= new Set()).add(base + e.dataOffset);
       const lower = e.name.toLowerCase();
       const named = lower.endsWith('.pkl') || lower.endsWith('.pickle');
       let head: Uint8Array;
@@ -540,7 +721,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       if (format === 'zip' && looksLikeContainer(head)) { await scanNestedZipMember(ctx, src, e); continue; }
       // TorchScript sources (code/**/*.py) are compiled by torch.jit.load, never unpickled ("class X" reads as GLOBAL)
       if (format === 'torchscript-zip' && lower.endsWith('.py') && lower.includes('/code/')) continue;
-      const sniffed = head.length > 0 && looksLikePickleStart(head[0], head[1]);
+      const sniffed = head.length > 0 && startsPickle(head[0]);
       if (!named && !sniffed) continue;
       const isMain = i === dataPklAt;
       // data.pkl may have been analysed while the worker read the directory: used if it is this very member
@@ -549,18 +730,18 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       if (pre) pre.used = true;
       const runs = pre ? pre.runs : await runMemberPickles(ctx, src, e, isMain ? 1 : 100);
       let first = true;
+      const msrc = storedMember(src, e);
       for (const r of runs) {
-        const kept = recordRun(ctx, r, e.name, { strict: named && first, torchLoads: isMain && first && format === 'pytorch-zip' });
+        const kept = recordRun(ctx, r, e.name, { strict: named && first, torchLoads: isMain && first && format === 'pytorch-zip', src: msrc, loaderReads: isMain && first && !secondary });
         first = false;
         if (!kept) break;
       }
       if (isMain && runs[0]) {
         const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors, undefined, true);
-        ctx.table = walked.table;
-        rep.tensorsTruncated = walked.truncated;
+        if (!other) { ctx.table = walked.table; rep.tensorsTruncated = walked.truncated; }
         const members = storageMembers(dir, walked.storages);
         if (format === 'pytorch-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
-        checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
+        if (!other) checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
         giveArrayBuffer(members.buffer as ArrayBuffer);
       }
     }
@@ -574,7 +755,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
     }
   }
   if (!secondary && dir.prefixBytes > 0) add(ctx, 'SW012', `${dir.prefixBytes} bytes precede the archive's first member.`, { offset: 0 });
-  await scanZipGaps(ctx, src, dir);
+  if (!other) await scanZipGaps(ctx, src, dir);
 }
 
 /** The first member index from `k` on (but `skip`) that the member loop has anything to do for: one with
@@ -597,10 +778,15 @@ async function memberHead(src: ByteSource, e: ZipEntry): Promise<Uint8Array> {
   return new Uint8Array(0);
 }
 
+/** A stored member's bytes (offsets in its findings are relative to its data), undefined when deflated. */
+function storedMember(src: ByteSource, e: ZipEntry): SliceSource | undefined {
+  return e.method === 0 ? new SliceSource(src, e.dataOffset, Math.max(0, Math.min(e.compressedSize, src.size - e.dataOffset))) : undefined;
+}
+
 async function runMemberPickles(ctx: Ctx, src: ByteSource, e: ZipEntry, max: number): Promise<PickleRun[]> {
   if (e.method === 0) {
     // offsets in member findings are relative to the member's data
-    const ms = new SliceSource(src, e.dataOffset, Math.max(0, Math.min(e.compressedSize, src.size - e.dataOffset)));
+    const ms = storedMember(src, e)!;
     const runs = runPicklesSync(ms, 0, ms.size, ctx, max).runs;
     // torch reads one pickle from data.pkl; a member read by other code may hold more than we read
     const last = runs[runs.length - 1];
@@ -680,9 +866,10 @@ async function scanLocalMember(ctx: Ctx, src: ByteSource, pos: number, hidden = 
   if (hidden) add(ctx, 'SW010', `A member "${name}" at offset ${pos} is not in the central directory: torch does not see it, streaming unzippers do. It is scanned.`, { offset: pos, member: name });
   let head: Uint8Array = new Uint8Array(0);
   try { head = await memberHead(src, e); } catch { /* unreadable */ }
-  if (/\.pkl$|\.pickle$/i.test(name) || (head.length && looksLikePickleStart(head[0], head[1]))) {
+  if (/\.pkl$|\.pickle$/i.test(name) || (head.length && startsPickle(head[0]))) {
     const runs = await runMemberPickles(ctx, src, e, 10);
-    runs.forEach((r, k) => recordRun(ctx, r, name, { strict: k === 0 && /\.pkl$/i.test(name), torchLoads: false }));
+    const msrc = storedMember(src, e);
+    for (let k = 0; k < runs.length; k++) if (!recordRun(ctx, runs[k], name, { strict: k === 0 && /\.pkl$/i.test(name), torchLoads: false, src: msrc })) break;
   }
   return comp === 0 ? undefined : dataOffset + comp;
 }
@@ -734,7 +921,8 @@ async function scanNpy(ctx: Ctx, src: ByteSource, member: string | undefined): P
   if (h.hasObject) {
     add(ctx, 'SW016', `${where}object array (${h.descr}, shape ${JSON.stringify(h.shape)}): numpy.load needs allow_pickle=True and then unpickles the data at offset ${h.headerEnd}.`, { member, offset: h.headerEnd });
     const { runs } = runPicklesSync(src, h.headerEnd, src.size, ctx, 1);
-    for (const r of runs) recordRun(ctx, r, member ? `${member} (object data)` : undefined, { strict: true, torchLoads: false });
+    // numpy.load unpickles object data with pickle.load (no persistent_load)
+    for (const r of runs) recordRun(ctx, r, member ? `${member} (object data)` : undefined, { strict: true, torchLoads: false, src, loaderReads: true, persistentLoad: false });
     if (runs.length === 0) add(ctx, 'SW004', `${where}object array data is missing.`, { member, severity: 'dangerous' });
     return;
   }
@@ -779,7 +967,7 @@ async function scanBigCompressedNpy(ctx: Ctx, src: ByteSource, e: ZipEntry): Pro
   const c = new Cursor(h.headerEnd, Infinity);
   try {
     const runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 1), c, skipBytes(memberChunks(src, e, DECOMPRESS_LIMIT), h.headerEnd));
-    for (const r of runs) recordRun(ctx, r, `${e.name} (object data)`, { strict: true, torchLoads: false });
+    for (const r of runs) recordRun(ctx, r, `${e.name} (object data)`, { strict: true, torchLoads: false, loaderReads: true, persistentLoad: false });
     if (runs.length === 0) add(ctx, 'SW004', `member "${e.name}": object array data is missing.`, { member: e.name, severity: 'dangerous' });
   } catch (err) {
     add(ctx, 'SW004', `member "${e.name}" could not be decompressed: ${(err as Error).message}.`, { member: e.name, severity: 'dangerous' });
@@ -815,7 +1003,7 @@ async function scanCompressed(ctx: Ctx, src: ByteSource, comp: Compression): Pro
     else add(ctx, 'SW004', `The ${comp} stream cannot be decompressed (${(e as Error).message}); what was read before the error is reported.`, { severity: 'dangerous' });
   }
   if (runs.length === 0) { if (!rep.findings.length) add(ctx, 'SW004', `The ${comp} stream holds no pickle.`, { severity: 'dangerous' }); return; }
-  runs.forEach((r, i) => recordRun(ctx, r, `(${comp} stream)`, { strict: i === 0, torchLoads: false }));
+  for (let i = 0; i < runs.length; i++) if (!recordRun(ctx, runs[i], `(${comp} stream)`, { strict: i === 0, torchLoads: false, loaderReads: i === 0 })) break;
   const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
   ctx.table = walked.table;
   if (!runs[0].globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module))) rep.formatDetail = `${comp}-compressed pickle`;
@@ -855,8 +1043,16 @@ function finalize(ctx: Ctx): void {
   const globalsSeen = new Set<string>();
   const allow = ctx.opts.allowGlobals?.length ? new AllowList(ctx.opts.allowGlobals) : NO_USER_ALLOW;
   let globalsOmitted = 0;
-  for (const { run, member, torchLoads } of ctx.runs) {
+  for (const { run, member, torchLoads, rejected } of ctx.runs) {
     rep.pickles.push(streamReport(run, member));
+    if (rejected) {
+      // nothing before the stop is imported or called: the run's globals (all after it) never load
+      const { at, why } = rejected.stop;
+      add(ctx, 'SW004', `Pickle at offset ${run.start}${member ? ` in ${member}` : ''} cannot be loaded: every unpickler stops at offset ${at} (${why}) before anything is imported or called, so nothing in it runs.`,
+        { offset: at, member, severity: rejected.severity });
+      if (torchLoads) woReasons.push('the pickle does not parse');
+      continue;
+    }
     const calls = analyzeCalls(run, allow);
     const where = (offset: number) => `at offset ${offset}${member ? ` in ${member}` : ''}`;
     for (let gi = 0; gi < run.globals.length; gi++) {
@@ -925,11 +1121,12 @@ function finalize(ctx: Ctx): void {
   } else rep.tensorCount = rep.tensors.length;
   // verdict
   const worst = ctx.worst;
-  const canRunCode = !['safetensors', 'gguf', 'unknown'].includes(rep.format) || ctx.runs.length > 0;
+  // 'invalid': the file cannot be loaded and nothing in it runs (a broken safetensors / GGUF / .npy header, a
+  // pickle every unpickler rejects before importing or calling anything); anything that may run is worse
   let verdict: Verdict = 'safe';
   if (worst === 'dangerous') verdict = 'dangerous';
   else if (worst === 'caution') verdict = 'caution';
-  else if (worst === 'invalid') verdict = canRunCode && rep.format !== 'numpy-npy' ? 'dangerous' : 'invalid';
+  else if (worst === 'invalid') verdict = 'invalid';
   rep.verdict = verdict;
   // weights_only answer
   const torchFormats: ModelFormat[] = ['pytorch-zip', 'pytorch-legacy', 'pytorch-legacy-tar'];

@@ -32,7 +32,7 @@ export class ZipError extends Error {}
 
 /** A ZipDirectory crossing threads (see toMessage / fromMessage). */
 export interface ZipDirectoryMessage {
-  count: number; eocdOffset: number; centralDirOffset: number; zip64: boolean; comment: string; prefixBytes: number;
+  count: number; eocdOffset: number; centralDirOffset: number; zip64: boolean; comment: string; prefixBytes: number; cdConsumed: number;
   columns: ArrayBuffer; names: ArrayBuffer; namesLength: number; slots: ArrayBuffer; slotsLength: number;
   problems: [number, string[]][]; duplicates: [string, number][];
   data?: { slots: ArrayBuffer; slotsLength: number; hashes: ArrayBuffer; prefixLen: number };
@@ -61,6 +61,9 @@ export class ZipDirectory {
   private scratch = new Uint8Array(256);
   private columns: ArrayBuffer;
   private released = false;
+  /** Bytes of the directory the `count` entries take (readZipDirectory): less than its size when entries follow
+   *  that the count leaves out (Python's zipfile reads them). */
+  cdConsumed = 0;
 
   constructor(readonly count: number, readonly eocdOffset: number, readonly centralDirOffset: number, readonly zip64: boolean,
     readonly comment: string, /** bytes before the first local header that the directory does not account for */ readonly prefixBytes: number,
@@ -274,7 +277,7 @@ export class ZipDirectory {
     const slots = this.slots ?? this.buildIndex();
     const msg: ZipDirectoryMessage = {
       count: this.count, eocdOffset: this.eocdOffset, centralDirOffset: this.centralDirOffset, zip64: this.zip64, comment: this.comment,
-      prefixBytes: this.prefixBytes, columns: this.columns, names: this.names.buffer as ArrayBuffer, namesLength: this.names.length,
+      prefixBytes: this.prefixBytes, cdConsumed: this.cdConsumed, columns: this.columns, names: this.names.buffer as ArrayBuffer, namesLength: this.names.length,
       slots: slots.buffer as ArrayBuffer, slotsLength: slots.length, problems: [...this.problemMap], duplicates: [...this.duplicates],
       data: this.dataSlots ? { slots: this.dataSlots.buffer as ArrayBuffer, slotsLength: this.dataSlots.length, hashes: this.dataHashes!.buffer as ArrayBuffer, prefixLen: this.dataPrefixLen } : undefined,
     };
@@ -287,6 +290,7 @@ export class ZipDirectory {
   /** A directory from toMessage(); `giveBack` receives its buffers on release(). */
   static fromMessage(m: ZipDirectoryMessage, giveBack?: (bufs: ArrayBuffer[]) => void): ZipDirectory {
     const d = new ZipDirectory(m.count, m.eocdOffset, m.centralDirOffset, m.zip64, m.comment, m.prefixBytes, m.columns);
+    d.cdConsumed = m.cdConsumed;
     d.names = new Uint8Array(m.names, 0, m.namesLength);
     d.slots = new Int32Array(m.slots, 0, m.slotsLength);
     for (const [i, ps] of m.problems) d.problemMap.set(i, ps);
@@ -320,45 +324,152 @@ export class ZipDirectory {
   }
 }
 
-/** Where the central directory is, from the end-of-central-directory record (zip64 included). */
-export interface EndRecord { eocdOffset: number; count: number; cdSize: number; cdOffset: number; comment: string; zip64: boolean; prefixBytes: number }
+/**
+ * Which loader's reading of the archive. Each finds the end record and the directory its own way, so a crafted
+ * file (a second end record inside the first one's comment, a zip64 locator pointing elsewhere, bytes in front
+ * of the archive, a count that disagrees with the directory's size) can show each of them another archive:
+ *  - 'miniz': torch.load (PyTorchFileReader over miniz). mz_zip_reader_locate_header_sig scans back from the end
+ *    in 4 KB blocks (3 bytes of overlap) until 64 KB + 22 bytes are covered and takes the last signature with at
+ *    least 22 bytes after it, whatever its comment length says. A zip64 locator just before it is followed to
+ *    the record it points at (a locator pointing past the end fails the archive); when that is not a zip64
+ *    record the 32-bit values stand. Offsets are used as written; the count decides how many entries are read.
+ *  - 'zipfile': numpy.load and Python's zipfile (3.11 `_EndRecData`, `_EndRecData64`, `_RealGetContents`). The
+ *    last 22 bytes when they are an end record without a comment, else the last signature in the last 64 KB + 22
+ *    bytes (with fewer than 22 bytes after it the file is not a zip). The zip64 record is read just before the
+ *    locator (not where the locator points). The directory is the `size` bytes before the end record: offsets
+ *    are shifted by the difference ("concat", bytes in front of the archive), and entries are read until they
+ *    fill that size, whatever the count says.
+ *  - 'strict': zip tools that check the comment length (Go's archive/zip, ...): the last signature whose comment
+ *    fits in the file; the zip64 record where the locator points; offsets shifted like zipfile's; the count.
+ */
+export type ZipReader = 'miniz' | 'zipfile' | 'strict';
+export const ZIP_READERS: readonly ZipReader[] = ['miniz', 'zipfile', 'strict'];
 
-export function readEndRecord(src: ByteSource): EndRecord {
+/** Where a reader finds the central directory (zip64 included). */
+export interface EndRecord {
+  reader: ZipReader;
+  eocdOffset: number;
+  /** Entries to read; -1: as many as fill `cdSize` (Python's zipfile). */
+  count: number;
+  cdSize: number;
+  /** Where the directory is read (absolute: the written offset plus `shift`). */
+  cdOffset: number;
+  /** Added to every local header offset: bytes in front of the archive the directory does not count. */
+  shift: number;
+  /** max(0, shift), for reports. */
+  prefixBytes: number;
+  comment: string;
+  zip64: boolean;
+}
+
+/** The bytes any reader searches for the end record: miniz covers up to 4 KB more than 64 KB + 22. */
+const TAIL_SEARCHED = 0xffff + 22 + 4096;
+
+/** The end record as `reader` finds it (default: torch's miniz). */
+export function readEndRecord(src: ByteSource, reader: ZipReader = 'miniz'): EndRecord {
+  const r = endRecords(src, [reader])[reader];
+  if (r instanceof Error) throw r;
+  return r!;
+}
+
+/** The end record each reader finds (a ZipError for a reader that rejects the file), from one read of the tail. */
+export function endRecords(src: ByteSource, readers: readonly ZipReader[] = ZIP_READERS): Partial<Record<ZipReader, EndRecord | ZipError>> {
   const size = src.size;
-  const tailLen = Math.min(size, 22 + 0xffff);
-  const tail = src.read(size - tailLen, tailLen);
-  let eocdRel = -1;
-  for (let i = tail.length - 22; i >= 0; i--) {
-    if (u32(tail, i) === EOCD) {
-      const commentLen = u16(tail, i + 20);
-      if (i + 22 + commentLen <= tail.length) { eocdRel = i; break; }
+  const tailStart = Math.max(0, size - TAIL_SEARCHED);
+  const tail = src.read(tailStart, size - tailStart);
+  const out: Partial<Record<ZipReader, EndRecord | ZipError>> = {};
+  for (const reader of readers) {
+    try { out[reader] = endRecordOf(src, tail, tailStart, reader); } catch (e) {
+      if (!(e instanceof ZipError)) throw e;
+      out[reader] = e;
     }
   }
-  if (eocdRel < 0) throw new ZipError('no end-of-central-directory record');
-  const eocdOffset = size - tailLen + eocdRel;
-  let count = u16(tail, eocdRel + 10);
-  let cdSize = u32(tail, eocdRel + 12);
-  let cdOffset = u32(tail, eocdRel + 16);
-  const comment = utf8.decode(tail.subarray(eocdRel + 22, eocdRel + 22 + u16(tail, eocdRel + 20)));
+  return out;
+}
+
+function isSigAt(b: Uint8Array, i: number, sig: number): boolean { return i >= 0 && i + 4 <= b.length && u32(b, i) === sig; }
+
+function endRecordOf(src: ByteSource, tail: Uint8Array, tailStart: number, reader: ZipReader): EndRecord {
+  const size = src.size;
+  let at = -1;   // the end record's offset in the file
+  if (reader === 'miniz') {
+    if (size < 22) throw new ZipError('the file is too small for an end record (torch\'s miniz)');
+    // the blocks mz_zip_reader_locate_header_sig reads: from the end back, until 64 KB + 22 bytes are covered
+    let lowest = Math.max(size - 4096, 0);
+    while (!(lowest === 0 || size - lowest >= 0xffff + 22)) lowest = Math.max(lowest - 4093, 0);
+    for (let p = size - 22; p >= lowest; p--) if (isSigAt(tail, p - tailStart, EOCD)) { at = p; break; }
+    if (at < 0) throw new ZipError('no end-of-central-directory record within 64 KB of the end (torch\'s miniz)');
+  } else if (reader === 'zipfile') {
+    if (size < 22) throw new ZipError('the file is too small for an end record (Python\'s zipfile)');
+    const last = size - 22;
+    if (isSigAt(tail, last - tailStart, EOCD) && u16(tail, last - tailStart + 20) === 0) at = last;
+    else {
+      const from = Math.max(size - (1 << 16) - 22, 0);
+      for (let p = size - 4; p >= from; p--) if (isSigAt(tail, p - tailStart, EOCD)) { at = p; break; }
+      if (at < 0) throw new ZipError('no end-of-central-directory record in the last 64 KB (Python\'s zipfile)');
+      if (at + 22 > size) throw new ZipError(`the last end-record signature, at offset ${at}, has fewer than 22 bytes after it (Python's zipfile)`);
+    }
+  } else {
+    const from = Math.max(size - (0xffff + 22), 0);
+    for (let p = size - 22; p >= from; p--) {
+      if (isSigAt(tail, p - tailStart, EOCD) && p + 22 + u16(tail, p - tailStart + 20) <= size) { at = p; break; }
+    }
+    if (at < 0) throw new ZipError('no end-of-central-directory record whose comment fits in the file');
+  }
+  const e = at - tailStart;
+  const commentLen = u16(tail, e + 20);
+  const comment = utf8.decode(tail.subarray(e + 22, Math.min(tail.length, e + 22 + commentLen)));
+  let count = u16(tail, e + 10);
+  const onDisk = u16(tail, e + 8);
+  let disk = u16(tail, e + 4), cdDisk = u16(tail, e + 6);
+  let cdSize = u32(tail, e + 12);
+  let written = u32(tail, e + 16);
   let zip64 = false;
-  if (eocdOffset >= 20) {
-    const loc = src.read(eocdOffset - 20, 20);
-    if (u32(loc, 0) === EOCD64_LOC) {
-      const recOff = u64(loc, 8);
-      const rec = src.read(recOff, 56);
+  let locDisks = 1;
+  if (reader === 'miniz' ? at >= 76 : at >= 20) {
+    const loc = src.read(at - 20, 20);
+    if (loc.length === 20 && u32(loc, 0) === EOCD64_LOC) {
+      locDisks = u32(loc, 16);
+      let recAt: number;
+      if (reader === 'zipfile') {
+        if (u32(loc, 4) !== 0 || locDisks > 1) throw new ZipError('zipfiles that span multiple disks are not supported (Python\'s zipfile)');
+        recAt = at - 20 - 56;
+        if (recAt < 0) throw new ZipError('the zip64 end record would start before the file (Python\'s zipfile)');
+      } else {
+        recAt = u64(loc, 8);
+        if (recAt > size - 56) throw new ZipError(`the zip64 locator points past the end of the file, at offset ${recAt}${reader === 'miniz' ? ' (torch\'s miniz)' : ''}`);
+      }
+      const rec = src.read(recAt, 56);
+      // no zip64 record where the reader looks: the 32-bit values stand (miniz and Python's zipfile both do so)
       if (rec.length === 56 && u32(rec, 0) === EOCD64) {
         zip64 = true;
+        if (reader === 'miniz') {
+          if (u64(rec, 4) < 44) throw new ZipError('the zip64 end record is too small (torch\'s miniz)');
+          if (locDisks !== 1) throw new ZipError('a multi-disk archive (torch\'s miniz)');
+        }
+        disk = u32(rec, 16); cdDisk = u32(rec, 20);
         count = u64(rec, 32);
         cdSize = u64(rec, 40);
-        cdOffset = u64(rec, 48);
-      } else throw new ZipError('zip64 locator points to an invalid record');
+        written = u64(rec, 48);
+        if (reader === 'miniz' && (count > 0xffffffff || cdSize > 0xffffffff)) throw new ZipError('more entries or directory bytes than miniz reads');
+        if (reader === 'miniz' && u64(rec, 24) !== count) throw new ZipError('entries on this disk differ from the total (torch\'s miniz)');
+      }
     }
   }
-  if (cdOffset + cdSize > eocdOffset) throw new ZipError('central directory overlaps its end record');
-  // bytes in front of the archive (self-extracting style): central offsets are then relative
-  const prefixBytes = eocdOffset - (zip64 ? 56 + 20 : 0) - cdSize - cdOffset;
-  if (count > cdSize / 46 + 1) throw new ZipError('central directory too small for its entry count');
-  return { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes };
+  let shift = 0;
+  if (reader === 'miniz') {
+    if (!zip64 && onDisk !== count) throw new ZipError('entries on this disk differ from the total (torch\'s miniz)');
+    if ((disk | cdDisk) !== 0 && (disk !== 1 || cdDisk !== 1)) throw new ZipError('a multi-disk archive (torch\'s miniz)');
+    if (cdSize < count * 46) throw new ZipError('central directory too small for its entry count');
+    if (written + cdSize > size) throw new ZipError('central directory runs past the end of the file');
+  } else {
+    // the directory is the cdSize bytes before the end record (and its zip64 records): "concat" shifts the offsets
+    shift = at - (zip64 ? 56 + 20 : 0) - cdSize - written;
+    if (written + shift < 0) throw new ZipError('bad offset for the central directory');
+    if (reader === 'strict' && count > cdSize / 46 + 1) throw new ZipError('central directory too small for its entry count');
+    if (written + shift + cdSize > size) throw new ZipError('central directory runs past the end of the file');
+  }
+  return { reader, eocdOffset: at, count: reader === 'zipfile' ? -1 : count, cdSize, cdOffset: written + shift, shift, prefixBytes: Math.max(0, shift), comment, zip64 };
 }
 
 /**
@@ -368,11 +479,11 @@ export function readEndRecord(src: ByteSource): EndRecord {
  * directory is read elsewhere; the caller checks the answer against the full directory.
  */
 export function locateMainPickle(src: ByteSource, end: EndRecord): { localHeaderOffset: number; dataOffset: number; size: number } | undefined {
-  const shift = Math.max(0, end.prefixBytes);
+  const shift = end.shift;
   let root: Uint8Array | undefined;
   let pos = end.cdOffset;
   const cdEnd = end.cdOffset + end.cdSize;
-  for (let i = 0; i < end.count && pos + 46 <= cdEnd && i < 256; i++) {
+  for (let i = 0; (end.count < 0 || i < end.count) && pos + 46 <= cdEnd && i < 256; i++) {
     const h = src.read(pos, 46);
     if (h.length < 46 || u32(h, 0) !== CDH) return undefined;
     const nameLen = u16(h, 28), extraLen = u16(h, 30), commentLen = u16(h, 32);
@@ -383,7 +494,7 @@ export function locateMainPickle(src: ByteSource, end: EndRecord): { localHeader
     if (nameLen === root.length + want.length && name.subarray(0, root.length).every((b, k) => b === root![k]) &&
       name.subarray(root.length).every((b, k) => b === want[k])) {
       const method = u16(h, 10), csize = u32(h, 20), lho = u32(h, 42);
-      if (method !== 0 || csize === 0xffffffff || lho === 0xffffffff) return undefined;
+      if (method !== 0 || csize === 0xffffffff || lho === 0xffffffff || lho + shift < 0) return undefined;
       const lh = src.read(lho + shift, 30);
       if (lh.length < 30 || u32(lh, 0) !== LFH) return undefined;
       const dataOffset = lho + shift + 30 + u16(lh, 26) + u16(lh, 28);
@@ -398,13 +509,16 @@ const DATA_PKL = new TextEncoder().encode('/data.pkl');
 
 /** `end`: the source's end record when the caller has read it already. */
 export function readZipDirectory(src: ByteSource, end: EndRecord = readEndRecord(src)): ZipDirectory {
-  const { eocdOffset, count, cdSize, cdOffset, comment, zip64, prefixBytes } = end;
+  const { eocdOffset, cdSize, cdOffset, comment, zip64, shift } = end;
   const cdBuf = takeBytes(cdSize);
-  const nameAt = new Int32Array(takeArrayBuffer(count * 4), 0, count);   // where each name's bytes are in the directory
+  let nameAt: Int32Array | undefined;
   try {
     const cd = cdBuf.subarray(0, src.readInto(cdBuf, 0, cdOffset, cdSize));
     if (cd.length < cdSize) throw new ZipError('central directory truncated');
-    const dir = new ZipDirectory(count, eocdOffset, cdOffset, zip64, comment, Math.max(0, prefixBytes));
+    // Python's zipfile reads entries until they fill the directory's size, whatever the count says
+    const count = end.count >= 0 ? end.count : entriesFilling(cd);
+    nameAt = new Int32Array(takeArrayBuffer(count * 4), 0, count);   // where each name's bytes are in the directory
+    const dir = new ZipDirectory(count, eocdOffset, cdOffset, zip64, comment, Math.max(0, shift));
     let p = 0, nameBytes = 0;
     for (let i = 0; i < count; i++) {
       if (p + 46 > cd.length || u32(cd, p) !== CDH) throw new ZipError(`central directory entry ${i} is malformed`);
@@ -431,6 +545,7 @@ export function readZipDirectory(src: ByteSource, end: EndRecord = readEndRecord
       nameBytes += nameLen;
       p += 46 + nameLen + extraLen + commentLen;
     }
+    dir.cdConsumed = p;
     // the names, packed, hashed (FNV-1a over their bytes) as they are copied
     dir.setNameStart(count, nameBytes);
     const names = new Uint8Array(takeArrayBuffer(nameBytes), 0, nameBytes);
@@ -446,10 +561,23 @@ export function readZipDirectory(src: ByteSource, end: EndRecord = readEndRecord
     // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
     const win = new Window(src, 64 << 10);
     try {
-      for (let i = 0; i < count; i++) readLocalHeader(win, dir, i, prefixBytes > 0 ? prefixBytes : 0);
+      for (let i = 0; i < count; i++) readLocalHeader(win, dir, i, shift);
     } finally { win.release(); }
     return dir;
-  } finally { giveBytes(cdBuf); giveArrayBuffer(nameAt.buffer as ArrayBuffer); }
+  } finally { giveBytes(cdBuf); if (nameAt) giveArrayBuffer(nameAt.buffer as ArrayBuffer); }
+}
+
+/** How many entries Python's zipfile reads from a directory of these bytes (`_RealGetContents`: until their
+ *  headers fill the directory's size); throws where zipfile raises. */
+function entriesFilling(cd: Uint8Array): number {
+  let n = 0;
+  for (let p = 0; p < cd.length; n++) {
+    if (p + 46 > cd.length) throw new ZipError('truncated central directory (Python\'s zipfile)');
+    if (u32(cd, p) !== CDH) throw new ZipError(`bad magic number for central directory entry ${n} (Python's zipfile)`);
+    if (u16(cd, p + 6) > 63) throw new ZipError(`central directory entry ${n} needs zip version ${u16(cd, p + 6) / 10} (Python's zipfile)`);
+    p += 46 + u16(cd, p + 28) + u16(cd, p + 30) + u16(cd, p + 32);
+  }
+  return n;
 }
 
 /** A cached window of the source for many small reads close together (local headers), in one pooled buffer. */
@@ -472,7 +600,7 @@ class Window {
 
 function readLocalHeader(win: Window, dir: ZipDirectory, i: number, shift: number): void {
   const at = dir.localHeaderOffset(i) + shift;
-  if (!win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { dir.problem(i, 'local header missing or corrupt'); return; }
+  if (at < 0 || !win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { dir.problem(i, 'local header missing or corrupt'); return; }
   let h = at - win.start;
   const b = win.buf;
   const nameLen = u16(b, h + 26), extraLen = u16(b, h + 28);
