@@ -183,6 +183,15 @@ describe('zip readings: torch (miniz), numpy (Python zipfile) and comment-checki
     expectFinding(r, { rule: 'SW001', global: 'os.system', member: 'archive/data.pkl' });
   });
 
+  it('a file that starts with an end-record signature is a zip to numpy.load (PK\\5\\6 prefix): its object array runs', async function () {
+    const z = buildZip([{ name: 'o.npy', data: objectNpy('pk56') }], { prefix: Buffer.concat([EOCD_SIG, Buffer.alloc(18)]) });
+    const p = proveLoad(z, LOADERS.numpy, marker('pk56'));
+    assert.ok(p.ran, p.detail);
+    const r = await scan(z, 'x.npz');
+    expectVerdict(r, 'dangerous');
+    expectFinding(r, { rule: 'SW001', global: 'os.system', member: 'o.npy (object data)' });
+  });
+
   it('an empty .npz (only an end record) is a zip numpy.load reads, not a pickle', async function () {
     const file = buildZip([]);
     assert.deepEqual(Array.from(file.subarray(0, 4)), [0x50, 0x4b, 0x05, 0x06]);
