@@ -227,6 +227,7 @@ export async function discover(paths: string[], opts: DiscoverOptions = {}): Pro
       try { ents = await fsp.readdir(dir, { withFileTypes: true }); } catch (e) { errors.push({ path: dir, message: errMessage(e) }); continue; }
       ents.sort((x, y) => x.name.localeCompare(y.name));
       const subdirs: string[] = [];
+      const files: { full: string; isLink: boolean; st?: fs.Stats; error?: string }[] = [];
       for (const ent of ents) {
         const full = path.join(dir, ent.name);
         const rel = path.relative(root, full).split(path.sep).join('/');
@@ -251,8 +252,14 @@ export async function discover(paths: string[], opts: DiscoverOptions = {}): Pro
           skipped.push({ path: full, why: 'special', reason: `not a regular file (${st ? fileType(st) : 'special file'})` });
           continue;
         }
-        if (!st) { try { st = await fsp.stat(full); } catch (e) { errors.push({ path: full, message: errMessage(e) }); continue; } }
-        met.push({ path: full, link: isLink, key: `${st.dev}:${st.ino}`, size: st.size, explicit: false, order: order++ });
+        files.push({ full, isLink, st });
+      }
+      // the plain files' stats all at once: one at a time, a folder of 1,000 small files waited ~1,000 thread-pool
+      // round trips (the CLI sat idle for most of its discovery); met keeps walk order
+      await Promise.all(files.map(async (f) => { if (!f.st) { try { f.st = await fsp.stat(f.full); } catch (e) { f.error = errMessage(e); } } }));
+      for (const f of files) {
+        if (f.error !== undefined || !f.st) { errors.push({ path: f.full, message: f.error ?? 'stat failed' }); continue; }
+        met.push({ path: f.full, link: f.isLink, key: `${f.st.dev}:${f.st.ino}`, size: f.st.size, explicit: false, order: order++ });
       }
       for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]);
     }
