@@ -124,7 +124,7 @@
       h('h1', { text: fileName }),
       h('p', { className: 'sub' },
         `${r.formatDetail || r.format} · ${formatBytes(r.size)} · ${formatCount(rows.length)} tensor${rows.length === 1 ? '' : 's'}`
-          + (r.tensorsTruncated ? ' (list truncated)' : ''))));
+          + (r.tensorsTruncated ? ` (list truncated${r.tensorsOmitted ? `: ${formatCount(r.tensorsOmitted)} more not listed` : ''})` : ''))));
 
     app.appendChild(h('section', { className: `banner verdict-${verdict}`, role: 'status', 'aria-label': 'Verdict', id: 'verdict' },
       h('strong', { className: 'verdict-word', text: VERDICT_WORD[verdict] }),

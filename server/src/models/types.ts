@@ -88,7 +88,11 @@ export interface ModelReport {
   tensors: TensorInfo[];
   /** tensors.length, known without building the rows. */
   tensorCount: number;
+  /** Some tensors were found but not listed: over ScanOptions.maxTensors, names longer than 64 KB, or all names
+   *  together over a budget proportional to the pickle (a crafted pickle can reach one tensor a million times
+   *  through a long key). tensorsOmitted counts them. */
   tensorsTruncated?: boolean;
+  tensorsOmitted?: number;
   metadata: Record<string, string>;
   pickles: PickleStreamReport[];
   /** archive members (zip: the first 1,000 in directory order; memberCount says how many there are) */

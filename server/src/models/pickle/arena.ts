@@ -84,10 +84,10 @@ export class ValueArena {
   n = 0;
   kind = new Uint8Array(0);
   /** NONE/FALSE/TRUE: -, INT/FLOAT: -, STR/OBJ: objs index (or byte start, see sub), BYTES: byte start,
-   *  TUPLE: items start, LIST/DICT/SET: sequence id, GLOBAL: globals index, CALL: fn handle, PERSID: pid handle */
+   *  TUPLE: items start, LIST/DICT/SET: start in `sq`, GLOBAL: globals index, CALL: fn handle, PERSID: pid handle */
   a = new Int32Array(0);
-  /** TUPLE: length, CALL: args handle, SET: 1 when frozen, STR: strHash of the text, BYTES: length;
-   *  CALL kind code in `sub`, BYTES: 1 for bytearray in `sub` */
+  /** TUPLE/LIST/DICT/SET: length (DICT: 2 per entry), CALL: args handle, STR: strHash of the text, BYTES: length;
+   *  in `sub`: the CALL kind code, 1 for a frozen SET, 1 for a bytearray BYTES */
   c = new Int32Array(0);
   sub = new Uint8Array(0);
   /** INT/FLOAT: value, CALL/PERSID: stream offset, BYTES: stream offset of the payload */
@@ -100,18 +100,15 @@ export class ValueArena {
   nsb = 0;
   readonly objs: unknown[] = [];
 
-  // ---- sequences: the items of lists, dicts (flat: key, value, ...), sets and of call extras. Sequence `s`
-  // holds sq[sStart[s] .. sStart[s] + sLen[s]) and has room for sCap[s]; one that outgrows its room moves to
-  // the end of the pool (or grows in place when it is already there), so the pool wastes at most what the
-  // doubling leaves behind.
-  sStart = new Int32Array(0);
-  sLen = new Int32Array(0);
-  sCap = new Int32Array(0);
-  nSeq = 0;
+  // ---- sequences: the items of lists, dicts (flat: key, value, ...), sets, and of call extras (as LIST nodes
+  // no value refers to). Sequence node `s` holds sq[a[s] .. a[s] + c[s]) with room for seqCap(c[s]) items;
+  // one that outgrows its room moves to the end of the pool (or grows in place when it is already there), so
+  // the pool wastes at most what the doubling leaves behind. No column per sequence: a crafted pickle makes a
+  // container per byte.
   sq = new Int32Array(0);
   nsq = 0;
 
-  // ---- call extras: call handle -> extra id; per extra id the kwargs handle and four sequence ids (-1: none)
+  // ---- call extras: call handle -> extra id; per extra id the kwargs handle and four sequence nodes (-1: none)
   private readonly xIndex = new IntMap();
   private xKw = new Int32Array(0);
   private xSeq = new Int32Array(0);   // 4 per extra: X_STATES, X_LIST, X_DICT, X_SET
@@ -150,24 +147,32 @@ export class ValueArena {
     let it = this.items;
     if (itemCap > it.length) { it = new Int32Array(takeArrayBuffer(itemCap * 4), 0, itemCap); it.set(this.items.subarray(0, this.nItems)); }
     this.kind = k; this.a = a; this.c = c; this.sub = s; this.b = b;
-    for (const o of old) if (o.length && o !== it) giveArrayBuffer(o.buffer as ArrayBuffer);
+    for (const o of old) if (o.length && o !== it) retire(o.buffer as ArrayBuffer);
     this.items = it;
   }
 
-  private grow(): void { this.alloc(this.kind.length * 2, 0); }
+  /** At most how many values the stream can make (one per byte: an opcode makes one value at most), when known. */
+  bound = Infinity;
+  /** Doubles; a stream of known size that outgrows the first estimate (about one value per 12 bytes, as real
+   *  checkpoints) is dense, likely crafted: it jumps towards its bound instead, so fewer outgrown generations
+   *  are left to the collector. */
+  private grow(): void {
+    const cap = this.kind.length;
+    this.alloc(Number.isFinite(this.bound) ? Math.max(cap * 2, Math.min(cap * 16, this.bound)) : cap * 2, 0);
+  }
 
   /** Hands the arrays back to the scratch pool. Only for arenas nothing will read again (a scan that
    *  returns just its report); any later read fails loudly instead of seeing another scan's values. */
   release(): void {
     if (this.released) return;
     this.released = true;
-    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items, this.sb, this.sStart, this.sLen, this.sCap, this.sq, this.xKw, this.xSeq]) {
+    for (const o of [this.kind, this.a, this.c, this.sub, this.b, this.items, this.sb, this.sq, this.xKw, this.xSeq]) {
       if (o.length) giveArrayBuffer(o.buffer as ArrayBuffer);
     }
     this.sb = new Uint8Array(0);
     this.kind = new Uint8Array(0); this.a = new Int32Array(0); this.c = new Int32Array(0);
     this.sub = new Uint8Array(0); this.b = new Float64Array(0); this.items = new Int32Array(0);
-    this.sStart = new Int32Array(0); this.sLen = new Int32Array(0); this.sCap = new Int32Array(0); this.sq = new Int32Array(0);
+    this.sq = new Int32Array(0);
     this.xKw = new Int32Array(0); this.xSeq = new Int32Array(0);
   }
 
@@ -201,7 +206,7 @@ export class ValueArena {
       let cap = this.sb.length * 2;
       while (cap < n + len) cap *= 2;
       const g = new Uint8Array(takeArrayBuffer(cap), 0, cap); g.set(this.sb.subarray(0, n));
-      giveArrayBuffer(this.sb.buffer as ArrayBuffer);
+      retire(this.sb.buffer as ArrayBuffer);
       this.sb = g;
     }
     return this.sb;
@@ -227,90 +232,71 @@ export class ValueArena {
     return true;
   }
 
-  // ---- sequences
+  // ---- sequences (a sequence is its LIST / DICT / SET node)
 
-  /** A new empty sequence (its id). */
-  newSeq(): number {
-    const s = this.nSeq;
-    if (s === this.sStart.length) {
-      this.sStart = regrowI32(this.sStart, s + 1, s); this.sLen = regrowI32(this.sLen, s + 1, s); this.sCap = regrowI32(this.sCap, s + 1, s);
-    }
-    this.sStart[s] = this.nsq; this.sLen[s] = 0; this.sCap[s] = 0;
-    this.nSeq = s + 1;
-    return s;
-  }
   /** Room for `need` items in sequence `s` (moves it to the end of the pool if it must grow elsewhere). */
   private seqRoom(s: number, need: number): void {
-    const cap = this.sCap[s];
+    const len = this.c[s], cap = seqCap(len);
     if (need <= cap) return;
-    let c = Math.max(2, cap * 2);
-    while (c < need) c *= 2;
-    const start = this.sStart[s];
+    const c = seqCap(need);
+    const start = this.a[s];
     if (start + cap === this.nsq) {           // last in the pool: grow in place
       this.poolRoom(start + c);
       this.nsq = start + c;
     } else {
       const at = this.nsq;
       this.poolRoom(at + c);
-      this.sq.copyWithin(at, start, start + this.sLen[s]);
-      this.sStart[s] = at;
+      this.sq.copyWithin(at, start, start + len);
+      this.a[s] = at;
       this.nsq = at + c;
     }
-    this.sCap[s] = c;
   }
   private poolRoom(n: number): void { if (n > this.sq.length) this.sq = regrowI32(this.sq, Math.max(n, this.sqHint), this.nsq); }
   /** First size of the pool (allocated when the first item arrives: many small pickles have no containers). */
   private readonly sqHint: number;
   /** Appends one handle to sequence `s`. */
   push(s: number, v: number): void {
-    const len = this.sLen[s];
-    if (len === this.sCap[s]) this.seqRoom(s, len + 1);
-    this.sq[this.sStart[s] + len] = v;
-    this.sLen[s] = len + 1;
+    const len = this.c[s];
+    if (len === seqCap(len)) this.seqRoom(s, len + 1);
+    this.sq[this.a[s] + len] = v;
+    this.c[s] = len + 1;
   }
   /** Appends `src[from..to)` to sequence `s`. */
   pushFrom(s: number, src: Int32Array, from: number, to: number): void {
-    const len = this.sLen[s], n = to - from;
+    const len = this.c[s], n = to - from;
     if (n <= 0) return;
-    if (len + n > this.sCap[s]) this.seqRoom(s, len + n);
-    this.sq.set(src.subarray(from, to), this.sStart[s] + len);
-    this.sLen[s] = len + n;
+    if (len + n > seqCap(len)) this.seqRoom(s, len + n);
+    this.sq.set(src.subarray(from, to), this.a[s] + len);
+    this.c[s] = len + n;
   }
-  /** Items of sequence `s` are sq[seqStartOf(s) .. + seqLenOf(s)) (valid until the next push anywhere). */
-  seqLenOf(s: number): number { return this.sLen[s]; }
-  seqStartOf(s: number): number { return this.sStart[s]; }
-  seqItemOf(s: number, i: number): number { return this.sq[this.sStart[s] + i]; }
+  /** Sequence node `s` (a LIST / DICT / SET value, or what extraSeq returns) holds
+   *  sq[seqStartOf(s) .. + seqLenOf(s)) (valid until the next push anywhere). */
+  seqLenOf(s: number): number { return this.c[s]; }
+  seqStartOf(s: number): number { return this.a[s]; }
+  seqItemOf(s: number, i: number): number { return this.sq[this.a[s] + i]; }
   /** A read view of sequence `s`. */
-  seqView(s: number): Ints { return { length: this.sLen[s], get: (i) => this.sq[this.sStart[s] + i] }; }
-  private seqArray(s: number): number[] { const st = this.sStart[s]; return Array.from(this.sq.subarray(st, st + this.sLen[s])); }
+  seqView(s: number): Ints { const at = this.a[s]; return { length: this.c[s], get: (i) => this.sq[at + i] }; }
+  private seqArray(s: number): number[] { const st = this.a[s]; return Array.from(this.sq.subarray(st, st + this.c[s])); }
 
   /** A LIST / DICT / SET value holding `items`. */
   seq(kind: number, items?: readonly number[], frozen = 0): number {
-    const s = this.newSeq();
-    if (items && items.length) { this.seqRoom(s, items.length); for (let i = 0; i < items.length; i++) this.sq[this.sStart[s] + i] = items[i]; this.sLen[s] = items.length; }
-    return this.node(kind, s, frozen, 0);
+    const h = this.node(kind, this.nsq, 0, 0);
+    this.sub[h] = frozen;
+    if (items && items.length) { this.seqRoom(h, items.length); for (let i = 0; i < items.length; i++) this.sq[this.a[h] + i] = items[i]; this.c[h] = items.length; }
+    return h;
   }
   /** A LIST / DICT / SET value holding `src[from..to)` (a typed stack). */
   seqOf(kind: number, src: Int32Array, from: number, to: number, frozen = 0): number {
-    const s = this.newSeq();
-    this.pushFrom(s, src, from, to);
-    return this.node(kind, s, frozen, 0);
+    const h = this.node(kind, this.nsq, 0, 0);
+    this.sub[h] = frozen;
+    this.pushFrom(h, src, from, to);
+    return h;
   }
-  /** Items of the LIST / DICT / SET value `h`. */
-  seqLen(h: number): number { return this.sLen[this.a[h]]; }
-  seqItem(h: number, i: number): number { return this.sq[this.sStart[this.a[h]] + i]; }
-
-  /** @deprecated compatibility view (`ar.seqs[ar.a[h]]` as before sequences moved into the pool): use
-   *  seqLen / seqItem / seqView. Read-only. */
-  get seqs(): readonly Ints[] {
-    return new Proxy([] as Ints[], {
-      get: (t, p) => {
-        if (typeof p === 'string' && /^\d+$/.test(p)) return this.seqView(Number(p));
-        if (p === 'length') return this.nSeq;
-        return Reflect.get(t, p);
-      },
-    });
-  }
+  /** Items of the LIST / DICT / SET value `h` (the same as seqLenOf / seqItemOf). */
+  seqLen(h: number): number { return this.c[h]; }
+  seqItem(h: number, i: number): number { return this.sq[this.a[h] + i]; }
+  /** Whether SET `h` is a frozenset. */
+  frozen(h: number): boolean { return this.sub[h] === 1; }
 
   call(fn: number, args: number, kind: CallKind, offset: number): number {
     const h = this.node(K.CALL, fn, args, offset);
@@ -326,7 +312,7 @@ export class ValueArena {
       let cap = this.items.length * 2;
       while (cap < this.nItems + len) cap *= 2;
       const it = new Int32Array(takeArrayBuffer(cap * 4), 0, cap); it.set(this.items.subarray(0, this.nItems));
-      giveArrayBuffer(this.items.buffer as ArrayBuffer);
+      retire(this.items.buffer as ArrayBuffer);
       this.items = it;
     }
     const start = this.nItems, items = this.items;
@@ -361,7 +347,7 @@ export class ValueArena {
   private extraSeqOrNew(h: number, which: number): number {
     const x = this.xidOrNew(h);
     let s = this.xSeq[4 * x + which];
-    if (s < 0) { s = this.newSeq(); this.xSeq[4 * x + which] = s; }
+    if (s < 0) { s = this.seq(K.LIST); this.xSeq[4 * x + which] = s; }
     return s;
   }
   extraPush(h: number, which: number, v: number): void { this.push(this.extraSeqOrNew(h, which), v); }
@@ -420,7 +406,7 @@ export class ValueArena {
   forEachChild(h: number, f: (ch: number) => void): void {
     switch (this.kind[h]) {
       case K.TUPLE: { const at = this.a[h], n = this.c[h]; for (let i = 0; i < n; i++) f(this.items[at + i]); break; }
-      case K.LIST: case K.DICT: case K.SET: { const s = this.a[h]; for (let i = 0; i < this.sLen[s]; i++) f(this.sq[this.sStart[s] + i]); break; }
+      case K.LIST: case K.DICT: case K.SET: { const at = this.a[h], n = this.c[h]; for (let i = 0; i < n; i++) f(this.sq[at + i]); break; }
       case K.PERSID: f(this.a[h]); break;
       case K.CALL: {
         f(this.a[h]); f(this.c[h]);
@@ -429,7 +415,7 @@ export class ValueArena {
         if (this.xKw[x] >= 0) f(this.xKw[x]);
         for (let k = 0; k < 4; k++) {
           const s = this.xSeq[4 * x + k];
-          if (s >= 0) for (let i = 0; i < this.sLen[s]; i++) f(this.sq[this.sStart[s] + i]);
+          if (s >= 0) for (let i = 0; i < this.c[s]; i++) f(this.sq[this.a[s] + i]);
         }
         break;
       }
@@ -478,14 +464,14 @@ export class ValueArena {
   childCount(h: number): number {
     switch (this.kind[h]) {
       case K.TUPLE: return this.c[h];
-      case K.LIST: case K.DICT: case K.SET: return this.sLen[this.a[h]];
+      case K.LIST: case K.DICT: case K.SET: return this.c[h];
       case K.PERSID: return 1;
       case K.CALL: {
         const x = this.xid(h);
         let n = 2;
         if (x < 0) return n;
         if (this.xKw[x] >= 0) n++;
-        for (let k = 0; k < 4; k++) { const s = this.xSeq[4 * x + k]; if (s >= 0) n += this.sLen[s]; }
+        for (let k = 0; k < 4; k++) { const s = this.xSeq[4 * x + k]; if (s >= 0) n += this.c[s]; }
         return n;
       }
       default: return 0;
@@ -507,7 +493,7 @@ export class ValueArena {
       case K.TUPLE: return [new PyTuple([]), true];
       case K.LIST: return [new PyList([]), true];
       case K.DICT: return [new PyDict([]), true];
-      case K.SET: return [new PySet([], this.c[h] === 1), true];
+      case K.SET: return [new PySet([], this.sub[h] === 1), true];
       case K.PERSID: return [new PyPersId(null, this.b[h]), true];
       case K.CALL: return [new PyCall(null, null, CALL_KINDS[this.sub[h]], this.b[h]), true];
       default: throw new Error(`bad value handle ${h}`);
@@ -515,12 +501,12 @@ export class ValueArena {
   }
 
   private fill(v: PyValue, h: number, get: (ch: number) => PyValue): void {
-    const seqOf = (s: number): PyValue[] => { const out: PyValue[] = []; for (let i = 0; i < this.sLen[s]; i++) out.push(get(this.sq[this.sStart[s] + i])); return out; };
+    const seqOf = (s: number): PyValue[] => { const out: PyValue[] = []; for (let i = 0; i < this.c[s]; i++) out.push(get(this.sq[this.a[s] + i])); return out; };
     switch (this.kind[h]) {
       case K.TUPLE: { const t = v as PyTuple; for (let i = 0; i < this.c[h]; i++) t.items.push(get(this.items[this.a[h] + i])); break; }
-      case K.LIST: (v as PyList).items = seqOf(this.a[h]); break;
-      case K.SET: (v as PySet).items = seqOf(this.a[h]); break;
-      case K.DICT: (v as PyDict).entries = pairs(seqOf(this.a[h])); break;
+      case K.LIST: (v as PyList).items = seqOf(h); break;
+      case K.SET: (v as PySet).items = seqOf(h); break;
+      case K.DICT: (v as PyDict).entries = pairs(seqOf(h)); break;
       case K.PERSID: (v as PyPersId).pid = get(this.a[h]); break;
       case K.CALL: {
         const call = v as PyCall;
@@ -566,6 +552,12 @@ export class ValueArena {
   }
 }
 
+/** Room a sequence of `len` items has in the pool: 0, 2, then powers of two (derived, so no column keeps it). */
+function seqCap(len: number): number {
+  if (len <= 2) return len === 0 ? 0 : 2;
+  return len > 0x40000000 ? 2 ** Math.ceil(Math.log2(len)) : 1 << (32 - Math.clz32(len - 1));
+}
+
 function pairs(flat: PyValue[]): [PyValue, PyValue][] {
   const out: [PyValue, PyValue][] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
@@ -579,6 +571,10 @@ function regrowI32(a: Int32Array, need: number, keep: number): Int32Array<ArrayB
   while (cap < need) cap *= 2;
   const g: Int32Array<ArrayBuffer> = cap >= 16384 ? new Int32Array(takeArrayBuffer(cap * 4), 0, cap) : new Int32Array(cap);
   g.set(a.subarray(0, keep));
-  if (a.length) giveArrayBuffer(a.buffer as ArrayBuffer);
+  if (a.length) retire(a.buffer as ArrayBuffer);
   return g;
 }
+
+/** An array outgrown while the arena fills: back to the scratch pool when small; big ones are left to the
+ *  collector (a pickle that keeps doubling its arena would otherwise keep every generation resident in the pool). */
+function retire(b: ArrayBuffer): void { if (b.byteLength < (1 << 20)) giveArrayBuffer(b); }

@@ -4,6 +4,7 @@ import {
   PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyList, PyNdArray, PyOpaque, PyPersId, PySet, PyTuple, PyValue,
 } from './values';
 import { H_NONE, K, ValueArena, X_DICT, X_LIST, X_SET, X_STATES } from './arena';
+import type { PickleRun } from './machine';
 
 export function decompile(v: PyValue | undefined, maxChars = 2_000_000): { text: string; truncated: boolean } {
   let out = '';
@@ -166,13 +167,13 @@ export function decompileArena(ar: ValueArena, root: number | undefined, maxChar
           for (let i = 0; i < n; i++) { if (multi) emit(pad); r(ar.items[at + i], ind + 1, depth + 1); if (i < n - 1 || n === 1) emit(multi ? ',' : ', '); }
           return emit((multi ? end : '') + ')');
         }
-        case K.LIST: return seqList(ar.a[h], ind, depth, '[', ']');
+        case K.LIST: return seqList(h, ind, depth, '[', ']');
         case K.SET: {
-          const frozen = ar.c[h] === 1;
-          if (ar.seqLenOf(ar.a[h]) === 0) return emit(frozen ? 'frozenset()' : 'set()');
-          return seqList(ar.a[h], ind, depth, frozen ? 'frozenset({' : '{', frozen ? '})' : '}');
+          const frozen = ar.frozen(h);
+          if (ar.seqLen(h) === 0) return emit(frozen ? 'frozenset()' : 'set()');
+          return seqList(h, ind, depth, frozen ? 'frozenset({' : '{', frozen ? '})' : '}');
         }
-        case K.DICT: return dict(ar.a[h], ind, depth);
+        case K.DICT: return dict(h, ind, depth);
         case K.CALL: {
           r(ar.a[h], ind, depth + 1);
           const args = ar.c[h];
@@ -215,4 +216,10 @@ export function decompileArena(ar: ValueArena, root: number | undefined, maxChar
     text += `\n# … truncated at ${maxChars} characters: ${notShown} of the ${reachable} values it builds are not shown\n`;
   } else if (truncated) text += '\n# … truncated\n';
   return { text, truncated };
+}
+
+/** The decompiled view of one run (what STOP returned), within `maxChars`; a released or empty run says so. */
+export function decompileRun(run: PickleRun, maxChars: number): { text: string; truncated: boolean } {
+  if (maxChars <= 0) return { text: '# … not shown: earlier pickles used up the decompiled view\'s length limit\n', truncated: true };
+  return decompileArena(run.arena, run.root, maxChars);
 }

@@ -41,7 +41,10 @@ export interface PickleRun {
   findings: MachineFinding[];
   /** Reasons torch's weights_only unpickler would refuse this stream (opcode- and target-level). */
   weightsOnlyIssues: string[];
+  /** The disassembly: lines joined by newlines, in chunks (one string per line cost ~180 bytes). */
   disasm?: string[];
+  /** How many lines `disasm` holds. */
+  disasmLines?: number;
   disasmTruncated?: boolean;
   nested: PickleRun[];   // pickles read from inside this one (joblib object arrays)
   arrays: PyNdArray[];   // joblib arrays whose data sits in the stream
@@ -52,6 +55,9 @@ export interface PickleRun {
 export interface MachineOptions {
   disasm?: boolean;
   maxDisasmLines?: number;
+  /** Lines left for every run that shares this object (a file's disassembly as a whole stays bounded: a file
+   *  can hold a thousand pickles); each line written takes one. */
+  disasmBudget?: { left: number };
   /** Largest payload copied into memory; larger str/bytes are skipped and kept as length+offset. */
   inlineMax?: number;
   /** Longest text line (protocol 0 arguments) accepted. */
@@ -97,10 +103,17 @@ const DENSE = 1 << 22;
 // instead of letting a crafted (e.g. decompressed) stream grow the simulated stack without bound.
 const MAX_OPCODES = 200_000_000;
 const MAX_STACK = 20_000_000;
+/** The limits above, as the machine reads them (tests lower them). Reaching one stops the reading: a dangerous
+ *  SW009 finding (the unread part could run code) besides the run's error. */
+export const machineLimits = { opcodes: MAX_OPCODES, stack: MAX_STACK };
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const TWO53 = 2 ** 53;
 const WO_OK = (() => { const t = new Uint8Array(256); for (const op of WEIGHTS_ONLY_OPCODES) t[op] = 1; return t; })();
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+// pieces of a disassembly line, made once (a line per opcode: 200,000 of them)
+const PAD = Array.from({ length: 10 }, (_, n) => ' '.repeat(n));
+const INDENT = Array.from({ length: 21 }, (_, n) => ': ' + '  '.repeat(n));
+const OP_PADDED = Array.from({ length: 256 }, (_, op) => `${(OP_NAME[op] ?? '').padEnd(16)} `);
 
 /** One pickle stream under simulation. State lives in fields and the helpers are methods, so V8 sees the
  *  same functions for every stream (closures created per stream were re-optimised each time). */
@@ -111,6 +124,9 @@ class PickleMachine {
   readonly run: Run;
   readonly ar: ValueArena;
   readonly disasm: string[] | undefined;
+  /** Lines not yet joined into a chunk of `disasm`, and how many lines were written. */
+  private readonly disPending: string[] = [];
+  private disLines = 0;
   readonly maxDis: number;
   readonly stack = new IntStack();
   readonly marks = new IntStack();    // fences: stack lengths at each MARK
@@ -137,6 +153,7 @@ class PickleMachine {
     this.depth = opts.depth ?? 0;
     this.run = new Run(c.abs, c.remaining());
     this.ar = this.run.arena;
+    if (Number.isFinite(c.remaining())) this.ar.bound = this.ar.n + c.remaining() + 1;
     // sized once from what the stream can hold (torch writes about one memo entry per 13 bytes), in pooled memory
     const rem = c.remaining();
     const memoCap = Number.isFinite(rem) ? Math.min(Math.max(rem / 8, 1 << 14), DENSE) | 0 : 1 << 14;
@@ -209,8 +226,21 @@ class PickleMachine {
 
   dis(arg: string) {
     if (!this.disasm) return;
-    if (this.disasm.length >= this.maxDis) { this.run.disasmTruncated = true; return; }
-    this.disasm.push(`${String(this.opStart).padStart(9)}: ${'  '.repeat(Math.min(this.marks.length, 20))}${OP_NAME[this.op].padEnd(16)} ${arg}`);
+    const budget = this.opts.disasmBudget;
+    if (this.disLines >= this.maxDis || (budget && budget.left <= 0)) { this.run.disasmTruncated = true; return; }
+    if (budget) budget.left--;
+    this.disLines++;
+    const at = String(this.opStart);
+    this.disPending.push((at.length < 9 ? PAD[9 - at.length] + at : at) + INDENT[Math.min(this.marks.length, 20)] + OP_PADDED[this.op] + arg);
+    if (this.disPending.length === 1024) this.flushDis();
+  }
+
+  /** Joins the pending disassembly lines into one chunk (flat, ~40 bytes a line). */
+  flushDis() {
+    if (!this.disasm) return;
+    if (this.disPending.length) { this.disasm.push(this.disPending.join('\n')); this.disPending.length = 0; }
+    const run: PickleRun = this.run;
+    run.disasmLines = this.disLines;
   }
 
   addGlobal(rawModule: string, rawName: string, opcode: string): number {
@@ -402,7 +432,7 @@ class PickleMachine {
           if (from - 1 < this.fence) this.fail('unpickling stack underflow');
           const t = this.stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.LIST) ar.pushFrom(ar.a[t], this.stack.a, from, end);
+          if (tk === K.LIST) ar.pushFrom(t, this.stack.a, from, end);
           else if (tk === K.CALL) { ar.extraPushFrom(t, X_LIST, this.stack.a, from, end); this.woIssue(`${OP_NAME[this.op]} on an object that is not a list`); }
           else if (tk === K.GLOBAL) this.mutateTarget(t, OP_NAME[this.op]);
           else this.fail(`${OP_NAME[this.op]} on ${ar.describe(t)}`);
@@ -416,7 +446,7 @@ class PickleMachine {
           if (from - 1 < this.fence) this.fail('unpickling stack underflow');
           const t = this.stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.SET && ar.c[t] === 0) ar.pushFrom(ar.a[t], this.stack.a, from, end);
+          if (tk === K.SET && !ar.frozen(t)) ar.pushFrom(t, this.stack.a, from, end);
           else if (tk === K.CALL) ar.extraPushFrom(t, X_SET, this.stack.a, from, end);
           else if (tk === K.GLOBAL) this.mutateTarget(t, 'ADDITEMS');
           else this.fail(`ADDITEMS on ${ar.describe(t)}`);
@@ -530,8 +560,11 @@ class PickleMachine {
       const op = buf[pos];
       c.pos = pos + 1;
       this.op = op;
-      if (++this.run.opcodes > MAX_OPCODES || stack.length > MAX_STACK || this.memoCount > MAX_STACK) {
-        this.fail(`pickle exceeds the analysis limits (${MAX_OPCODES} opcodes, ${MAX_STACK} stack or memo entries)`);
+      const lim = machineLimits;
+      if (++this.run.opcodes > lim.opcodes || stack.length > lim.stack || this.memoCount > lim.stack) {
+        const what = this.run.opcodes > lim.opcodes ? `${lim.opcodes} opcodes` : `${lim.stack} stack or memo entries`;
+        this.note('SW009', `The pickle goes past the analysis limit of ${what}; reading stopped at offset ${opStart} and the rest${Number.isFinite(c.remaining()) ? ` (${c.remaining() + 1} bytes)` : ''} was not checked`);
+        this.fail(`pickle exceeds the analysis limits (${lim.opcodes} opcodes, ${lim.stack} stack or memo entries)`);
       }
       if (WO_OK[op] === 0 && this.woSeen[op] === 0) {
         this.woSeen[op] = 1;
@@ -603,7 +636,7 @@ class PickleMachine {
           if (from - 1 < this.fence) this.fail('unpickling stack underflow');
           const t = stack.get(from - 1);
           const tk = ar.kind[t];
-          if (tk === K.DICT) ar.pushFrom(ar.a[t], stack.a, from, end);
+          if (tk === K.DICT) ar.pushFrom(t, stack.a, from, end);
           else if (tk === K.CALL) {
             ar.extraPushFrom(t, X_DICT, stack.a, from, end);
             const n = ar.calleeName(t) ?? '';
@@ -658,7 +691,7 @@ class PickleMachine {
     // the stack top and mark count live in locals; every opcode here pushes at most one item
     if (stack.a.length - stack.n < 4096) stack.grow(stack.n + 4096);
     if (marks.a.length - marks.n < 1024) marks.grow(marks.n + 1024);
-    const ts = stack.a, tm = marks.a, tsCap = Math.min(ts.length - 4, MAX_STACK), tmCap = tm.length - 1;
+    const ts = stack.a, tm = marks.a, tsCap = Math.min(ts.length - 4, machineLimits.stack), tmCap = tm.length - 1;
     let sp = stack.n, mp = marks.n;
     let fence = this.fence;
     let pos = c.pos;
@@ -669,7 +702,7 @@ class PickleMachine {
     const memo = this.memoArr, memoLen = memo.length;
     let memoCount = this.memoCount;
     // the limits in locals; the memo count is checked only where it grows (BINPUT, MEMOIZE)
-    const nMax = MAX_OPCODES, memoMax = MAX_STACK;
+    const nMax = machineLimits.opcodes, memoMax = machineLimits.stack;
     loop: while (pos <= lim && n < nMax && sp < tsCap) {
       const op = buf[pos];
       switch (op) {
@@ -777,7 +810,7 @@ class PickleMachine {
           if (f - 1 < outer) break loop;
           const t = ts[f - 1];
           if (ar.kind[t] !== (op === Hot.SETITEMS ? K.DICT : K.LIST) || (op === Hot.SETITEMS && (sp - f) % 2)) break loop;
-          ar.pushFrom(ar.a[t], ts, f, sp);
+          ar.pushFrom(t, ts, f, sp);
           sp = f;
           mp--;
           fence = outer;
@@ -837,7 +870,7 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
     }
     yield r;
   }
-  } finally { m.releaseMemo(); }
+  } finally { m.releaseMemo(); m.flushDis(); }
 }
 
 /** str payloads: ASCII (nearly all names and keys) without the TextDecoder call; anything else strictly as UTF-8. */

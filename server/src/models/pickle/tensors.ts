@@ -245,6 +245,8 @@ export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | u
 
 // frames of the walk's explicit stack (5 ints each: type, source, count, next index, path length)
 const F_LIST = 0, F_TUPLE = 1, F_ENTRIES = 2, F_STATE = 3, F_PAIRS = 4;
+/** Longest tensor name (bytes) the inventory lists; TOO_LONG: the path length of anything below a longer one. */
+const MAX_PATH = 64 << 10, TOO_LONG = MAX_PATH + 1;
 
 /** Walks the value a pickle run returned, over its value handles (see arena.ts): containers are read in
  *  place and each tensor becomes a row of columns, so a 50,000-tensor state dict builds no object graph.
@@ -267,16 +269,20 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   const { kind, a, c, items } = ar;
   // The dotted path of the value being walked is kept as UTF-8 bytes in `pb[0..len)`: a child writes
   // ".key" after its parent's bytes, so no string is built per tensor (rows decode their name on read).
+  // A path longer than MAX_PATH (a million nested lists) is not written: its length is TOO_LONG, and tensors
+  // under it are counted, not listed.
   let pb = new Uint8Array(256);
   const room = (n: number) => { if (n > pb.length) { const g = new Uint8Array(Math.max(n, pb.length * 2)); g.set(pb); pb = g; } };
   /** Appends ".<key text>" (no dot at the root) after `len` bytes of path; returns the new length. */
   const joinText = (len: number, k: string): number => {
+    if (len + 1 + k.length * 3 > MAX_PATH) { const n = len + 1 + Buffer.byteLength(k); if (n > MAX_PATH) return TOO_LONG; }
     room(len + 1 + k.length * 3);
     if (len) pb[len++] = 0x2e;
     return encodeInto(k, pb, len);
   };
   /** Appends ".<i>" (a list or tuple index). */
   const joinIndex = (len: number, i: number): number => {
+    if (len + 12 > MAX_PATH) return TOO_LONG;
     room(len + 12);
     if (len) pb[len++] = 0x2e;
     if (i < 10) { pb[len++] = 0x30 + i; return len; }
@@ -288,6 +294,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   const joinKey = (len: number, kh: number): number => {
     if (kind[kh] === K.STR && ar.sub[kh] === 0) {
       const at = a[kh], n = ar.b[kh], sb = ar.sb;
+      if (len + 1 + n > MAX_PATH) return TOO_LONG;
       room(len + 1 + n);
       if (len) pb[len++] = 0x2e;
       for (let i = 0; i < n; i++) pb[len++] = sb[at + i];
@@ -298,7 +305,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   };
   /** A row for the tensor tensorOf() just read, named by `len` bytes of `nb` at `at`, unless a limit says no. */
   const emit = (nb: Uint8Array, at: number, len: number, obj?: Omit<ExtractedTensor, 'name'>): void => {
-    if (table.length >= maxTensors || nameBytes + len > nameBudget) { omitted++; return; }
+    if (table.length >= maxTensors || len > MAX_PATH || nameBytes + len > nameBudget) { omitted++; return; }
     nameBytes += len;
     if (obj) table.pushObject(nb, at, len, obj); else r.emit(table, nb, at, len);
   };
@@ -333,7 +340,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
         if (kind[state] === K.DICT) dict = state;
         else if (kind[state] === K.TUPLE && c[state] > 0 && kind[items[a[state]]] === K.DICT) dict = items[a[state]];
         // each container once: objects sharing one state dict (a memo reference) do not walk it again
-        if (dict >= 0 && !visited[dict]) { visited[dict] = 1; push(F_STATE, a[dict], ar.seqLen(dict) >> 1, len); }
+        if (dict >= 0 && !visited[dict]) { visited[dict] = 1; push(F_STATE, dict, ar.seqLen(dict) >> 1, len); }
       }
     }
     const li = ar.extraSeq(h, X_LIST);
@@ -363,8 +370,8 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
       case K.DICT: case K.LIST: case K.TUPLE:
         if (visited[h]) return;
         visited[h] = 1;
-        if (k === K.DICT) pushEntries(a[h], len);
-        else if (k === K.LIST) push(F_LIST, a[h], ar.seqLen(h), len);
+        if (k === K.DICT) pushEntries(h, len);
+        else if (k === K.LIST) push(F_LIST, h, ar.seqLen(h), len);
         else push(F_TUPLE, a[h], c[h], len);
         return;
       default: return;   // scalars, globals, sets
@@ -396,7 +403,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
           const ks = r.text(ar.seqItemOf(src, 2 * i)), val = ar.seqItemOf(src, 2 * i + 1);
           if (ks === undefined) break;
           if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
-            const inner = kind[val] === K.DICT ? a[val] : kind[val] === K.CALL ? ar.extraSeq(val, X_DICT) : -1;
+            const inner = kind[val] === K.DICT ? val : kind[val] === K.CALL ? ar.extraSeq(val, X_DICT) : -1;
             if (inner >= 0 && !visited[val]) { visited[val] = 1; pushEntries(inner, len); }
           } else if (!ks.startsWith('_')) visit(val, joinText(len, ks));
           break;
@@ -520,7 +527,7 @@ class Reader {
     const ar = this.ar;
     let start: number, len: number, list: Ints | undefined;
     if (ar.kind[h] === K.TUPLE) { start = ar.a[h]; len = ar.c[h]; }
-    else if (ar.kind[h] === K.LIST) { list = ar.seqView(ar.a[h]); start = 0; len = list.length; }
+    else if (ar.kind[h] === K.LIST) { list = ar.seqView(h); start = 0; len = list.length; }
     else return undefined;
     // a tuple of small ints (handles H_SMALL_INT + v) equal to one of the last two results: no reads through int()
     if (!list) {
