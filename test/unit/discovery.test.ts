@@ -69,6 +69,18 @@ describe('discovery by content (CLI)', function () {
       assert.deepEqual(sniffBytes(hidden.subarray(0, 512), hidden.length, () => hidden.subarray(hidden.length - 1024)), { model: true, format: 'zip (embedded)' });
       assert.deepEqual(sniffBytes(hidden.subarray(0, 512), hidden.length), { model: false, reason: 'binary data in no model format' });
     });
+
+    it('follows the real unpickler where the machine stops early, and reads a leading end record as a zip', () => {
+      // CPython's load_int takes int(line, 0): "I0x10" is 16 and the stream goes on to run os.system
+      const base0 = Buffer.from("I0x10\n0cos\nsystem\n(S'echo pwned'\ntR.", 'latin1');
+      assert.equal(looksLikePickle(base0, base0.length), true);
+      // an opcode CPython rejects at once is not a pickle, whatever follows
+      const rejected = Buffer.from('Izz\n0cos\nsystem\n', 'latin1');
+      assert.equal(looksLikePickle(rejected, rejected.length), false);
+      // numpy.load reads a file that starts with an end-of-central-directory record as a zip
+      const eocd = Buffer.concat([Buffer.from([0x50, 0x4b, 0x05, 0x06]), Buffer.alloc(18)]);
+      assert.deepEqual(sniffBytes(eocd, eocd.length), { model: true, format: 'zip' });
+    });
   });
 
   it('a folder: model files by content whatever their names, text and media skipped and counted', function () {

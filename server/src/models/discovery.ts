@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { startsWith } from './source';
+import { BytesSource, startsWith } from './source';
+import { stopBeforeAnythingRuns } from './pickleStart';
 import { looksLikeNpy } from './npy';
 import { looksLikeGguf } from './gguf';
 import { looksLikeSafetensors } from './safetensors';
@@ -96,7 +97,10 @@ export function looksLikePickle(head: Uint8Array, size: number): boolean {
     return false;
   }
   try {
-    return run.complete || run.globals.some((g) => g.called);
+    if (run.complete || run.globals.some((g) => g.called)) return true;
+    // the machine stopped before importing anything: a pickle only if a real unpickler could go on from there
+    // (CPython reads `I0x10` as 16; the machine does not)
+    return run.globals.length === 0 && stopBeforeAnythingRuns(run, { src: new BytesSource(head), persistentLoad: true }) === undefined;
   } finally { run.release?.(); }
 }
 
@@ -106,7 +110,8 @@ export function sniffBytes(head: Uint8Array, size: number, tail?: () => Uint8Arr
   if (size === 0) return { model: false, reason: 'empty file' };
   if (head.length >= 512 && isTarHeader(head.subarray(0, 512))) return { model: true, format: 'tar' };
   if (startsWith(head, [0x50, 0x4b, 0x03, 0x04])) return { model: true, format: 'zip' };
-  if (startsWith(head, [0x50, 0x4b, 0x05, 0x06])) return { model: false, reason: 'empty ZIP archive' };
+  // an end record first: Python's zipfile (numpy.load) still finds an archive described by it or a later one
+  if (startsWith(head, [0x50, 0x4b, 0x05, 0x06])) return { model: true, format: 'zip' };
   if (looksLikeNpy(head)) return { model: true, format: 'numpy-npy' };
   if (looksLikeGguf(head)) return { model: true, format: 'gguf' };
   if (looksLikeSafetensors(head, size)) return { model: true, format: 'safetensors' };
