@@ -9,7 +9,7 @@ import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { startsPickle, stopBeforeAnythingRuns, type UnpicklerStop } from './pickleStart';
 import { AllowList, NO_USER_ALLOW, analyzeCalls, judgeGlobal } from './policy';
 import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable, type TensorWalkResult } from './pickle/tensors';
-import { decompile } from './pickle/decompile';
+import { decompileRun } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, endRecords, locateMainPickle, EndRecord, ZIP_READERS, type ZipReader } from './zip';
 import { readZipDirectoryInWorker } from './zipParallel';
 import { pooled } from './strTable';
@@ -22,7 +22,8 @@ import { looksLikeSafetensors, inspectSafetensors } from './safetensors';
 import { looksLikeGguf, inspectGguf } from './gguf';
 import { matlabHeader, matlabMessage } from './matlab';
 import { MODEL_RULE_BY_ID } from './rules';
-import { PyTuple, PyList, PyDict, PyGlobal, asInt, asText } from './pickle/values';
+import { PyTuple, PyDict, PyGlobal, asInt, asText, type PyValue } from './pickle/values';
+import { K } from './pickle/arena';
 import type {
   Finding, GlobalRef, ModelFormat, ModelReport, PickleStreamReport, ScanOptions, Severity, TensorInfo, Verdict,
 } from './types';
@@ -53,6 +54,8 @@ interface Ctx {
   opts: ScanOptions;
   /** The tensor inventory read from the main pickle, if any. */
   table?: TensorTable;
+  /** Disassembly lines left for the whole file (shared by every run's machine). */
+  disasmLines?: { left: number };
   /** The root folder of a pytorch-zip archive (tensor rows name their storage members under it). */
   zipRoot?: string;
   /** Where each storage's raw bytes are (legacy tar), for the converter. */
@@ -103,17 +106,28 @@ export async function disassembleModelFile(file: string): Promise<{ text: string
   return renderDisassembly(d);
 }
 
+/** Lines of disassembly, and characters of decompiled text, shown for a whole file (both views cost memory
+ *  per line or character: a 2 MB pickle of a million nested lists has a million opcodes and a memo DAG of 40
+ *  levels decompiles to 2^40 values). Past them the views say how much was left out. */
+export const DISASSEMBLY_LINES = 200_000, DECOMPILED_CHARS = 1_000_000;
+
 export function renderDisassembly(d: ScanDetail): { text: string; decompiled: string; truncated: boolean } {
   let text = '', dec = '', truncated = false;
+  let decLeft = DECOMPILED_CHARS;
   if (d.runs.length === 0) text = `# ${d.report.format}: no pickle streams in this file\n`;
   d.runs.forEach(({ run, member }, i) => {
     const where = `${member ? `member ${member}, ` : ''}offset ${run.start}`;
     text += `# pickle ${i + 1} (${where}, protocol ${run.protocol}, ${run.opcodes} opcodes${run.complete ? '' : `, ERROR: ${run.error}`})\n`;
     text += (run.disasm ?? []).join('\n') + '\n';
-    if (run.disasmTruncated) { text += '# … disassembly truncated\n'; truncated = true; }
+    if (run.disasmTruncated) {
+      const shown = run.disasmLines ?? 0;
+      text += `# … disassembly truncated: ${shown} of ${run.opcodes} opcodes shown, ${run.opcodes - shown} left out\n`;
+      truncated = true;
+    }
     if (!run.complete) text += `${String(run.errorOffset ?? run.end).padStart(9)}: !! ${run.error}\n`;
     text += '\n';
-    const dc = decompile(run.value, 1_000_000);
+    const dc = decompileRun(run, decLeft);
+    decLeft -= dc.text.length;
     if (dc.truncated) truncated = true;
     dec += `# pickle ${i + 1} (${where})\n${dc.text}\n`;
   });
@@ -215,7 +229,32 @@ function hex(b: Uint8Array): string { return Array.from(b, (x) => x.toString(16)
 
 // ---- pickles ------------------------------------------------------------------------------------------
 
-function machineOpts(ctx: Ctx): MachineOptions { return { disasm: ctx.disasm }; }
+function machineOpts(ctx: Ctx): MachineOptions {
+  if (!ctx.disasm) return { disasm: false };
+  return { disasm: true, disasmBudget: ctx.disasmLines ??= { left: DISASSEMBLY_LINES } };
+}
+
+/** A small value a run returned (a legacy record, sys_info), as PyValue: at most a few levels and values of it
+ *  (a crafted record of a million nested lists would otherwise be built whole). */
+function nearValue(run: PickleRun | undefined): PyValue | undefined {
+  return run?.root === undefined ? undefined : run.arena.materializeNear(run.root, 4, 4096);
+}
+
+/** The storage keys a legacy checkpoint's 5th pickle lists, read from the arena (no object per item). */
+export function legacyStorageKeys(run: PickleRun): string[] | undefined {
+  const ar = run.arena, h = run.root;
+  if (h === undefined || ar.kind[h] !== K.LIST) return undefined;
+  const out: string[] = [];
+  for (let i = 0; i < ar.seqLen(h); i++) { const v = ar.scalar(ar.seqItem(h, i)) ?? null; out.push(asText(v) ?? String(asInt(v))); }
+  return out;
+}
+
+/** Takes the tensor inventory a walk read; tensors it found but could not list are flagged and counted. */
+function useInventory(ctx: Ctx, walked: TensorWalkResult): void {
+  ctx.table = walked.table;
+  if (walked.truncated) ctx.report.tensorsTruncated = true;
+  if (walked.omitted) ctx.report.tensorsOmitted = (ctx.report.tensorsOmitted ?? 0) + walked.omitted;
+}
 
 /** Runs consecutive pickles from [start, end) synchronously; returns the runs and where parsing stopped. */
 function runPicklesSync(src: ByteSource, start: number, end: number, ctx: Ctx, max = 1000): { runs: PickleRun[]; stop: number } {
@@ -328,13 +367,12 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
     // torch.load reads exactly five pickles; what follows is storage data (a first element count of 40 is
     // 0x28, MARK: it parses as the start of a sixth "pickle" that must not decide whether the five are whole)
     if (runs.length >= 5 && runs.slice(0, 5).every((r) => r.complete)) {
-      const protoV = asInt(runs[1].value ?? null);
+      const protoV = asInt(nearValue(runs[1]) ?? null);
       rep.metadata['legacy.protocol_version'] = String(protoV ?? '?');
-      const sysInfo = runs[2].value;
+      const sysInfo = nearValue(runs[2]);
       if (sysInfo instanceof PyDict) for (const [k, v] of sysInfo.entries) { const ks = asText(k); if (ks) rep.metadata[`sys_info.${ks}`] = String(asText(v) ?? asInt(v) ?? v); }
       const walked = extractRunTensors(runs[3], ctx.opts.maxTensors);
-      ctx.table = walked.table;
-      rep.tensorsTruncated = walked.truncated;
+      useInventory(ctx, walked);
       const tail = walkLegacyStorages(ctx, src, runs[4], walked.storages);
       await scanTrailing(ctx, src, tail);
     } else if (runs.length < 5 && runs[runs.length - 1].complete) {
@@ -349,8 +387,7 @@ async function scanPickleFile(ctx: Ctx, src: ByteSource): Promise<void> {
   }
   const joblib = first.globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module));
   if (joblib) { rep.format = 'joblib'; rep.formatDetail = 'joblib (uncompressed)'; }
-  const walked = extractRunTensors(first, ctx.opts.maxTensors);
-  ctx.table = walked.table;
+  useInventory(ctx, extractRunTensors(first, ctx.opts.maxTensors));
   if (!first.complete) { await scanHiddenZip(ctx, src, 0); return; }
   // further pickles (pickle.load called repeatedly), then anything else
   let pos = first.end;
@@ -392,7 +429,7 @@ async function scanTrailing(ctx: Ctx, src: ByteSource, pos: number): Promise<voi
 
 /** Legacy torch: after the 5th pickle come the storages, each an 8-byte element count and the raw data. */
 function walkLegacyStorages(ctx: Ctx, src: ByteSource, keysRun: PickleRun, storages: StorageTable): number {
-  const keys = keysRun.value instanceof PyList ? keysRun.value.items.map((k) => asText(k) ?? String(asInt(k))) : [];
+  const keys = legacyStorageKeys(keysRun) ?? [];
   let pos = keysRun.end;
   for (const key of keys) {
     const st = storages.get(key);
@@ -436,7 +473,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
       return r.complete ? r : undefined;
     };
     const countRun = one();
-    const count = countRun ? asInt(countRun.value ?? null) ?? 0 : 0;
+    const count = countRun ? asInt(nearValue(countRun) ?? null) ?? 0 : 0;
     for (let i = 0; i < count && pos < ms.size; i++) {
       const r = one();
       if (!r) return;
@@ -449,25 +486,27 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
   // storages: count × [pickle((key, location, storage_type)), int64 element count, raw bytes]
   const storages = new Map<string, StorageRef>();
   sequence('storages', (ms, r, pos) => {
-    if (!(r.value instanceof PyTuple)) { add(ctx, 'SW017', 'A tar storage record is not a (key, location, type) tuple.', { member: 'storages' }); return undefined; }
-    const key = asText(r.value.items[0] ?? null) ?? String(asInt(r.value.items[0] ?? null));
-    const type = r.value.items[2];
+    const rv = nearValue(r);
+    if (!(rv instanceof PyTuple)) { add(ctx, 'SW017', 'A tar storage record is not a (key, location, type) tuple.', { member: 'storages' }); return undefined; }
+    const key = asText(rv.items[0] ?? null) ?? String(asInt(rv.items[0] ?? null));
+    const type = rv.items[2];
     const st = type instanceof PyGlobal ? STORAGE_DTYPES[type.name] : undefined;
     const el = st?.[1] ?? 1;
     const head = ms.read(pos, 8);
     if (head.length < 8) { add(ctx, 'SW017', `Tar storage ${key} is truncated.`, { member: 'storages' }); return undefined; }
     const n = Number(Buffer.from(head).readBigUInt64LE(0));
     if (!Number.isSafeInteger(n * el) || pos + 8 + n * el > ms.size) { add(ctx, 'SW017', `Tar storage ${key} is larger than its member.`, { member: 'storages' }); return undefined; }
-    storages.set(key, { key, dtype: st?.[0] ?? 'uint8', elementSize: el, numel: n, location: asText(r.value.items[1] ?? null) ?? '' });
+    storages.set(key, { key, dtype: st?.[0] ?? 'uint8', elementSize: el, numel: n, location: asText(rv.items[1] ?? null) ?? '' });
     ctx.storageData.set(key, { offset: byName.get('storages')!.offset + pos + 8, size: n * el });
     return pos + 8 + n * el;
   });
   // tensors: count × [pickle((key, storage_key, tensor_type)), int32 ndim, 4 pad bytes, sizes, strides, offset]
   const tensorRecords = new Map<string, Omit<ExtractedTensor, 'name'>>();
   sequence('tensors', (ms, r, pos) => {
-    if (!(r.value instanceof PyTuple)) { add(ctx, 'SW017', 'A tar tensor record is not a (key, storage, type) tuple.', { member: 'tensors' }); return undefined; }
-    const key = String(asInt(r.value.items[0] ?? null) ?? asText(r.value.items[0] ?? null));
-    const storageKey = asText(r.value.items[1] ?? null) ?? String(asInt(r.value.items[1] ?? null));
+    const rv = nearValue(r);
+    if (!(rv instanceof PyTuple)) { add(ctx, 'SW017', 'A tar tensor record is not a (key, storage, type) tuple.', { member: 'tensors' }); return undefined; }
+    const key = String(asInt(rv.items[0] ?? null) ?? asText(rv.items[0] ?? null));
+    const storageKey = asText(rv.items[1] ?? null) ?? String(asInt(rv.items[1] ?? null));
     const hdr = ms.read(pos, 8);
     const ndim = hdr.length === 8 ? Buffer.from(hdr).readInt32LE(0) : -1;
     if (ndim < 0 || ndim > 64 || pos + 8 + 16 * ndim + 8 > ms.size) { add(ctx, 'SW017', `Tar tensor record ${key} is malformed.`, { member: 'tensors' }); return undefined; }
@@ -492,8 +531,7 @@ async function scanLegacyTar(ctx: Ctx, src: ByteSource): Promise<void> {
         const k = asText(pid) ?? (typeof pid === 'number' ? String(pid) : undefined);
         return k === undefined ? undefined : tensorRecords.get(String(parseInt(k, 10)));
       });
-      ctx.table = walked.table;
-      rep.tensorsTruncated = walked.truncated || undefined;
+      useInventory(ctx, walked);
     }
   }
   if (!byName.get('pickle')) add(ctx, 'SW004', 'Tar checkpoint has no "pickle" member.', { severity: 'caution' });
@@ -738,7 +776,7 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       }
       if (isMain && runs[0]) {
         const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors, undefined, true);
-        if (!other) { ctx.table = walked.table; rep.tensorsTruncated = walked.truncated; }
+        if (!other) useInventory(ctx, walked);
         const members = storageMembers(dir, walked.storages);
         if (format === 'pytorch-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
         if (!other) checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
@@ -1004,8 +1042,7 @@ async function scanCompressed(ctx: Ctx, src: ByteSource, comp: Compression): Pro
   }
   if (runs.length === 0) { if (!rep.findings.length) add(ctx, 'SW004', `The ${comp} stream holds no pickle.`, { severity: 'dangerous' }); return; }
   for (let i = 0; i < runs.length; i++) if (!recordRun(ctx, runs[i], `(${comp} stream)`, { strict: i === 0, torchLoads: false, loaderReads: i === 0 })) break;
-  const walked = extractRunTensors(runs[0], ctx.opts.maxTensors);
-  ctx.table = walked.table;
+  useInventory(ctx, extractRunTensors(runs[0], ctx.opts.maxTensors));
   if (!runs[0].globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module))) rep.formatDetail = `${comp}-compressed pickle`;
 }
 
