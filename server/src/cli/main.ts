@@ -135,6 +135,7 @@ export function toJsonFile(r: FileReport): Record<string, unknown> {
     });
     if (m.findingsOmitted) base.findingsOmitted = m.findingsOmitted;
     if (m.globalsOmitted) base.globalsOmitted = m.globalsOmitted;
+    if (m.tensorsOmitted) base.tensorsOmitted = m.tensorsOmitted;
   }
   base.findings = r.findings.map((f) => {
     const o: Record<string, unknown> = { rule: f.rule, severity: f.severity, message: f.message };
@@ -167,6 +168,7 @@ function renderText(reports: FileReport[], color: boolean, skipped: SkippedFile[
       for (const f of shown.slice(0, 20)) lines.push(`  ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
       const more = shown.length - 20 + (m.findingsOmitted ?? 0);
       if (more > 0) lines.push(`  … ${more} more findings (use --format json)`);
+      if (m.tensorsOmitted) lines.push(`  ${c.dim(`… ${m.tensorsOmitted} more tensors found but not listed (names too long, or past the inventory limits)`)}`);
     } else {
       const cr = r as CodeReport;
       for (const f of cr.findings) {

@@ -229,6 +229,13 @@ describe('hostile structure: bounded work, limits reported', function () {
         const j = JSON.parse(out) as { files: { verdict: string; findings: unknown[] }[] };
         assert.equal(j.files.length, 1);
         assert.equal(j.files[0]!.verdict, 'safe');
+        // and a display limit reached shows in the JSON as a count
+        const fan = join(dir, 'fanout.pkl');
+        writeFileSync(fan, cat(P2, '}X', u32(1 << 16), Buffer.alloc(1 << 16, 0x41), '](', TENSOR, 'q\x01', rep('h\x01', 999), 'es.'));
+        out = '';
+        assert.equal(await runScan(['--format', 'json', '--fail-on', 'never', fan], sink, errSink), 0);
+        const k = JSON.parse(out) as { files: { verdict: string; tensors: number; tensorsOmitted?: number }[] };
+        assert.deepEqual([k.files[0]!.verdict, k.files[0]!.tensors, k.files[0]!.tensorsOmitted], ['safe', 0, 1000]);
       } finally { rmSync(dir, { recursive: true, force: true }); }
     });
   });
