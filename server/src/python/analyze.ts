@@ -1,7 +1,8 @@
 // Finds unsafe model/data loading calls in one Python program (a file, or a notebook's cells joined) and builds
 // their quick-fixes. Offsets are UTF-16 indices into the program text, like tree-sitter's and LSP's.
 import type { Node, Tree } from './parser';
-import { NameResolver, canonical, dottedChain, escapeRegExp } from './names';
+import { NameResolver, WELL_KNOWN_MODULES, ancestor, canonical, constantString, dottedChain, escapeRegExp } from './names';
+import { classifyGlobal } from '../models/policy/classify';
 import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
 import type { TextEditSpan } from './edits';
@@ -41,36 +42,65 @@ const PICKLE_LOADS = ['load', 'loads', 'Unpickler', '_load', '_loads', '_Unpickl
 const SIMPLE: Record<string, string> = {
   ...Object.fromEntries(PICKLE_LOADS.map((n) => [`pickle.${n}`, 'SW102'])),
   'dill.load': 'SW103', 'dill.loads': 'SW103', 'dill.Unpickler': 'SW103',
-  'cloudpickle.load': 'SW103', 'cloudpickle.loads': 'SW103', 'jsonpickle.decode': 'SW103',
+  'cloudpickle.load': 'SW103', 'cloudpickle.loads': 'SW103', 'jsonpickle.decode': 'SW103', 'jsonpickle.loads': 'SW103',
+  'jsonpickle.Unpickler': 'SW103',
   'joblib.load': 'SW104',
   'pandas.read_pickle': 'SW106',
   'marshal.load': 'SW108', 'marshal.loads': 'SW108',
   'shelve.open': 'SW109', 'shelve.DbfilenameShelf': 'SW109',
   'torch.package.PackageImporter': 'SW114',
   'keras.enable_unsafe_deserialization': 'SW113',
+  'msgpack_numpy.patch': 'SW118',
+  'torch.jit.load': 'SW121',
   ...Object.fromEntries(['broadcast_object_list', 'all_gather_object', 'gather_object', 'scatter_object_list', 'recv_object_list']
     .map((n) => [`torch.distributed.${n}`, 'SW115'])),
+};
+const SIMPLE_MESSAGES: Record<string, string> = {
+  'msgpack_numpy.patch': 'msgpack_numpy.patch() makes every later msgpack unpack/unpackb/load/loads decode object arrays with pickle.loads: a crafted message runs code.',
+  'torch.jit.load': 'torch.jit.load runs the TorchScript code stored in the archive (and loads its constants with TorchScript\'s own unpickler): load only archives you built, or ship weights as .safetensors.',
 };
 const YAML_UNSAFE_FNS: Record<string, string> = {
   'yaml.unsafe_load': 'safe_load', 'yaml.full_load': 'safe_load',
   'yaml.unsafe_load_all': 'safe_load_all', 'yaml.full_load_all': 'safe_load_all',
 };
 const YAML_SAFE_LOADERS = new Set(['yaml.SafeLoader', 'yaml.CSafeLoader', 'yaml.BaseLoader', 'yaml.CBaseLoader']);
-const SPECIAL = ['torch.load', 'torch.hub.load', 'torch.save', 'numpy.load', 'yaml.load', 'yaml.load_all', 'keras.load_model', 'ruamel.yaml.YAML'];
+/** numpy loaders that unpickle object arrays when allow_pickle is truthy, with allow_pickle's positional index. */
+const NUMPY_LOADS: Record<string, number> = { 'numpy.load': 2, 'numpy.lib.format.read_array': 1 };
+const MSGPACK_UNPACK = ['msgpack.unpackb', 'msgpack.unpack', 'msgpack.loads', 'msgpack.load', 'msgpack.Unpacker'];
+const MSGPACK_NUMPY_UNPACK = MSGPACK_UNPACK.map((q) => q.replace('msgpack.', 'msgpack_numpy.'));
+const MANAGERS = ['multiprocessing.managers.BaseManager', 'multiprocessing.managers.SyncManager', 'multiprocessing.managers.SharedMemoryManager'];
+const SPECIAL = ['torch.load', 'torch.hub.load', 'torch.save', ...Object.keys(NUMPY_LOADS), 'yaml.load', 'yaml.load_all',
+  'yaml.safe_load', 'yaml.safe_load_all', 'keras.load_model', 'ruamel.yaml.YAML', ...MSGPACK_UNPACK, ...MSGPACK_NUMPY_UNPACK,
+  'torch.add_safe_globals', 'torch.safe_globals', ...MANAGERS];
 /** Loads whose first argument is a model/data file the workspace may contain. */
-const FILE_LOADERS = new Set(['torch.load', 'joblib.load', 'numpy.load', 'pandas.read_pickle', 'pickle.load', 'keras.load_model', 'dill.load']);
+const FILE_LOADERS = new Set(['torch.load', 'joblib.load', 'numpy.load', 'pandas.read_pickle', 'pickle.load', 'keras.load_model', 'dill.load', 'torch.jit.load']);
+/** Rules of loads that unpickle (or construct objects): an except handler that runs one is an unsafe fallback. */
+const FALLBACK_RULES = new Set(['SW101', 'SW102', 'SW103', 'SW104', 'SW105', 'SW106', 'SW107', 'SW108', 'SW118']);
+/** Calls that only look at a function object they are given (they never call it). */
+const INSPECTING_CALLS = new Set(['builtins.isinstance', 'builtins.issubclass', 'builtins.id', 'builtins.repr', 'builtins.str',
+  'builtins.print', 'builtins.type', 'builtins.hasattr', 'builtins.callable', 'builtins.hash', 'builtins.getattr', 'builtins.setattr',
+  'builtins.delattr', 'builtins.len', 'builtins.vars', 'builtins.dir', 'inspect.signature', 'inspect.getsource', 'inspect.getdoc',
+  'typing.cast', 'functools.wraps', 'functools.update_wrapper']);
 export const KEYWORD_TRIGGERS = ['trust_remote_code', 'use_safetensors'];
+const KEYWORD_TRIGGER_SET = new Set(KEYWORD_TRIGGERS);
 
 const TARGETS = new Set([...Object.keys(SIMPLE), ...Object.keys(YAML_UNSAFE_FNS), ...SPECIAL]);
 export const FINAL_NAMES = [...new Set([...TARGETS].map((q) => q.slice(q.lastIndexOf('.') + 1)))];
+/** Every module (or class) a target lives in: `x = pickle` or `pk = import_module("pickle")` makes an alias. */
+const TARGET_PREFIXES = new Set([...TARGETS].flatMap((q) => q.split('.').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('.'))));
 /** Top-level modules whose import can bring a target into scope, by the canonical root of the target. */
 const ROOT_SOURCES: Record<string, string[]> = {
   pickle: ['pickle', 'cPickle', '_pickle', 'pickle5', 'six'], joblib: ['joblib', 'sklearn'],
-  keras: ['keras', 'tensorflow', 'tf_keras'],
+  keras: ['keras', 'tensorflow', 'tf_keras'], multiprocessing: ['multiprocessing', 'torch'],
+  numpy: ['numpy', 'np'], pandas: ['pandas', 'pd'],
 };
 export const NAME_ROOTS = new Map(FINAL_NAMES.map((n) => [n, [...new Set([...TARGETS]
   .filter((q) => q.endsWith(`.${n}`))
   .flatMap((q) => ROOT_SOURCES[q.split('.')[0]] ?? [q.split('.')[0]]))]]));
+/** Words of dynamic access by a constant string (`getattr(m, "load")`, `import_module("pickle")`, ...). */
+const DYNAMIC_WORDS = ['getattr', 'vars', 'globals', 'locals', '__import__', 'import_module', 'modules', '__dict__'];
+const DYNAMIC_WORD_SET = new Set(DYNAMIC_WORDS);
+const SELF_NAMES = new Set(['self', 'cls']);
 
 interface Args {
   list: Node;
@@ -109,10 +139,64 @@ function stringValue(n: Node | undefined): string | undefined {
   return content;
 }
 
-export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {}): CodeIssue[] {
+/** How Python's truth test sees a constant: true/false for literals, undefined when it depends on run time. */
+function truthiness(n: Node | undefined): boolean | undefined {
+  if (!n) return undefined;
+  switch (n.type) {
+    case 'true': return true;
+    case 'false': case 'none': return false;
+    case 'integer': case 'float': return !/^[0_]*(?:\.[0_]*)?(?:[eE][-+]?\d+)?[jJ]?$|^0[xXoObB][0_]*$/.test(n.text.replace(/[lL]$/, ''));
+    case 'string': case 'concatenated_string': {
+      const v = constantString(n);
+      return v === undefined ? undefined : v.length > 0;
+    }
+    case 'list': case 'tuple': case 'set': case 'dictionary':
+      return n.namedChildren.some((c) => c && c.type !== 'comment') ? true : false;
+    case 'parenthesized_expression': {
+      const inner = n.namedChildren.filter((c) => c && c.type !== 'comment');
+      return inner.length === 1 ? truthiness(inner[0]!) : undefined;
+    }
+    case 'unary_operator': {
+      const arg = n.childForFieldName('argument');
+      const op = n.childForFieldName('operator')?.text ?? n.text[0];
+      if (op === 'not') return undefined;
+      return arg && (arg.type === 'integer' || arg.type === 'float') ? truthiness(arg) : undefined;
+    }
+    case 'not_operator': {
+      const t = truthiness(n.childForFieldName('argument') ?? undefined);
+      return t === undefined ? undefined : !t;
+    }
+    default: return undefined;
+  }
+}
+
+/** Constant value of a literal, or of a name bound once to one before (`path = "m.h5"`). */
+function constantOf(ctx: Ctx, n: Node | undefined): string | undefined {
+  const v = constantString(n);
+  if (v !== undefined || !n || n.type !== 'identifier') return v;
+  const b = ctx.resolver.bindingOf(n.text, n);
+  return b?.value && b.index === undefined ? constantString(b.value) : undefined;
+}
+
+/** Constant strings worth following in dynamic access: the targets' names and the components of their modules. */
+const FOLLOWED = new Set([...FINAL_NAMES, ...[...TARGETS].flatMap((q) => q.split('.')), ...Object.keys(WELL_KNOWN_MODULES),
+  ...Object.values(ROOT_SOURCES).flat()]);
+const followed = (name: string): boolean => FOLLOWED.has(name);
+
+/** The name resolution of one program text, shared by the incremental path and the analysis it runs. */
+interface Prepared { resolver: NameResolver; aliases: Aliases }
+
+function prepare(tree: Tree, text: string): Prepared {
   const resolver = new NameResolver(tree, text);
+  resolver.followed = followed;
+  return { resolver, aliases: aliasNames(resolver, text) };
+}
+
+export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {}, prepared?: Prepared): CodeIssue[] {
+  const { resolver, aliases: { all: aliases, modules: moduleAliases } } = prepared ?? prepare(tree, text);
   const root = tree.rootNode;
   const calls = new Map<number, Node>();
+  const refs = new Map<number, Node>();
   const [lo, hi] = opts.region ?? [0, text.length];
 
   const callOf = (id: Node): Node | null => {
@@ -123,42 +207,73 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     if (c?.type === 'call' && c.childForFieldName('function')?.equals(callee)) return c;
     return null;
   };
-  // Textual pre-check (no tree access): `x.y.name(` or `name(` whose dotted head imports could make a target.
+  // Textual pre-check (no tree access): `x.y.name` whose dotted head imports or aliases could make a target.
   const textuallyLikely = (at: number, name: string): boolean => {
-    if (!/^\s*\(/.test(text.slice(at + name.length, at + name.length + 200)) && !aliases.has(name)) {
-      // Not called here; still matters when assigned to an alias (`l = torch.load`), found by assignRe.
-      return false;
-    }
     const chain = [...dottedPrefix(text, at), name];
     if (aliases.has(chain[0])) return true;
+    if (chain.length === 2 && SELF_NAMES.has(chain[0]) && aliases.has(name)) return true;
     const q = resolver.resolveByImports(chain);
     return q !== null && TARGETS.has(q);
   };
-  // One regex pass over the text for all the names of a kind (a pass per name is too slow on big files).
-  const scanNames = (names: string[], keyword: boolean): void => {
-    if (names.length === 0) return;
-    const re = new RegExp(`(?<!\\w)(?:${names.map(escapeRegExp).join('|')})(?!\\w)`, 'g');
-    re.lastIndex = lo;
-    for (let m = re.exec(text); m && m.index < hi; m = re.exec(text)) {
-      const name = m[0];
-      if (!keyword && !textuallyLikely(m.index, name)) continue;
-      const node = root.descendantForIndex(m.index, m.index + name.length);
-      if (!node || node.type !== 'identifier') continue;
-      if (keyword) {
-        const kw = node.parent;
-        const call = kw?.type === 'keyword_argument' ? kw.parent?.parent : null;
-        if (call?.type === 'call') calls.set(call.id, call);
-      } else {
-        const call = callOf(node);
-        if (call) calls.set(call.id, call);
-      }
-    }
-  };
-  const aliases = aliasNames(resolver, text);
-  // Only names some imported module could provide are worth looking at (`open` matters only with shelve).
+  // Only names some imported module could provide are worth looking at (`open` matters only with shelve); the
+  // well-known modules count as imported (a notebook or snippet may use `np.load` without `import numpy`).
   const roots = resolver.importRoots();
-  scanNames([...FINAL_NAMES.filter((n) => NAME_ROOTS.get(n)!.some((r) => roots.has(r))), ...aliases], false);
-  scanNames(KEYWORD_TRIGGERS, true);
+  for (const m of Object.values(WELL_KNOWN_MODULES)) roots.add(m);
+  const targetNames = new Set([...FINAL_NAMES.filter((n) => NAME_ROOTS.get(n)!.some((r) => roots.has(r))), ...[...aliases].filter((a) => !moduleAliases.has(a))]);
+  const recvCalls: Node[] = [];
+  const mp = roots.has('multiprocessing');
+  // One regex pass over the text for every word that matters (a pass per name, or per kind, is too slow on
+  // big files): target names and aliases, flagged keywords, dynamic access, and (with multiprocessing) recv.
+  const words = new Set([...targetNames, ...KEYWORD_TRIGGERS, ...DYNAMIC_WORDS, ...(mp ? ['recv'] : [])]);
+  const re = new RegExp(`(?<!\\w)(?:${[...words].map(escapeRegExp).join('|')})(?!\\w)`, 'g');
+  re.lastIndex = lo;
+  for (let m = re.exec(text); m && m.index < hi; m = re.exec(text)) {
+    const name = m[0];
+    const at = m.index;
+    if (KEYWORD_TRIGGER_SET.has(name)) {
+      const node = root.descendantForIndex(at, at + name.length);
+      const kw = node?.type === 'identifier' ? node.parent : null;
+      const call = kw?.type === 'keyword_argument' ? kw.parent?.parent : null;
+      if (call?.type === 'call') calls.set(call.id, call);
+      continue;
+    }
+    if (DYNAMIC_WORD_SET.has(name)) {
+      // constant-string dynamic access: every call along `importlib.import_module("pickle").loads(b)` is a
+      // candidate, and the expression itself is a value when nothing calls it
+      const next = /^[ \t]*(.)/.exec(text.slice(at + name.length, at + name.length + 20))?.[1];
+      if (next === '(' || next === '[') {
+        let cur = root.descendantForIndex(at, at + 1);
+        if (cur?.type === 'identifier') {
+          for (let p = cur.parent; p; p = cur.parent) {
+            if (p.type === 'attribute' && (p.childForFieldName('object')?.equals(cur) || p.childForFieldName('attribute')?.equals(cur))) cur = p;
+            else if (p.type === 'call' && p.childForFieldName('function')?.equals(cur)) { cur = p; calls.set(p.id, p); }
+            else if (p.type === 'subscript' && p.childForFieldName('value')?.equals(cur)) cur = p;
+            else break;
+          }
+          refs.set(cur.id, cur);
+        }
+      }
+      if (!targetNames.has(name)) continue;
+    }
+    if (name === 'recv' && mp) {
+      // multiprocessing: Connection.recv() unpickles what the other end sent
+      const node = root.descendantForIndex(at, at + 4);
+      const call = node?.type === 'identifier' ? callOf(node) : null;
+      if (call && call.childForFieldName('function')?.type === 'attribute') recvCalls.push(call);
+      if (!targetNames.has(name)) continue;
+    }
+    if (!textuallyLikely(at, name)) continue;
+    const node = root.descendantForIndex(at, at + name.length);
+    if (!node || node.type !== 'identifier') continue;
+    const call = callOf(node);
+    if (call) calls.set(call.id, call);
+    else {
+      // a value, not a call: passed, stored or wrapped (checked below)
+      const p = node.parent;
+      const ref = p?.type === 'attribute' && p.childForFieldName('attribute')?.equals(node) ? p : node;
+      refs.set(ref.id, ref);
+    }
+  }
 
   // Hugging Face Hub downloads (SW117): any call named like one, reached through an imported HF library.
   const hfCalls = new Map<number, Node>();
@@ -174,18 +289,26 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
 
   const issues: CodeIssue[] = [];
   const cellStarts = opts.cellStarts ?? [0];
+  const safeLoads: SafeLoad[] = [];
+  const base = { text, tree, resolver, cellStarts, out: issues, safeLoads };
   for (const call of [...calls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
     const fn = call.childForFieldName('function');
     const args = readArgs(call);
     if (!fn || !args) continue;
-    const chain = dottedChain(fn);
-    // Cheap check first (imports only, no shadowing analysis); the full resolution runs for likely targets.
-    const likely = chain && (aliases.has(chain[0]) || TARGETS.has(resolver.resolveByImports(chain) ?? ''));
-    const q = likely ? resolver.resolveChain(chain, fn) : null;
-    const ctx: Ctx = { call, fn, args, q, text, tree, resolver, cellStarts, out: issues };
+    const q = calleeName(resolver, aliases, fn);
+    const ctx: Ctx = { ...base, call, fn, args, q };
     if (q) checkTarget(ctx);
     checkKeywords(ctx);
   }
+  for (const ref of [...refs.values()].sort((x, y) => x.startIndex - y.startIndex)) {
+    const q = resolver.resolveValue(ref);
+    if (!q || !TARGETS.has(q)) continue;
+    const use = escapeOf(resolver, ref);
+    if (!use) continue;
+    const args: Args = use.args ?? { list: ref, positional: [], keywords: new Map(), keywordNodes: new Map(), splat: false, all: [] };
+    checkTarget({ ...base, call: use.node, fn: ref, args, q, virtual: use.how });
+  }
+  for (const call of recvCalls) checkRecv({ ...base, call, fn: call.childForFieldName('function')!, args: readArgs(call)!, q: null });
   for (const call of [...hfCalls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
     const fn = call.childForFieldName('function');
     const args = readArgs(call);
@@ -193,8 +316,9 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     if (!fn || !args || !chain) continue;
     const q = resolver.resolveChain(chain, fn);
     if (!q || !HF_ROOTS.includes(q.split('.')[0])) continue;
-    checkRevision({ call, fn, args, q, text, tree, resolver, cellStarts, out: issues });
+    checkRevision({ ...base, call, fn, args, q });
   }
+  checkFallbacks(base, safeLoads);
   issues.sort((a, b) => a.start - b.start);
   return issues
     .filter((i) => i.start >= lo && i.start < hi)
@@ -202,18 +326,244 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i)] }));
 }
 
-/** Names imported or assigned from a target (`from torch import load as l`, `l = torch.load`): called by alias. */
-function aliasNames(resolver: NameResolver, text: string): Set<string> {
-  const aliases = new Set<string>();
+/** What a call's function names: a target through imports and aliases, a member the class set to one
+ *  (`self.loader(f)`), a local subclass of a target class, or constant-string dynamic access. */
+function calleeName(resolver: NameResolver, aliases: Set<string>, fn: Node): string | null {
+  const chain = dottedChain(fn);
+  if (!chain) {
+    const q = resolver.resolveValue(fn);
+    return q && TARGETS.has(q) ? q : null;
+  }
+  // Cheap check first (imports only, no shadowing analysis); the full resolution runs for likely targets.
+  const likely = aliases.has(chain[0]) || TARGETS.has(resolver.resolveByImports(chain) ?? '');
+  const q = likely ? resolver.resolveChain(chain, fn) : null;
+  if (q && TARGETS.has(q)) return q;
+  if (chain.length === 2 && aliases.has(chain[1]) && fn.type === 'attribute') {
+    const m = memberTarget(resolver, fn);
+    if (m) return m;
+  }
+  if (chain.length === 1 && aliases.has(chain[0])) {
+    const sub = subclassTarget(resolver, chain[0], fn, 0);
+    if (sub) return sub;
+  }
+  return q;
+}
+
+/** `self.loader(f)` / `cls.loader(f)` / `Owner.loader(f)` inside a class whose body sets `loader = pickle.load`
+ *  or whose methods set `self.loader = pickle.load`. */
+function memberTarget(resolver: NameResolver, fn: Node): string | null {
+  const obj = fn.childForFieldName('object');
+  const attr = fn.childForFieldName('attribute')?.text;
+  if (!obj || obj.type !== 'identifier' || !attr) return null;
+  let cls: Node | null = null;
+  for (let p = fn.parent; p; p = p.parent) {
+    if (p.type !== 'class_definition') continue;
+    cls = p;
+    break;
+  }
+  if (!cls) return null;
+  const body = cls.childForFieldName('body');
+  const own = cls.childForFieldName('name')?.text;
+  if (!body) return null;
+  // the receiver must be the method's first parameter (self/cls) or the class itself
+  if (obj.text !== own) {
+    const method = ancestor(fn, ['function_definition']);
+    const first = method?.childForFieldName('parameters')?.namedChildren.find((c) => c && c.type !== 'comment');
+    const firstName = first?.type === 'identifier' ? first.text : first?.childForFieldName('name')?.text ?? first?.namedChildren[0]?.text;
+    if (!method || firstName !== obj.text) return null;
+  }
+  const re = new RegExp(`(?<![\\w.])(?:(?:self|cls|${escapeRegExp(own ?? 'cls')})[ \\t]*\\.[ \\t]*)?${escapeRegExp(attr)}[ \\t]*=(?!=)`, 'g');
+  const code = body.text;
+  for (let m = re.exec(code); m; m = re.exec(code)) {
+    const at = body.startIndex + m.index + m[0].lastIndexOf(attr);
+    const id = cls.tree.rootNode.descendantForIndex(at, at + attr.length);
+    const target = id?.parent?.type === 'attribute' ? id.parent : id;
+    const asg = target?.parent;
+    if (!asg || asg.type !== 'assignment' || !asg.childForFieldName('left')?.equals(target!)) continue;
+    // class-level `attr = ...`, or `self.attr = ...` in a method of this class
+    if (target!.type === 'identifier' && asg.parent?.parent?.id !== body.id) continue;
+    if (ancestor(asg, ['class_definition'])?.id !== cls.id) continue;
+    const right = asg.childForFieldName('right');
+    const q = right ? resolver.resolveValue(right) : null;
+    if (q && TARGETS.has(q)) return q;
+  }
+  return null;
+}
+
+/** A local class derived from a target class (`class Loader(pickle.Unpickler)`): constructing it constructs the
+ *  target, unless the class restricts what it loads (an Unpickler subclass that overrides find_class). */
+function subclassTarget(resolver: NameResolver, name: string, use: Node, depth: number): string | null {
+  if (depth > 4) return null;
+  const b = resolver.bindingOf(name, use);
+  const cls = b?.value;
+  if (!cls || cls.type !== 'class_definition') return null;
+  const supers = cls.childForFieldName('superclasses');
+  for (const s of supers?.namedChildren ?? []) {
+    if (!s || s.type === 'keyword_argument' || s.type === 'comment') continue;
+    let q = resolver.resolveValue(s);
+    if ((!q || !TARGETS.has(q)) && s.type === 'identifier') q = subclassTarget(resolver, s.text, s, depth + 1);
+    if (!q || !TARGETS.has(q)) continue;
+    if (/Unpickler$/.test(q) && /\bdef[ \t]+find_class\b/.test(cls.childForFieldName('body')?.text ?? '')) return null;
+    return q;
+  }
+  return null;
+}
+
+interface Escape { node: Node; how: string; args?: Args }
+
+/** Where a function value that is not called here goes: passed to a call (which calls it), wrapped by
+ *  functools.partial (its arguments are the call's), stored in a container or attribute, returned, or made a
+ *  default. Plain `name = value` aliases are followed by the resolver instead (their calls are flagged). */
+function escapeOf(resolver: NameResolver, ref: Node): Escape | undefined {
+  let x = ref;
+  let through = false;
+  for (let p = x.parent; p && ['parenthesized_expression', 'conditional_expression', 'boolean_operator'].includes(p.type); p = x.parent) {
+    if (p.type === 'conditional_expression' && p.namedChildren[1]?.equals(x)) return undefined;   // the condition
+    x = p;
+    through = true;
+  }
+  const p = x.parent;
+  if (!p) return undefined;
+  const containerUse = (c: Node): string | undefined => {
+    // a container handed to an inspecting call or an allowlist (`isinstance(f, (a, b))`) is not a store
+    let top = c;
+    while (top.parent && ['list', 'tuple', 'set', 'pair', 'dictionary', 'expression_list'].includes(top.parent.type)) top = top.parent;
+    const list = top.parent;
+    if (list?.type === 'argument_list' && list.parent?.type === 'call') {
+      const callee = calleeText(resolver, list.parent);
+      if (INSPECTING_CALLS.has(callee.q ?? '') || /(?:^|\.)(?:add_safe_globals|safe_globals)$/.test(callee.q ?? callee.text)) return undefined;
+    }
+    if (top.parent?.type === 'comparison_operator' || top.parent?.type === 'for_statement' && top.parent.childForFieldName('right')?.equals(top)) {
+      return top.parent.type === 'for_statement' ? 'iterated over as a function' : undefined;
+    }
+    return `stored in a ${c.type === 'pair' ? 'dict' : c.type === 'expression_list' ? 'tuple' : c.type}`;
+  };
+  switch (p.type) {
+    case 'argument_list': {
+      const call = p.parent;
+      if (call?.type !== 'call') return undefined;
+      const callee = calleeText(resolver, call);
+      if (INSPECTING_CALLS.has(callee.q ?? '') || /(?:^|\.)(?:add_safe_globals|safe_globals)$/.test(callee.q ?? callee.text)) return undefined;
+      const args = readArgs(call);
+      if (callee.q === 'functools.partial' || callee.q === 'functools.partialmethod') {
+        if (!args || !args.positional[0]?.equals(x)) return undefined;
+        return { node: call, how: `Wrapped by ${callee.text}()`, args: { ...args, positional: args.positional.slice(1), all: args.all.filter((a) => !a.equals(x)) } };
+      }
+      return { node: ref, how: `Passed to ${callee.text}(), which calls it` };
+    }
+    case 'keyword_argument': {
+      if (!p.childForFieldName('value')?.equals(x)) return undefined;
+      const call = p.parent?.parent;
+      if (call?.type !== 'call') return undefined;
+      const callee = calleeText(resolver, call);
+      if (INSPECTING_CALLS.has(callee.q ?? '')) return undefined;
+      return { node: ref, how: `Passed to ${callee.text}(${p.childForFieldName('name')?.text}=...), which calls it` };
+    }
+    case 'set': return undefined;   // a set of functions is for membership tests (`f in IGNORED`), not calls
+    case 'list': case 'tuple': case 'expression_list': {
+      if (p.parent?.type === 'return_statement') return { node: ref, how: 'Returned as a function' };
+      const how = containerUse(p);
+      return how ? { node: ref, how: `${how[0].toUpperCase()}${how.slice(1)} and called from there` } : undefined;
+    }
+    case 'pair': {
+      if (!p.childForFieldName('value')?.equals(x)) return undefined;
+      const how = containerUse(p);
+      return how ? { node: ref, how: `${how[0].toUpperCase()}${how.slice(1)} and called from there` } : undefined;
+    }
+    case 'assignment': {
+      if (!p.childForFieldName('right')?.equals(x)) return undefined;
+      const left = p.childForFieldName('left');
+      if (!left) return undefined;
+      if (left.type === 'identifier' && !through) return undefined;    // an alias: its calls are flagged
+      if (left.type === 'attribute' && SELF_NAMES.has(left.childForFieldName('object')?.text ?? '') && !through) return undefined;   // a member: self.x(...) is flagged
+      return { node: ref, how: `Stored in ${left.text} and called from there` };
+    }
+    case 'return_statement': return { node: ref, how: 'Returned as a function' };
+    case 'yield': return { node: ref, how: 'Yielded as a function' };
+    case 'lambda': return p.childForFieldName('body')?.equals(x) ? { node: ref, how: 'Returned by a lambda' } : undefined;
+    case 'default_parameter': case 'typed_default_parameter':
+      return p.childForFieldName('value')?.equals(x) ? { node: ref, how: 'Used as a parameter default and called from there' } : undefined;
+    default: return undefined;
+  }
+}
+
+function calleeText(resolver: NameResolver, call: Node): { text: string; q: string | null } {
+  const fn = call.childForFieldName('function');
+  if (!fn) return { text: '?', q: null };
+  return { text: fn.text.replace(/\s+/g, ''), q: resolver.resolveValue(fn) };
+}
+
+/** Names imported or assigned from a target (`from torch import load as l`, `l = torch.load`,
+ *  `self.loader = pickle.load`), local subclasses of target classes (all called by that name), and names bound
+ *  to a target's module (`p = pickle`, `pk = importlib.import_module("pickle")`: calls are `pk.loads(...)`). */
+interface Aliases {
+  all: Set<string>;
+  /** The names of modules: they head a call's chain, they are not called themselves (not scanned for). */
+  modules: Set<string>;
+}
+
+function aliasNames(resolver: NameResolver, text: string): Aliases {
+  const all = new Set<string>();
+  const modules = new Set<string>();
   for (const [name, targets] of resolver.importedNames()) {
-    if (!FINAL_NAMES.includes(name) && targets.some((t) => TARGETS.has(canonical(t)))) aliases.add(name);
+    if (!FINAL_NAMES.includes(name) && targets.some((t) => TARGETS.has(canonical(t)))) all.add(name);
   }
-  const assignRe = /^[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#.*)?$/gm;
-  for (let m = assignRe.exec(text); m; m = assignRe.exec(text)) {
+  const a = { all, modules };
+  for (const m of text.matchAll(ALIAS_LINES)) {
+    const kind = aliasLine(m, resolver, a);
+    if (kind) { all.add(m[1]); if (kind === 'module') modules.add(m[1]); }
+  }
+  // subclasses of target classes: class headers found by one indexOf pass (a multiline regex tries every line)
+  for (let i = text.indexOf('class'); i !== -1; i = text.indexOf('class', i + 5)) {
+    if (i > 0 && text[i - 1] !== ' ' && text[i - 1] !== '\t' && text[i - 1] !== '\n') continue;
+    const ls = text.lastIndexOf('\n', i - 1) + 1;
+    if (ls < i && !/^[ \t]*$/.test(text.slice(ls, i))) continue;
+    CLASS_HEADER.lastIndex = i;
+    const m = CLASS_HEADER.exec(text);
+    if (m && isTargetSubclassLine(m, all)) all.add(m[1]);
+  }
+  return a;
+}
+
+// `x = a.b` (also `self.x = a.b`, `x = a.b; x(...)`) and `x = import_module(...)` / `getattr(...)` lines
+// (`self.x = ...` only when the value is dotted: `self.path = path` is no alias of anything)
+const ALIAS_LINES = /^[ \t]*(?:(?:self|cls)[ \t]*\.[ \t]*(?=[A-Za-z_]\w*[ \t]*=[ \t]*[A-Za-z_]\w*\.))?([A-Za-z_]\w*)[ \t]*=[ \t]*(?:([A-Za-z_][\w.]*)[ \t]*(?:[#;].*)?|((?:[A-Za-z_][\w.]*\.)?(?:import_module|__import__|getattr)[ \t]*\(.*))$/gm;
+const CLASS_LINES = /^[ \t]*class[ \t]+([A-Za-z_]\w*)[ \t]*\(([^)]*)\)/gm;
+const CLASS_HEADER = /class[ \t]+([A-Za-z_]\w*)[ \t]*\(([^)]*)\)/y;
+
+/** Whether an `x = ...` line makes x an alias of a target ('call') or of a target's module ('module'). */
+function aliasLine(m: RegExpMatchArray, resolver: NameResolver, aliases: Aliases): 'call' | 'module' | false {
+  if (m[2] !== undefined) {
     const last = m[2].slice(m[2].lastIndexOf('.') + 1);
-    if (FINAL_NAMES.includes(last) || aliases.has(m[2])) aliases.add(m[1]);
+    if (aliases.all.has(m[2])) return aliases.modules.has(m[2]) ? 'module' : 'call';
+    if (FINAL_NAMES.includes(last)) return 'call';
+    const q = resolver.resolveByImports(m[2].split('.'));
+    return q !== null && TARGET_PREFIXES.has(q) ? 'module' : false;
   }
-  return aliases;
+  // dynamic access: it matters when a constant string names a target, its function or its module
+  let kind: 'call' | 'module' | false = false;
+  for (const s of m[3].matchAll(/["']([A-Za-z_][\w.]*)["']/g)) {
+    if (TARGETS.has(canonical(s[1])) || FINAL_NAMES.includes(s[1])) return 'call';
+    if (TARGET_PREFIXES.has(canonical(s[1]))) kind = 'module';
+  }
+  return kind;
+}
+
+function isTargetSubclassLine(m: RegExpMatchArray, aliases: Set<string>): boolean {
+  return m[2].split(',').some((b) => {
+    const base = b.trim();
+    if (!base || base.includes('=')) return false;
+    return FINAL_NAMES.includes(base.slice(base.lastIndexOf('.') + 1)) || aliases.has(base);
+  });
+}
+
+/** Names whose bound value some rule reads from another statement: receivers of `.recv()`, the list given to
+ *  add_safe_globals, the path given to load_model. Binding one of them anywhere re-analyses the program. */
+function valueFollowedNames(text: string, out: Set<string>): void {
+  if (!/recv|safe_globals|load_model/.test(text)) return;   // (one regex test is cheaper than three includes)
+  if (text.includes('recv')) for (const m of text.matchAll(/([A-Za-z_]\w*)[ \t]*\.[ \t]*recv[ \t]*\(/g)) out.add(m[1]);
+  if (text.includes('safe_globals')) for (const m of text.matchAll(/safe_globals[ \t]*\([ \t]*([A-Za-z_]\w*)/g)) out.add(m[1]);
+  if (text.includes('load_model')) for (const m of text.matchAll(/load_model[ \t]*\([ \t]*([A-Za-z_]\w*)/g)) out.add(m[1]);
 }
 
 export interface TextChange { start: number; oldEnd: number; newEnd: number }
@@ -222,7 +572,8 @@ export interface TextChange { start: number; oldEnd: number; newEnd: number }
 // module-level bindings of names that imports or aliases provide (they change what a name refers to in other
 // statements). Suppression comments only act on their own lines, which are re-analyzed with the edit.
 const IMPORT_RE = /(?:^|;)[ \t]*(?:import|from)\b/m;
-const ALIAS_LINES = /^[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#.*)?$/gm;
+// Code that makes connections, listeners and pipes: a `.recv()` elsewhere depends on it.
+const CONNECTION_RE = /\b(?:Pipe|accept|Client|Listener|get_context)\b/;
 const IDENT_RE = /[A-Za-z_]\w*/g;
 const DEFINITIONS = new Set(['function_definition', 'class_definition', 'decorated_definition']);
 
@@ -298,16 +649,21 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   if (oldHi < change.oldEnd || lo > change.start || hi > text.length) return undefined;
   const before = prev.text.slice(lo, oldHi), after = text.slice(lo, hi);
   for (const code of [before, after]) if (IMPORT_RE.test(code)) return undefined;
-  const resolver = new NameResolver(tree, text);
-  const aliases = aliasNames(resolver, text);
-  // `x = a.b` lines matter when they make an alias (of a target's name, or of another alias)
+  const prepared = prepare(tree, text);
+  const { resolver, aliases: found } = prepared;
+  const aliases = found.all;
+  // `x = a.b` lines matter when they make an alias (of a target's name, or of another alias), and class lines
+  // when they derive from a target class
   for (const code of [before, after]) {
-    for (const m of code.matchAll(ALIAS_LINES)) {
-      if (FINAL_NAMES.includes(m[2].slice(m[2].lastIndexOf('.') + 1)) || aliases.has(m[2])) return undefined;
-    }
+    for (const m of code.matchAll(ALIAS_LINES)) if (aliasLine(m, resolver, found)) return undefined;
+    for (const m of code.matchAll(CLASS_LINES)) if (isTargetSubclassLine(m, aliases)) return undefined;
+    if (CONNECTION_RE.test(code) && resolver.importRoots().has('multiprocessing')) return undefined;
   }
   const sensitive = new Set<string>(resolver.importBoundNames());
   for (const name of aliases) sensitive.add(name);
+  // an unbound well-known module or builtin stops being one when a statement binds its name
+  for (const name of [...Object.keys(WELL_KNOWN_MODULES), 'getattr', 'vars', 'globals', 'locals', '__import__', 'eval', 'exec']) sensitive.add(name);
+  valueFollowedNames(text, sensitive);
   if (resolver.hasStarImports()) for (const n of resolver.starNames()) sensitive.add(n);
   const bound = new Set<string>();
   moduleBindings(oldTree, prev.text, lo, oldHi, bound);
@@ -335,13 +691,15 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
       kept.push(moved);
     } else if (i.start < lo || i.end > oldHi) return undefined;   // straddles the edited statements
   }
-  const fresh = analyzePython(tree, text, { ...opts, region: [lo, hi] });
+  const fresh = analyzePython(tree, text, { ...opts, region: [lo, hi] }, prepared);
   return [...kept, ...fresh].sort((a, b) => a.start - b.start);
 }
 
 
+interface SafeLoad { call: Node; label: string }
+
 interface Ctx {
-  call: Node;
+  call: Node;          // the range a finding covers (the call, or the value reference for a virtual call)
   fn: Node;
   args: Args;
   q: string | null;
@@ -350,28 +708,45 @@ interface Ctx {
   resolver: NameResolver;
   cellStarts: number[];
   out: CodeIssue[];
+  safeLoads: SafeLoad[];
+  /** Set when the target is not called here but passed, stored or wrapped: how it is called later. */
+  virtual?: string;
 }
 
 function report(ctx: Ctx, rule: string, message: string, fixes: CodeFix[] = [], severity?: CodeSeverity): void {
   const def = CODE_RULE_BY_ID.get(rule)!;
   const issue: CodeIssue = {
-    rule, severity: severity ?? def.severity, message, start: ctx.call.startIndex, end: ctx.call.endIndex, fixes,
+    rule, severity: severity ?? def.severity, message: ctx.virtual ? `${ctx.virtual}: ${message}` : message,
+    start: ctx.call.startIndex, end: ctx.call.endIndex, fixes: ctx.virtual ? [] : fixes,
   };
   const first = ctx.args.positional[0];
   const value = stringValue(first);
-  if (ctx.q && FILE_LOADERS.has(ctx.q) && first && value) issue.path = { value, start: first.startIndex, end: first.endIndex };
+  if (!ctx.virtual && ctx.q && FILE_LOADERS.has(ctx.q) && first && value) issue.path = { value, start: first.startIndex, end: first.endIndex };
   ctx.out.push(issue);
 }
 
 const isTrue = (n: Node | undefined): boolean => n?.type === 'true';
 const isFalse = (n: Node | undefined): boolean => n?.type === 'false';
+const isNone = (n: Node | undefined): boolean => n?.type === 'none';
+
+/** A load that refuses code (weights_only=True, numpy without pickles, a safe YAML loader): remembered so an
+ *  except handler that retries with an unsafe load can be reported (checkFallbacks). */
+function safeLoad(ctx: Ctx): void {
+  if (!ctx.virtual) ctx.safeLoads.push({ call: ctx.call, label: ctx.call.text.length > 80 ? `${ctx.q}(...)` : ctx.call.text.replace(/\s+/g, ' ') });
+}
 
 function checkTarget(ctx: Ctx): void {
   const { q, args, text } = ctx;
   if (!q) return;
   const simple = SIMPLE[q];
   if (simple) {
-    report(ctx, simple, `${q}: ${CODE_RULE_BY_ID.get(simple)!.short}`);
+    const first = args.positional[0];
+    // `pickle.loads(b"...")`: the data is a constant of the program itself, not input
+    if (first && /(?:\.loads|\.decode)$/.test(q) && constantString(first) !== undefined) {
+      report(ctx, simple, `${q} of a constant in the source: the pickle is part of the program, so review it like code (it can still run anything).`, [], 'info');
+      return;
+    }
+    report(ctx, simple, SIMPLE_MESSAGES[q] ?? `${q}: ${CODE_RULE_BY_ID.get(simple)!.short}`);
     return;
   }
   const renamed = YAML_UNSAFE_FNS[q];
@@ -382,32 +757,12 @@ function checkTarget(ctx: Ctx): void {
     report(ctx, 'SW107', `${q} can construct arbitrary Python objects from the document: use yaml.${renamed}.`, fixes);
     return;
   }
+  if (q in NUMPY_LOADS) return checkAllowPickle(ctx, NUMPY_LOADS[q]);
+  if (MSGPACK_UNPACK.includes(q)) return checkMsgpack(ctx);
+  if (MSGPACK_NUMPY_UNPACK.includes(q)) return checkMsgpackNumpy(ctx);
+  if (MANAGERS.includes(q)) return checkManager(ctx);
   switch (q) {
-    case 'torch.load': {
-      const wo = args.keywords.get('weights_only');
-      if (isTrue(wo)) return;
-      if (isFalse(wo)) {
-        report(ctx, 'SW101', 'torch.load(weights_only=False) unpickles arbitrary objects: a crafted checkpoint runs code. Use weights_only=True.',
-          [{ title: 'Set weights_only=True', preferred: true, edits: [edits.replaceNode(wo!, 'True')] }], 'dangerous');
-      } else if (wo) {
-        report(ctx, 'SW101', 'torch.load: weights_only is not the literal True here; when it is False the checkpoint can run code.',
-          [{ title: 'Set weights_only=True', preferred: false, edits: [edits.replaceNode(wo, 'True')] }]);
-      } else {
-        const why = args.splat
-          ? 'torch.load(..., **kwargs) without a visible weights_only=True: the unpacked options may allow arbitrary unpickling.'
-          : 'torch.load without weights_only=True: before torch 2.6 this unpickles arbitrary objects and a crafted checkpoint runs code.';
-        report(ctx, 'SW101', `${why} Add weights_only=True.`,
-          [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')] }]);
-      }
-      const issue = ctx.out[ctx.out.length - 1];
-      const first = args.positional[0];
-      if (issue?.rule === 'SW101' && first && !args.splat && /\.(pt|pth|bin|ckpt)$/i.test(stringValue(first) ?? '')) {
-        // built on demand: most keystrokes never ask for this fix
-        const c = { ...ctx };
-        issue.convertEdits = () => loadFileEdits(c, first);
-      }
-      return;
-    }
+    case 'torch.load': return checkTorchLoad(ctx);
     case 'torch.hub.load': {
       const trust = args.keywords.get('trust_repo');
       if (isTrue(trust)) {
@@ -427,21 +782,17 @@ function checkTarget(ctx: Ctx): void {
       report(ctx, 'SW120', 'torch.save writes a pickle that whoever loads it must trust: prefer safetensors.torch.save_file for weights.', fixes);
       return;
     }
-    case 'numpy.load': {
-      const ap = args.keywords.get('allow_pickle');
-      if (!isTrue(ap)) return;
-      report(ctx, 'SW105', 'numpy.load(allow_pickle=True) unpickles object arrays and can run code: drop allow_pickle=True for numeric data.',
-        [{ title: 'Remove allow_pickle=True', preferred: true, edits: [edits.removeArgument(text, args.all, args.keywordNodes.get('allow_pickle')!)] }]);
+    case 'yaml.safe_load':
+    case 'yaml.safe_load_all':
+      safeLoad(ctx);
       return;
-    }
     case 'yaml.load':
     case 'yaml.load_all': {
       const loader = args.keywords.get('Loader') ?? args.positional[1];
       const safeName = q === 'yaml.load' ? 'safe_load' : 'safe_load_all';
       if (loader) {
-        const chain = dottedChain(loader);
-        const lq = chain ? ctx.resolver.resolveChain(chain, loader) : null;
-        if (lq && YAML_SAFE_LOADERS.has(lq)) return;
+        const lq = ctx.resolver.resolveValue(loader);
+        if (lq && YAML_SAFE_LOADERS.has(lq)) { safeLoad(ctx); return; }
         const yamlAlias = ctx.fn.type === 'attribute' ? ctx.fn.childForFieldName('object')!.text : 'yaml';
         const known = lq !== null;
         report(ctx, 'SW107', known
@@ -459,9 +810,14 @@ function checkTarget(ctx: Ctx): void {
     }
     case 'keras.load_model': {
       const sm = args.keywords.get('safe_mode');
-      if (!isFalse(sm)) return;
-      report(ctx, 'SW113', 'load_model(safe_mode=False) lets the model file run Lambda-layer code: keep safe_mode=True.',
-        [{ title: 'Set safe_mode=True', preferred: false, edits: [edits.replaceNode(sm!, 'True')] }]);
+      if (isFalse(sm)) {
+        report(ctx, 'SW113', 'load_model(safe_mode=False) lets the model file run Lambda-layer code: keep safe_mode=True.',
+          [{ title: 'Set safe_mode=True', preferred: false, edits: [edits.replaceNode(sm!, 'True')] }]);
+      }
+      const path = constantOf(ctx, args.positional[0] ?? args.keywords.get('filepath'));
+      if (path !== undefined && /\.(?:h5|hdf5)$/i.test(path)) {
+        report(ctx, 'SW122', `load_model("${path}") reads the legacy HDF5 format, where safe_mode does not apply: a Lambda layer in the file runs its code (CVE-2025-9905). Convert the model to .keras and load that with safe_mode=True.`);
+      }
       return;
     }
     case 'ruamel.yaml.YAML': {
@@ -472,6 +828,173 @@ function checkTarget(ctx: Ctx): void {
         [{ title: 'Use typ="safe"', preferred: false, edits: [edits.replaceNode(node, node.text.replace('unsafe', 'safe'))] }]);
       return;
     }
+    case 'torch.add_safe_globals':
+    case 'torch.safe_globals':
+      return checkSafeGlobals(ctx);
+  }
+}
+
+function checkTorchLoad(ctx: Ctx): void {
+  const { args, text } = ctx;
+  const wo = args.keywords.get('weights_only');
+  const pmArg = args.keywords.get('pickle_module') ?? args.positional[2];
+  const pm = pmArg && !isNone(pmArg) ? pmArg : undefined;
+  if (isTrue(wo)) {
+    // with a pickle_module torch refuses to load at all ("Can not safely load weights when explicit pickle_module is specified")
+    if (!pm) safeLoad(ctx);
+    return;
+  }
+  if (isFalse(wo)) {
+    report(ctx, 'SW101', 'torch.load(weights_only=False) unpickles arbitrary objects: a crafted checkpoint runs code. Use weights_only=True.',
+      [{ title: 'Set weights_only=True', preferred: !pm, edits: [edits.replaceNode(wo!, 'True')] }], 'dangerous');
+  } else if (wo) {
+    report(ctx, 'SW101', 'torch.load: weights_only is not the literal True here; when it is False the checkpoint can run code.',
+      [{ title: 'Set weights_only=True', preferred: false, edits: [edits.replaceNode(wo, 'True')] }]);
+  } else if (pm) {
+    report(ctx, 'SW101', `torch.load(pickle_module=${pm.text.replace(/\s+/g, ' ')}) unpickles arbitrary objects on every torch version: torch only defaults to weights_only=True when no pickle_module is given. A crafted checkpoint runs code; drop pickle_module and load with weights_only=True.`,
+      [], 'dangerous');
+  } else {
+    const why = args.splat
+      ? 'torch.load(..., **kwargs) without a visible weights_only=True: the unpacked options may allow arbitrary unpickling.'
+      : 'torch.load without weights_only=True unpickles arbitrary objects before torch 2.6 (and on later versions when TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set): a crafted checkpoint runs code.';
+    report(ctx, 'SW101', `${why} Add weights_only=True.`,
+      [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')] }]);
+  }
+  const issue = ctx.out[ctx.out.length - 1];
+  const first = args.positional[0];
+  if (!ctx.virtual && !pm && issue?.rule === 'SW101' && first && !args.splat && /\.(pt|pth|bin|ckpt)$/i.test(stringValue(first) ?? '')) {
+    // built on demand: most keystrokes never ask for this fix
+    const c = { ...ctx };
+    issue.convertEdits = () => loadFileEdits(c, first);
+  }
+}
+
+/** numpy checks allow_pickle by truthiness: any literal but False/0/None/""/empty, or anything not a literal. */
+function checkAllowPickle(ctx: Ctx, position: number): void {
+  const { args, text } = ctx;
+  const ap = args.keywords.get('allow_pickle') ?? args.positional[position];
+  const t = truthiness(ap);
+  if (!ap || t === false) { safeLoad(ctx); return; }
+  const kw = args.keywordNodes.get('allow_pickle') ?? ap;
+  const fix = [{ title: `Remove allow_pickle=${ap.text}`, preferred: t === true && args.keywordNodes.has('allow_pickle'), edits: [edits.removeArgument(text, args.all, kw)] }];
+  if (t === true) {
+    report(ctx, 'SW105', `${ctx.q}(allow_pickle=${ap.text}) unpickles object arrays (numpy only tests the value's truth) and can run code: drop allow_pickle for numeric data.`, fix);
+  } else {
+    report(ctx, 'SW105', `${ctx.q}(allow_pickle=${ap.text.replace(/\s+/g, ' ')}): when the value is true at run time, object arrays are unpickled and can run code.`, fix, 'caution');
+  }
+}
+
+function checkMsgpack(ctx: Ctx): void {
+  const hook = ctx.args.keywords.get('object_hook');
+  if (!hook) return;
+  const hq = ctx.resolver.resolveValue(hook);
+  if (hq !== 'msgpack_numpy.decode') return;
+  report(ctx, 'SW118', `${ctx.q}(object_hook=${hook.text}) decodes object arrays with pickle.loads: a crafted message runs code. Send numeric arrays only and decode them without pickle.`);
+}
+
+function checkMsgpackNumpy(ctx: Ctx): void {
+  const ap = ctx.args.keywords.get('allow_pickle');
+  const t = truthiness(ap);
+  if (ap && (t === false || constantString(ap) === 'restricted')) return;
+  report(ctx, 'SW118', `${ctx.q} decodes object arrays with pickle.loads${ap ? ` (allow_pickle=${ap.text})` : ''}: a crafted message runs code.`, [], ap && t === undefined ? 'caution' : undefined);
+}
+
+function checkManager(ctx: Ctx): void {
+  const addr = ctx.args.keywords.get('address') ?? ctx.args.positional[0];
+  if (!addr || isNone(addr)) return;
+  report(ctx, 'SW119', `${ctx.fn.text.replace(/\s+/g, '')}(address=${addr.text.replace(/\s+/g, ' ')}) (a ${ctx.q!.split('.').pop()}) serves or connects to a manager at a network address: requests and results are pickles, so a client or a spoofed server that knows the authkey runs code on the other side.`);
+}
+
+type ConnKind = 'pipe' | 'conn' | 'listener' | 'context';
+
+/** What kind of multiprocessing object an expression is, following names to their bindings. */
+function connKind(ctx: Ctx, n: Node | null | undefined, depth = 0): ConnKind | undefined {
+  if (!n || depth > 6) return undefined;
+  switch (n.type) {
+    case 'call': {
+      const fn = n.childForFieldName('function');
+      if (!fn) return undefined;
+      const q = ctx.resolver.resolveValue(fn);
+      if (q === 'multiprocessing.Pipe' || q === 'multiprocessing.connection.Pipe') return 'pipe';
+      if (q === 'multiprocessing.connection.Client') return 'conn';
+      if (q === 'multiprocessing.connection.Listener') return 'listener';
+      if (q === 'multiprocessing.get_context') return 'context';
+      if (fn.type === 'attribute') {
+        const attr = fn.childForFieldName('attribute')?.text;
+        const obj = fn.childForFieldName('object');
+        if (attr === 'accept' && connKind(ctx, obj, depth + 1) === 'listener') return 'conn';
+        if (attr === 'Pipe' && connKind(ctx, obj, depth + 1) === 'context') return 'pipe';
+      }
+      return undefined;
+    }
+    case 'identifier': {
+      const b = ctx.resolver.bindingOf(n.text, n);
+      if (!b?.value) return undefined;
+      const k = connKind(ctx, b.value, depth + 1);
+      if (k === 'pipe') return b.index !== undefined ? 'conn' : 'pipe';
+      return b.index === undefined ? k : undefined;
+    }
+    case 'subscript':
+      return connKind(ctx, n.childForFieldName('value'), depth + 1) === 'pipe' ? 'conn' : undefined;
+    case 'parenthesized_expression':
+      return connKind(ctx, n.namedChildren.find((c) => c && c.type !== 'comment'), depth + 1);
+    default:
+      return undefined;
+  }
+}
+
+function checkRecv(ctx: Ctx): void {
+  if (!ctx.args || ctx.args.all.length !== 0 || ctx.fn.type !== 'attribute') return;
+  if (connKind(ctx, ctx.fn.childForFieldName('object')) !== 'conn') return;
+  report(ctx, 'SW119', 'Connection.recv() unpickles whatever the other end sent: a peer (or anyone who can reach a Listener and knows its authkey) runs code here. Use recv_bytes() and a data-only format.');
+}
+
+/** torch.serialization.add_safe_globals / safe_globals given a callable that runs code or touches the system. */
+function checkSafeGlobals(ctx: Ctx): void {
+  let list: Node | undefined = ctx.args.positional[0] ?? ctx.args.keywords.get('safe_globals');
+  if (list?.type === 'identifier') {
+    const b = ctx.resolver.bindingOf(list.text, list);
+    list = b?.value && b.index === undefined ? b.value : undefined;
+  }
+  if (!list || !['list', 'tuple', 'set'].includes(list.type)) return;
+  const bad: string[] = [];
+  for (const el of list.namedChildren) {
+    if (!el || el.type === 'comment') continue;
+    const obj = el.type === 'tuple' || el.type === 'parenthesized_expression' ? el.namedChildren.find((c) => c && c.type !== 'comment') : el;
+    const q = obj ? ctx.resolver.resolveValue(obj) : null;
+    if (!q || !q.includes('.')) continue;
+    const dot = q.lastIndexOf('.');
+    const v = classifyGlobal(q.slice(0, dot), q.slice(dot + 1));
+    if (v.tier === 'dangerous') bad.push(`${q} (${v.reason})`);
+  }
+  if (!bad.length) return;
+  const name = ctx.q === 'torch.safe_globals' ? 'safe_globals' : 'add_safe_globals';
+  report(ctx, 'SW124', `torch.serialization.${name} allowlists ${bad.join(', ')}: a weights_only=True load then lets a checkpoint call it, so a crafted file runs code. Allowlist only the data classes the checkpoint needs.`);
+}
+
+/** A safe load in a try body whose except handler retries with an unsafe load defeats the safe one: a crafted
+ *  file fails the safe load on purpose (any unsupported global does) and is then loaded by the fallback. */
+function checkFallbacks(base: Omit<Ctx, 'call' | 'fn' | 'args' | 'q'>, safeLoads: SafeLoad[]): void {
+  if (!safeLoads.length) return;
+  const unsafe = base.out.filter((i) => FALLBACK_RULES.has(i.rule) && i.severity !== 'info');
+  if (!unsafe.length) return;
+  for (const s of safeLoads) {
+    let fallback: CodeIssue | undefined;
+    for (let n: Node = s.call, p = n.parent; p && !['function_definition', 'lambda', 'class_definition'].includes(p.type); n = p, p = p.parent) {
+      if (p.type !== 'try_statement' || !p.childForFieldName('body')?.equals(n)) continue;
+      for (const h of p.namedChildren) {
+        if (!h || (h.type !== 'except_clause' && h.type !== 'except_group_clause')) continue;
+        fallback = unsafe.find((i) => i.start >= h.startIndex && i.end <= h.endIndex);
+        if (fallback) break;
+      }
+      if (fallback) break;
+    }
+    if (!fallback) continue;
+    const line = base.text.slice(0, fallback.start).split('\n').length - base.text.slice(0, s.call.startIndex).split('\n').length;
+    const label = base.text.slice(fallback.start, fallback.end).replace(/\s+/g, ' ');
+    const named = label.length > 80 ? `${label.slice(0, 77)}...` : label;
+    const ctx: Ctx = { ...base, call: s.call, fn: s.call, args: readArgs(s.call)!, q: null };
+    report(ctx, 'SW123', `${s.label} falls back to \`${named}\` (${fallback.rule}, ${line} line${line === 1 ? '' : 's'} below) in its except handler: a crafted file makes the safe load fail on purpose and is then loaded unsafely. Remove the fallback: convert the file to a format without code (for torch, or allowlist the classes it needs with torch.serialization.add_safe_globals).`);
   }
 }
 

@@ -2,11 +2,32 @@
 // Works lazily from a name's textual occurrences, so only names that matter are ever looked at.
 import type { Node, Tree } from './parser';
 
-interface Binding {
+export interface Binding {
   scope: number;        // node id of the defining scope (0 = module)
   pos: number;          // offset of the binding
   target: string | null; // qualified name, or null when the name is bound to something local
+  /** What the name is bound to, when the binding shows it: the right side of an assignment (`index`: the
+   *  name's position in a tuple target), the value of `with v as name`, or the def/class node itself. */
+  value?: Node;
+  index?: number;
 }
+
+/** Names a notebook cell or a snippet uses without importing them: an unbound one is that module. */
+export const WELL_KNOWN_MODULES: Readonly<Record<string, string>> = {
+  pickle: 'pickle', torch: 'torch', yaml: 'yaml', np: 'numpy', numpy: 'numpy', joblib: 'joblib', pd: 'pandas',
+  pandas: 'pandas', dill: 'dill',
+};
+
+/** Builtins an unbound name refers to (the ones dynamic access and allowlists care about). */
+const BUILTIN_NAMES = new Set([
+  'getattr', 'setattr', 'delattr', '__import__', 'vars', 'globals', 'locals', 'eval', 'exec', 'compile', 'open',
+  'input', 'breakpoint', 'exit', 'quit', 'help', 'memoryview', 'print', 'isinstance', 'issubclass', 'callable',
+  'hasattr', 'id', 'repr', 'str', 'type', 'hash', 'map', 'filter', 'sorted', 'min', 'max', 'staticmethod',
+  'classmethod', 'property', 'iter', 'next', 'apply', 'execfile', 'reload', 'dict', 'list', 'tuple', 'set', 'len',
+]);
+
+/** Calls whose result resolve() follows (the function's last name, checked before any resolution). */
+const DYNAMIC_CALLS = /(?:^|\.)(?:getattr|import_module|__import__|vars)$/;
 
 const SCOPE_TYPES = new Set(['function_definition', 'lambda', 'class_definition']);
 
@@ -38,6 +59,8 @@ const CANONICAL: [string, string][] = [
   ['keras.src.saving.saving_api.', 'keras.'],
   ['ruamel.yaml.main.', 'ruamel.yaml.'], ['jsonpickle.unpickler.', 'jsonpickle.'],
   ['yaml.loader.', 'yaml.'], ['yaml.cyaml.', 'yaml.'],
+  ['torch.jit._serialization.', 'torch.jit.'], ['torch.multiprocessing.', 'multiprocessing.'],
+  ['multiprocessing.context.', 'multiprocessing.'],
 ];
 
 export function canonical(q: string): string {
@@ -59,7 +82,11 @@ export class NameResolver {
   private readonly stars: { scope: number; pos: number; module: string }[] = [];
   private readonly local = new Map<string, Binding[]>();
   private readonly resolving = new Set<string>();
+  private roots: Set<string> | undefined;
   readonly importStatements: Node[];
+  /** Which constant strings dynamic access is followed for (a name, or a module's first component); the rules
+   *  set it to the names they care about so `getattr(obj, "size")` costs nothing. Default: all. */
+  followed: (name: string) => boolean = () => true;
 
   constructor(private readonly tree: Tree, private readonly text: string) {
     this.importStatements = findStatements(tree, text, /(?:^|;)[ \t]*(?:import|from)\b/gm, ['import_statement', 'import_from_statement']);
@@ -141,7 +168,7 @@ export class NameResolver {
     switch (p.type) {
       case 'function_definition':
       case 'class_definition':
-        return p.childForFieldName('name')?.equals(node) ? { scope: scopeId(p), pos, target: null } : undefined;
+        return p.childForFieldName('name')?.equals(node) ? { scope: scopeId(p), pos, target: null, value: p } : undefined;
       case 'parameters':
       case 'lambda_parameters':
       case 'typed_parameter':
@@ -157,7 +184,10 @@ export class NameResolver {
       case 'for_statement':
       case 'for_in_clause':
         return p.childForFieldName('left')?.equals(node) ? { scope: scopeId(p), pos, target: null } : undefined;
-      case 'as_pattern_target':
+      case 'as_pattern_target': {
+        const value = p.parent?.type === 'as_pattern' ? p.parent.namedChildren[0] ?? undefined : undefined;
+        return { scope: scopeId(p), pos, target: null, value: value && !value.equals(p) ? value : undefined };
+      }
       case 'named_expression':
       case 'augmented_assignment':
       case 'global_statement':
@@ -169,14 +199,20 @@ export class NameResolver {
       case 'tuple_pattern':
       case 'list_pattern': {
         const a = ancestor(p, ['assignment', 'for_statement', 'for_in_clause']);
-        return a && a.childForFieldName('left')?.startIndex === startOfTarget(p) ? { scope: scopeId(a), pos, target: null } : undefined;
+        if (!a || a.childForFieldName('left')?.startIndex !== startOfTarget(p)) return undefined;
+        const b: Binding = { scope: scopeId(a), pos, target: null };
+        // `a, b = Pipe()`: remember which element of the value the name receives
+        if (a.type === 'assignment' && a.childForFieldName('left')?.equals(p)) {
+          b.value = a.childForFieldName('right') ?? undefined;
+          b.index = p.namedChildren.findIndex((c) => c?.equals(node));
+        }
+        return b;
       }
       case 'assignment': {
         if (!p.childForFieldName('left')?.equals(node)) return undefined;
-        const right = p.childForFieldName('right');
-        const chain = right ? dottedChain(right) : null;
-        const target = chain ? this.resolveChain(chain, right!) : null;
-        return { scope: scopeId(p), pos, target };
+        const right = p.childForFieldName('right') ?? undefined;
+        const target = right ? this.resolveValue(right) : null;
+        return { scope: scopeId(p), pos, target, value: right };
       }
       default:
         return undefined;
@@ -185,6 +221,12 @@ export class NameResolver {
 
   /** Qualified name a bare name refers to at `use`; null when bound locally, undefined when unbound. */
   lookup(name: string, use: Node): string | null | undefined {
+    const b = this.bindingOf(name, use);
+    return b === undefined ? undefined : b.target;
+  }
+
+  /** The binding of `name` that is visible at `use` (a star import gives a binding without a position). */
+  bindingOf(name: string, use: Node): Binding | undefined {
     if (this.resolving.has(name)) return undefined;
     this.resolving.add(name);
     try {
@@ -194,10 +236,10 @@ export class NameResolver {
         const id = s ? s.id : 0;
         if (!(s && s.type === 'class_definition' && !first)) {
           const found = pick(all.filter((b) => b.scope === id), use.startIndex);
-          if (found) return found.target;
+          if (found) return found;
           if (!s) {
             const star = this.stars.filter((st) => st.scope === 0 && STAR_EXPORTS[st.module]?.includes(name));
-            if (star.length) return `${star[star.length - 1].module}.${name}`;
+            if (star.length) return { scope: 0, pos: -1, target: `${star[star.length - 1].module}.${name}` };
           }
         }
         first = false;
@@ -208,24 +250,112 @@ export class NameResolver {
     }
   }
 
+  /**
+   * Canonical qualified name of what an expression evaluates to, or null: names and attribute chains
+   * (imports, aliases, an unbound well-known module or builtin), and constant-string dynamic access:
+   * `getattr(torch, "load")`, `importlib.import_module("pickle")`, `__import__("pickle")`,
+   * `sys.modules["pickle"]`, `pickle.__dict__["loads"]`, `vars(pickle)["loads"]`, `globals()["pickle"]`.
+   */
+  resolveValue(node: Node, depth = 0): string | null {
+    if (depth > 12) return null;
+    switch (node.type) {
+      case 'identifier': {
+        const t = this.lookup(node.text, node);
+        if (t === undefined) return WELL_KNOWN_MODULES[node.text] ?? (BUILTIN_NAMES.has(node.text) ? `builtins.${node.text}` : null);
+        return t === null ? null : canonical(t);
+      }
+      case 'attribute': {
+        const obj = node.childForFieldName('object');
+        const attr = node.childForFieldName('attribute');
+        const base = obj ? this.resolveValue(obj, depth + 1) : null;
+        return base && attr ? canonical(`${base}.${attr.text}`) : null;
+      }
+      case 'parenthesized_expression': {
+        const inner = node.namedChildren.find((c) => c && c.type !== 'comment');
+        return inner ? this.resolveValue(inner, depth + 1) : null;
+      }
+      case 'call': {
+        const fn = node.childForFieldName('function');
+        const list = node.childForFieldName('arguments');
+        if (!fn || !list || list.type !== 'argument_list' || !DYNAMIC_CALLS.test(fn.text.replace(/\s+/g, ''))) return null;
+        const args = list.namedChildren.filter((c): c is Node => !!c && c.type !== 'comment' && c.type !== 'keyword_argument');
+        // the constant first: most getattr(obj, name) calls never need the function resolved
+        const key = constantString(/getattr$/.test(fn.text) ? args[1] : args[0] ?? list.namedChildren.find((c) => c?.type === 'keyword_argument')?.childForFieldName('value'));
+        if (key === undefined || !this.followed(key.split('.')[0])) return null;
+        const q = this.resolveValue(fn, depth + 1);
+        const kw = (name: string): Node | undefined => list.namedChildren.find((c) => c?.type === 'keyword_argument' && c.childForFieldName('name')?.text === name)?.childForFieldName('value') ?? undefined;
+        if (q === 'builtins.getattr') {
+          const name = constantString(args[1]);
+          const base = args[0] && name && /^[A-Za-z_]\w*$/.test(name) && this.followed(name) ? this.resolveValue(args[0], depth + 1) : null;
+          return base ? canonical(`${base}.${name}`) : null;
+        }
+        if (q === 'importlib.import_module') {
+          const mod = constantString(args[0] ?? kw('name'));
+          return mod && /^[A-Za-z_][\w.]*$/.test(mod) && this.followed(mod.split('.')[0]) ? canonical(mod) : null;
+        }
+        if (q === 'builtins.__import__' || q === 'importlib.__import__') {
+          const mod = constantString(args[0] ?? kw('name'));
+          if (!mod || !/^[A-Za-z_][\w.]*$/.test(mod) || !this.followed(mod.split('.')[0])) return null;
+          const fromlist = args[3] ?? kw('fromlist');
+          const nonEmpty = fromlist && !['none', 'list', 'tuple'].includes(fromlist.type) ? true
+            : !!fromlist && fromlist.type !== 'none' && fromlist.namedChildren.some((c) => c && c.type !== 'comment');
+          return canonical(nonEmpty ? mod : mod.split('.')[0]);
+        }
+        return null;
+      }
+      case 'subscript': {
+        const value = node.childForFieldName('value');
+        const key = constantString(node.childForFieldName('subscript') ?? undefined);
+        if (!value || !key || !/^[A-Za-z_][\w.]*$/.test(key) || !this.followed(key.split('.')[0])) return null;
+        if (value.type === 'attribute' && value.childForFieldName('attribute')?.text === '__dict__') {
+          const obj = value.childForFieldName('object');
+          const base = obj && /^[A-Za-z_]\w*$/.test(key) ? this.resolveValue(obj, depth + 1) : null;
+          return base ? canonical(`${base}.${key}`) : null;
+        }
+        if (value.type === 'call') {
+          const fn = value.childForFieldName('function');
+          const fq = fn?.type === 'identifier' ? this.resolveValue(fn, depth + 1) : null;
+          const inner = value.childForFieldName('arguments')?.namedChildren.filter((c) => c && c.type !== 'comment') ?? [];
+          if (fq === 'builtins.vars' && inner[0]) {
+            const base = this.resolveValue(inner[0], depth + 1);
+            return base ? canonical(`${base}.${key}`) : null;
+          }
+          if ((fq === 'builtins.globals' || fq === 'builtins.locals') && inner.length === 0 && /^[A-Za-z_]\w*$/.test(key)) {
+            const t = this.lookup(key, node);
+            return t === undefined ? WELL_KNOWN_MODULES[key] ?? null : t === null ? null : canonical(t);
+          }
+          return null;
+        }
+        return this.resolveValue(value, depth + 1) === 'sys.modules' ? canonical(key) : null;
+      }
+      default:
+        return null;
+    }
+  }
+
   /** Every name an import statement binds (`import torch`, `from x import y as z`). */
   importBoundNames(): string[] { return [...this.imports.keys()]; }
   hasStarImports(): boolean { return this.stars.length > 0; }
   /** Names star imports can bring in (the ones the rules know). */
   starNames(): string[] { return this.stars.flatMap((st) => STAR_EXPORTS[st.module] ?? []); }
 
-  /** Top-level module names of every import (and star import) in the program. */
+  /** Top-level module names of every import (and star import) in the program (a new set each call). */
   importRoots(): Set<string> {
+    if (this.roots) return new Set(this.roots);
     const out = new Set<string>();
-    for (const list of this.imports.values()) for (const b of list) if (b.target) out.add(b.target.split('.')[0]);
+    for (const list of this.imports.values()) {
+      for (const b of list) if (b.target) { out.add(b.target.split('.')[0]); out.add(canonical(b.target).split('.')[0]); }
+    }
     for (const st of this.stars) out.add(st.module.split('.')[0]);
-    return out;
+    this.roots = out;
+    return new Set(out);
   }
 
   /** Like resolveChain but from import bindings only, ignoring scopes and shadowing: a fast pre-check. */
   resolveByImports(chain: string[]): string | null {
     const list = this.imports.get(chain[0]);
     let head = list?.find((b) => b.target)?.target;
+    if (!head && !list && chain.length > 1) head = WELL_KNOWN_MODULES[chain[0]];
     if (!head && chain.length === 1) {
       const star = this.stars.find((st) => STAR_EXPORTS[st.module]?.includes(chain[0]));
       if (star) head = `${star.module}.${chain[0]}`;
@@ -237,7 +367,8 @@ export class NameResolver {
 
   /** Canonical qualified name of a dotted chain such as ['t', 'load'], or null if it is not an import. */
   resolveChain(chain: string[], use: Node): string | null {
-    const head = this.lookup(chain[0], use);
+    const found = this.lookup(chain[0], use);
+    const head = found === undefined ? WELL_KNOWN_MODULES[chain[0]] : found;
     if (!head) return null;
     return canonical([head, ...chain.slice(1)].join('.'));
   }
@@ -283,6 +414,24 @@ function within(node: Node, outer: Node): boolean {
 
 function scopeId(node: Node): number {
   return enclosingScope(node)?.id ?? 0;
+}
+
+/** Literal value of a string node (implicit concatenation of plain literals included), if constant. */
+export function constantString(n: Node | undefined | null): string | undefined {
+  if (!n) return undefined;
+  if (n.type === 'concatenated_string') {
+    let out = '';
+    for (const c of n.namedChildren) {
+      if (!c || c.type === 'comment') continue;
+      const v = constantString(c);
+      if (v === undefined) return undefined;
+      out += v;
+    }
+    return out;
+  }
+  if (n.type !== 'string') return undefined;
+  if (n.namedChildren.some((c) => c?.type === 'interpolation')) return undefined;
+  return n.namedChildren.filter((c) => c?.type === 'string_content').map((c) => c!.text).join('');
 }
 
 /** ['a', 'b', 'c'] for `a.b.c`; null for anything that is not a plain name or attribute chain. */

@@ -20,9 +20,10 @@ function rule(id: string, name: string, severity: CodeSeverity, short: string, f
 export const CODE_RULES: readonly CodeRule[] = [
   rule('SW101', 'torch-load-unsafe', 'caution',
     'torch.load without weights_only=True unpickles arbitrary objects.',
-    'torch.load(..., weights_only=False) (and, before torch 2.6, a call without weights_only) runs the full pickle ' +
-    'machinery: a crafted checkpoint executes code when loaded. Pass weights_only=True so only tensors and plain ' +
-    'containers are accepted, or load .safetensors files instead.'),
+    'torch.load(..., weights_only=False), a call with a pickle_module= (torch never defaults to weights_only then, ' +
+    'on any version) and, before torch 2.6, a call without weights_only run the full pickle machinery: a crafted ' +
+    'checkpoint executes code when loaded. Pass weights_only=True so only tensors and plain containers are ' +
+    'accepted, or load .safetensors files instead.'),
   rule('SW102', 'pickle-load', 'dangerous',
     'pickle / _pickle / cPickle load, loads and Unpickler execute code chosen by whoever wrote the data.',
     'Unpickling calls any importable function named in the stream. Only unpickle data you produced and protect ' +
@@ -82,25 +83,55 @@ export const CODE_RULES: readonly CodeRule[] = [
     'from_pretrained, hf_hub_download, snapshot_download and load_dataset fetch whatever the repository holds ' +
     'today; its owner (or whoever takes over the account) can replace weights or remote code later. Pin ' +
     'revision="<40-character commit hash>" (a branch or tag name can move too).'),
+  rule('SW118', 'msgpack-numpy-pickle', 'dangerous',
+    'msgpack-numpy decodes object arrays with pickle.loads: a crafted message runs code.',
+    'msgpack_numpy.decode (as object_hook=, through msgpack_numpy.unpackb/loads/Unpacker, or after ' +
+    'msgpack_numpy.patch()) unpickles the payload of object-dtype arrays. Exchange numeric arrays only, or ' +
+    'pass allow_pickle=False where the installed msgpack-numpy supports it.'),
+  rule('SW119', 'multiprocessing-pickle-ipc', 'caution',
+    'multiprocessing connections and managers exchange pickles: the other end can run code here.',
+    'Connection.recv() (from Pipe(), Listener().accept() or Client()) and managers at a network address ' +
+    'unpickle what they receive. An authkey only helps if it stays secret; use recv_bytes() with a data-only format ' +
+    'for anything that crosses a trust boundary.'),
+  rule('SW121', 'torch-jit-load', 'caution',
+    'torch.jit.load runs the TorchScript code stored in the archive.',
+    'A TorchScript archive carries compiled code and constants that run when the module is loaded and called. ' +
+    'Load only archives you built; ship weights as .safetensors.'),
+  rule('SW122', 'keras-legacy-h5', 'caution',
+    'Keras load_model of a legacy .h5/.hdf5 file: safe_mode does not apply, Lambda layers run their code.',
+    'The HDF5 format predates safe_mode: a Lambda layer in the file is deserialised and runs even with ' +
+    'safe_mode=True (CVE-2025-9905, Keras < 3.11.3 silently). Convert the model to the .keras format.'),
+  rule('SW123', 'unsafe-load-fallback', 'dangerous',
+    'A safe load (weights_only=True, numpy without pickles, a safe YAML loader) falls back to an unsafe load in its except handler.',
+    'An attacker makes the safe load fail on purpose (any class outside the allowlist does) and the except ' +
+    'handler then loads the same file with full unpickling. Remove the fallback: convert the file, or allowlist the ' +
+    'classes it needs with torch.serialization.add_safe_globals.'),
+  rule('SW124', 'torch-dangerous-safe-globals', 'dangerous',
+    'torch.serialization.add_safe_globals / safe_globals given a callable that runs code or touches the system.',
+    'The weights_only unpickler calls what its allowlist contains. Allowlisting os.system, eval, exec, ' +
+    'subprocess.*, builtins.getattr, a nested loader, etc. turns weights_only=True back into arbitrary code execution.'),
   rule('SW120', 'torch-save-pickle', 'info',
     'torch.save writes a pickle: whoever loads the file must trust it. Prefer safetensors for weights.',
     'safetensors.torch.save_file stores tensors without code and loads faster (zero-copy). For a state_dict the ' +
     'conversion is a one-line change.'),
   rule('SW201', 'torch-vulnerable-pin', 'dangerous',
-    'The torch version pinned here has torch.load(weights_only=True) bypasses (CVE-2025-32434): upgrade to >= 2.6.0.',
-    'Before 2.6.0, weights_only=True could still be bypassed to run code (CVE-2025-32434). A pin that excludes the ' +
-    'fixed release undoes the weights_only fixes in the code.'),
+    'The torch version pinned here has torch.load(weights_only=True) bypasses (CVE-2025-32434, CVE-2026-24747): upgrade to >= 2.10.0.',
+    'Before 2.6.0, weights_only=True could still be bypassed to run code (CVE-2025-32434); before 2.10.0 its ' +
+    'unpickler could corrupt memory (SETITEM/SETITEMS on non-dicts, CVE-2026-24747). A pin that excludes the fixed ' +
+    'release undoes the weights_only fixes in the code.'),
   rule('SW202', 'pyyaml-vulnerable-pin', 'dangerous',
     'The PyYAML version pinned here has code-execution bugs in its loaders: upgrade to >= 5.4.',
     'PyYAML < 5.4 FullLoader can run code (CVE-2020-14343, CVE-2020-1747); < 5.1 yaml.load is unsafe by default ' +
     '(CVE-2017-18342).'),
   rule('SW203', 'keras-vulnerable-pin', 'dangerous',
-    'The Keras version pinned here has safe_mode bypasses: upgrade to >= 3.11.0.',
-    'Keras 3.0-3.8 (CVE-2025-1550) and up to 3.10 (CVE-2025-8747) can run code from a .keras file even with ' +
-    'safe_mode=True.'),
+    'The Keras version pinned here has safe_mode bypasses: upgrade to >= 3.11.3.',
+    'Keras 3.0-3.8 (CVE-2025-1550), before 3.11 (CVE-2025-8747, CVE-2025-9906), before 3.11.3 (.h5 files ignore ' +
+    'safe_mode, CVE-2025-9905) and 3.11.0-3.11.2 (TorchModuleWrapper, CVE-2025-49655) can run code from a model file ' +
+    'even with safe_mode=True.'),
   rule('SW204', 'ml-vulnerable-pin', 'caution',
-    'The version pinned here has a known deserialisation/code-execution advisory.',
-    'See the message for the advisory id and the first fixed version (offline table: numpy, joblib, transformers, torch).'),
+    'The version pinned here has a known deserialisation, code-execution or path-traversal advisory.',
+    'See the message for the advisory id and the first fixed version (offline table: numpy, joblib, transformers, ' +
+    'torch, onnx external-data path traversal).'),
 ];
 
 export const CODE_RULE_BY_ID: ReadonlyMap<string, CodeRule> = new Map(CODE_RULES.map((r) => [r.id, r]));

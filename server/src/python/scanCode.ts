@@ -1,10 +1,12 @@
-// Scans code files on disk for the CLI and the workspace scan: .py, .ipynb, requirements*.txt, pyproject.toml.
+// Scans code files on disk for the CLI and the workspace scan: .py, .ipynb, and the dependency files
+// (requirements*.txt, pyproject.toml, Pipfile, Pipfile.lock, poetry.lock, uv.lock, pylock.toml, environment.yml,
+// setup.cfg; setup.py also gets its install_requires pins).
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { CodeFinding, CodeReport } from '../models/types';
 import { levelFor, type LoadedConfig } from '../config';
 import { analyzePython, type CodeIssue } from './analyze';
-import { checkPyproject, checkRequirementsTxt, type PinIssue } from './deps';
+import { checkDependencyFile, checkSetupPy, type PinIssue } from './deps';
 import { buildProgram, cellAt, parseIpynb } from './notebook';
 import { getParser, parseSync } from './parser';
 import { mayHaveFindings } from './prefilter';
@@ -16,8 +18,10 @@ export function codeFormat(name: string): CodeReport['format'] | undefined {
   const base = basename(name).toLowerCase();
   if (base.endsWith('.py') || base.endsWith('.pyw')) return 'python';
   if (base.endsWith('.ipynb')) return 'notebook';
-  if (base === 'pyproject.toml') return 'pyproject';
+  // TOML dependency files are read like pyproject.toml, the line-oriented ones like requirements (deps.ts)
+  if (base === 'pyproject.toml' || base === 'poetry.lock' || base === 'uv.lock' || base === 'pipfile' || /^pylock(?:\.[^.]+)?\.toml$/.test(base)) return 'pyproject';
   if (/^requirements.*\.(txt|in)$/.test(base) || /^constraints.*\.txt$/.test(base)) return 'requirements';
+  if (base === 'pipfile.lock' || base === 'setup.cfg' || /^(?:.*[-_.])?environment(?:[-_.].*)?\.ya?ml$/.test(base)) return 'requirements';
   return undefined;
 }
 
@@ -55,15 +59,17 @@ function configured<T extends { rule: string; severity: CodeIssue['severity'] }>
   return out;
 }
 
+const pinFinding = (p: PinIssue): CodeFinding => ({
+  rule: p.rule, severity: p.severity, message: p.message,
+  line: p.line + 1, column: p.column + 1, endLine: p.line + 1, endColumn: p.endColumn + 1,
+});
+
 export async function scanCodeText(path: string, text: string, config?: LoadedConfig): Promise<CodeReport> {
   const format = codeFormat(path) ?? 'python';
   let findings: CodeFinding[] = [];
   if (format === 'requirements' || format === 'pyproject') {
-    const pins: PinIssue[] = format === 'requirements' ? checkRequirementsTxt(text) : checkPyproject(text);
-    findings = configured(pins, config).map((p) => ({
-      rule: p.rule, severity: p.severity, message: p.message,
-      line: p.line + 1, column: p.column + 1, endLine: p.line + 1, endColumn: p.endColumn + 1,
-    }));
+    const pins: PinIssue[] = checkDependencyFile(path, text);
+    findings = configured(pins, config).map(pinFinding);
   } else if (format === 'notebook') {
     const program = buildProgram(parseIpynb(text));
     if (mayHaveFindings(program.text)) {
@@ -82,18 +88,23 @@ export async function scanCodeText(path: string, text: string, config?: LoadedCo
         tree.delete();
       }
     }
-  } else if (mayHaveFindings(text)) {
-    const tree = parseSync(await getParser(), text);
-    try {
-      const lines = new LineIndex(text);
-      findings = configured(analyzePython(tree, text, { honorNosec: config?.honorNosec }), config).map((i) => {
-        const s = lines.position(i.start);
-        const e = lines.position(i.end);
-        return { rule: i.rule, severity: i.severity, message: i.message,
-          line: s.line + 1, column: s.character + 1, endLine: e.line + 1, endColumn: e.character + 1 };
-      });
-    } finally {
-      tree.delete();
+  } else {
+    // setup.py: its install_requires pins besides the code rules
+    const setup = basename(path).toLowerCase() === 'setup.py' && /\b(?:install|setup|tests)_requires?\b|\bextras_require\b/.test(text);
+    if (setup || mayHaveFindings(text)) {
+      const tree = parseSync(await getParser(), text);
+      try {
+        const lines = new LineIndex(text);
+        findings = configured(analyzePython(tree, text, { honorNosec: config?.honorNosec }), config).map((i) => {
+          const s = lines.position(i.start);
+          const e = lines.position(i.end);
+          return { rule: i.rule, severity: i.severity, message: i.message,
+            line: s.line + 1, column: s.character + 1, endLine: e.line + 1, endColumn: e.character + 1 };
+        });
+        if (setup) findings = [...findings, ...configured(checkSetupPy(tree, text), config).map(pinFinding)].sort((a, b) => a.line - b.line || a.column - b.column);
+      } finally {
+        tree.delete();
+      }
     }
   }
   return { path, kind: 'code', format, verdict: verdictOf(findings), findings };

@@ -5,6 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { scanCodeText } from '../../../server/src/python/scanCode';
 import { mayHaveFindings } from '../../../server/src/python/prefilter';
+import { CODE_RULES } from '../../../server/src/python/rules';
 
 export const FIXTURES = join(__dirname, '..', '..', '..', '..', 'test', 'fixtures', 'python');
 
@@ -22,6 +23,7 @@ function expected(text: string): string[] {
 const VERDICTS: Record<string, 'safe' | 'caution' | 'dangerous'> = {
   'hf_downloads.py': 'caution', 'pickle_family.py': 'dangerous', 'requirements-pins.txt': 'dangerous',
   'resolution.py': 'dangerous', 'torch_load.py': 'dangerous', 'yaml_and_more.py': 'dangerous',
+  'dynamic_and_values.py': 'dangerous', 'snippet_no_imports.py': 'dangerous', 'new_sinks.py': 'dangerous',
 };
 
 describe('code rules on annotated fixtures', () => {
@@ -68,5 +70,17 @@ describe('code rules on annotated fixtures', () => {
     const cfg = { rules: { SW102: 'off' as const, SW101: 'dangerous' as const }, exclude: [], honorNosec: false, workspaceScan: true, enable: true, allowGlobals: [] };
     const r = await scanCodeText('x.py', src, cfg);
     assert.deepEqual(r.findings.map((f) => [f.rule, f.severity]), [['SW101', 'dangerous']]);
+  });
+
+  it('README documents every rule (anchor, id, name) and no rule that does not exist', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('<!-- code-rules:start -->'), readme.indexOf('<!-- code-rules:end -->'));
+    const rows = [...section.matchAll(/^\| <a id="(sw\d{3})"><\/a>(SW\d{3}) \| ([\w-]+) \|/gm)].map((m) => [m[1], m[2], m[3]]);
+    assert.deepEqual(rows.map((r) => r[1]).sort(), CODE_RULES.map((r) => r.id).sort());
+    for (const [anchor, id, name] of rows) {
+      const rule = CODE_RULES.find((r) => r.id === id)!;
+      assert.equal(anchor, rule.helpAnchor);
+      assert.equal(name, rule.name, id);
+    }
   });
 });

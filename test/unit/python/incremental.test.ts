@@ -129,3 +129,48 @@ describe('incremental analysis on a big file: commenting lines in and out', func
     assert.ok(reused >= 50, `only ${reused} of 60 edits reused the other findings`);
   });
 });
+
+describe('incremental analysis: edits that change findings in other statements', function () {
+  this.timeout(60_000);
+  // Each edit changes a binding that a finding elsewhere depends on; the findings after it must equal a fresh
+  // analysis (the incremental path must see the dependency, or fall back to the whole program).
+  // (unrelated statements between the parts keep each edit's re-analysed region small)
+  const filler = (k: number): string[] => [`def helper_${k}(x):`, '    total = 0', '    for v in x:', '        total += v', '    return total', ''];
+  const parts = [
+    ['import pickle, torch, keras', 'import numpy as np', 'from multiprocessing.connection import Listener, Client', ''],
+    ['h5_path = "legacy.h5"'], ['UNSAFE = [getattr]'], ['client = Client(("h", 1), authkey=b"k")'],
+    ['class Restricted(pickle.Unpickler):', '    def find_class(self, m, n):', '        raise ValueError(n)'],
+    ['loader = pickle.loads'], ['arr = pd.read_pickle(p)'],
+    ['m = keras.models.load_model(h5_path)'], ['torch.serialization.add_safe_globals(UNSAFE)'], ['reply = client.recv()'],
+    ['r = Restricted(fh).load()'], ['obj = loader(b)'], ['marker = 0'],
+  ];
+  const base = parts.flatMap((p, k) => [...p, '', ...filler(k)]).join('\n');
+  const edits: [string, string, string][] = [
+    ['the path constant', 'h5_path = "legacy.h5"', 'h5_path = "model.keras"'],
+    ['the allowlist list', 'UNSAFE = [getattr]', 'UNSAFE = [Config]'],
+    ['the connection', 'client = Client(("h", 1), authkey=b"k")', 'client = make()'],
+    ['the restricting method', '    def find_class(self, m, n):\n        raise ValueError(n)', '    pass'],
+    ['an unbound well-known name', 'marker = 0', 'marker = 0\npd = None'],
+    ['an alias', 'loader = pickle.loads', 'loader = len'],
+  ];
+  for (const [what, from, to] of edits) {
+    it(`editing ${what}`, async () => {
+      const parser = await getParser();
+      const tree = parseSync(parser, base);
+      const issues = analyzePython(tree, base, {});
+      const start = base.indexOf(from);
+      assert.ok(start >= 0, from);
+      const next = base.slice(0, start) + to + base.slice(start + from.length);
+      editTreeAt(tree, start, start + from.length, to, posAt(base, start), posAt(base, start + from.length));
+      const nextTree = parseSync(parser, next, tree);
+      const full = analyzePython(nextTree, next, {});
+      // the edit must matter somewhere outside its own statement, or this case tests nothing
+      const outside = (list: CodeIssue[], t: string) => list.filter((i) => !t.slice(i.start, i.end).includes(to.split('\n').pop()!.trim())).map((i) => i.rule);
+      assert.notDeepEqual(outside(full, next), outside(issues, base), `${what}: the edit changes no other finding`);
+      const inc = analyzePythonAfterEdit({ text: base, issues }, tree, nextTree, next, { start, oldEnd: start + from.length, newEnd: start + to.length },
+        nextTree.getChangedRanges(tree), {}, (at, rule) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule));
+      if (inc) assert.deepEqual(normal(inc), normal(full), what);
+      tree.delete(); nextTree.delete();
+    });
+  }
+});
