@@ -12,10 +12,12 @@ import type { DiscoveredFile } from '../models/discovery';
 import type { FileReport, ModelReport } from '../models/types';
 import type { LoadedConfig } from '../config';
 
-/** Below this many files the main thread scans alone. Measured (scripts/bench/dir.mjs, 2 cores): a worker is
- *  ready after ~60-90 ms, by when the main thread has already scanned a handful of small files; from ~8 files the
- *  second core wins more than the thread costs. */
-export const PARALLEL_MIN_FILES = 8;
+/** Below this many files the main thread scans alone. A worker posts its first report 160-230 ms after it is
+ *  started (bundle compile, then its own JIT warm-up: every thread pays the first-scan cost again), while the
+ *  main thread scans a small file in 0.5-3 ms. Measured on the 2-core machine while other jobs kept it busy
+ *  (load 5-6), medians of 5: 64 small files 388 ms on one thread / 563 ms on two, 128: 479 / 524 ms,
+ *  256: 0.48-0.66 / 0.66-0.77 s; the 1,066 files of scripts/bench/dir.mjs (2.3-5 s) break even or gain. */
+export const PARALLEL_MIN_FILES = 256;
 
 export interface ScanJob { files: DiscoveredFile[]; cfg: LoadedConfig; sha256: boolean }
 /** One file's outcome: its report, or the message of the error that stopped its scan. */
@@ -28,8 +30,10 @@ export async function scanOne(file: DiscoveredFile, cfg: LoadedConfig, sha256: b
   return scanModelFile(file.path, { sha256, allowGlobals: cfg.allowGlobals });
 }
 
-/** What a worker posts back: the fields the CLI's outputs (text, JSON, SARIF) read. The tensor rows and the
- *  pickle runs stay behind: the rows are a getter that would build 50,000 objects just to be cloned. */
+/** What the CLI keeps of a report (and a worker posts back): the fields its outputs (text, JSON, SARIF) read.
+ *  The tensor rows and the pickle runs stay behind: the rows are a getter that would build 50,000 objects just
+ *  to be cloned, and its tensor tables would stay alive until the output is written (measured on the 1,066
+ *  files of scripts/bench/dir.mjs: peak RSS 198 MB keeping whole reports, 177 MB keeping these). */
 export function portableReport(r: FileReport): FileReport {
   if (r.kind !== 'model') return r;
   const m = r as ModelReport;
@@ -69,7 +73,7 @@ export async function scanAll(job: ScanJob, onDone: (i: number, o: ScanOutcome) 
   };
   const scanHere = async (i: number): Promise<void> => {
     const f = job.files[i];
-    try { finish(i, { report: await scanOne(f, job.cfg, job.sha256) }); } catch (e) { finish(i, { error: (e as Error).message }); }
+    try { finish(i, { report: portableReport(await scanOne(f, job.cfg, job.sha256)) }); } catch (e) { finish(i, { error: (e as Error).message }); }
   };
   const threads = threadCount(n, jobs);
   // next to this module: dist/scan-worker.js in the bundle, scanWorker.js in the compiled tree
@@ -105,7 +109,7 @@ export async function scanAll(job: ScanJob, onDone: (i: number, o: ScanOutcome) 
   // the main thread takes files from the same queue
   for (let i = Atomics.add(next, 0, 1); i < n; i = Atomics.add(next, 0, 1)) {
     const f = job.files[i];
-    try { report(i, { report: await scanOne(f, job.cfg, job.sha256) }); } catch (e) { report(i, { error: (e as Error).message }); }
+    try { report(i, { report: portableReport(await scanOne(f, job.cfg, job.sha256)) }); } catch (e) { report(i, { error: (e as Error).message }); }
   }
   await Promise.race([reported, Promise.all(exited)]);
   for (const w of started) void w.terminate();
