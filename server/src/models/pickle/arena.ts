@@ -156,9 +156,13 @@ export class ValueArena {
   /** Doubles; a stream of known size that outgrows the first estimate (about one value per 12 bytes, as real
    *  checkpoints) is dense, likely crafted: it jumps towards its bound instead, so fewer outgrown generations
    *  are left to the collector. */
+  /** For a stream of unknown length: how many values the bytes already buffered could still make (a small
+   *  compressed file arrives whole), a hint for growing (more bytes may follow). */
+  sizeHint?: () => number;
   private grow(): void {
     const cap = this.kind.length;
-    this.alloc(Number.isFinite(this.bound) ? Math.max(cap * 2, Math.min(cap * 16, this.bound)) : cap * 2, 0);
+    const want = Number.isFinite(this.bound) ? this.bound : this.sizeHint ? this.sizeHint() : 0;
+    this.alloc(Math.max(cap * 2, Math.min(cap * 16, want)), 0);
   }
 
   /** Hands the arrays back to the scratch pool. Only for arenas nothing will read again (a scan that

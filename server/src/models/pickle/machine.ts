@@ -154,6 +154,7 @@ class PickleMachine {
     this.run = new Run(c.abs, c.remaining());
     this.ar = this.run.arena;
     if (Number.isFinite(c.remaining())) this.ar.bound = this.ar.n + c.remaining() + 1;
+    else this.ar.sizeHint = () => this.ar.n + this.c.buf.length - this.c.pos;
     // sized once from what the stream can hold (torch writes about one memo entry per 13 bytes), in pooled memory
     const rem = c.remaining();
     const memoCap = Number.isFinite(rem) ? Math.min(Math.max(rem / 8, 1 << 14), DENSE) | 0 : 1 << 14;
