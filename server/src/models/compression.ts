@@ -4,6 +4,7 @@
 import * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ByteSource, startsWith } from './source';
@@ -51,6 +52,46 @@ function inflateSmall(kind: 'gzip' | 'zlib' | 'joblib-zfile', src: ByteSource, f
   } catch { return undefined; }
 }
 
+let lzmaThread: Worker | undefined;
+let lzmaThreadFailed = false;
+let lzmaId = 0;
+
+/** An LZMA "alone" stream decoded on the lzma worker thread (lzmaWorker.ts): the decoded bytes, or undefined
+ *  when no thread can run (then the caller decodes in a child process, as before). The thread's heap is
+ *  limited as the child process's is; a decode that runs out of memory or past the timeout ends the thread
+ *  (the next file starts a new one) and fails closed like a corrupt stream. */
+async function lzmaInThread(input: Uint8Array, cap: number): Promise<Uint8Array | undefined> {
+  if (lzmaThreadFailed) return undefined;
+  if (!lzmaThread) {
+    const script = [path.join(__dirname, 'lzma-worker.js'), path.join(__dirname, 'lzmaWorker.js')].find((f) => fs.existsSync(f));
+    if (!script) { lzmaThreadFailed = true; return undefined; }
+    try { lzmaThread = new Worker(script, { resourceLimits: { maxOldGenerationSizeMb: 768 } }); } catch { lzmaThreadFailed = true; return undefined; }
+    lzmaThread.on('error', () => undefined);
+  }
+  const w = lzmaThread;
+  const id = ++lzmaId;
+  w.ref();
+  try {
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      const done = (): void => { clearTimeout(timer); w.off('message', onMessage); w.off('exit', onExit); };
+      const onMessage = (m: { id: number; out?: Uint8Array; tooBig?: boolean; error?: string }): void => {
+        if (m.id !== id) return;
+        done();
+        if (m.out) resolve(m.out);
+        else if (m.tooBig) reject(new DecompressionLimit(`lzma stream expands beyond ${cap} bytes`));
+        else reject(new Error(`lzma stream is corrupt: ${(m.error ?? '').slice(0, 200)}`));
+      };
+      const onExit = (): void => { done(); if (lzmaThread === w) lzmaThread = undefined; reject(new Error('lzma stream is corrupt: the decoder ran out of memory')); };
+      // LZMA-JS can spin on truncated input: the same time budget as the child process, then fail closed
+      const timer = setTimeout(() => { done(); if (lzmaThread === w) lzmaThread = undefined; void w.terminate(); reject(new Error('lzma stream is corrupt: decoding timed out')); },
+        1000 + Math.ceil(input.length / 1e6) * 2000);
+      w.on('message', onMessage);
+      w.on('exit', onExit);
+      w.postMessage({ id, input, cap });
+    });
+  } finally { if (lzmaThread === w) w.unref(); }
+}
+
 /** Decompressed bytes of the stream starting at `start`, in chunks; throws DecompressionLimit past `limit`. */
 export async function* decompressedChunks(kind: Compression, src: ByteSource, start: number, limit: number): AsyncGenerator<Uint8Array> {
   let produced = 0;
@@ -70,6 +111,8 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     if (src.size - start > 256 << 20) throw new DecompressionLimit('lzma stream too large to decode in memory');
     const worker = [path.join(__dirname, 'lzma-worker.js'), path.join(__dirname, 'lzmaWorker.js')].find((f) => fs.existsSync(f));
     if (!worker) throw new Error('lzma decoder is missing from this build');
+    const threaded = await lzmaInThread(src.read(start, src.size - start), cap);
+    if (threaded) { yield* guard(threaded); return; }
     const res = spawnSync(process.execPath, ['--max-old-space-size=768', worker], {
       input: src.read(start, src.size - start), maxBuffer: cap,
       // LZMA-JS can spin on truncated input: give it time in proportion to the input, then fail closed
