@@ -7,6 +7,7 @@ import { OP, OP_NAME, WEIGHTS_ONLY_OPCODES, Hot } from './opcodes';
 import { mapPy2Global } from './compat';
 import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena, X_DICT, X_LIST, X_SET, X_STATES } from './arena';
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
+import { decodeBytes, encodeInto } from '../strTable';
 import {
   PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyNdArray, PyOpaque, PyPersId, PyTuple,
   PyValue, asInt, asIntTuple, asText, CallKind,
@@ -111,9 +112,7 @@ const TWO53 = 2 ** 53;
 const WO_OK = (() => { const t = new Uint8Array(256); for (const op of WEIGHTS_ONLY_OPCODES) t[op] = 1; return t; })();
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 // pieces of a disassembly line, made once (a line per opcode: 200,000 of them)
-const PAD = Array.from({ length: 10 }, (_, n) => ' '.repeat(n));
-const INDENT = Array.from({ length: 21 }, (_, n) => ': ' + '  '.repeat(n));
-const OP_PADDED = Array.from({ length: 256 }, (_, op) => `${(OP_NAME[op] ?? '').padEnd(16)} `);
+const OP_PADDED = Array.from({ length: 256 }, (_, op) => Buffer.from(`${(OP_NAME[op] ?? '').padEnd(16)} `, 'latin1'));
 
 /** One pickle stream under simulation. State lives in fields and the helpers are methods, so V8 sees the
  *  same functions for every stream (closures created per stream were re-optimised each time). */
@@ -124,8 +123,11 @@ class PickleMachine {
   readonly run: Run;
   readonly ar: ValueArena;
   readonly disasm: string[] | undefined;
-  /** Lines not yet joined into a chunk of `disasm`, and how many lines were written. */
-  private readonly disPending: string[] = [];
+  /** Lines not yet made a chunk of `disasm`, as UTF-8 bytes (no string per line: each cost ~180 bytes and
+   *  as much garbage), how many of them, and how many lines were written in all. */
+  private disBytes = new Uint8Array(0);
+  private disLen = 0;
+  private disPending = 0;
   private disLines = 0;
   readonly maxDis: number;
   readonly stack = new IntStack();
@@ -231,15 +233,26 @@ class PickleMachine {
     if (this.disLines >= this.maxDis || (budget && budget.left <= 0)) { this.run.disasmTruncated = true; return; }
     if (budget) budget.left--;
     this.disLines++;
+    // `${offset.padStart(9)}: ${'  '.repeat(min(marks, 20))}${name.padEnd(16)} ${arg}`, written as bytes
+    const indent = Math.min(this.marks.length, 20);
+    let b = this.disBytes, p = this.disLen;
+    const need = p + 32 + 2 * indent + 17 + arg.length * 3;
+    if (need > b.length) { const g = new Uint8Array(Math.max(need, 2 * b.length, 1 << 16)); g.set(b.subarray(0, p)); b = this.disBytes = g; }
+    if (this.disPending) b[p++] = 0x0a;
     const at = String(this.opStart);
-    this.disPending.push((at.length < 9 ? PAD[9 - at.length] + at : at) + INDENT[Math.min(this.marks.length, 20)] + OP_PADDED[this.op] + arg);
-    if (this.disPending.length === 1024) this.flushDis();
+    for (let k = at.length; k < 9; k++) b[p++] = 0x20;
+    for (let k = 0; k < at.length; k++) b[p++] = at.charCodeAt(k);
+    b[p++] = 0x3a; b[p++] = 0x20;
+    for (let k = 0; k < 2 * indent; k++) b[p++] = 0x20;
+    b.set(OP_PADDED[this.op], p); p += 17;
+    this.disLen = encodeInto(arg, b, p);
+    if (++this.disPending === 1024) this.flushDis();
   }
 
-  /** Joins the pending disassembly lines into one chunk (flat, ~40 bytes a line). */
+  /** Makes the pending disassembly lines one chunk of `disasm` (one flat string, ~40 bytes a line). */
   flushDis() {
     if (!this.disasm) return;
-    if (this.disPending.length) { this.disasm.push(this.disPending.join('\n')); this.disPending.length = 0; }
+    if (this.disPending) { this.disasm.push(decodeBytes(this.disBytes, 0, this.disLen)); this.disLen = 0; this.disPending = 0; }
     const run: PickleRun = this.run;
     run.disasmLines = this.disLines;
   }
