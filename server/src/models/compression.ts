@@ -55,6 +55,7 @@ function inflateSmall(kind: 'gzip' | 'zlib' | 'joblib-zfile', src: ByteSource, f
 let lzmaThread: Worker | undefined;
 let lzmaThreadFailed = false;
 let lzmaId = 0;
+let lzmaIdle: NodeJS.Timeout | undefined;
 
 /** An LZMA "alone" stream decoded on the lzma worker thread (lzmaWorker.ts): the decoded bytes, or undefined
  *  when no thread can run (then the caller decodes in a child process, as before). The thread's heap is
@@ -69,6 +70,7 @@ async function lzmaInThread(input: Uint8Array, cap: number): Promise<Uint8Array 
     lzmaThread.on('error', () => undefined);
   }
   const w = lzmaThread;
+  clearTimeout(lzmaIdle);
   const id = ++lzmaId;
   w.ref();
   try {
@@ -89,7 +91,16 @@ async function lzmaInThread(input: Uint8Array, cap: number): Promise<Uint8Array 
       w.on('exit', onExit);
       w.postMessage({ id, input, cap });
     });
-  } finally { if (lzmaThread === w) w.unref(); }
+  } finally {
+    if (lzmaThread === w) {
+      w.unref();
+      // the files of one folder share the thread; a long-running language server does not keep an idle
+      // decoder's heap: the thread ends when no lzma stream followed within 250 ms
+      clearTimeout(lzmaIdle);
+      lzmaIdle = setTimeout(() => { if (lzmaThread === w) { lzmaThread = undefined; void w.terminate(); } }, 250);
+      lzmaIdle.unref();
+    }
+  }
 }
 
 /** Decompressed bytes of the stream starting at `start`, in chunks; throws DecompressionLimit past `limit`. */
