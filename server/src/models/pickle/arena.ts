@@ -279,7 +279,7 @@ export class ValueArena {
   seqStartOf(s: number): number { return this.a[s]; }
   seqItemOf(s: number, i: number): number { return this.sq[this.a[s] + i]; }
   /** A read view of sequence `s`. */
-  seqView(s: number): Ints { const at = this.a[s]; return { length: this.c[s], get: (i) => this.sq[at + i] }; }
+  seqView(s: number): Ints { return new SeqView(this.sq, this.a[s], this.c[s]); }
   private seqArray(s: number): number[] { const st = this.a[s]; return Array.from(this.sq.subarray(st, st + this.c[s])); }
 
   /** A LIST / DICT / SET value holding `items`. */
@@ -554,6 +554,12 @@ export class ValueArena {
       }
     }
   }
+}
+
+/** A read view of `length` handles of a pool at `at` (one class: the readers' get() calls stay monomorphic). */
+class SeqView implements Ints {
+  constructor(private readonly sq: Int32Array, private readonly at: number, readonly length: number) {}
+  get(i: number): number { return this.sq[this.at + i]; }
 }
 
 /** Room a sequence of `len` items has in the pool: 0, 2, then powers of two (derived, so no column keeps it). */

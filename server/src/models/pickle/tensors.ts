@@ -243,7 +243,8 @@ export interface TensorWalkResult {
 /** Tensors referenced by a bare persistent id (torch's legacy tar format: the id names a tensor record). */
 export type PersIdResolver = (pid: PyValue) => Omit<ExtractedTensor, 'name'> | undefined;
 
-// frames of the walk's explicit stack (5 ints each: type, source, count, next index, path length)
+// frames of the walk's explicit stack (5 ints each: type, source, count, next index, path length); the source
+// is where the items start (in the arena's sequence pool, its tuple items, or pairFrames)
 const F_LIST = 0, F_TUPLE = 1, F_ENTRIES = 2, F_STATE = 3, F_PAIRS = 4;
 /** Longest tensor name (bytes) the inventory lists; TOO_LONG: the path length of anything below a longer one. */
 const MAX_PATH = 64 << 10, TOO_LONG = MAX_PATH + 1;
@@ -323,7 +324,7 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
   const pushEntries = (s: number, len: number): void => {
     const n = ar.seqLenOf(s) >> 1;
     if (n === 0) return;
-    if (!r.hasDuplicateKeys(ar.seqView(s))) { push(F_ENTRIES, s, n, len); return; }
+    if (!r.hasDuplicateKeys(ar.seqView(s))) { push(F_ENTRIES, a[s], n, len); return; }
     const last = new Map<string, number>();
     for (let i = 0; i < n; i++) { const ks = r.key(ar.seqItemOf(s, 2 * i)); if (ks !== undefined) { last.delete(ks); last.set(ks, ar.seqItemOf(s, 2 * i + 1)); } }
     pairFrames.push([...last]);
@@ -340,11 +341,11 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
         if (kind[state] === K.DICT) dict = state;
         else if (kind[state] === K.TUPLE && c[state] > 0 && kind[items[a[state]]] === K.DICT) dict = items[a[state]];
         // each container once: objects sharing one state dict (a memo reference) do not walk it again
-        if (dict >= 0 && !visited[dict]) { visited[dict] = 1; push(F_STATE, dict, ar.seqLen(dict) >> 1, len); }
+        if (dict >= 0 && !visited[dict]) { visited[dict] = 1; push(F_STATE, a[dict], ar.seqLen(dict) >> 1, len); }
       }
     }
     const li = ar.extraSeq(h, X_LIST);
-    if (li >= 0) push(F_LIST, li, ar.seqLenOf(li), len);
+    if (li >= 0) push(F_LIST, a[li], ar.seqLenOf(li), len);
     const di = ar.extraSeq(h, X_DICT);
     if (di >= 0) pushEntries(di, len);
   };
@@ -371,36 +372,44 @@ export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolv
         if (visited[h]) return;
         visited[h] = 1;
         if (k === K.DICT) pushEntries(h, len);
-        else if (k === K.LIST) push(F_LIST, h, ar.seqLen(h), len);
+        else if (k === K.LIST) push(F_LIST, a[h], ar.seqLen(h), len);
         else push(F_TUPLE, a[h], c[h], len);
         return;
       default: return;   // scalars, globals, sets
     }
   };
+  const sq = ar.sq;   // the run is over: the pool does not move any more
   try {
     if (run.root !== undefined) visit(run.root, 0);
     while (fp > 0) {
       const f = fp - 5;
-      const type = fs[f], src = fs[f + 1], i = fs[f + 3], len = fs[f + 4];
+      const type = fs[f], src = fs[f + 1], count = fs[f + 2], len = fs[f + 4];
+      let i = fs[f + 3];
+      if (type === F_ENTRIES && len === 0) {
+        // a state dict's "name -> tensor" entries: rows named straight from the key's bytes, in a tight loop
+        const sub = ar.sub, sb = ar.sb, b = ar.b;
+        for (; i < count; i++) {
+          const kh = sq[src + 2 * i], vh = sq[src + 2 * i + 1];
+          if (kind[kh] !== K.STR || sub[kh] !== 0 || kind[vh] !== K.CALL || !r.tensorOf(vh)) break;
+          emit(sb, a[kh], b[kh], r.tObject);
+        }
+        if (i >= count) { fp = f; continue; }
+      }
       // the frame's last child: drop the frame first (a chain of one-child containers keeps the stack flat)
-      if (i + 1 >= fs[f + 2]) fp = f; else fs[f + 3] = i + 1;
+      if (i + 1 >= count) fp = f; else fs[f + 3] = i + 1;
       switch (type) {
-        case F_LIST: visit(ar.seqItemOf(src, i), joinIndex(len, i)); break;
+        case F_LIST: visit(sq[src + i], joinIndex(len, i)); break;
         case F_TUPLE: visit(items[src + i], joinIndex(len, i)); break;
         case F_ENTRIES: {
-          const kh = ar.seqItemOf(src, 2 * i), vh = ar.seqItemOf(src, 2 * i + 1);
-          // a top-level "name -> tensor" entry (a state dict): the row is named straight from the key's bytes
-          if (len === 0 && kind[kh] === K.STR && ar.sub[kh] === 0 && kind[vh] === K.CALL && r.tensorOf(vh)) {
-            emit(ar.sb, a[kh], ar.b[kh], r.tObject);
-            break;
-          }
+          // (at the top level, not a "name -> tensor" entry: the loop above stopped at it)
+          const kh = sq[src + 2 * i], vh = sq[src + 2 * i + 1];
           const n = joinKey(len, kh);
           if (n >= 0) visit(vh, n);
           break;
         }
         case F_PAIRS: { const [ks, vh] = pairFrames[src][i]; visit(vh, joinText(len, ks)); break; }
         case F_STATE: {
-          const ks = r.text(ar.seqItemOf(src, 2 * i)), val = ar.seqItemOf(src, 2 * i + 1);
+          const ks = r.text(sq[src + 2 * i]), val = sq[src + 2 * i + 1];
           if (ks === undefined) break;
           if (ks === '_parameters' || ks === '_buffers' || ks === '_modules') {
             const inner = kind[val] === K.DICT ? val : kind[val] === K.CALL ? ar.extraSeq(val, X_DICT) : -1;
