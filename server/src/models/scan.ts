@@ -7,7 +7,7 @@ import { ByteSource, BytesSource, FileSource, SliceSource, startsWith } from './
 import { Cursor, RandomAccessFiller, runSync, runWithChunks } from './pickle/cursor';
 import { runPickle, PickleRun, MachineOptions } from './pickle/machine';
 import { startsPickle, stopBeforeAnythingRuns, type UnpicklerStop } from './pickleStart';
-import { AllowList, NO_USER_ALLOW, analyzeCalls, judgeGlobal } from './policy';
+import { AllowList, NO_USER_ALLOW, analyzeCalls, judgeGlobal, type Judgement } from './policy';
 import { extractRunTensors, numel, STORAGE_DTYPES, numpyToTorchDtype, type StorageRef, type ExtractedTensor, StorageTable, TensorTable, type TensorWalkResult } from './pickle/tensors';
 import { decompileRun } from './pickle/decompile';
 import { readZipDirectory, ZipEntry, memberChunks, readMember, ZipDirectory, endRecords, locateMainPickle, EndRecord, ZIP_READERS, type ZipReader } from './zip';
@@ -216,6 +216,12 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
 
 const FINDINGS_SHOWN = 2000;
 const GLOBALS_SHOWN = 10_000;
+
+/** A finding past the report's row cap: it still decides the verdict. */
+function count(ctx: Ctx, severity: Severity): void {
+  if (severity !== 'info' && (!ctx.worst || RANK[severity] > RANK[ctx.worst])) ctx.worst = severity;
+  ctx.findingsOmitted++;
+}
 
 function add(ctx: Ctx, rule: string, message: string, extra: Partial<Finding> = {}): void {
   const r = MODEL_RULE_BY_ID.get(rule);
@@ -1092,24 +1098,33 @@ function finalize(ctx: Ctx): void {
     }
     const calls = analyzeCalls(run, allow);
     const where = (offset: number) => `at offset ${offset}${member ? ` in ${member}` : ''}`;
+    // a crafted stream may import the same name 350,000 times: judged once per spelling when it is not called
+    const judged = new Map<string, [Judgement, Judgement]>();
     for (let gi = 0; gi < run.globals.length; gi++) {
       const g = run.globals[gi];
       const use = calls.uses.get(gi);
-      const v = judgeGlobal(g.module, g.name, use, allow);
       const full = `${g.module}.${g.name}`;
       const raw = `${g.rawModule}.${g.rawName}`;
-      // Python 2 names are checked against the denylist under both spellings (vetting uses the Python 3 name)
-      const vr = raw !== full ? judgeGlobal(g.rawModule, g.rawName, use, allow) : v;
+      const memoKey = use ? undefined : `${raw}\u0000${full}`;
+      let pair = memoKey === undefined ? undefined : judged.get(memoKey);
+      if (!pair) {
+        const j = judgeGlobal(g.module, g.name, use, allow);
+        // Python 2 names are checked against the denylist under both spellings (vetting uses the Python 3 name)
+        pair = [j, raw !== full ? judgeGlobal(g.rawModule, g.rawName, use, allow) : j];
+        if (memoKey !== undefined) judged.set(memoKey, pair);
+      }
+      const [v, vr] = pair;
       const worst = vr.rule === 'SW001' && v.rule !== 'SW001' ? vr : v;
-      const key = `${full}@${member ?? ''}@${g.offset}`;
-      if (!globalsSeen.has(key)) {
-        globalsSeen.add(key);
-        if (rep.globals.length < GLOBALS_SHOWN) {
+      if (rep.globals.length >= GLOBALS_SHOWN) globalsOmitted++;
+      else {
+        const key = `${full}@${member ?? ''}@${g.offset}`;
+        if (!globalsSeen.has(key)) {
+          globalsSeen.add(key);
           const ref: GlobalRef = { module: g.module, name: g.name, offset: g.offset, member, called: g.called, severity: worst.tier, reason: worst.reason };
           if (worst.vettedBy) ref.vettedBy = worst.vettedBy;
           if (worst.allowedByUser) ref.allowedBy = worst.vettedBy;
           rep.globals.push(ref);
-        } else globalsOmitted++;
+        }
       }
       if (worst.tier !== 'safe') {
         const shown = raw !== full ? `${full} (written as ${raw})` : displayName(g.module, g.name);
@@ -1118,13 +1133,15 @@ function finalize(ctx: Ctx): void {
           ctx.dangerousNames.set(dn, (ctx.dangerousNames.get(dn) ?? false) || g.called);
         }
         const how = use?.invoked || g.called ? 'called' : 'imported';
-        add(ctx, worst.rule ?? 'SW002', `${shown} is ${how} ${where(g.offset)}: ${worst.reason}.`,
+        if (ctx.report.findings.length >= FINDINGS_SHOWN) count(ctx, worst.tier);   // no message past the cap
+        else add(ctx, worst.rule ?? 'SW002', `${shown} is ${how} ${where(g.offset)}: ${worst.reason}.`,
           { severity: worst.tier, global: full, offset: g.offset, member });
       }
       if (torchLoads && !v.weightsOnly && woReasons.length < 5) woReasons.push(`${full} is not in its allowlist`);
     }
     for (const f of calls.findings) add(ctx, f.rule, `${f.message} (${where(f.offset)}).`, { offset: f.offset, member, global: f.global, severity: 'dangerous' });
     for (const f of run.findings) add(ctx, f.rule, `${f.message}${member ? ` (in ${member})` : ''}.`, { offset: f.offset, member, global: f.global });
+    ctx.findingsOmitted += run.findingsOmitted ?? 0;   // the machine kept the first of each rule (same severity)
     if (!run.complete) {
       add(ctx, 'SW004', `Pickle at offset ${run.start}${member ? ` in ${member}` : ''} cannot be fully parsed: ${run.error} (at offset ${run.errorOffset ?? run.end}). Everything before the error was scanned.`,
         { offset: run.errorOffset ?? run.end, member, severity: 'dangerous' });
@@ -1228,6 +1245,7 @@ function summarize(rep: ModelReport, dangerous: Map<string, boolean>): string {
       return `Only tensor-rebuilding globals (${rep.globals.length}); ${rep.tensorCount} tensors. Safe to load${rep.weightsOnly.loads ? ', also with weights_only=True' : ''}.`;
   }
 }
+
 
 // ---- archives: members scanned as files of their own -------------------------------------------------------
 // A tar (not a torch checkpoint), a compressed tar, a 7z, a zip inside a zip, a gzip holding a zip: each member is

@@ -9,6 +9,17 @@ import { buildTar, buildZip } from './zipAsm';
 
 const benign = (i: number) => new PickleAsm().proto(2).emptyDict().str('epoch').int(i).setitem().stop().bytes();
 
+describe('findings a stream raises once per opcode', () => {
+  it('are kept for the first 100 of a rule and counted after that; the verdict still sees them', async () => {
+    const a = new PickleAsm().proto(2).mark();
+    for (let i = 0; i < 300; i++) a.ext1(1 + (i % 200));
+    const r = await scanModelBytes(a.list().stop().bytes(), 'x.pkl');
+    expectVerdict(r, 'dangerous');
+    assert.equal(r.findings.filter((f) => f.rule === 'SW005').length, 100);
+    assert.equal(r.findingsOmitted, 200);
+  });
+});
+
 describe('scan limits that stop the reading', () => {
   const saved = { ...scanLimits };
   afterEach(() => Object.assign(scanLimits, saved));
