@@ -703,6 +703,7 @@ function releaseEarly(early: EarlyMain | undefined): void {
 
 const MEMBER_ROWS = 1000;
 const NPY_EXT = new TextEncoder().encode('.npy');
+const TORCH_TEXT_RECORDS = new Set(['byteorder', 'version', '.data/version', '.data/serialization_id']);
 
 /** `other`: a reading other than the file's own (scanOtherZipReadings): members whose bytes were scanned already
  *  are skipped, and neither the tensor inventory nor gaps are taken from it. */
@@ -765,6 +766,8 @@ async function scanZipMembers(ctx: Ctx, src: ByteSource, base: number, secondary
       if (format === 'zip' && looksLikeContainer(head)) { await scanNestedZipMember(ctx, src, e); continue; }
       // TorchScript sources (code/**/*.py) are compiled by torch.jit.load, never unpickled ("class X" reads as GLOBAL)
       if (format === 'torchscript-zip' && lower.endsWith('.py') && lower.includes('/code/')) continue;
+      // torch reads its text records (byteorder "little", version "3") as strings, never unpickles them
+      if ((format === 'pytorch-zip' || format === 'torchscript-zip') && TORCH_TEXT_RECORDS.has(e.name.slice(root.length + 1)) && e.uncompressedSize <= 64) continue;
       const sniffed = head.length > 0 && startsPickle(head[0]);
       if (!named && !sniffed) continue;
       const isMain = i === dataPklAt;

@@ -5,9 +5,21 @@ import * as assert from 'node:assert/strict';
 import { scanLimits, scanModelBytes } from '../../../server/src/models/scan';
 import { expectFinding, expectNoFinding, expectVerdict } from './engine';
 import { PickleAsm, torchLikeStateDict } from './pickleAsm';
-import { buildTar, buildZip } from './zipAsm';
+import { buildTar, buildZip, torchZip } from './zipAsm';
 
 const benign = (i: number) => new PickleAsm().proto(2).emptyDict().str('epoch').int(i).setitem().stop().bytes();
+
+describe('torch text records', () => {
+  it('byteorder ("little" starts with the LIST opcode) is read by torch as text: no pickle finding', async () => {
+    const r = await scanModelBytes(torchZip(torchLikeStateDict(2), { extra: [{ name: 'archive/byteorder', data: Buffer.from('little') }] }), 'x.pt');
+    assert.deepEqual(r.findings, [], JSON.stringify(r.findings));
+    expectVerdict(r, 'safe');
+    // a large member of that name is not torch's record: it is still sniffed
+    const big = Buffer.concat([Buffer.from(new PickleAsm().proto(2).global('os', 'system').stop().bytes()), Buffer.alloc(100)]);
+    const evil = await scanModelBytes(torchZip(torchLikeStateDict(2), { extra: [{ name: 'archive/byteorder', data: big }] }), 'x.pt');
+    expectVerdict(evil, 'dangerous');
+  });
+});
 
 describe('findings a stream raises once per opcode', () => {
   it('are kept for the first 100 of a rule and counted after that; the verdict still sees them', async () => {
