@@ -81,6 +81,13 @@ describe('vetted-call policy', () => {
     assert.match(r.summary, /would call typing\._eval_type, which no vetted list knows: it can run code on your machine/);
   });
 
+  it('an instantiated class given a BUILD state is named as running __setstate__ with it', async () => {
+    const built = await engine.scanModelBytes(p((a) => a.global('__main__', 'Net').emptyTuple().newobj().emptyDict().str('w').int(1).setitem().build()), 'x.pkl');
+    assert.match(built.findings.find((f) => f.global === '__main__.Net')!.message, /BUILD passes the state the file chose to its __setstate__/);
+    const bare = await engine.scanModelBytes(p((a) => a.global('__main__', 'Net').emptyTuple().newobj()), 'x.pkl');
+    assert.doesNotMatch(bare.findings.find((f) => f.global === '__main__.Net')!.message, /__setstate__/);
+  });
+
   it('the report says which entry vetted or allowed each call', async () => {
     const vetted = await engine.scanModelBytes(p(callStr('numpy.random._pickle', '__randomstate_ctor', 'MT19937')), 'x.pkl');
     assert.equal(vetted.globals[0].vettedBy, 'numpy.random._pickle.__randomstate_ctor');

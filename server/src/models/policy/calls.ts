@@ -10,6 +10,8 @@ import { type AllowList, vetting } from './vetted';
 export interface GlobalUse {
   /** Called with arguments the pickle chose (directly, or by the higher-order callable `via`). */
   invoked: boolean;
+  /** Instantiated, then given a state by BUILD: the class's __setstate__, if it defines one, runs with it. */
+  builtWithState?: boolean;
   via?: string;
   /** The first such call: its arguments as text and the opcode offset. */
   args?: string;
@@ -87,7 +89,10 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
     if (gi < 0) { callsPartial(h); continue; } // a computed callee: the machine reports it (SW003)
     const code = ar.sub[h];
     const args = ar.c[h];
-    if (code === NEWOBJ) continue;             // cls.__new__(cls, *args): instantiation
+    if (code === NEWOBJ) {                     // cls.__new__(cls, *args): instantiation
+      if (ar.extraSeq(h, X_STATES) >= 0) use(gi).builtWithState = true;
+      continue;
+    }
     if (code === NEWOBJ_EX) {
       const kw = ar.kwargsOf(h);
       if (kw < 0 || isEmptyDict(ar, kw)) continue;

@@ -24,7 +24,12 @@ export function judgeGlobal(module: string, name: string, use: GlobalUse | undef
     return { tier: 'caution', rule: 'SW002', reason: use.getattrOk ?? '', weightsOnly: false };
   }
   if (v.tier === 'dangerous') return { ...v, rule: 'SW001' };
-  if (!use?.invoked || v.tier === 'safe') return { ...v, rule: v.tier === 'safe' ? undefined : 'SW002' };
+  if (!use?.invoked || v.tier === 'safe') {
+    // BUILD hands the file's state to the class's __setstate__ when it defines one: say so for classes no list knows
+    const setstate = use?.builtWithState && v.tier === 'caution' && !vetting(full, allow)
+      ? '; BUILD passes the state the file chose to its __setstate__, if the class defines one' : '';
+    return { ...v, reason: v.reason + setstate, rule: v.tier === 'safe' ? undefined : 'SW002' };
+  }
   const vet = vetting(full, allow);
   if (vet) return { tier: 'caution', rule: 'SW002', reason: vet.why, vettedBy: vet.entry, allowedByUser: vet.user, weightsOnly: false };
   const by = use.via ? `${use.via} calls it` : 'it is called';
