@@ -27,7 +27,7 @@ export interface CallAnalysis { uses: Map<number, GlobalUse>; findings: CallFind
 
 // What a callee's name means to this pass, decided once per global record (a 50,000-tensor checkpoint has
 // 100,000 call nodes but a handful of globals)
-const PLAIN = 1, GETATTR = 2, RECONSTRUCTOR = 3, SPECIAL = 4;
+const PLAIN = 1, GETATTR = 2, RECONSTRUCTOR = 3, SPECIAL = 4, DONE = 5;   // DONE: a plain callee already marked invoked
 function roleOf(full: string): number {
   if (full === 'builtins.getattr' || full === '__builtin__.getattr') return GETATTR;
   if (full === 'copyreg._reconstructor' || full === 'copy_reg._reconstructor') return RECONSTRUCTOR;
@@ -98,7 +98,8 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
       if (kw < 0 || isEmptyDict(ar, kw)) continue;
     }
     const role = roles[gi] || (roles[gi] = roleOf(nameOf(gi)));
-    if (role === PLAIN) { invoke(gi, h, args); continue; }
+    if (role === DONE) continue;
+    if (role === PLAIN) { invoke(gi, h, args); roles[gi] = DONE; continue; }
     const full = nameOf(gi);
     if (role === GETATTR) {
       const verdict = judgeGetattr(ar, args, builtFromVetted, allow);
@@ -109,7 +110,9 @@ export function analyzeCalls(run: PickleRun, allow: AllowList): CallAnalysis {
       continue;
     }
     invoke(gi, h, args);
-    if (ar.kind[args] !== K.TUPLE) continue;   // computed argument tuple: the machine reports it
+    // computed argument tuple: the machine reports it; no arguments: nothing is forwarded or iterated
+    // (torch writes OrderedDict() 50,000 times in a 50,000-tensor state dict)
+    if (ar.kind[args] !== K.TUPLE || ar.c[args] === 0) continue;
     // copyreg._reconstructor(cls, base, state): base.__init__(obj, state) runs unless base is object
     if (role === RECONSTRUCTOR) {
       const base = ar.tupleItem(args, 1);
