@@ -22,7 +22,7 @@ const USAGE = `Usage:
 scan: directories are walked recursively (skipping .git, node_modules and virtualenvs, following symbolic links);
 every file whose first bytes a model loader would read is scanned, whatever its name (--verbose lists the files
 skipped and why); .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
-command line is always scanned. Files are scanned on every core (--jobs N: N threads, 1 = no worker threads).
+command line is always scanned. --jobs N scans on N threads (default 1: no worker threads).
 Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
 
 export class UsageError extends Error {}

@@ -1,10 +1,8 @@
 // Scans the CLI's files on both cores: the main thread and worker threads (scanWorker.ts) take files from one
 // shared queue (an atomic counter over the file list in a SharedArrayBuffer), so a big file on one thread never
 // holds up the others. Reports are put back in file order, so the output is the same as a single-threaded scan
-// (test/unit/cliParallel.test.ts compares the JSON). Few files are scanned on the main thread alone: a worker
-// costs a thread start and a second copy of the bundle to compile (see PARALLEL_MIN_FILES).
+// (test/unit/cliParallel.test.ts compares the JSON). Workers start only when --jobs asks for them (see threadCount).
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { scanModelFile } from '../models/scan';
@@ -12,12 +10,6 @@ import type { DiscoveredFile } from '../models/discovery';
 import type { FileReport, ModelReport } from '../models/types';
 import type { LoadedConfig } from '../config';
 
-/** Below this many files the main thread scans alone. A worker posts its first report 160-230 ms after it is
- *  started (bundle compile, then its own JIT warm-up: every thread pays the first-scan cost again), while the
- *  main thread scans a small file in 0.5-3 ms. Measured on the 2-core machine while other jobs kept it busy
- *  (load 5-6), medians of 5: 64 small files 388 ms on one thread / 563 ms on two, 128: 479 / 524 ms,
- *  256: 0.48-0.66 / 0.66-0.77 s; the 1,066 files of scripts/bench/dir.mjs (2.3-5 s) break even or gain. */
-export const PARALLEL_MIN_FILES = 256;
 
 export interface ScanJob { files: DiscoveredFile[]; cfg: LoadedConfig; sha256: boolean }
 /** One file's outcome: its report, or the message of the error that stopped its scan. */
@@ -51,11 +43,14 @@ export function portableReport(r: FileReport): FileReport {
   return out;
 }
 
-/** Threads to use: `jobs` if given (1 = main thread only), else one per core, and never more than files. */
+/**
+ * Threads to use: `jobs` if given, never more than files; by default the main thread alone. Why not one per core:
+ * each worker compiles the bundle and warms up its own JIT (its first report comes 160-230 ms after it starts),
+ * and on the 2-core machines measured it never paid: Debian torch's tree (1,141 Python files, 8,229 others)
+ * 7.9 s on two threads vs 4.5 s on one; the 1,067-file bench corpus broke even.
+ */
 export function threadCount(nFiles: number, jobs?: number): number {
-  if (jobs !== undefined) return Math.max(1, Math.min(jobs, nFiles));
-  if (nFiles < PARALLEL_MIN_FILES) return 1;
-  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, nFiles));
+  return Math.max(1, Math.min(jobs ?? 1, nFiles));
 }
 
 /**
