@@ -136,28 +136,31 @@ export function sniffBytes(head: Uint8Array, size: number, tail?: () => Uint8Arr
 }
 
 /** Reads the head (and the tail when needed) of an open regular file and sniffs it. */
-async function sniffOpenFile(fh: fsp.FileHandle, size: number): Promise<Sniff> {
+function sniffOpenFile(fd: number, size: number): Sniff {
   const head = Buffer.alloc(Math.min(HEAD_BYTES, size));
-  const { bytesRead } = head.length ? await fh.read(head, 0, head.length, 0) : { bytesRead: 0 };
+  const bytesRead = head.length ? fs.readSync(fd, head, 0, head.length, 0) : 0;
   const h = head.subarray(0, bytesRead);
   let tailBytes: Uint8Array | undefined;
   if (size > HEAD_BYTES && !sniffBytes(h, size).model) {
     const n = Math.min(TAIL_BYTES, size - HEAD_BYTES);
     const t = Buffer.alloc(n);
-    const r = await fh.read(t, 0, n, size - n);
-    tailBytes = t.subarray(0, r.bytesRead);
+    tailBytes = t.subarray(0, fs.readSync(fd, t, 0, n, size - n));
   }
   return sniffBytes(h, size, tailBytes ? () => tailBytes! : undefined);
 }
 
-/** Sniffs one file by path. Never blocks on a FIFO: the file is opened non-blocking and checked to be regular. */
+/**
+ * Sniffs one file by path. Never blocks on a FIFO: the file is opened non-blocking and checked to be regular.
+ * Synchronous calls on purpose: four tiny syscalls per file, where the promise FileHandle API costs a thread-pool
+ * round trip each (Debian torch's 9,370 files: about 2.2 s of the CLI's 4.7 s were open/fstat/read/close promises).
+ */
 export async function sniffFile(file: string): Promise<Sniff> {
-  const fh = await fsp.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   try {
-    const st = await fh.stat();
+    const st = fs.fstatSync(fd);
     if (!st.isFile()) return { model: false, reason: `not a regular file (${fileType(st)})` };
-    return await sniffOpenFile(fh, st.size);
-  } finally { await fh.close(); }
+    return sniffOpenFile(fd, st.size);
+  } finally { fs.closeSync(fd); }
 }
 
 export function fileType(st: fs.Stats): string {
@@ -259,9 +262,8 @@ export async function discover(paths: string[], opts: DiscoverOptions = {}): Pro
         }
         files.push({ full, isLink, st });
       }
-      // the plain files' stats all at once: one at a time, a folder of 1,000 small files waited ~1,000 thread-pool
-      // round trips (the CLI sat idle for most of its discovery); met keeps walk order
-      await Promise.all(files.map(async (f) => { if (!f.st) { try { f.st = await fsp.stat(f.full); } catch (e) { f.error = errMessage(e); } } }));
+      // synchronous stats: a promise stat per file costs a thread-pool round trip (see sniffFile); met keeps walk order
+      for (const f of files) { if (!f.st) { try { f.st = fs.statSync(f.full); } catch (e) { f.error = errMessage(e); } } }
       for (const f of files) {
         if (f.error !== undefined || !f.st) { errors.push({ path: f.full, message: f.error ?? 'stat failed' }); continue; }
         met.push({ path: f.full, link: f.isLink, key: `${f.st.dev}:${f.st.ino}`, size: f.st.size, explicit: false, order: order++ });
