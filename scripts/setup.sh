@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 for p in python3-torch python3-numpy python3-sklearn python3-pandas python3-scipy python3-joblib python3-dill python3-cloudpickle \
-    python3-numba python3-tk \
+    python3-numba python3-tk python3-h5py python3-onnx libonnx-testdata \
     bandit chromium ripgrep libkrb5-dev p7zip-full; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
