@@ -33,6 +33,17 @@ export const MODEL_RULES: readonly ModelRule[] = [
   { id: 'SW023', name: 'invalid-numpy', severity: 'invalid', short: 'The .npy header is invalid or the data is shorter than the header declares.' },
   { id: 'SW024', name: 'unknown-format', severity: 'caution', short: 'The bytes match no model format Safe Weights knows; nothing could be checked.' },
   { id: 'SW025', name: 'decompression-limit', severity: 'dangerous', short: 'A compressed stream expands beyond the scan limit; the rest could not be checked.' },
+  // Keras (.keras zips and legacy HDF5), HDF5 and ONNX
+  { id: 'SW030', name: 'keras-lambda-code', severity: 'dangerous', short: 'A Keras config holds serialized Python (a Lambda layer\'s marshal\'d bytecode or source) that runs when the model is loaded or called (CVE-2024-3660; legacy .h5 ignores safe_mode: CVE-2025-9905).' },
+  { id: 'SW031', name: 'keras-foreign-object', severity: 'dangerous', short: 'A Keras config names a module, class or registered function outside Keras\' own namespaces: loading imports and runs it (CVE-2025-1550), unless your allow-globals vet it (then caution).' },
+  { id: 'SW032', name: 'keras-unsafe-api', severity: 'dangerous', short: 'A Keras config calls a Keras API that is not a modeling function: enable_unsafe_deserialization (CVE-2025-9906), utils.get_file (CVE-2025-8747), load_model and the like.' },
+  { id: 'SW033', name: 'keras-torch-module', severity: 'dangerous', short: 'A Keras TorchModuleWrapper carries a torch.save pickle that loading hands to torch.load(weights_only=False) (CVE-2025-49655); that pickle is scanned too.' },
+  { id: 'SW034', name: 'invalid-keras', severity: 'invalid', short: 'The Keras archive or config cannot be read (config.json missing or not JSON, broken weights file).' },
+  { id: 'SW035', name: 'invalid-hdf5', severity: 'invalid', short: 'The HDF5 structure (superblock, object headers, groups, attributes) is invalid or out of bounds.' },
+  { id: 'SW036', name: 'invalid-onnx', severity: 'invalid', short: 'The ONNX protobuf cannot be parsed as a ModelProto (truncated, bad wire type, lengths out of bounds).' },
+  { id: 'SW037', name: 'onnx-external-data-path', severity: 'dangerous', short: 'An ONNX tensor\'s external data location is absolute, contains "..", or resolves (through symlinks) outside the model\'s folder: loading reads that file (CVE-2022-25882, CVE-2024-27318, CVE-2026-27489).' },
+  { id: 'SW038', name: 'onnx-missing-external-data', severity: 'caution', short: 'An ONNX tensor\'s external data file is missing or shorter than the offset and length it declares.' },
+  { id: 'SW039', name: 'onnx-custom-domain', severity: 'caution', short: 'The ONNX model uses operators from a custom domain: running it needs a custom-op library (native code) registered for that domain.' },
 ];
 
 export const MODEL_RULE_BY_ID: ReadonlyMap<string, ModelRule> = new Map(MODEL_RULES.map((r) => [r.id, r]));
