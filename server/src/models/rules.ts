@@ -44,6 +44,11 @@ export const MODEL_RULES: readonly ModelRule[] = [
   { id: 'SW037', name: 'onnx-external-data-path', severity: 'dangerous', short: 'An ONNX tensor\'s external data location is absolute, contains "..", or resolves (through symlinks) outside the model\'s folder: loading reads that file (CVE-2022-25882, CVE-2024-27318, CVE-2026-27489).' },
   { id: 'SW038', name: 'onnx-missing-external-data', severity: 'caution', short: 'An ONNX tensor\'s external data file is missing or shorter than the offset and length it declares.' },
   { id: 'SW039', name: 'onnx-custom-domain', severity: 'caution', short: 'The ONNX model uses operators from a custom domain: running it needs a custom-op library (native code) registered for that domain.' },
+  // Hugging Face repositories (a folder with config.json, or hf://org/repo@commit)
+  { id: 'SW040', name: 'trust-remote-code', severity: 'caution', short: 'The repository ships Python (an auto_map in config.json / tokenizer_config.json, modeling_*.py files): from_pretrained(trust_remote_code=True) imports and runs those files.' },
+  { id: 'SW041', name: 'chat-template-injection', severity: 'dangerous', short: 'A chat template in tokenizer_config.json, chat_template.json or chat_template.jinja reaches Python internals (server-side template injection when rendered by jinja2).' },
+  { id: 'SW042', name: 'missing-shard', severity: 'caution', short: 'A sharded checkpoint\'s index (*.index.json) lists a shard file the repository does not have; that part of the model was not checked.' },
+  { id: 'SW043', name: 'invalid-repository-file', severity: 'invalid', short: 'A Hugging Face repository file (config.json, tokenizer_config.json, *.index.json) is not the JSON object its loader expects.' },
 ];
 
 export const MODEL_RULE_BY_ID: ReadonlyMap<string, ModelRule> = new Map(MODEL_RULES.map((r) => [r.id, r]));
