@@ -101,6 +101,11 @@ export async function scanModelBytes(bytes: Uint8Array, name: string, opts: Scan
   return reportOnly(d);
 }
 
+/** Scans any byte source, e.g. a remote file read by HTTP ranges (models/remote/); never hashes it. */
+export async function scanModelSource(src: ByteSource, name: string, opts: ScanOptions = {}): Promise<ModelReport> {
+  return reportOnly(await scanSource(src, name, { ...opts, sha256: false }, false));
+}
+
 export async function disassembleModelFile(file: string): Promise<{ text: string; decompiled: string; truncated: boolean }> {
   const d = await scanModelFileDetailed(file, {}, true);
   return renderDisassembly(d);
