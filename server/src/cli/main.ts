@@ -7,6 +7,8 @@ import type { FileReport, Finding, ModelReport, CodeReport, Severity } from '../
 import { CODE_RULES } from '../python/rules';
 import { loadConfig, excludeMatcher } from '../config';
 import { toSarif } from './sarif';
+import { toCycloneDx } from './cyclonedx';
+import { applyBaseline, exitCodeWithBaseline, readBaseline, writeBaseline, BaselineError } from './baseline';
 import { ProgressBar, colors } from './tty';
 import { scanAll, type ScanOutcome } from './scanPool';
 
@@ -15,7 +17,8 @@ const VERSION: string = (() => {
 })();
 
 const USAGE = `Usage:
-  safe-weights scan [--format text|json|sarif] [--fail-on caution|dangerous|never] [--output FILE] [--sha256] [--verbose] [--jobs N] PATH...
+  safe-weights scan [--format text|json|sarif|cyclonedx] [--fail-on caution|dangerous|never] [--output FILE] [--sha256]
+                   [--baseline FILE] [--write-baseline FILE] [--verbose] [--jobs N] PATH...
   safe-weights convert IN [-o OUT] [--force]
   safe-weights --version
 
@@ -23,11 +26,14 @@ scan: directories are walked recursively (skipping .git, node_modules and virtua
 every file whose first bytes a model loader would read is scanned, whatever its name (--verbose lists the files
 skipped and why); .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
 command line is always scanned. --jobs N scans on N threads (default 1: no worker threads).
+--format cyclonedx writes a CycloneDX 1.6 BOM of the model files (with their SHA-256).
+--write-baseline FILE records the findings in FILE (and exits 0); --baseline FILE leaves out the findings FILE
+records, so a run fails only on new ones.
 Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
 
 export class UsageError extends Error {}
 
-interface ScanArgs { format: 'text' | 'json' | 'sarif'; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; jobs?: number }
+interface ScanArgs { format: 'text' | 'json' | 'sarif' | 'cyclonedx'; baseline?: string; writeBaseline?: string; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; jobs?: number }
 
 function parseScanArgs(argv: string[]): ScanArgs {
   const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false, verbose: false };
@@ -42,7 +48,7 @@ function parseScanArgs(argv: string[]): ScanArgs {
     };
     if (arg === '--format' || arg.startsWith('--format=') || arg === '-f') {
       const v = value();
-      if (v !== 'text' && v !== 'json' && v !== 'sarif') throw new UsageError(`unknown format "${v}" (text, json or sarif)`);
+      if (v !== 'text' && v !== 'json' && v !== 'sarif' && v !== 'cyclonedx') throw new UsageError(`unknown format "${v}" (text, json, sarif or cyclonedx)`);
       a.format = v;
     } else if (arg === '--fail-on' || arg.startsWith('--fail-on=')) {
       const v = value();
@@ -50,6 +56,8 @@ function parseScanArgs(argv: string[]): ScanArgs {
       a.failOn = v;
     } else if (arg === '--output' || arg.startsWith('--output=') || arg === '-o') a.output = value();
     else if (arg === '--sha256') a.sha256 = true;
+    else if (arg === '--baseline' || arg.startsWith('--baseline=')) a.baseline = value();
+    else if (arg === '--write-baseline' || arg.startsWith('--write-baseline=')) a.writeBaseline = value();
     else if (arg === '--jobs' || arg.startsWith('--jobs=') || arg === '-j') {
       const v = value();
       if (!/^[1-9]\d{0,2}$/.test(v)) throw new UsageError(`--jobs takes a number of threads from 1, not "${v}"`);
@@ -61,6 +69,7 @@ function parseScanArgs(argv: string[]): ScanArgs {
     else a.paths.push(arg);
   }
   if (a.paths.length === 0) throw new UsageError('scan needs at least one PATH');
+  if (a.baseline !== undefined && a.writeBaseline !== undefined) throw new UsageError('--baseline and --write-baseline do not go together');
   return a;
 }
 
@@ -83,6 +92,11 @@ export function exitCodeFor(reports: FileReport[], failOn: ScanArgs['failOn']): 
 
 export async function runScan(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
   const args = parseScanArgs(argv);
+  let baseline: ReturnType<typeof readBaseline> | undefined;
+  try { if (args.baseline !== undefined) baseline = readBaseline(args.baseline); } catch (e) {
+    if (e instanceof BaselineError) { err.write(`safe-weights: ${e.message}\n`); return 2; }
+    throw e;
+  }
   const root = fs.existsSync(args.paths[0]) && fs.statSync(args.paths[0]).isDirectory() ? args.paths[0] : path.dirname(args.paths[0]);
   const cfg = await loadConfig(path.resolve(root));
   const { files, skipped, errors } = await collectFiles(args.paths, excludeMatcher(cfg));
@@ -94,7 +108,7 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
   // before it has finished, and the reports are kept in file order
   const outcomes = new Array<ScanOutcome | undefined>(files.length);
   let printed = 0;
-  const outcomes_ = await scanAll({ files, cfg, sha256: args.sha256 }, (i, o) => {
+  const outcomes_ = await scanAll({ files, cfg, sha256: args.sha256 || args.format === 'cyclonedx' }, (i, o) => {
     bar?.tick(path.basename(files[i].path));
     outcomes[i] = o;
     for (; printed < files.length && outcomes[printed]; printed++) {
@@ -107,6 +121,12 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
     if ('report' in o) reports.push(o.report);
     else ioError = true;
   }
+  if (args.writeBaseline !== undefined) {
+    const n = writeBaseline(reports, args.writeBaseline);
+    err.write(`safe-weights: wrote ${n} finding${n === 1 ? '' : 's'} to the baseline ${args.writeBaseline}\n`);
+  }
+  const based = baseline && args.baseline !== undefined ? applyBaseline(reports, baseline, args.baseline) : undefined;
+  if (based?.removed) err.write(`safe-weights: ${based.removed} finding${based.removed === 1 ? '' : 's'} left out: recorded in the baseline ${args.baseline}\n`);
   let text: string;
   const notModel = skipped.filter((x) => x.why !== 'duplicate');
   if (args.format === 'json') {
@@ -114,12 +134,14 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
     if (args.verbose) doc.skippedFiles = skipped.map((x) => ({ path: x.path, reason: x.reason }));
     text = JSON.stringify(doc, null, 2) + '\n';
   }
+  else if (args.format === 'cyclonedx') text = JSON.stringify(toCycloneDx(reports, VERSION, process.cwd()), null, 2) + '\n';
   else if (args.format === 'sarif') text = JSON.stringify(toSarif(reports, VERSION, MODEL_RULES, CODE_RULES, process.cwd()), null, 2) + '\n';
   else text = renderText(reports, (out as NodeJS.WriteStream).isTTY === true && !process.env.NO_COLOR, skipped, args.verbose);
   if (args.output) fs.writeFileSync(args.output, text);
   else out.write(text);
   if (ioError && reports.length === 0) return 2;
-  const code = exitCodeFor(reports, args.failOn);
+  if (args.writeBaseline !== undefined) return ioError ? 2 : 0;
+  const code = based ? exitCodeWithBaseline(reports, based.perReport, args.failOn, exitCodeFor) : exitCodeFor(reports, args.failOn);
   return ioError ? Math.max(code, 2) : code;
 }
 
