@@ -1,0 +1,159 @@
+// Diagnostics of open documents and notebooks: (re)parse, analyse (incrementally after a known edit), publish.
+import { DiagnosticSeverity, type Diagnostic, type NotebookDocument } from 'vscode-languageserver/node';
+import { levelFor } from '../config';
+import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../python/analyze';
+import { checkPyproject, checkRequirementsTxt } from '../python/deps';
+import { buildProgram, type NotebookProgram } from '../python/notebook';
+import { editTree, editTreeAt, getParser, parseSync } from '../python/parser';
+import type { CodeSeverity } from '../python/rules';
+import { codeFormat } from '../python/scanCode';
+import { crossReference } from './modelFiles';
+import { rangeOf } from './positions';
+import { excluded } from './settings';
+import { SOURCE, uriToPath, type KnownEdit, type ProgramState, type ServerState } from './state';
+
+export const toSeverity = (s: CodeSeverity): DiagnosticSeverity =>
+  s === 'dangerous' ? DiagnosticSeverity.Error : s === 'caution' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information;
+
+/** Makes `s.schedule` analyse a URI once on the next turn of the event loop, however often it is asked. */
+export function installScheduler(s: ServerState): void {
+  const pending = new Set<string>();
+  s.schedule = (uri: string): void => {
+    if (pending.has(uri)) return;
+    pending.add(uri);
+    setImmediate(() => {
+      pending.delete(uri);
+      void analyze(s, uri).catch((e) => s.connection.console.error(`safe-weights: ${uri}: ${(e as Error).stack ?? e}`));
+    });
+  };
+}
+
+async function analyze(s: ServerState, uri: string): Promise<void> {
+  const nb = s.notebooks.getNotebookDocument(uri);
+  if (nb) return analyzeNotebook(s, nb);
+  const doc = s.documents.get(uri);
+  if (!doc) return;
+  const { config, connection } = s;
+  if (!config.enable || excluded(s, uri)) {
+    connection.sendDiagnostics({ uri, diagnostics: [] });
+    return;
+  }
+  const format = codeFormat(uriToPath(uri) ?? uri) ?? (doc.languageId === 'python' ? 'python' : undefined);
+  if (format === 'requirements' || format === 'pyproject') {
+    const pins = format === 'requirements' ? checkRequirementsTxt(doc.getText()) : checkPyproject(doc.getText());
+    const diagnostics: Diagnostic[] = [];
+    for (const p of pins) {
+      const severity = levelFor(config, p.rule, p.severity);
+      if (!severity) continue;
+      diagnostics.push({ range: { start: { line: p.line, character: p.column }, end: { line: p.line, character: p.endColumn } },
+        severity: toSeverity(severity), code: p.rule, source: SOURCE, message: p.message });
+    }
+    connection.sendDiagnostics({ uri, version: doc.version, diagnostics });
+    return;
+  }
+  if (format !== 'python' && doc.languageId !== 'python') return;
+  const edit = s.lastEdit.get(uri);
+  const before = s.programs.get(uri);
+  // the recorded change applies only when it leads from the version we parsed last to this one
+  const known = edit && edit.version === doc.version && before?.version === edit.fromVersion ? edit : undefined;
+  const prev = known && before?.analyzed === before?.version && before?.honorNosec === config.honorNosec
+    ? { text: before!.text, issues: before!.issues } : undefined;
+  const state = await reparse(s, uri, doc.getText(), known);
+  state.version = doc.version;
+  const opts = { honorNosec: config.honorNosec };
+  let issues: CodeIssue[] | undefined;
+  if (prev && known && state.changed) {
+    const change = { start: known.start, oldEnd: known.oldEnd, newEnd: known.start + known.text.length };
+    // a reused finding's on-demand edits are rebuilt from a fresh analysis of the program as it is then
+    const refresh = (start: number, rule: string) => analyzePython(state.tree!, state.text, opts).find((i) => i.start === start && i.rule === rule);
+    if (state.oldTree) issues = analyzePythonAfterEdit(prev, state.oldTree, state.tree!, state.text, change, state.changed, opts, refresh);
+  }
+  state.oldTree?.delete();
+  state.oldTree = undefined;
+  state.issues = issues ?? analyzePython(state.tree!, state.text, opts);
+  state.analyzed = state.version;
+  state.honorNosec = config.honorNosec;
+  // positions come from the document's own line table (kept up to date by each change)
+  state.lines = { position: (offset: number) => doc.positionAt(offset) };
+  publishFor(s, uri, state, doc.version);
+}
+
+async function reparse(s: ServerState, uri: string, text: string, change?: KnownEdit): Promise<ProgramState> {
+  const parser = await getParser();
+  let state = s.programs.get(uri);
+  if (!state) {
+    state = { text, tree: parseSync(parser, text), issues: [] };
+    s.programs.set(uri, state);
+    return state;
+  }
+  if (state.text !== text || !state.tree) {
+    const old = state.tree;
+    state.changed = undefined;
+    if (old && change) editTreeAt(old, change.start, change.oldEnd, change.text, change.startPos, change.oldEndPos);
+    else if (old) editTree(old, state.text, text);
+    state.tree = parseSync(parser, text, old);
+    state.oldTree?.delete();
+    state.oldTree = undefined;
+    // with a known change the old tree lives until the analysis has compared the edited statements
+    if (old && change) { state.changed = state.tree.getChangedRanges(old); state.oldTree = old; } else old?.delete();
+    state.text = text;
+  }
+  return state;
+}
+
+function notebookProgram(s: ServerState, nb: NotebookDocument): { program: NotebookProgram; cellUris: string[] } {
+  const cellUris: string[] = [];
+  const cells = nb.cells.map((cell) => {
+    const doc = s.notebooks.getCellTextDocument(cell);
+    cellUris.push(cell.document);
+    const code = cell.kind === 2 && (!doc || doc.languageId === 'python');
+    return { kind: code ? 'code' as const : 'markdown' as const, text: doc?.getText() ?? '' };
+  });
+  return { program: buildProgram(cells), cellUris };
+}
+
+async function analyzeNotebook(s: ServerState, nb: NotebookDocument): Promise<void> {
+  const { program, cellUris } = notebookProgram(s, nb);
+  const state = await reparse(s, nb.uri, program.text);
+  const previous = state.notebook?.cellUris ?? [];
+  state.notebook = { program, cellUris, indexes: new Map() };
+  state.issues = s.config.enable && !excluded(s, nb.uri)
+    ? analyzePython(state.tree!, state.text, { honorNosec: s.config.honorNosec, cellStarts: program.cells.map((c) => c.start) })
+    : [];
+  publishFor(s, nb.uri, state);
+  for (const uri of previous) if (!cellUris.includes(uri)) s.connection.sendDiagnostics({ uri, diagnostics: [] });
+}
+
+/** The diagnostic of a finding as configured (undefined when its rule is off), and the URI it belongs to. */
+export function diagnosticFor(s: ServerState, uri: string, state: ProgramState, issue: CodeIssue): { uri: string; diagnostic: Diagnostic } | undefined {
+  const severity = levelFor(s.config, issue.rule, issue.severity);
+  if (!severity) return undefined;
+  const at = rangeOf(uri, state, issue.start, issue.end);
+  const diagnostic: Diagnostic = {
+    range: at.range, severity: toSeverity(severity), code: issue.rule, source: SOURCE, message: issue.message,
+  };
+  const related = crossReference(s, uri, issue);
+  if (related) diagnostic.relatedInformation = [related];
+  return { uri: at.uri, diagnostic };
+}
+
+function publishFor(s: ServerState, uri: string, state: ProgramState, version?: number): void {
+  const byUri = new Map<string, Diagnostic[]>();
+  if (state.notebook) for (const cellUri of state.notebook.cellUris) byUri.set(cellUri, []);
+  else byUri.set(uri, []);
+  for (const issue of state.issues) {
+    const d = diagnosticFor(s, uri, state, issue);
+    if (d) byUri.get(d.uri)?.push(d.diagnostic);
+  }
+  for (const [target, diagnostics] of byUri) {
+    s.connection.sendDiagnostics({ uri: target, version: target === uri ? version : undefined, diagnostics });
+  }
+}
+
+/** Drops an open program's parse state. */
+export function forgetProgram(s: ServerState, uri: string): void {
+  const state = s.programs.get(uri);
+  state?.tree?.delete();
+  state?.oldTree?.delete();
+  s.programs.delete(uri);
+}

@@ -1,0 +1,82 @@
+// Model files that open code loads: where a load call's path points, and the engine's cached report of that file
+// (for the diagnostic's related information, the custom requests and the workspace scan).
+import type { DiagnosticRelatedInformation } from 'vscode-languageserver/node';
+import { statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { scanModelFile } from '../models/scan';
+import type { ModelReport } from '../models/types';
+import type { CodeIssue } from '../python/analyze';
+import { uriToPath, type ServerState } from './state';
+
+type Stat = { isFile: boolean; mtime: number };
+
+/** The caches: engine reports by path, and recent stats of the paths load calls name. */
+export class ModelFiles {
+  readonly reports = new Map<string, { mtime: number; allow: string; report: ModelReport }>();
+  // Diagnostics are rebuilt on every keystroke; a file's mtime is re-read at most once a second (watched-file
+  // events clear it sooner), so a document with many load calls does not stat the disk for each of them.
+  private readonly stats = new Map<string, { stat: Stat | undefined; at: number }>();
+
+  recentStat(path: string): Stat | undefined {
+    const now = Date.now();
+    const hit = this.stats.get(path);
+    if (hit && now - hit.at < 1000) return hit.stat;
+    let st: Stat | undefined;
+    try {
+      const s = statSync(path, { throwIfNoEntry: false });   // no exception for the common "not there"
+      st = s ? { isFile: s.isFile(), mtime: s.mtimeMs } : undefined;
+    } catch { st = undefined; }
+    if (this.stats.size > 10_000) this.stats.clear();
+    this.stats.set(path, { stat: st, at: now });
+    return st;
+  }
+
+  /** The file changed or went away on disk. */
+  invalidate(path: string): void {
+    this.stats.delete(path);
+    this.reports.delete(path);
+  }
+}
+
+/** The file a load call's path names: relative to the document's folder, then to each workspace folder. */
+export function modelPathFor(s: ServerState, docUri: string, value: string): string | undefined {
+  if (value.length > 4096) return undefined;
+  const docPath = uriToPath(docUri);
+  const candidates = isAbsolute(value) ? [value] : [...(docPath ? [join(dirname(docPath), value)] : []), ...s.roots.map((r) => join(r, value))];
+  for (const c of candidates) if (s.models.recentStat(c)?.isFile) return resolve(c);
+  return undefined;
+}
+
+/** The engine's report of a model file, cached by mtime and allowlist. */
+export async function modelReport(s: ServerState, path: string, sha256?: boolean): Promise<ModelReport> {
+  const mtime = statSync(path).mtimeMs;
+  const allow = s.config.allowGlobals.join('\n');
+  const cached = s.models.reports.get(path);
+  if (cached && cached.mtime === mtime && cached.allow === allow && !sha256) return cached.report;
+  const report = await scanModelFile(path, { sha256: sha256 ? true : undefined, allowGlobals: s.config.allowGlobals });
+  s.models.reports.set(path, { mtime, allow, report });
+  return report;
+}
+
+/**
+ * The verdict of the workspace file a finding's load call names, as related information. A file not scanned yet
+ * is scanned in the background and the document re-analysed when the report is ready.
+ */
+export function crossReference(s: ServerState, docUri: string, issue: CodeIssue): DiagnosticRelatedInformation | undefined {
+  if (!issue.path) return undefined;
+  const path = modelPathFor(s, docUri, issue.path.value);
+  if (!path) return undefined;
+  const cached = s.models.reports.get(path);
+  const mtime = s.models.recentStat(path)?.mtime;
+  if (mtime === undefined) return undefined;
+  if (!cached || cached.mtime !== mtime) {
+    void modelReport(s, path).then(() => s.schedule(docUri)).catch(() => undefined);
+    return undefined;
+  }
+  const r = cached.report;
+  return {
+    location: { uri: pathToFileURL(path).href, range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } } },
+    message: `${basename(path)} (${r.verdict}): ${r.summary}`,
+  };
+}

@@ -1,0 +1,69 @@
+// The Safe Weights language server, put together: one state object (state.ts) handed to each concern's module —
+// document sync, diagnostics, code actions, the workspace scan, the custom requests, the model-file cache.
+import { CodeActionKind, DidChangeWatchedFilesNotification, TextDocumentSyncKind, type Connection, type InitializeResult } from 'vscode-languageserver/node';
+import { FIX_ALL_KIND, listenCodeActions } from './codeActions';
+import { CONVERT_AND_REWRITE, listenConvertCommand } from './convertCommand';
+import { installScheduler } from './diagnostics';
+import { createDocuments, listenDocuments } from './documentSync';
+import { ModelFiles } from './modelFiles';
+import { listenRequests } from './requests';
+import { listenSettings, reloadConfig } from './settings';
+import { initialState, uriToPath, type KnownEdit, type ServerState } from './state';
+import { listenWatchedFiles, scanWorkspace } from './workspaceScan';
+
+export function startServer(connection: Connection): ServerState {
+  const lastEdit = new Map<string, KnownEdit>();
+  const { documents, notebooks } = createDocuments(lastEdit);
+  const s = initialState({ connection, documents, notebooks, lastEdit, models: new ModelFiles() });
+  installScheduler(s);
+
+  connection.onInitialize((params): InitializeResult => {
+    const caps = params.capabilities;
+    s.client = {
+      pullConfig: !!caps.workspace?.configuration,
+      watchDynamically: !!caps.workspace?.didChangeWatchedFiles?.dynamicRegistration,
+      folderEvents: !!caps.workspace?.workspaceFolders,
+    };
+    const folders = params.workspaceFolders?.map((f) => f.uri) ?? (params.rootUri ? [params.rootUri] : []);
+    s.roots = folders.map(uriToPath).filter((p): p is string => !!p);
+    return {
+      capabilities: {
+        textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
+        notebookDocumentSync: {
+          notebookSelector: [{ notebook: { notebookType: 'jupyter-notebook' }, cells: [{ language: 'python' }] }],
+          save: true,
+        },
+        codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, FIX_ALL_KIND], resolveProvider: false },
+        executeCommandProvider: { commands: [CONVERT_AND_REWRITE] },
+        workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+      },
+      serverInfo: { name: 'safe-weights' },
+    };
+  });
+
+  connection.onInitialized(async () => {
+    if (s.client.watchDynamically) {
+      await connection.client.register(DidChangeWatchedFilesNotification.type, {
+        // every file: model files are recognised by their content, whatever their name
+        watchers: [{ globPattern: '**/*' }],
+      }).catch(() => undefined);
+    }
+    if (s.client.folderEvents) connection.workspace.onDidChangeWorkspaceFolders(async (e) => {
+      const removed = new Set(e.removed.map((f) => uriToPath(f.uri)));
+      s.roots = [...s.roots.filter((r) => !removed.has(r)), ...e.added.map((f) => uriToPath(f.uri)).filter((p): p is string => !!p)];
+      await reloadConfig(s);
+      if (s.config.enable && s.config.workspaceScan) void scanWorkspace(s);
+    });
+    await reloadConfig(s);
+    if (s.config.enable && s.config.workspaceScan) void scanWorkspace(s);
+  });
+
+  listenSettings(s);
+  listenDocuments(s);
+  listenWatchedFiles(s);
+  listenCodeActions(s);
+  listenConvertCommand(s);
+  listenRequests(s);
+  connection.listen();
+  return s;
+}

@@ -1,0 +1,87 @@
+// The language server's state, in one object that every lsp/ module is handed (no module-level globals): the
+// connection, the open documents and notebooks, the configuration, the clients' capabilities, the parse state
+// of each open program and the findings published from disk scans.
+import type { Connection, NotebookDocuments, TextDocuments } from 'vscode-languageserver/node';
+import type { TextDocument } from 'vscode-languageserver-textdocument';
+import { fileURLToPath } from 'node:url';
+import { defaultConfig, type LoadedConfig } from '../config';
+import type { SafeWeightsSettings } from '../protocol';
+import type { CodeIssue } from '../python/analyze';
+import type { NotebookProgram } from '../python/notebook';
+import type { Tree } from '../python/parser';
+import type { LineIndex } from '../python/scanCode';
+import type { ModelFiles } from './modelFiles';
+
+export const SOURCE = 'safe-weights';
+
+/**
+ * The single change of an incremental didChange (typing), kept so the parse tree is told exactly what changed
+ * instead of diffing the old and new texts (a full pass over big files on every keystroke).
+ */
+export interface KnownEdit {
+  fromVersion: number; version: number; start: number; oldEnd: number;
+  startPos: { line: number; character: number }; oldEndPos: { line: number; character: number }; text: string;
+}
+
+/** Parse state and last analysis of one program: a Python document or a notebook's code cells. */
+export interface ProgramState {
+  text: string;
+  tree?: Tree;
+  issues: CodeIssue[];
+  notebook?: { program: NotebookProgram; cellUris: string[]; indexes: Map<number, LineIndex> };
+  lines?: { position(offset: number): { line: number; character: number } };
+  /** Document version of `text`, the version `issues` were computed for, and the option they used. */
+  version?: number;
+  analyzed?: number;
+  honorNosec?: boolean;
+  /** Ranges whose syntax changed in the last re-parse (when the change was known exactly), and the tree before it. */
+  changed?: { startIndex: number; endIndex: number }[];
+  oldTree?: Tree;
+}
+
+/** What the client said it supports (initialize). */
+export interface ClientCapabilities {
+  pullConfig: boolean;
+  watchDynamically: boolean;
+  folderEvents: boolean;
+}
+
+export interface ServerState {
+  readonly connection: Connection;
+  readonly documents: TextDocuments<TextDocument>;
+  readonly notebooks: NotebookDocuments<TextDocument>;
+  /** The last incremental change of each document (documentSync.ts). */
+  readonly lastEdit: Map<string, KnownEdit>;
+  client: ClientCapabilities;
+  /** Workspace folders as paths. */
+  roots: string[];
+  /** pyproject.toml's [tool.safe-weights], the client's settings, and the two merged (what the rules use). */
+  projectConfig: LoadedConfig;
+  settings: Partial<SafeWeightsSettings> | undefined;
+  config: LoadedConfig;
+  /** Open programs by document or notebook URI. */
+  readonly programs: Map<string, ProgramState>;
+  /** Counts of the findings published from disk scans (files not open in the editor), by URI. */
+  readonly diskFindings: Map<string, { dangerous: number; caution: number }>;
+  readonly models: ModelFiles;
+  /** Re-analyse an open document or notebook soon (set by diagnostics.ts). */
+  schedule(uri: string): void;
+}
+
+export function initialState(parts: Pick<ServerState, 'connection' | 'documents' | 'notebooks' | 'lastEdit' | 'models'>): ServerState {
+  return {
+    ...parts,
+    client: { pullConfig: false, watchDynamically: false, folderEvents: false },
+    roots: [], projectConfig: defaultConfig(), settings: undefined, config: defaultConfig(),
+    programs: new Map(), diskFindings: new Map(),
+    schedule: () => undefined,
+  };
+}
+
+export function uriToPath(uri: string): string | undefined {
+  try {
+    return uri.startsWith('file:') ? fileURLToPath(uri) : undefined;
+  } catch {
+    return undefined;
+  }
+}
