@@ -1,8 +1,7 @@
 // Code actions on the findings of open programs: each finding's quick fixes (from the issue providers below),
-// and the file-wide fix-all of every preferred fix. The convert-and-rewrite command lives in convertCommand.ts.
+// and the file-wide fix-all of every preferred fix. The providers are listed in server.ts (convertCommand.ts is one).
 import { CodeActionKind, type CodeAction, type Diagnostic, type Range } from 'vscode-languageserver/node';
 import type { CodeIssue } from '../python/analyze';
-import { convertActions } from './convertCommand';
 import { diagnosticFor } from './diagnostics';
 import { programFor, workspaceEdit } from './positions';
 import type { ProgramState, ServerState } from './state';
@@ -24,20 +23,18 @@ export interface IssueContext {
 export type IssueActionProvider = (at: IssueContext) => CodeAction[];
 
 /** Quick fixes the analysis attached to the finding (issue.fixes: program-offset edits). */
-const analysisFixes: IssueActionProvider = ({ key, program, issue, diagnostic }) =>
+export const analysisFixes: IssueActionProvider = ({ key, program, issue, diagnostic }) =>
   issue.fixes.map((fix) => ({
     title: `${fix.title} (${issue.rule})`, kind: CodeActionKind.QuickFix, diagnostics: [diagnostic],
     isPreferred: fix.preferred || undefined, edit: workspaceEdit(key, program, fix.edits),
   }));
 
-/** The providers, in the order their actions are offered. */
-export const issueActionProviders: IssueActionProvider[] = [analysisFixes, convertActions];
-
 const overlaps = (a: Range, b: Range): boolean =>
   !(a.end.line < b.start.line || (a.end.line === b.start.line && a.end.character < b.start.character) ||
     b.end.line < a.start.line || (b.end.line === a.start.line && b.end.character < a.start.character));
 
-export function listenCodeActions(s: ServerState): void {
+/** Serves textDocument/codeAction: for each finding under the range, every provider's actions, in order. */
+export function listenCodeActions(s: ServerState, providers: readonly IssueActionProvider[]): void {
   s.connection.onCodeAction((params) => {
     const found = programFor(s, params.textDocument.uri);
     if (!found) return [];
@@ -53,7 +50,7 @@ export function listenCodeActions(s: ServerState): void {
       for (const { issue, d } of entries) {
         if (d.uri !== params.textDocument.uri || !overlaps(d.diagnostic.range, params.range)) continue;
         const at: IssueContext = { server: s, key, program: state, issue, diagnostic: d.diagnostic };
-        for (const provide of issueActionProviders) actions.push(...provide(at));
+        for (const provide of providers) actions.push(...provide(at));
       }
     }
     if (wantFixAll) {

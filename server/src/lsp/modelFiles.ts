@@ -1,5 +1,5 @@
-// Model files that open code loads: where a load call's path points, and the engine's cached report of that file
-// (for the diagnostic's related information, the custom requests and the workspace scan).
+// Model files that open code loads: where a load call's path points, and the engine's report of that file (cached
+// in modelCache.ts) for the diagnostic's related information, the custom requests and the workspace scan.
 import type { DiagnosticRelatedInformation } from 'vscode-languageserver/node';
 import { statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -8,36 +8,6 @@ import { scanModelFile } from '../models/scan';
 import type { ModelReport } from '../models/types';
 import type { CodeIssue } from '../python/analyze';
 import { uriToPath, type ServerState } from './state';
-
-type Stat = { isFile: boolean; mtime: number };
-
-/** The caches: engine reports by path, and recent stats of the paths load calls name. */
-export class ModelFiles {
-  readonly reports = new Map<string, { mtime: number; allow: string; report: ModelReport }>();
-  // Diagnostics are rebuilt on every keystroke; a file's mtime is re-read at most once a second (watched-file
-  // events clear it sooner), so a document with many load calls does not stat the disk for each of them.
-  private readonly stats = new Map<string, { stat: Stat | undefined; at: number }>();
-
-  recentStat(path: string): Stat | undefined {
-    const now = Date.now();
-    const hit = this.stats.get(path);
-    if (hit && now - hit.at < 1000) return hit.stat;
-    let st: Stat | undefined;
-    try {
-      const s = statSync(path, { throwIfNoEntry: false });   // no exception for the common "not there"
-      st = s ? { isFile: s.isFile(), mtime: s.mtimeMs } : undefined;
-    } catch { st = undefined; }
-    if (this.stats.size > 10_000) this.stats.clear();
-    this.stats.set(path, { stat: st, at: now });
-    return st;
-  }
-
-  /** The file changed or went away on disk. */
-  invalidate(path: string): void {
-    this.stats.delete(path);
-    this.reports.delete(path);
-  }
-}
 
 /** The file a load call's path names: relative to the document's folder, then to each workspace folder. */
 export function modelPathFor(s: ServerState, docUri: string, value: string): string | undefined {

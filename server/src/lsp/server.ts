@@ -1,11 +1,11 @@
 // The Safe Weights language server, put together: one state object (state.ts) handed to each concern's module —
 // document sync, diagnostics, code actions, the workspace scan, the custom requests, the model-file cache.
 import { CodeActionKind, DidChangeWatchedFilesNotification, TextDocumentSyncKind, type Connection, type InitializeResult } from 'vscode-languageserver/node';
-import { FIX_ALL_KIND, listenCodeActions } from './codeActions';
-import { CONVERT_AND_REWRITE, listenConvertCommand } from './convertCommand';
+import { analysisFixes, FIX_ALL_KIND, listenCodeActions } from './codeActions';
+import { convertActions, CONVERT_AND_REWRITE, listenConvertCommand } from './convertCommand';
 import { installScheduler } from './diagnostics';
 import { createDocuments, listenDocuments } from './documentSync';
-import { ModelFiles } from './modelFiles';
+import { ModelCache } from './modelCache';
 import { listenRequests } from './requests';
 import { listenSettings, reloadConfig } from './settings';
 import { initialState, uriToPath, type KnownEdit, type ServerState } from './state';
@@ -14,7 +14,7 @@ import { listenWatchedFiles, scanWorkspace } from './workspaceScan';
 export function startServer(connection: Connection): ServerState {
   const lastEdit = new Map<string, KnownEdit>();
   const { documents, notebooks } = createDocuments(lastEdit);
-  const s = initialState({ connection, documents, notebooks, lastEdit, models: new ModelFiles() });
+  const s = initialState({ connection, documents, notebooks, lastEdit, models: new ModelCache() });
   installScheduler(s);
 
   connection.onInitialize((params): InitializeResult => {
@@ -61,7 +61,8 @@ export function startServer(connection: Connection): ServerState {
   listenSettings(s);
   listenDocuments(s);
   listenWatchedFiles(s);
-  listenCodeActions(s);
+  // each finding's quick fixes, in this order (a provider: codeActions.ts IssueActionProvider)
+  listenCodeActions(s, [analysisFixes, convertActions]);
   listenConvertCommand(s);
   listenRequests(s);
   connection.listen();

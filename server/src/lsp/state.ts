@@ -10,7 +10,7 @@ import type { CodeIssue } from '../python/analyze';
 import type { NotebookProgram } from '../python/notebook';
 import type { Tree } from '../python/parser';
 import type { LineIndex } from '../python/scanCode';
-import type { ModelFiles } from './modelFiles';
+import type { ModelCache } from './modelCache';
 
 export const SOURCE = 'safe-weights';
 
@@ -63,7 +63,7 @@ export interface ServerState {
   readonly programs: Map<string, ProgramState>;
   /** Counts of the findings published from disk scans (files not open in the editor), by URI. */
   readonly diskFindings: Map<string, { dangerous: number; caution: number }>;
-  readonly models: ModelFiles;
+  readonly models: ModelCache;
   /** Re-analyse an open document or notebook soon (set by diagnostics.ts). */
   schedule(uri: string): void;
 }
