@@ -19,6 +19,7 @@ export type ModelFormat =
   | '7z'
   | 'safetensors'
   | 'gguf'
+  | 'huggingface-repo'
   | 'unknown';
 
 export interface Finding {
@@ -100,6 +101,18 @@ export interface ModelReport {
   memberCount?: number;
   size: number;
   sha256?: string;
+  /** Set when the file was read over HTTP (safe-weights scan https://… | hf://…): what was fetched to decide. */
+  remote?: RemoteFetch;
+}
+
+export interface RemoteFetch {
+  /** The URL the bytes came from (query string left out). */
+  url: string;
+  /** Bytes fetched with Range requests (the file's size is `size`). */
+  bytesFetched: number;
+  requests: number;
+  /** hf:// targets: the commit the bytes are from. */
+  commit?: string;
 }
 
 export interface ScanOptions {
