@@ -8,6 +8,7 @@ import {
 import { DEFAULT_MODEL_EXTENSIONS, OPTIONAL_MODEL_EXTENSIONS, isModelFileName } from './modelFiles';
 import { INSPECTOR_VIEW_TYPE, messageOf } from './inspector/provider';
 import { openDisassembly } from './disassembly';
+import { SHOW_FLAGGED_COMMAND, showFlaggedModels, type ScanStatusItem } from './statusBar';
 
 /** JSON-RPC "method not found": the server predates the request (e.g. conversion not shipped yet). */
 const METHOD_NOT_FOUND = -32601;
@@ -37,6 +38,7 @@ export function registerCommands(
   context: vscode.ExtensionContext,
   ready: () => Promise<LanguageClient>,
   onScanned: () => void,
+  status: ScanStatusItem,
 ): void {
   const reg = (id: string, fn: (...args: unknown[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, fn));
@@ -53,8 +55,9 @@ export function registerCommands(
           const text = `Safe Weights scanned ${r.files} model file${r.files === 1 ? '' : 's'}: ` +
             `${r.dangerous} dangerous, ${r.caution} caution.`;
           if (bad > 0) {
-            void vscode.window.showWarningMessage(text, 'Show Problems').then((a) => {
-              if (a) void vscode.commands.executeCommand('workbench.actions.view.problems');
+            void vscode.window.showWarningMessage(text, 'Show Files', 'Show Problems').then((a) => {
+              if (a === 'Show Files') void vscode.commands.executeCommand(SHOW_FLAGGED_COMMAND);
+              else if (a) void vscode.commands.executeCommand('workbench.actions.view.problems');
             });
           } else {
             void vscode.window.showInformationMessage(text);
@@ -66,6 +69,8 @@ export function registerCommands(
         }
       });
   });
+
+  reg(SHOW_FLAGGED_COMMAND, () => showFlaggedModels(status, INSPECTOR_VIEW_TYPE));
 
   reg('safeWeights.openInInspector', async (uri) => {
     const u = await target(uri, 'Open in Model Inspector');

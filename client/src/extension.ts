@@ -45,7 +45,7 @@ export function activate(context: vscode.ExtensionContext): SafeWeightsApi {
     convert: async (uri) => vscode.commands.executeCommand<ConvertResult | undefined>('safeWeights.convertToSafetensors', uri),
     log: (line) => output.appendLine(line),
   });
-  registerCommands(context, ready, () => inspector.refreshAll());
+  registerCommands(context, ready, () => inspector.refreshAll(), status);
 
   return { ready, inspector, status };
 }

@@ -1,6 +1,10 @@
-// Status bar item: how many dangerous / caution model files the workspace scan found.
+// Status bar item "Safe Weights": how many dangerous / caution model files the workspace scan found. A click lists
+// them (quick pick → Model Inspector), or scans again when there are none.
 import * as vscode from 'vscode';
-import type { StatusParams } from '../../server/src/protocol';
+import type { StatusFile, StatusParams } from '../../server/src/protocol';
+import { statusView } from './statusText';
+
+export const SHOW_FLAGGED_COMMAND = 'safeWeights.showFlaggedModels';
 
 export class ScanStatusItem implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('safeWeights.status', vscode.StatusBarAlignment.Left, 50);
@@ -8,24 +12,54 @@ export class ScanStatusItem implements vscode.Disposable {
 
   constructor() {
     this.item.name = 'Safe Weights';
-    this.item.command = 'safeWeights.scanWorkspace';
-    this.item.text = '$(shield) Safe Weights';
-    this.item.tooltip = 'Safe Weights: scan the workspace for unsafe model files';
+    this.render();
     this.item.show();
   }
 
   update(s: StatusParams): void {
     this.last = s;
-    const icon = s.scanning ? '$(sync~spin)' : s.dangerous > 0 ? '$(error)' : s.caution > 0 ? '$(warning)' : '$(shield)';
-    const parts = [`${s.dangerous} dangerous`];
-    if (s.caution > 0) parts.push(`${s.caution} caution`);
-    this.item.text = `${icon} ${parts.join(', ')}`;
-    this.item.tooltip = `Safe Weights: ${s.scanned} model file${s.scanned === 1 ? '' : 's'} scanned` +
-      `${s.scanning ? ' (scanning…)' : ''}; ${s.dangerous} dangerous, ${s.caution} caution. Click to rescan.`;
-    this.item.backgroundColor = s.dangerous > 0 ? new vscode.ThemeColor('statusBarItem.errorBackground')
-      : s.caution > 0 ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
-    this.item.command = s.dangerous + s.caution > 0 ? 'workbench.actions.view.problems' : 'safeWeights.scanWorkspace';
+    this.render();
   }
 
+  private render(): void {
+    const v = statusView(this.last);
+    this.item.text = v.text;
+    this.item.tooltip = new vscode.MarkdownString(v.tooltip, true);
+    this.item.accessibilityInformation = { label: v.text.replace(/\$\([\w~-]+\)\s*/g, '').trim(), role: 'button' };
+    this.item.backgroundColor = v.tone ? new vscode.ThemeColor(`statusBarItem.${v.tone}Background`) : undefined;
+    this.item.command = v.click === 'listFlagged' ? SHOW_FLAGGED_COMMAND : 'safeWeights.scanWorkspace';
+  }
+
+  /** The flagged model files, dangerous first. */
+  flagged(): StatusFile[] { return this.last?.files ?? []; }
+
   dispose(): void { this.item.dispose(); }
+}
+
+interface FilePick extends vscode.QuickPickItem { uri?: vscode.Uri; rescan?: boolean }
+
+/** Quick pick of the flagged model files; the chosen one opens in the Model Inspector. */
+export async function showFlaggedModels(status: ScanStatusItem, inspectorViewType: string): Promise<vscode.Uri | undefined> {
+  const files = status.flagged();
+  const items: FilePick[] = files.map((f) => {
+    const uri = vscode.Uri.parse(f.uri);
+    return {
+      label: `$(${f.verdict === 'dangerous' ? 'error' : 'warning'}) ${uri.path.split('/').pop() ?? f.uri}`,
+      description: `${f.verdict} · ${vscode.workspace.asRelativePath(uri, true)}`,
+      detail: f.summary,
+      uri,
+    };
+  });
+  const total = (status.last?.dangerous ?? 0) + (status.last?.caution ?? 0);
+  if (total > files.length) items.push({ label: `${total - files.length} more not listed`, kind: vscode.QuickPickItemKind.Separator });
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(refresh) Scan the workspace again', rescan: true });
+  const pick = await vscode.window.showQuickPick(items, {
+    title: 'Safe Weights: model files that are unsafe to load',
+    placeHolder: 'Open one in the Model Inspector',
+    matchOnDescription: true, matchOnDetail: true,
+  });
+  if (!pick) return undefined;
+  if (pick.rescan) { await vscode.commands.executeCommand('safeWeights.scanWorkspace'); return undefined; }
+  if (pick.uri) await vscode.commands.executeCommand('vscode.openWith', pick.uri, inspectorViewType);
+  return pick.uri;
 }

@@ -11,13 +11,19 @@ export const DisassemblyRequest = 'safeWeights/disassembly';
 export interface DisassemblyParams { uri: string }
 export interface DisassemblyResult { text: string; decompiled: string; truncated: boolean }
 
-/** Request: rescan the whole workspace now (returns when done). */
+/** Request: rescan the whole workspace now (returns when done). Counts are of model files; codeFiles counts the
+ *  Python files, notebooks and dependency files scanned with them. */
 export const ScanWorkspaceRequest = 'safeWeights/scanWorkspace';
-export interface ScanWorkspaceResult { files: number; dangerous: number; caution: number }
+export interface ScanWorkspaceResult { files: number; dangerous: number; caution: number; codeFiles: number }
 
-/** Notification server → client: counts for the status bar, sent after every (re)scan. */
+/** A model file the workspace scan rates dangerous or caution (the status bar's quick pick lists them). */
+export interface StatusFile { uri: string; verdict: 'dangerous' | 'caution'; summary: string }
+
+/** Notification server → client, sent after every (re)scan: model files only (scanned, dangerous, caution), and
+ *  the dangerous and caution ones, dangerous first (at most STATUS_FILES_MAX; the counts are exact). */
 export const StatusNotification = 'safeWeights/status';
-export interface StatusParams { dangerous: number; caution: number; scanned: number; scanning: boolean }
+export interface StatusParams { dangerous: number; caution: number; scanned: number; scanning: boolean; files: StatusFile[] }
+export const STATUS_FILES_MAX = 500;
 
 /** Request: convert a pickle checkpoint to .safetensors (issue: conversion). Progress via $/progress (workDoneToken). */
 export const ConvertRequest = 'safeWeights/convert';

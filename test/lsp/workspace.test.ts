@@ -35,13 +35,16 @@ describe('language server: workspace scan and model cross-reference (stdio)', fu
   after(async () => { await client.stop(); });
 
   it('scans code and model files with progress, honours excludes and [tool.safe-weights], reports status', async () => {
-    const result = await client.conn.sendRequest('safeWeights/scanWorkspace') as { files: number; dangerous: number; caution: number };
-    assert.equal(result.files, 6, JSON.stringify(result)); // checkpoint.pt, train.py, requirements.txt, pyproject.toml, nb.ipynb, saver.py
+    const result = await client.conn.sendRequest('safeWeights/scanWorkspace') as { files: number; dangerous: number; caution: number; codeFiles: number };
+    // model files: checkpoint.pt; code files: train.py, requirements.txt, pyproject.toml, nb.ipynb, saver.py
+    assert.deepEqual(result, { files: 1, dangerous: 1, caution: 0, codeFiles: 5 });
     const model = client.diagnostics.get(uri('checkpoint.pt'));
     assert.ok(model && model.length === 1, 'model file diagnostic');
     assert.equal(model[0].severity, 1);
     assert.equal(model[0].source, 'safe-weights');
-    assert.match(String(model[0].code), /^SW0\d\d$/);
+    assert.equal(model[0].code, 'SW001');
+    // a binary file has no lines: the message says where (the GLOBAL opcode 'c' is the file's first byte)
+    assert.match(model[0].message, /os\.system.* \(SW001 at byte 0 \(0x0\)\)$/);
     assert.deepEqual(model[0].range, { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } });
     assert.deepEqual(client.diagnostics.get(uri('train.py'))?.map((d) => [d.code, d.range.start.line]), [['SW101', 1]]);
     assert.deepEqual(client.diagnostics.get(uri('requirements.txt'))?.map((d) => d.code), ['SW201']);
@@ -58,7 +61,9 @@ describe('language server: workspace scan and model cross-reference (stdio)', fu
     }
     const status = client.notifications.filter((n) => n.method === 'safeWeights/status').pop();
     assert.ok(status, 'status notification');
-    assert.deepEqual(status.params, { dangerous: 3, caution: 1, scanned: 6, scanning: false });
+    // the status counts model files only (the code findings are in Problems), and lists the flagged ones
+    assert.deepEqual(status.params, { dangerous: 1, caution: 0, scanned: 1, scanning: false,
+      files: [{ uri: uri('checkpoint.pt'), verdict: 'dangerous', summary: model[0].message.replace(/ \(SW001 at byte 0 \(0x0\)\)$/, '') }] });
     assert.ok(client.notifications.some((n) => n.method === '$/progress'), '$/progress sent');
   });
 

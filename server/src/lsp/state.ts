@@ -61,11 +61,18 @@ export interface ServerState {
   config: LoadedConfig;
   /** Open programs by document or notebook URI. */
   readonly programs: Map<string, ProgramState>;
-  /** Counts of the findings published from disk scans (files not open in the editor), by URI. */
-  readonly diskFindings: Map<string, { dangerous: number; caution: number }>;
+  /** Counts of the findings published from disk scans (files not open in the editor), by URI; model files also
+   *  keep their verdict and summary (the status bar counts and lists them). */
+  readonly diskFindings: Map<string, DiskFindings>;
   readonly models: ModelCache;
   /** Re-analyse an open document or notebook soon (set by diagnostics.ts). */
   schedule(uri: string): void;
+}
+
+export interface DiskFindings {
+  dangerous: number;
+  caution: number;
+  model?: { verdict: string; summary: string };
 }
 
 export function initialState(parts: Pick<ServerState, 'connection' | 'documents' | 'notebooks' | 'lastEdit' | 'models'>): ServerState {

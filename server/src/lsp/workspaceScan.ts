@@ -10,12 +10,12 @@ import type { CodeReport, ModelReport } from '../models/types';
 import { NotebookPositions } from '../python/notebookPositions';
 import type { CodeSeverity } from '../python/rules';
 import { isCodeFileName, scanCodeFile } from '../python/scanCode';
-import type { ScanWorkspaceResult, StatusParams } from '../protocol';
-import { StatusNotification } from '../protocol';
+import type { ScanWorkspaceResult, StatusFile, StatusParams } from '../protocol';
+import { STATUS_FILES_MAX, StatusNotification } from '../protocol';
 import { toSeverity } from './diagnostics';
 import { modelReport } from './modelFiles';
 import { excluded, refreshAll, reloadConfig } from './settings';
-import { SOURCE, uriToPath, type ServerState } from './state';
+import { SOURCE, uriToPath, type DiskFindings, type ServerState } from './state';
 
 /** The workspace files to scan: the same discovery as the CLI (models/discovery.ts), by content, links followed. */
 async function listFiles(root: string, isExcluded: (rel: string) => boolean, out: string[]): Promise<void> {
@@ -30,20 +30,40 @@ async function isScannedFile(path: string): Promise<boolean> {
   try { return (await sniffFile(path)).model; } catch { return false; }
 }
 
-/** Files, not findings: a file counts once, under its worst finding (as in the scanWorkspace result). */
-function fileCounts(s: ServerState): { dangerous: number; caution: number } {
-  let dangerous = 0;
-  let caution = 0;
+/** Model files, not findings: a file counts once, under its verdict (as in the scanWorkspace result). Code files
+ *  have their findings in Problems and are counted apart (codeFiles). */
+function fileCounts(s: ServerState): { files: number; dangerous: number; caution: number; codeFiles: number } {
+  let files = 0, dangerous = 0, caution = 0, codeFiles = 0;
   for (const c of s.diskFindings.values()) {
-    if (c.dangerous) dangerous++;
-    else if (c.caution) caution++;
+    if (!c.model) { codeFiles++; continue; }
+    files++;
+    if (c.model.verdict === 'dangerous') dangerous++;
+    else if (c.model.verdict === 'caution') caution++;
   }
-  return { dangerous, caution };
+  return { files, dangerous, caution, codeFiles };
+}
+
+/** The dangerous, then the caution model files, by path, at most STATUS_FILES_MAX. */
+function flaggedFiles(s: ServerState): StatusFile[] {
+  const out: StatusFile[] = [];
+  for (const [uri, c] of s.diskFindings) {
+    const v = c.model?.verdict;
+    if (v === 'dangerous' || v === 'caution') out.push({ uri, verdict: v, summary: c.model!.summary });
+  }
+  out.sort((a, b) => (a.verdict === b.verdict ? (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0) : a.verdict === 'dangerous' ? -1 : 1));
+  return out.slice(0, STATUS_FILES_MAX);
 }
 
 export function sendStatus(s: ServerState, scanningNow: boolean): void {
-  const status: StatusParams = { ...fileCounts(s), scanned: s.diskFindings.size, scanning: scanningNow };
+  const { files, dangerous, caution } = fileCounts(s);
+  const status: StatusParams = { dangerous, caution, scanned: files, scanning: scanningNow, files: flaggedFiles(s) };
   void s.connection.sendNotification(StatusNotification, status);
+}
+
+/** "at byte 28 (0x1c) of archive/data.pkl": where a model finding is; Problems can only show line 1 of a binary file. */
+export function byteLocation(f: { offset?: number; member?: string }): string {
+  if (f.offset === undefined) return f.member ? `in ${f.member}` : '';
+  return `at byte ${f.offset} (0x${f.offset.toString(16)})${f.member ? ` of ${f.member}` : ''}`;
 }
 
 /** Scans one file on disk and publishes its findings, unless an open editor owns its diagnostics. */
@@ -52,7 +72,7 @@ export async function scanDiskFile(s: ServerState, path: string): Promise<void> 
   if (s.documents.get(uri) || s.notebooks.getNotebookDocument(uri)) return; // the open editor owns its diagnostics
   const name = basename(path);
   let diagnostics: Diagnostic[] = [];
-  let counts = { dangerous: 0, caution: 0 };
+  let counts: DiskFindings = { dangerous: 0, caution: 0 };
   if (isCodeFileName(name)) {
     let report: CodeReport;
     try {
@@ -88,13 +108,17 @@ export async function scanDiskFile(s: ServerState, path: string): Promise<void> 
     if (report.verdict === 'dangerous' || report.verdict === 'caution') {
       const order = ['dangerous', 'invalid', 'caution', 'info'];
       const worst = report.findings.slice().sort((a, b) => order.indexOf(a.severity) - order.indexOf(b.severity))[0];
+      // a binary file has no lines: the range is the file's start, the message says where in the bytes
+      const where = worst ? byteLocation(worst) : '';
       diagnostics = [{
         range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
         severity: report.verdict === 'dangerous' ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
-        code: worst?.rule, source: SOURCE, message: report.summary,
+        code: worst?.rule, source: SOURCE,
+        message: where ? `${report.summary} (${worst!.rule} ${where})` : report.summary,
       }];
-      counts = report.verdict === 'dangerous' ? { dangerous: 1, caution: 0 } : { dangerous: 0, caution: 1 };
     }
+    counts = report.verdict === 'dangerous' ? { dangerous: 1, caution: 0 } : report.verdict === 'caution' ? { dangerous: 0, caution: 1 } : { dangerous: 0, caution: 0 };
+    counts.model = { verdict: report.verdict, summary: report.summary };
   }
   s.diskFindings.set(uri, counts);
   s.connection.sendDiagnostics({ uri, diagnostics });
@@ -134,7 +158,7 @@ export async function scanWorkspace(s: ServerState): Promise<ScanWorkspaceResult
     }
     progress?.done();
     sendStatus(s, false);
-    return { files: files.length, ...fileCounts(s) };
+    return fileCounts(s);
   })();
   scans.set(s, scan);
   try {

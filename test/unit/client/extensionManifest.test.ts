@@ -54,10 +54,14 @@ describe('media/inspector.js builds the DOM safely', () => {
 describe('package.json contributions', () => {
   const commands: string[] = manifest.contributes.commands.map((c: { command: string }) => c.command);
 
-  it('contributes the four commands, each registered by the client', () => {
-    assert.deepEqual([...commands].sort(), ['safeWeights.convertToSafetensors', 'safeWeights.openInInspector', 'safeWeights.scanWorkspace', 'safeWeights.showDisassembly']);
-    const src = read('client/src/commands.ts');
-    for (const c of commands) assert.ok(src.includes(`reg('${c}'`), `${c} is registered in client/src/commands.ts`);
+  it('contributes the five commands, each registered by the client', () => {
+    assert.deepEqual([...commands].sort(), ['safeWeights.convertToSafetensors', 'safeWeights.openInInspector', 'safeWeights.scanWorkspace', 'safeWeights.showDisassembly', 'safeWeights.showFlaggedModels']);
+    const src = read('client/src/commands.ts') + read('client/src/statusBar.ts');
+    for (const c of commands) {
+      const constant = /export const (\w+) = '([\w.]+)'/g;
+      const names = new Map([...src.matchAll(constant)].map((m) => [m[2], m[1]]));
+      assert.ok(src.includes(`reg('${c}'`) || (names.has(c) && src.includes(`reg(${names.get(c)},`)), `${c} is registered in client/src/commands.ts`);
+    }
   });
 
   it('makes the Inspector the default editor for model files and an option for ambiguous ones', () => {
