@@ -7,6 +7,7 @@ import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
 import type { TextEditSpan } from './edits';
 import { isSuppressed, suppressionFix } from './suppress';
+import type { LoadSite } from './loadFixes';
 
 export type { TextEditSpan } from './edits';
 
@@ -14,6 +15,9 @@ export interface CodeFix {
   title: string;
   edits: TextEditSpan[];
   preferred: boolean;
+  /** What the fix relies on, for fixes chosen by the file a load names (python/fileFixes.ts): 'weights-only' works
+   *  only if the file loads with weights_only=True; 'suppress' silences the finding. */
+  role?: 'weights-only' | 'safe-globals' | 'suppress';
 }
 
 export interface CodeIssue {
@@ -28,6 +32,8 @@ export interface CodeIssue {
   /** torch.load("m.pt"): edits that load "m.safetensors" with safetensors.torch.load_file instead (applied by the
    *  server after it converted the file, so they are not offered as a plain quick-fix). */
   convertEdits?: () => TextEditSpan[];
+  /** torch.load("m.pt"): what the fixes that depend on the file need (python/loadFixes.ts), built on demand. */
+  loadSite?: () => LoadSite | undefined;
 }
 
 export interface AnalyzeOptions {
@@ -688,6 +694,7 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
       const moved: CodeIssue = { ...i, start, end, fixes };
       if (i.path) moved.path = { value: i.path.value, start: shift(i.path.start)!, end: shift(i.path.end)! };
       if (i.convertEdits) moved.convertEdits = () => refresh(start, i.rule)?.convertEdits?.() ?? [];
+      if (i.loadSite) moved.loadSite = () => refresh(start, i.rule)?.loadSite?.();
       kept.push(moved);
     } else if (i.start < lo || i.end > oldHi) return undefined;   // straddles the edited statements
   }
@@ -720,9 +727,43 @@ function report(ctx: Ctx, rule: string, message: string, fixes: CodeFix[] = [], 
     start: ctx.call.startIndex, end: ctx.call.endIndex, fixes: ctx.virtual ? [] : fixes,
   };
   const first = ctx.args.positional[0];
-  const value = stringValue(first);
-  if (!ctx.virtual && ctx.q && FILE_LOADERS.has(ctx.q) && first && value) issue.path = { value, start: first.startIndex, end: first.endIndex };
+  const named = !ctx.virtual && ctx.q && FILE_LOADERS.has(ctx.q) && first ? pathArgument(ctx, first) : undefined;
+  if (named) issue.path = named;
   ctx.out.push(issue);
+}
+
+const OPENERS = new Set(['builtins.open', 'io.open', 'open']);
+
+/** The file a load's first argument names: a path literal, `open("x.pkl", "rb")`, or a name bound by
+ *  `with open("x.pkl", "rb") as f:` around the load. */
+function pathArgument(ctx: Ctx, first: Node): { value: string; start: number; end: number } | undefined {
+  const literal = (n: Node | null | undefined) => {
+    const v = stringValue(n ?? undefined);
+    return v && n ? { value: v, start: n.startIndex, end: n.endIndex } : undefined;
+  };
+  const opened = (n: Node | null | undefined) => {
+    if (n?.type !== 'call') return undefined;
+    const fn = n.childForFieldName('function');
+    const q = fn ? (fn.type === 'identifier' && fn.text === 'open' ? 'open' : ctx.resolver.resolveValue(fn)) : null;
+    if (!q || !OPENERS.has(q)) return undefined;
+    const list = n.childForFieldName('arguments');
+    return literal(list?.namedChildren.find((c) => c && c.type !== 'comment' && c.type !== 'keyword_argument'));
+  };
+  if (first.type === 'string') return literal(first);
+  if (first.type === 'call') return opened(first);
+  if (first.type !== 'identifier') return undefined;
+  for (let p = first.parent; p; p = p.parent) {
+    if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') break;
+    if (p.type !== 'with_statement') continue;
+    for (const item of p.namedChildren.find((c) => c?.type === 'with_clause')?.namedChildren ?? []) {
+      const as = item?.childForFieldName('value');
+      if (as?.type !== 'as_pattern') continue;
+      const target = as.childForFieldName('alias');
+      if (target?.text !== first.text) continue;
+      return opened(as.namedChildren[0]);
+    }
+  }
+  return undefined;
 }
 
 const isTrue = (n: Node | undefined): boolean => n?.type === 'true';
@@ -846,10 +887,10 @@ function checkTorchLoad(ctx: Ctx): void {
   }
   if (isFalse(wo)) {
     report(ctx, 'SW101', 'torch.load(weights_only=False) unpickles arbitrary objects: a crafted checkpoint runs code. Use weights_only=True.',
-      [{ title: 'Set weights_only=True', preferred: !pm, edits: [edits.replaceNode(wo!, 'True')] }], 'dangerous');
+      [{ title: 'Set weights_only=True', preferred: !pm, edits: [edits.replaceNode(wo!, 'True')], role: 'weights-only' }], 'dangerous');
   } else if (wo) {
     report(ctx, 'SW101', 'torch.load: weights_only is not the literal True here; when it is False the checkpoint can run code.',
-      [{ title: 'Set weights_only=True', preferred: false, edits: [edits.replaceNode(wo, 'True')] }]);
+      [{ title: 'Set weights_only=True', preferred: false, edits: [edits.replaceNode(wo, 'True')], role: 'weights-only' }]);
   } else if (pm) {
     report(ctx, 'SW101', `torch.load(pickle_module=${pm.text.replace(/\s+/g, ' ')}) unpickles arbitrary objects on every torch version: torch only defaults to weights_only=True when no pickle_module is given. A crafted checkpoint runs code; drop pickle_module and load with weights_only=True.`,
       [], 'dangerous');
@@ -858,7 +899,7 @@ function checkTorchLoad(ctx: Ctx): void {
       ? 'torch.load(..., **kwargs) without a visible weights_only=True: the unpacked options may allow arbitrary unpickling.'
       : 'torch.load without weights_only=True unpickles arbitrary objects before torch 2.6 (and on later versions when TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set): a crafted checkpoint runs code.';
     report(ctx, 'SW101', `${why} Add weights_only=True.`,
-      [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')] }]);
+      [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')], role: 'weights-only' }]);
   }
   const issue = ctx.out[ctx.out.length - 1];
   const first = args.positional[0];
@@ -866,6 +907,7 @@ function checkTorchLoad(ctx: Ctx): void {
     // built on demand: most keystrokes never ask for this fix
     const c = { ...ctx };
     issue.convertEdits = () => loadFileEdits(c, first);
+    issue.loadSite = () => loadSiteOf(c, first);
   }
 }
 
@@ -1068,6 +1110,19 @@ function saveFileEdits(ctx: Ctx, dest: Node): TextEditSpan[] {
   const pathEdit = safetensorsPathEdit(dest);
   if (pathEdit) out.push(pathEdit);
   return out.sort((a, b) => a.start - b.start);
+}
+
+/** What python/loadFixes.ts needs to build the file-dependent fixes of a torch.load call. */
+function loadSiteOf(ctx: Ctx, path: Node): LoadSite {
+  const pathEdit = safetensorsPathEdit(path);
+  const loc = ctx.args.keywords.get('map_location') ?? ctx.args.positional[1];
+  return {
+    text: ctx.text, tree: ctx.tree, call: ctx.call, fn: ctx.fn, argList: ctx.args.list, args: ctx.args.all,
+    weightsOnly: ctx.args.keywords.get('weights_only'),
+    safetensorsPath: pathEdit ? ctx.text.slice(path.startIndex, pathEdit.start) + '.safetensors' + ctx.text.slice(pathEdit.end, path.endIndex) : path.text,
+    device: loc && (loc.type === 'string' || loc.type === 'identifier' || loc.type === 'call') ? `, device=${loc.text}` : '',
+    importedNames: ctx.resolver.importedNames(), importStatements: ctx.resolver.importStatements, cellStarts: ctx.cellStarts,
+  };
 }
 
 /** torch.load("m.pt", map_location="cpu") -> safetensors.torch.load_file("m.safetensors", device="cpu") + import. */
