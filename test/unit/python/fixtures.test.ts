@@ -54,6 +54,15 @@ describe('code rules on annotated fixtures', () => {
     assert.equal(mayHaveFindings('from pickle import (\n    loads,\n)\nloads(b)\n'), true);
     assert.equal(mayHaveFindings('m = f(x, trust_remote_code=True)\n'), true);
     assert.equal(mayHaveFindings('import torch as t\ntl = t.load\n'), true);
+    // whole words only, for roots and names alike; a longer name at the same start is still found
+    assert.equal(mayHaveFindings('import numpy\nnumpy.loadtxt(f)\n'), false);
+    assert.equal(mayHaveFindings('import numpyx\nnumpyx.load(f)\n'), false);
+    assert.equal(mayHaveFindings('import pickle\nx = pickle.loadsx(b)\n'), false);
+    assert.equal(mayHaveFindings('import pickle\nx = pickle.loads(b)\n'), true);
+    assert.equal(mayHaveFindings('import pickle5\npickle5.loads(b)\n'), true);
+    // a root is found after others (and after the same word inside a longer one)
+    assert.equal(mayHaveFindings('import torch_utils, numpy_ext\ntorch_utils.x = 1\nimport yaml, torch\ny = torch.load(f)\n'), true);
+    assert.equal(mayHaveFindings('from x import (a,\n  loads)\nimport pickle\n'), true);
     const r = await scanCodeText('x.py', 'from pickle import (\n    loads,\n)\nloads(b)\n');
     assert.deepEqual(r.findings.map((f) => f.rule), ['SW102']);
   });
