@@ -20,6 +20,10 @@ export type ModelFormat =
   | 'safetensors'
   | 'gguf'
   | 'huggingface-repo'
+  | 'keras'             // Keras v3 .keras zip (config.json, metadata.json, model.weights.h5)
+  | 'keras-h5'          // legacy Keras HDF5 model (root attribute model_config)
+  | 'hdf5'              // any other HDF5 file
+  | 'onnx'
   | 'unknown';
 
 export interface Finding {
