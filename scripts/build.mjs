@@ -23,7 +23,13 @@ const entries = [
   // the CLI's directory scan threads (cli/scanPool.ts)
   { in: 'server/src/cli/scanWorker.ts', out: 'scan-worker.js' },
 ];
-const built = entries.filter((e) => existsSync(join(root, e.in)));
+// A missing entry point or runtime file fails the build: a bundle skipped here is a package that breaks at run time.
+const missing = entries.filter((e) => !existsSync(join(root, e.in))).map((e) => e.in);
+if (missing.length) {
+  console.error(`build: entry point${missing.length > 1 ? 's' : ''} missing: ${missing.join(', ')} (scripts/build.mjs lists them)`);
+  process.exit(1);
+}
+const built = entries;
 await Promise.all(built.map((e) =>
   build({ ...common, entryPoints: [e.in], outfile: join(dist, e.out), external: e.external ?? [] })));
 // Files the bundles load at run time from next to themselves (the .vsix ships no node_modules; .vscodeignore
@@ -36,7 +42,10 @@ for (const [from, to, mode] of [
   ['node_modules/7z-wasm/7zz.wasm', '7zz.wasm'],
   ['node_modules/vscode-languageclient/lib/node/terminateProcess.sh', 'terminateProcess.sh', 0o755],
 ]) {
-  if (!existsSync(join(root, from))) continue;
+  if (!existsSync(join(root, from))) {
+    console.error(`build: ${from} is missing (run npm ci): dist/${to} would not ship`);
+    process.exit(1);
+  }
   copyFileSync(join(root, from), join(dist, to));
   if (mode) chmodSync(join(dist, to), mode);
 }
