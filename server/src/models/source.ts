@@ -80,9 +80,14 @@ export function u64(b: Uint8Array, i: number): number {
   const hi = u32(b, i + 4);
   return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + u32(b, i);
 }
+/** Whether `b` holds `sig` at `at` (a string compares its char codes as bytes, without building an array:
+ *  discovery tests every file's head against a dozen signatures). */
 export function startsWith(b: Uint8Array, sig: number[] | string, at = 0): boolean {
-  const s = typeof sig === 'string' ? Array.from(sig, (ch) => ch.charCodeAt(0)) : sig;
-  if (b.length < at + s.length) return false;
-  for (let i = 0; i < s.length; i++) if (b[at + i] !== s[i]) return false;
+  if (b.length < at + sig.length) return false;
+  if (typeof sig === 'string') {
+    for (let i = 0; i < sig.length; i++) if (b[at + i] !== sig.charCodeAt(i)) return false;
+    return true;
+  }
+  for (let i = 0; i < sig.length; i++) if (b[at + i] !== sig[i]) return false;
   return true;
 }
