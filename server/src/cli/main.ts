@@ -11,6 +11,7 @@ import { toCycloneDx } from './cyclonedx';
 import { applyBaseline, exitCodeWithBaseline, readBaseline, writeBaseline, BaselineError } from './baseline';
 import { ProgressBar, colors } from './tty';
 import { scanAll, type ScanOutcome } from './scanPool';
+import { isRemoteTarget, parseByteCount, remoteLine, scanRemoteTargets } from './remote';
 
 const VERSION: string = (() => {
   try { return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version as string; } catch { return '0.0.0'; }
@@ -19,6 +20,7 @@ const VERSION: string = (() => {
 const USAGE = `Usage:
   safe-weights scan [--format text|json|sarif|cyclonedx] [--fail-on caution|dangerous|never] [--output FILE] [--sha256]
                    [--baseline FILE] [--write-baseline FILE] [--verbose] [--jobs N] PATH...
+  safe-weights scan [--allow-unpinned] [--max-fetch BYTES] https://host/file | hf://org/repo@COMMIT[/path]
   safe-weights convert IN [-o OUT] [--force]
   safe-weights --version
 
@@ -29,11 +31,14 @@ command line is always scanned. --jobs N scans on N threads (default 1: no worke
 --format cyclonedx writes a CycloneDX 1.6 BOM of the model files (with their SHA-256).
 --write-baseline FILE records the findings in FILE (and exits 0); --baseline FILE leaves out the findings FILE
 records, so a run fails only on new ones.
+A URL or hf:// target is scanned without downloading it: only the byte ranges the verdict needs are fetched
+(at most --max-fetch, default 256M); an hf:// revision must be a commit unless --allow-unpinned. HF_TOKEN is sent
+to the Hub only; HTTPS_PROXY / NO_PROXY are honoured.
 Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
 
 export class UsageError extends Error {}
 
-interface ScanArgs { format: 'text' | 'json' | 'sarif' | 'cyclonedx'; baseline?: string; writeBaseline?: string; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; jobs?: number }
+interface ScanArgs { format: 'text' | 'json' | 'sarif' | 'cyclonedx'; baseline?: string; writeBaseline?: string; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; jobs?: number; allowUnpinned?: boolean; maxFetch?: number }
 
 function parseScanArgs(argv: string[]): ScanArgs {
   const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false, verbose: false };
@@ -64,6 +69,13 @@ function parseScanArgs(argv: string[]): ScanArgs {
       a.jobs = Number(v);
     }
     else if (arg === '--verbose' || arg === '-v') a.verbose = true;
+    else if (arg === '--allow-unpinned') a.allowUnpinned = true;
+    else if (arg === '--max-fetch' || arg.startsWith('--max-fetch=')) {
+      const v = value();
+      const n = parseByteCount(v);
+      if (n === undefined) throw new UsageError(`--max-fetch takes a byte count (e.g. 64M), not "${v}"`);
+      a.maxFetch = n;
+    }
     else if (arg === '--') a.paths.push(...argv.slice(i + 1)), i = argv.length;
     else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
     else a.paths.push(arg);
@@ -97,9 +109,12 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
     if (e instanceof BaselineError) { err.write(`safe-weights: ${e.message}\n`); return 2; }
     throw e;
   }
-  const root = fs.existsSync(args.paths[0]) && fs.statSync(args.paths[0]).isDirectory() ? args.paths[0] : path.dirname(args.paths[0]);
+  const remote = args.paths.filter(isRemoteTarget);
+  const local = args.paths.filter((p) => !isRemoteTarget(p));
+  const first = local[0] ?? '.';
+  const root = fs.existsSync(first) && fs.statSync(first).isDirectory() ? first : path.dirname(first);
   const cfg = await loadConfig(path.resolve(root));
-  const { files, skipped, errors } = await collectFiles(args.paths, excludeMatcher(cfg));
+  const { files, skipped, errors } = await collectFiles(local, excludeMatcher(cfg));
   const reports: FileReport[] = [];
   const bar = err.isTTY && args.format !== 'text' || err.isTTY ? new ProgressBar(err, files.length) : undefined;
   let ioError = errors.length > 0;
@@ -120,6 +135,11 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
   for (const o of outcomes_) {
     if ('report' in o) reports.push(o.report);
     else ioError = true;
+  }
+  if (remote.length) {
+    const r = await scanRemoteTargets(remote, { allowUnpinned: args.allowUnpinned === true, maxFetch: args.maxFetch, allowGlobals: cfg.allowGlobals, verbose: args.verbose }, err, VERSION);
+    reports.push(...r.reports);
+    if (r.ioError) ioError = true;
   }
   if (args.writeBaseline !== undefined) {
     const n = writeBaseline(reports, args.writeBaseline);
@@ -158,6 +178,7 @@ export function toJsonFile(r: FileReport): Record<string, unknown> {
     if (m.findingsOmitted) base.findingsOmitted = m.findingsOmitted;
     if (m.globalsOmitted) base.globalsOmitted = m.globalsOmitted;
     if (m.tensorsOmitted) base.tensorsOmitted = m.tensorsOmitted;
+    if (m.remote) base.remote = m.remote;
   }
   base.findings = r.findings.map((f) => {
     const o: Record<string, unknown> = { rule: f.rule, severity: f.severity, message: f.message };
@@ -184,6 +205,8 @@ function renderText(reports: FileReport[], color: boolean, skipped: SkippedFile[
       const m = r as ModelReport;
       lines.push(`${paint(m.verdict)} ${c.bold(m.path)} ${c.dim(`(${m.formatDetail ?? m.format})`)}`);
       lines.push(`  ${m.summary}`);
+      const fetched = remoteLine(m);
+      if (fetched) lines.push(`  ${c.dim(fetched)}`);
       if (m.weightsOnly.loads !== null) lines.push(`  ${c.dim('torch.load(weights_only=True):')} ${m.weightsOnly.loads ? 'loads' : 'refused'} — ${m.weightsOnly.reason}`);
       // the worst first: a dangerous finding must not hide behind twenty caution ones
       const shown = m.findings.filter((x) => x.severity !== 'info').sort((a, b) => SEV_RANK[b.severity] - SEV_RANK[a.severity]);

@@ -14,9 +14,8 @@ export function toSarif(reports: FileReport[], version: string, modelRules: read
   const index = new Map(rules.map((r, i) => [r.id, i]));
   const results = [];
   for (const r of reports) {
-    const rel = path.relative(cwd, path.resolve(r.path));
-    const uri = rel.startsWith('..') || path.isAbsolute(rel) ? pathToFileURL(path.resolve(r.path)).href : rel.split(path.sep).join('/');
     for (const f of r.findings) {
+      const uri = artifactUri(r, f, cwd);
       if (f.severity === 'info' && r.kind === 'model') continue;
       const cf = f as Finding & { line?: number; column?: number; endLine?: number; endColumn?: number; cell?: number };
       const region: Record<string, number> = cf.line !== undefined
@@ -27,7 +26,7 @@ export function toSarif(reports: FileReport[], version: string, modelRules: read
         ruleId: f.rule,
         level: LEVEL[f.severity] ?? 'warning',
         message: { text: f.message },
-        locations: [{ physicalLocation: { artifactLocation: { uri, ...(uri.startsWith('file:') ? {} : { uriBaseId: '%SRCROOT%' }) }, region } }],
+        locations: [{ physicalLocation: { artifactLocation: { uri, ...(uri.startsWith('file:') || /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? {} : { uriBaseId: '%SRCROOT%' }) }, region } }],
         partialFingerprints: { safeWeights: `${f.rule}:${f.global ?? ''}:${f.member ?? ''}:${cf.line ?? f.offset ?? ''}` },
         properties: { verdict: r.verdict, ...(f.global ? { global: f.global } : {}), ...(f.member ? { member: f.member } : {}), ...(cf.cell !== undefined ? { cell: cf.cell } : {}) },
       };
@@ -58,4 +57,20 @@ export function toSarif(reports: FileReport[], version: string, modelRules: read
       results,
     }],
   };
+}
+
+/** Where a finding is: the file (relative to cwd when inside it), a remote target's URL as given (https://, hf://),
+ *  or, for a Hugging Face repository report, the repository file the finding is about (tokenizer_config.json…). */
+function artifactUri(r: FileReport, f: Finding, cwd: string): string {
+  const remote = /^[a-z][a-z0-9+.-]*:\/\//i.test(r.path);
+  if (r.kind === 'model' && r.format === 'huggingface-repo' && f.member) {
+    if (remote) return r.path.replace(/[^/]*$/, '') + f.member;
+    return localUri(path.join(path.dirname(r.path), ...f.member.split('/')), cwd);
+  }
+  return remote ? r.path : localUri(r.path, cwd);
+}
+
+function localUri(p: string, cwd: string): string {
+  const rel = path.relative(cwd, path.resolve(p));
+  return rel.startsWith('..') || path.isAbsolute(rel) ? pathToFileURL(path.resolve(p)).href : rel.split(path.sep).join('/');
 }
