@@ -18,8 +18,8 @@ const entries = [
   { in: 'server/src/server.ts', out: 'server.js' },
   { in: 'server/src/cli/main.ts', out: 'cli.js' },
   // runs as its own process (node dist/lzma-worker.js): it must inline its decoder (see lzmaWorker.ts)
-  { in: 'server/src/models/lzmaWorker.ts', out: 'lzma-worker.js' },
-  { in: 'server/src/models/zipWorker.ts', out: 'zip-worker.js' },
+  { in: 'server/src/models/formats/lzmaWorker.ts', out: 'lzma-worker.js' },
+  { in: 'server/src/models/formats/zipWorker.ts', out: 'zip-worker.js' },
   // the CLI's directory scan threads (cli/scanPool.ts)
   { in: 'server/src/cli/scanWorker.ts', out: 'scan-worker.js' },
 ];
@@ -38,7 +38,7 @@ await Promise.all(built.map((e) =>
 for (const [from, to, mode] of [
   ['node_modules/web-tree-sitter/web-tree-sitter.wasm', 'web-tree-sitter.wasm'],
   ['node_modules/tree-sitter-python/tree-sitter-python.wasm', 'tree-sitter-python.wasm'],
-  // 7-Zip as WebAssembly (models/archives.ts reads .7z archives with it)
+  // 7-Zip as WebAssembly (models/formats/sevenZip.ts reads .7z archives with it)
   ['node_modules/7z-wasm/7zz.wasm', '7zz.wasm'],
   ['node_modules/vscode-languageclient/lib/node/terminateProcess.sh', 'terminateProcess.sh', 0o755],
 ]) {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PY = process.env.SAFE_WEIGHTS_PYTHON ?? '/usr/bin/python3';
 const cacheDir = join(root, '.cache', 'bench');
-const convertJs = join(root, 'out', 'server', 'src', 'models', 'convert.js');
+const convertJs = join(root, 'out', 'server', 'src', 'models', 'convert', 'convert.js');
 mkdirSync(cacheDir, { recursive: true });
 if (!existsSync(convertJs)) { console.error(`missing ${convertJs}: run npm run compile-tests`); process.exit(1); }
 

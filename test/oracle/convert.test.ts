@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { IS_CI, PYTHON, REPO_ROOT, requireBuilt, torchAvailable } from '../setup';
-import { convertToSafetensors, ConvertCancelled, ConvertRefused, ConvertResult, tuning } from '../../server/src/models/convert';
+import { convertToSafetensors, ConvertCancelled, ConvertRefused, ConvertResult, tuning } from '../../server/src/models/convert/convert';
 import { convertCli, defaultOutput } from '../../server/src/cli/convert';
 import { scanModelFileDetailed } from '../../server/src/models/scan';
 import { buildZip } from '../unit/models/zipAsm';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, torchAvailable } from '../setup';
 import { scanModelFile } from '../../server/src/models/scan';
-import { convertToSafetensors } from '../../server/src/models/convert';
+import { convertToSafetensors } from '../../server/src/models/convert/convert';
 
 const PY = '/usr/bin/python3';
 

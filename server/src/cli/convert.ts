@@ -2,8 +2,8 @@
 // Exit codes: 0 converted and verified, 1 refused (unsafe file, unsupported content, existing output),
 // 2 usage or I/O error.
 import * as path from 'node:path';
-import { convertToSafetensors, ConvertRefused, ConvertCancelled } from '../models/convert';
-import { convertShardedIndex } from '../models/convertSharded';
+import { convertToSafetensors, ConvertRefused, ConvertCancelled } from '../models/convert/convert';
+import { convertShardedIndex } from '../models/convert/convertSharded';
 
 const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force] [--fsync]   (IN may be a pytorch_model.bin.index.json of a sharded checkpoint;\n       --fsync flushes the output to disk before it is renamed into place)\n';
 

@@ -3,7 +3,7 @@
 import { CodeActionKind, MessageType, ShowMessageNotification, type CodeAction } from 'vscode-languageserver/node';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { convertToSafetensors } from '../models/convert';
+import { convertToSafetensors } from '../models/convert/convert';
 import type { IssueContext } from './codeActions';
 import { modelPathFor, modelReport } from './modelFiles';
 import { programFor, workspaceEdit } from './positions';

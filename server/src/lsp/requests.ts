@@ -3,7 +3,7 @@
 import { ErrorCodes, ResponseError } from 'vscode-languageserver/node';
 import { basename } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { convertToSafetensors, ConvertCancelled, ConvertRefused } from '../models/convert';
+import { convertToSafetensors, ConvertCancelled, ConvertRefused } from '../models/convert/convert';
 import { disassembleModelFile } from '../models/scan';
 import {
   ConvertRequest, DisassemblyRequest, ModelReportRequest, ScanWorkspaceRequest,

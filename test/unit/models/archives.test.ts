@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { scanModelBytes, scanModelFile } from '../../../server/src/models/scan';
-import { archiveLimits } from '../../../server/src/models/archives';
+import { archiveLimits } from '../../../server/src/models/formats/archives';
 import type { ModelReport } from '../../../server/src/models/types';
 import { osSystemPickle, torchLikeStateDict } from './pickleAsm';
 import { buildTar, buildZip, torchZip } from './zipAsm';

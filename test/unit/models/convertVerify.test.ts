@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { existsSync, fstatSync, ftruncateSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { convertToSafetensors, ConvertRefused, isReadingDisagreement, refusalReason, tuning } from '../../../server/src/models/convert';
+import { convertToSafetensors, ConvertRefused, isReadingDisagreement, refusalReason, tuning } from '../../../server/src/models/convert/convert';
 import { MODEL_RULE_BY_ID, type ModelRule } from '../../../server/src/models/rules';
 import type { Finding, ModelReport } from '../../../server/src/models/types';
 import { PickleAsm, osSystemPickle } from './pickleAsm';

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { BytesSource, ByteSource } from '../../../server/src/models/source';
-import { inspectGguf, looksLikeGguf, GgufInfo } from '../../../server/src/models/gguf';
+import { inspectGguf, looksLikeGguf, GgufInfo } from '../../../server/src/models/formats/gguf';
 import { scanChatTemplate } from '../../../server/src/models/chatTemplateRisk';
 
 // --- a tiny GGUF writer ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // hand-built headers for the edges (big-endian, v7.3, look-alikes that are not MAT-files).
 import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { matlabHeader } from '../../../server/src/models/matlab';
+import { matlabHeader } from '../../../server/src/models/formats/matlab';
 import { GeneratedFixtures, generatedFixturesOrSkip } from '../../setup';
 import { EngineApi, describeReport, loadEngine } from './engine';
 import { osSystemPickle } from './pickleAsm';

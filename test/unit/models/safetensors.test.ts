@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { BytesSource } from '../../../server/src/models/source';
-import { inspectSafetensors, looksLikeSafetensors, SafetensorsInfo } from '../../../server/src/models/safetensors';
+import { inspectSafetensors, looksLikeSafetensors, SafetensorsInfo } from '../../../server/src/models/formats/safetensors';
 
 /** A safetensors file from a raw header string and a data section. */
 function fileFromHeader(header: string, data: Uint8Array | number = 0, declaredLength?: bigint): Uint8Array {

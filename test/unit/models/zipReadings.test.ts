@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BytesSource } from '../../../server/src/models/source';
-import { endRecords, readZipDirectory, type EndRecord } from '../../../server/src/models/zip';
+import { endRecords, readZipDirectory, type EndRecord } from '../../../server/src/models/formats/zipDirectory';
 import type { ModelReport } from '../../../server/src/models/types';
 import { EngineApi, describeReport, expectFinding, expectNoFinding, expectVerdict, loadEngine } from './engine';
 import { PickleAsm, torchLikeStateDict } from './pickleAsm';

@@ -3,9 +3,9 @@
 // directory costs about as much as the pickle. The directory comes back as transferred buffers, which the
 // main thread hands back here when the scan is done (so neither side faults in fresh memory per scan).
 import { parentPort } from 'node:worker_threads';
-import { FileSource } from './source';
-import { readZipDirectory } from './zip';
-import { giveArrayBuffer } from './bufferPool';
+import { FileSource } from '../source';
+import { readZipDirectory } from './zipDirectory';
+import { giveArrayBuffer } from '../bufferPool';
 
 type Request = { id: number; fd: number; prefault: number } | { recycle: ArrayBuffer[] };
 

@@ -2,9 +2,10 @@
 // tensor table, then the aligned data section. Versions 1 (32-bit counts and lengths) to 3. Everything is
 // read lazily through a small chunked cursor and every declared count or length is checked against the
 // bytes that remain before anything is kept, so a hostile header cannot make us allocate.
-import type { TensorInfo } from './types';
-import type { ByteSource } from './source';
-import { scanChatTemplate } from './chatTemplateRisk';
+import type { TensorInfo } from '../types';
+import type { ByteSource } from '../source';
+import { scanChatTemplate } from '../chatTemplateRisk';
+import { add, type ScanContext } from './context';
 
 const MAX_ERRORS = 50;
 const MAX_META_STRING = 2000;      // metadata values are truncated for display
@@ -310,4 +311,17 @@ export function inspectGguf(src: ByteSource): GgufInfo {
     const head = `[${tname} × ${n}]`;
     return clip(show && n > 0 ? `${head} ${items.join(', ')}` : head);
   }
+}
+
+// ---- the scan ---------------------------------------------------------------------------------------------------
+
+export function readGguf(ctx: ScanContext, src: ByteSource): void {
+  const rep = ctx.report;
+  rep.format = 'gguf';
+  const info = inspectGguf(src);
+  rep.formatDetail = `GGUF v${info.version}`;
+  rep.tensors = info.tensors.slice(0, ctx.opts.maxTensors ?? 1_000_000);
+  rep.metadata = { ...info.metadata };
+  for (const e of info.errors) add(ctx, 'SW021', e, { severity: 'invalid' });
+  for (const f of info.templateFindings) add(ctx, 'SW022', f, { severity: 'dangerous' });
 }

@@ -1,13 +1,26 @@
 // Compressed pickle streams, as joblib writes them: decided from magic bytes the way joblib's
 // _detect_compressor does. Decompression is streamed; nothing decompressed is kept beyond the pickle
 // machine's small window, and the total is bounded so a decompression bomb ends as a finding, not an OOM.
+// What a compressor holds is read by its content: a pickle (joblib, .pkl.gz), a tar (.tar.gz, member by member),
+// or another container (a gzipped torch zip), scanned whole as a file of its own.
 import * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ByteSource, startsWith } from './source';
+import { ByteSource, BytesSource, startsWith } from '../source';
+import { Cursor, runWithChunks } from '../pickle/cursor';
+import type { PickleRun } from '../pickle/machine';
+import { extractRunTensors } from '../pickle/tensors';
+import type { ModelFormat } from '../types';
+import { add, DECOMPRESS_LIMIT, scanLimits, type ScanContext } from './context';
+import { machineOpts, pickleSequence, recordRun, useInventory } from './pickleRuns';
+import { isTarHeader, tarStreamMembers } from './tar';
+import { looksLikeNpy } from './npy';
+import { looksLikeGguf } from './gguf';
+import { looksLike7z } from './sevenZip';
+import { archiveLimits, memberRows, memberTooBig, nesting, scanArchiveMember } from './archives';
 
 export type Compression = 'gzip' | 'zlib' | 'bz2' | 'xz' | 'lzma' | 'joblib-zfile' | 'lz4';
 
@@ -176,4 +189,107 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
   } finally {
     input.destroy(); (decoder as { destroy?: () => void }).destroy?.(); out.destroy();
   }
+}
+
+// ---- the scan: joblib's compressor wrappers, .pkl.gz, and containers inside a compressor ------------------------
+
+export async function readCompressed(ctx: ScanContext, src: ByteSource, head: Uint8Array): Promise<void> {
+  const comp = detectCompression(head) as Compression;
+  const rep = ctx.report;
+  rep.format = 'joblib';
+  rep.formatDetail = `joblib (${comp})`;
+  // a tar (.tar.gz) or another container (a gzipped torch zip) inside the compressor: read by its content
+  const peek = await peekChunks(decompressedChunks(comp, src, 0, DECOMPRESS_LIMIT), 512);
+  if (peek.head.length === 512 && isTarHeader(peek.head)) { await scanCompressedTar(ctx, peek.chunks, comp); return; }
+  if (looksLikeContainer(peek.head) || looksLikeNpy(peek.head) || looksLikeGguf(peek.head)) { await scanCompressedOther(ctx, peek.chunks, comp); return; }
+  const c = new Cursor(0, Infinity);
+  let runs: PickleRun[] = [];
+  try {
+    runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 100), c, peek.chunks[Symbol.asyncIterator]());
+  } catch (e) {
+    if (e instanceof DecompressionLimit) add(ctx, 'SW025', `${(e as Error).message}; the rest was not checked.`);
+    else add(ctx, 'SW004', `The ${comp} stream cannot be decompressed (${(e as Error).message}); what was read before the error is reported.`, { severity: 'dangerous' });
+  }
+  if (runs.length === 0) { if (!rep.findings.length) add(ctx, 'SW004', `The ${comp} stream holds no pickle.`, { severity: 'dangerous' }); return; }
+  for (let i = 0; i < runs.length; i++) if (!recordRun(ctx, runs[i], `(${comp} stream)`, { strict: i === 0, torchLoads: false, loaderReads: i === 0 })) break;
+  useInventory(ctx, extractRunTensors(runs[0], ctx.opts.maxTensors));
+  if (!runs[0].globals.some((g) => /(^|\.)numpy_pickle$/.test(g.module))) rep.formatDetail = `${comp}-compressed pickle`;
+}
+
+/** The first `n` bytes of a chunk stream, and the whole stream again (those chunks, then the rest). */
+async function peekChunks(it: AsyncIterable<Uint8Array>, n: number): Promise<{ head: Uint8Array; chunks: AsyncIterable<Uint8Array> }> {
+  const iter = it[Symbol.asyncIterator]();
+  const got: Uint8Array[] = [];
+  let len = 0, done = false, err: unknown;
+  try {
+    while (len < n) { const r = await iter.next(); if (r.done) { done = true; break; } got.push(r.value); len += r.value.length; }
+  } catch (e) { err = e; }
+  const head = Buffer.concat(got).subarray(0, n);
+  async function* all(): AsyncGenerator<Uint8Array> {
+    yield* got;
+    if (err) throw err;
+    if (done) return;
+    for (;;) { const r = await iter.next(); if (r.done) return; yield r.value; }
+  }
+  return { head, chunks: all() };
+}
+
+/** A compressed stream holding something other than a pickle or a tar (a gzipped torch zip, ...): scanned whole. */
+async function scanCompressedOther(ctx: ScanContext, chunks: AsyncIterable<Uint8Array>, comp: Compression): Promise<void> {
+  const rep = ctx.report;
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const n = nesting(ctx);
+  const limit = Math.min(archiveLimits.memberBytes, n.budget.bytes);
+  try {
+    for await (const c of chunks) {
+      size += c.length;
+      if (size > limit) { memberTooBig(ctx, `(${comp} stream)`, `it expands to more than ${limit} bytes`); return; }
+      parts.push(c);
+    }
+  } catch (e) {
+    if (e instanceof DecompressionLimit) { add(ctx, 'SW025', `${(e as Error).message}; the rest was not checked.`); return; }
+    add(ctx, 'SW004', `The ${comp} stream cannot be decompressed (${(e as Error).message}); what was read before the error is scanned.`, { severity: 'dangerous' });
+  }
+  n.budget.bytes -= size;
+  rep.format = 'unknown';
+  rep.formatDetail = `${comp}-compressed file`;
+  const child = await scanArchiveMember(ctx, `(${comp} stream)`, new BytesSource(Buffer.concat(parts)));
+  // named after what it holds: torch.load does not decompress, whoever unpacks it loads the inner file
+  if (child) {
+    const zipLike: ModelFormat[] = ['pytorch-zip', 'torchscript-zip', 'numpy-npz', 'zip'];
+    rep.format = zipLike.includes(child.format) ? 'zip' : ['pytorch-legacy', 'pytorch-legacy-tar'].includes(child.format) ? 'unknown' : child.format;
+    rep.formatDetail = `${comp}-compressed ${child.formatDetail ?? child.format}`;
+  }
+}
+
+/** A tar inside a compressor (.tar.gz, .tgz, .tar.bz2, .tar.xz), read as it decompresses. */
+async function scanCompressedTar(ctx: ScanContext, chunks: AsyncIterable<Uint8Array>, comp: Compression): Promise<void> {
+  const rep = ctx.report;
+  rep.format = 'tar';
+  const rows: { name: string; size: number; offset: number }[] = [];
+  const n = nesting(ctx);
+  try {
+    for await (const ev of tarStreamMembers(chunks, { maxMembers: scanLimits.tarMembers, memberLimit: archiveLimits.memberBytes, budget: n.budget })) {
+      if (ev.kind === 'error') { add(ctx, 'SW013', `Tar structure is broken: ${ev.message}; the members before it were scanned.`, { offset: ev.offset }); break; }
+      if (ev.kind === 'limit') {
+        add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${ev.offset} of the ${comp} stream and the rest was not checked.`, { offset: ev.offset, severity: 'dangerous' });
+        break;
+      }
+      const m = ev.member;
+      rows.push({ name: m.name, size: m.size, offset: m.offset });
+      if (m.data) await scanArchiveMember(ctx, m.name, new BytesSource(m.data));
+      else memberTooBig(ctx, m.name, m.skipped ?? 'it could not be read');
+    }
+  } catch (e) {
+    if (e instanceof DecompressionLimit) add(ctx, 'SW025', `${(e as Error).message}; the rest of the tar archive was not checked.`);
+    else add(ctx, 'SW013', `The ${comp} stream cannot be decompressed (${(e as Error).message}); the members before the error were scanned.`);
+  }
+  rep.formatDetail = `tar (${comp}) with ${rows.length} file${rows.length === 1 ? '' : 's'}`;
+  memberRows(ctx, rows);
+}
+
+/** Zip members that are containers of their own (a zip, tar, 7z or compressed stream inside a generic zip). */
+export function looksLikeContainer(head: Uint8Array): boolean {
+  return startsWith(head, [0x50, 0x4b, 0x03, 0x04]) || looksLike7z(head) || detectCompression(head) !== undefined;
 }

@@ -1,126 +1,5 @@
-// Archives people ship models in, read member by member without extracting anything to disk: tar streams inside a
-// compressor (.tar.gz / .tgz / .tar.bz2 / .tar.xz) and 7z. Each member's bytes are handed to the engine, which scans
-// them as a file of its own (scan.ts). Everything is bounded: a member bigger than `archiveLimits.memberBytes` is not
-// held, and the bytes all members may expand to are counted against the caller's budget; past either limit the
-// caller reports a finding (SW025), never silence.
-import { parseTarHeader, isTarHeader, tarLongName } from './tar';
-import { startsWith, type ByteSource } from './source';
-
-/** `7z\xBC\xAF\x27\x1C` */
-export function looksLike7z(head: Uint8Array): boolean { return startsWith(head, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]); }
-
-/** Limits of member-by-member reading (tests lower them). `memberBytes`: the largest member held in memory to be
- *  scanned (the in-memory cap compression.ts uses for lzma streams); `totalBytes`: what all members of one file,
- *  at every nesting level, may expand to (the decompression limit of joblib streams); `sevenZipPassBytes`: member
- *  bytes one 7z decoding pass holds (the next pass decodes again and keeps the next ones). */
-export const archiveLimits = { memberBytes: 256 << 20, totalBytes: 8 * 1024 ** 3, sevenZipPassBytes: 512 << 20 };
-
-export interface StreamMember {
-  name: string;
-  /** Declared size in the archive. */
-  size: number;
-  /** Offset of the member's data in the (decompressed) stream. */
-  offset: number;
-  /** The bytes, unless the member is larger than the memory limit or the budget is spent (`skipped` says which). */
-  data?: Uint8Array;
-  skipped?: string;
-}
-
-export type TarStreamEvent =
-  | { kind: 'member'; member: StreamMember }
-  | { kind: 'error'; message: string; offset: number }
-  | { kind: 'limit'; offset: number };
-
-/** Pulls exact byte counts from a chunk iterator. */
-class ByteQueue {
-  private chunks: Uint8Array[] = [];
-  private have = 0;
-  pos = 0;
-  private done = false;
-  constructor(private readonly it: AsyncIterator<Uint8Array>) {}
-  private async fill(n: number): Promise<boolean> {
-    while (this.have < n && !this.done) {
-      const r = await this.it.next();
-      if (r.done) { this.done = true; break; }
-      if (r.value.length) { this.chunks.push(r.value); this.have += r.value.length; }
-    }
-    return this.have >= n;
-  }
-  /** Exactly n bytes, or fewer at the end of the stream. */
-  async take(n: number): Promise<Uint8Array> {
-    await this.fill(n);
-    const len = Math.min(n, this.have);
-    const out = new Uint8Array(len);
-    let at = 0;
-    while (at < len) {
-      const c = this.chunks[0];
-      const k = Math.min(c.length, len - at);
-      out.set(c.subarray(0, k), at);
-      at += k;
-      if (k === c.length) this.chunks.shift(); else this.chunks[0] = c.subarray(k);
-    }
-    this.have -= len; this.pos += len;
-    return out;
-  }
-  /** Drops n bytes; returns how many there were. */
-  async skip(n: number): Promise<number> {
-    let left = n;
-    while (left > 0) {
-      if (this.have === 0 && !(await this.fill(1))) break;
-      const c = this.chunks[0];
-      const k = Math.min(c.length, left);
-      if (k === c.length) this.chunks.shift(); else this.chunks[0] = c.subarray(k);
-      this.have -= k; left -= k; this.pos += k;
-    }
-    return n - left;
-  }
-}
-
-/**
- * The members of a tar stream (decompressed chunks), in order, each with its bytes when they fit: at most
- * `memberLimit` bytes each and `budget.bytes` in all (decremented). Only regular files are returned.
- */
-export async function* tarStreamMembers(chunks: AsyncIterable<Uint8Array>, opts: { maxMembers: number; memberLimit: number; budget: { bytes: number } }): AsyncGenerator<TarStreamEvent> {
-  const q = new ByteQueue(chunks[Symbol.asyncIterator]());
-  let longName: string | undefined;
-  let count = 0;
-  for (;;) {
-    const at = q.pos;
-    const h = await q.take(512);
-    if (h.length === 0) return;
-    if (h.length < 512) { yield { kind: 'error', message: `the tar stream ends inside a header at offset ${at}`, offset: at }; return; }
-    if (h.every((x) => x === 0)) return;
-    if (!isTarHeader(h)) { yield { kind: 'error', message: `invalid tar header at offset ${at}`, offset: at }; return; }
-    const f = parseTarHeader(h);
-    if (!f) { yield { kind: 'error', message: `invalid size in tar header at offset ${at}`, offset: at }; return; }
-    const padded = Math.ceil(f.size / 512) * 512;
-    if (f.type === 'L' || f.type === 'x') {
-      const data = await q.take(Math.min(f.size, 65536));
-      longName = tarLongName(f.type, data) ?? longName;
-      await q.skip(padded - data.length);
-      continue;
-    }
-    const name = longName ?? f.name;
-    longName = undefined;
-    if (f.type !== '0' && f.type !== '7') { await q.skip(padded); continue; }   // folders, links, devices
-    if (count++ >= opts.maxMembers) { yield { kind: 'limit', offset: at }; return; }
-    const member: StreamMember = { name, size: f.size, offset: at + 512 };
-    if (f.size > opts.memberLimit) member.skipped = `it holds ${f.size} bytes, more than the ${opts.memberLimit} bytes a member may have to be scanned`;
-    else if (f.size > opts.budget.bytes) member.skipped = 'the archive\'s members expand to more bytes in all than a scan reads';
-    if (member.skipped) {
-      if (await q.skip(f.size) < f.size) { yield { kind: 'error', message: `tar member ${name} runs past the end of the stream`, offset: at }; return; }
-    } else {
-      const data = await q.take(f.size);
-      if (data.length < f.size) { yield { kind: 'error', message: `tar member ${name} runs past the end of the stream`, offset: at }; return; }
-      opts.budget.bytes -= f.size;
-      member.data = data;
-    }
-    yield { kind: 'member', member };
-    await q.skip(padded - f.size);
-  }
-}
-
-// ---- 7z ---------------------------------------------------------------------------------------------------------
+// 7z archives, read member by member without extracting anything to disk: each member's bytes are scanned as a
+// file of its own (archives.ts), bounded by the member and budget limits there.
 //
 // Library choice: `7z-wasm` (7-Zip 24.09 itself compiled to WebAssembly; LGPL, one small dependency, the .wasm
 // ships inside the npm package: nothing is downloaded or built at install, nothing native). It decodes every 7z
@@ -129,6 +8,12 @@ export async function* tarStreamMembers(chunks: AsyncIterable<Uint8Array>, opts:
 // package) and were ruled out. The archive is read through a read-only file system node over our ByteSource (never
 // copied whole into memory); member bytes come back through the module's stdout callback (`x -so`), counted as
 // they arrive, so nothing is written anywhere and an over-long member is cut off.
+import { BytesSource, startsWith, type ByteSource } from '../source';
+import { add, scanLimits, type ScanContext } from './context';
+import { archiveLimits, memberRows, memberTooBig, nesting, scanArchiveMember } from './archives';
+
+/** `7z\xBC\xAF\x27\x1C` */
+export function looksLike7z(head: Uint8Array): boolean { return startsWith(head, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]); }
 
 export interface SevenZipEntry { name: string; size: number; folder: boolean; encrypted: boolean }
 export interface SevenZipListing { entries: SevenZipEntry[]; error?: string; encryptedHeaders?: boolean }
@@ -157,7 +42,7 @@ function wasmModule(): Promise<object> {
       const fs = require('node:fs') as typeof import('node:fs');
       const path = require('node:path') as typeof import('node:path');
       // next to the bundle (dist/7zz.wasm, copied by scripts/build.mjs), else from the package (tests run out/)
-      const file = [path.join(__dirname, '7zz.wasm'), path.join(__dirname, '..', '..', '..', '..', 'node_modules', '7z-wasm', '7zz.wasm')].find((f) => fs.existsSync(f));
+      const file = [path.join(__dirname, '7zz.wasm'), path.join(__dirname, '..', '..', '..', '..', '..', 'node_modules', '7z-wasm', '7zz.wasm')].find((f) => fs.existsSync(f));
       if (!file) throw new Error('the 7-Zip decoder (7zz.wasm) is missing from this build');
       return wasmApi().compile(fs.readFileSync(file));
     })();
@@ -318,3 +203,44 @@ export async function extract7z(src: ByteSource, files: SevenZipEntry[], opts: {
   if (cur && buf && !cur.data && got > 0) cur.data = buf.subarray(0, got);
   return { members, next, error };
 }
+
+export async function read7z(ctx: ScanContext, src: ByteSource): Promise<void> {
+  const rep = ctx.report;
+  rep.format = '7z';
+  let listing: Awaited<ReturnType<typeof list7z>>;
+  try { listing = await list7z(src); } catch (e) {
+    add(ctx, 'SW013', `The 7z archive cannot be read (${(e as Error).message}); nothing in it was checked.`);
+    return;
+  }
+  const files = listing.entries.filter((e) => !e.folder);
+  rep.formatDetail = `7z with ${files.length} file${files.length === 1 ? '' : 's'}`;
+  memberRows(ctx, files.map((f) => ({ name: f.name, size: f.size, offset: 0 })));
+  if (listing.error && files.length === 0) {
+    add(ctx, 'SW013', `The 7z archive cannot be read (${listing.encryptedHeaders ? 'its file list is encrypted, or the archive is damaged' : listing.error}); nothing in it was checked.`);
+    return;
+  }
+  if (listing.error) add(ctx, 'SW013', `7-Zip reports a problem with the archive: ${listing.error}.`);
+  if (files.length > scanLimits.tarMembers) {
+    add(ctx, 'SW009', `The 7z archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} files; the rest were not checked.`, { severity: 'dangerous' });
+    files.length = scanLimits.tarMembers;
+  }
+  const n = nesting(ctx);
+  const encrypted = files.filter((f) => f.encrypted);
+  if (encrypted.length) add(ctx, 'SW013', `${encrypted.length} member(s) of the 7z archive are encrypted (${encrypted.slice(0, 3).map((f) => `"${f.name}"`).join(', ')}); they cannot be checked.`, { member: encrypted[0].name });
+  for (let from = 0; from < files.length;) {
+    let pass: Awaited<ReturnType<typeof extract7z>>;
+    try { pass = await extract7z(src, files, { from, passBytes: archiveLimits.sevenZipPassBytes, memberLimit: archiveLimits.memberBytes, budget: n.budget }); } catch (e) {
+      add(ctx, 'SW013', `The 7z archive cannot be decoded (${(e as Error).message}); its members were not checked.`);
+      return;
+    }
+    if (pass.error) add(ctx, 'SW013', `7-Zip could not decode every member: ${pass.error}. What it decoded was scanned.`);
+    for (const m of pass.members) {
+      if (m.data) await scanArchiveMember(ctx, m.name, new BytesSource(m.data));
+      else if (m.skipped) memberTooBig(ctx, m.name, m.skipped);
+      else if (!files.find((f) => f.name === m.name)?.encrypted) add(ctx, 'SW013', `Member "${m.name}" could not be decoded; it was not checked.`, { member: m.name });
+    }
+    if (pass.error || pass.next <= from) break;
+    from = pass.next;
+  }
+}
+

@@ -4,9 +4,9 @@
 // what other readers would see differently (local/central name mismatches, duplicates), which yauzl hides
 // or rejects. Deflated members are inflated as a stream with node's zlib.
 import * as zlib from 'node:zlib';
-import { ByteSource, u16, u32, u64 } from './source';
-import { giveArrayBuffer, giveBytes, takeArrayBuffer, takeBytes } from './bufferPool';
-import { bytesHash, probeBytes } from './strTable';
+import { ByteSource, u16, u32, u64 } from '../source';
+import { giveArrayBuffer, giveBytes, takeArrayBuffer, takeBytes } from '../bufferPool';
+import { bytesHash, probeBytes } from '../strTable';
 
 /** One member as an object (built on demand from the directory's columns). */
 export interface ZipEntry {

@@ -4,13 +4,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { displayName, scanModelFileDetailed } from './scan';
-import { readZipDirectory, readMember } from './zip';
-import { FileSource } from './source';
-import { ExtractedTensor, numel, storageExtent } from './pickle/tensors';
-import { PyList, asInt, asText } from './pickle/values';
-import { MODEL_RULE_BY_ID } from './rules';
-import type { Finding, ModelReport } from './types';
+import { displayName, scanModelFileDetailed } from '../scan';
+import { readZipDirectory, readMember } from '../formats/zipDirectory';
+import { FileSource } from '../source';
+import { ExtractedTensor, numel, storageExtent } from '../pickle/tensors';
+import { PyList, asInt, asText } from '../pickle/values';
+import { MODEL_RULE_BY_ID } from '../rules';
+import type { Finding, ModelReport } from '../types';
 
 export interface ConvertOptions {
   /** Replace an existing output file (otherwise the conversion refuses). */

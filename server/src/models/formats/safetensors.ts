@@ -2,8 +2,9 @@
 // Validation follows the rules of the reference implementation (header ≤ 100 MB, known dtypes, integer
 // shapes and offsets, byte counts that match, data section covered exactly with no gap or overlap) and
 // adds what JSON.parse would hide: duplicate keys, which different parsers resolve differently.
-import type { TensorInfo } from './types';
-import type { ByteSource } from './source';
+import type { TensorInfo } from '../types';
+import type { ByteSource } from '../source';
+import { add, type ScanContext } from './context';
 
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
 const MAX_ERRORS = 50;
@@ -336,4 +337,17 @@ export function inspectSafetensors(src: ByteSource): SafetensorsInfo {
   }
   info.tensors.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
   return finish();
+}
+
+// ---- the scan ---------------------------------------------------------------------------------------------------
+
+export function readSafetensors(ctx: ScanContext, src: ByteSource): void {
+  const rep = ctx.report;
+  rep.format = 'safetensors';
+  const info = inspectSafetensors(src);
+  rep.formatDetail = `safetensors, header ${info.headerSize} bytes`;
+  rep.tensors = info.tensors.slice(0, ctx.opts.maxTensors ?? 1_000_000);
+  rep.tensorsTruncated = info.tensors.length > rep.tensors.length || undefined;
+  rep.metadata = { ...info.metadata };
+  for (const e of info.errors) add(ctx, 'SW020', e, { severity: 'invalid' });
 }

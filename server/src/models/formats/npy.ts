@@ -1,6 +1,13 @@
-// NumPy .npy header: magic \x93NUMPY, version, little-endian header length, then a Python dict literal
-// {'descr': ..., 'fortran_order': ..., 'shape': (...)}. Parsed with a tiny literal reader (never eval).
-import { ByteSource, startsWith, u16, u32 } from './source';
+// NumPy .npy, as numpy.load reads it (a file, or a member of an .npz that zip.ts finds): magic \x93NUMPY, version,
+// little-endian header length, then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...)}.
+// Parsed with a tiny literal reader (never eval). An object array's data is a pickle numpy.load unpickles
+// (allow_pickle=True): it is read as such; any other array is a tensor row.
+import { ByteSource, BytesSource, SliceSource, startsWith, u16, u32 } from '../source';
+import { Cursor, runWithChunks } from '../pickle/cursor';
+import { numel, numpyToTorchDtype } from '../pickle/tensors';
+import { add, DECOMPRESS_LIMIT, type ScanContext } from './context';
+import { machineOpts, pickleSequence, recordRun, runPicklesSync } from './pickleRuns';
+import { memberChunks, readMember, type ZipEntry } from './zipDirectory';
 
 export interface NpyHeader {
   ok: boolean;
@@ -123,5 +130,84 @@ class LiteralReader {
       if (this.s[this.i] === '}') { this.i++; return out; }
       throw new Error('expected , or }');
     }
+  }
+}
+
+// ---- the scan ---------------------------------------------------------------------------------------------------
+
+/** A file that starts with the .npy magic. */
+export async function readNpyFile(ctx: ScanContext, src: ByteSource): Promise<void> {
+  ctx.report.format = 'numpy-npy';
+  await scanNpy(ctx, src, undefined);
+}
+
+async function scanNpy(ctx: ScanContext, src: ByteSource, member: string | undefined): Promise<void> {
+  const h = parseNpyHeader(src, 0);
+  const where = member ? `member "${member}": ` : '';
+  if (!h.ok) { add(ctx, 'SW023', `${where}${h.error}.`, { member, severity: member ? 'caution' : 'invalid' }); return; }
+  const name = member ? member.replace(/\.npy$/, '') : 'array';
+  if (h.hasObject) {
+    add(ctx, 'SW016', `${where}object array (${h.descr}, shape ${JSON.stringify(h.shape)}): numpy.load needs allow_pickle=True and then unpickles the data at offset ${h.headerEnd}.`, { member, offset: h.headerEnd });
+    const { runs } = runPicklesSync(src, h.headerEnd, src.size, ctx, 1);
+    // numpy.load unpickles object data with pickle.load (no persistent_load)
+    for (const r of runs) recordRun(ctx, r, member ? `${member} (object data)` : undefined, { strict: true, torchLoads: false, src, loaderReads: true, persistentLoad: false });
+    if (runs.length === 0) add(ctx, 'SW004', `${where}object array data is missing.`, { member, severity: 'dangerous' });
+    return;
+  }
+  const count = numel(h.shape);
+  const need = count * h.itemsize;
+  if (h.itemsize && h.headerEnd + need > src.size) {
+    add(ctx, 'SW023', `${where}header declares ${need} bytes of data but only ${src.size - h.headerEnd} follow.`, { member, severity: member ? 'caution' : 'invalid' });
+  }
+  if (!member) ctx.report.metadata['numpy.descr'] = h.descr;
+  ctx.report.tensors.push({ name, dtype: numpyToTorchDtype(h.descr.replace(/^\|/, '<')), shape: h.shape, bytes: need, offset: h.headerEnd, storageKey: member });
+}
+
+export async function scanNpyMember(ctx: ScanContext, src: ByteSource, e: ZipEntry): Promise<void> {
+  let msrc: ByteSource;
+  if (e.method === 0) msrc = new SliceSource(src, e.dataOffset, Math.min(e.compressedSize, src.size - e.dataOffset));
+  else {
+    if (e.uncompressedSize > 64 << 20) {
+      // too big to hold: parse the header from the first decompressed bytes, stream the rest if it is a pickle
+      await scanBigCompressedNpy(ctx, src, e);
+      return;
+    }
+    try { msrc = new BytesSource(await readMember(src, e, 64 << 20)); } catch (err) {
+      add(ctx, 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name }); return;
+    }
+  }
+  await scanNpy(ctx, msrc, e.name);
+}
+
+async function scanBigCompressedNpy(ctx: ScanContext, src: ByteSource, e: ZipEntry): Promise<void> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of memberChunks(src, e, 1 << 20)) { parts.push(chunk); n += chunk.length; if (n >= 1 << 20) break; }
+  } catch (err) { add(ctx, 'SW013', `Member "${e.name}" cannot be read: ${(err as Error).message}.`, { member: e.name }); return; }
+  const h = parseNpyHeader(new BytesSource(Buffer.concat(parts)), 0);
+  if (!h.ok) { add(ctx, 'SW023', `member "${e.name}": ${h.error}.`, { member: e.name, severity: 'caution' }); return; }
+  if (!h.hasObject) {
+    ctx.report.tensors.push({ name: e.name.replace(/\.npy$/, ''), dtype: numpyToTorchDtype(h.descr.replace(/^\|/, '<')), shape: h.shape, bytes: numel(h.shape) * h.itemsize, storageKey: e.name });
+    return;
+  }
+  add(ctx, 'SW016', `member "${e.name}": object array (${h.descr}, shape ${JSON.stringify(h.shape)}): numpy.load needs allow_pickle=True and then unpickles the data.`, { member: e.name, offset: h.headerEnd });
+  const c = new Cursor(h.headerEnd, Infinity);
+  try {
+    const runs = await runWithChunks(pickleSequence(c, machineOpts(ctx), 1), c, skipBytes(memberChunks(src, e, DECOMPRESS_LIMIT), h.headerEnd));
+    for (const r of runs) recordRun(ctx, r, `${e.name} (object data)`, { strict: true, torchLoads: false, loaderReads: true, persistentLoad: false });
+    if (runs.length === 0) add(ctx, 'SW004', `member "${e.name}": object array data is missing.`, { member: e.name, severity: 'dangerous' });
+  } catch (err) {
+    add(ctx, 'SW004', `member "${e.name}" could not be decompressed: ${(err as Error).message}.`, { member: e.name, severity: 'dangerous' });
+  }
+}
+
+/** The chunks of `it` from byte `n` on. */
+async function* skipBytes(it: AsyncIterable<Uint8Array>, n: number): AsyncGenerator<Uint8Array> {
+  let left = n;
+  for await (const chunk of it) {
+    if (left >= chunk.length) { left -= chunk.length; continue; }
+    yield left ? chunk.subarray(left) : chunk;
+    left = 0;
   }
 }

@@ -3,8 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ZipDirectory, ZipDirectoryMessage } from './zip';
-import { keptBytesSinceLastAsked, offerPrefaulted } from './bufferPool';
+import { ZipDirectory, ZipDirectoryMessage } from './zipDirectory';
+import { keptBytesSinceLastAsked, offerPrefaulted } from '../bufferPool';
 
 let worker: Worker | undefined;
 let broken = false;

@@ -2,6 +2,9 @@
 // scipy.io.loadmat's _get_matfile_version reads it, so they are not mistaken for pickles ("MATLAB 5.0 ..."
 // starts with 'M', the BININT2 opcode). No model loader unpickles them: the bytes "MATLAB" make any
 // unpickler fail at once (BININT2 takes "AT", then LONG reads "AB 5.0 ..." and int() rejects it).
+import type { ByteSource } from '../source';
+import { add, type ScanContext } from './context';
+import { scanHiddenZip } from './zip';
 
 export interface MatHeader {
   /** 5 (MAT v5 .. v7: header version 0x0100) or 7.3 (HDF5 based: 0x0200). */
@@ -39,4 +42,13 @@ export function matlabHeader(head: Uint8Array): MatHeader | undefined {
 export function matlabMessage(h: MatHeader): string {
   return `MATLAB .mat file (${h.version === '5' ? 'v5' : 'v7.3, HDF5'}, ${h.endian}-endian: "${h.text.slice(0, 80)}"); `
     + 'no model loader unpickles it (scipy.io.loadmat reads it as data). It is not a pickle, and its contents were not checked.';
+}
+
+/** A file with a MAT-file header (the dispatcher sniffs it before the pickle test: "MATLAB 5.0 ..." starts like a
+ *  pickle, BININT2, but no unpickler reads it). */
+export async function readMatlab(ctx: ScanContext, src: ByteSource, head: Uint8Array): Promise<void> {
+  const mat = matlabHeader(head)!;
+  ctx.report.formatDetail = `MATLAB MAT-file v${mat.version}`;
+  add(ctx, 'SW024', matlabMessage(mat));
+  await scanHiddenZip(ctx, src);   // Python's zipfile would still read an archive appended to it
 }
