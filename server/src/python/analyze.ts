@@ -7,6 +7,7 @@ import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
 import type { TextEditSpan } from './edits';
 import { isSuppressed, suppressionFix } from './suppress';
+import { importsOnlyInFunctions } from './localImports';
 import type { LoadSite } from './loadFixes';
 
 export type { TextEditSpan } from './edits';
@@ -654,7 +655,10 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   const oldHi = hi - delta;
   if (oldHi < change.oldEnd || lo > change.start || hi > text.length) return undefined;
   const before = prev.text.slice(lo, oldHi), after = text.slice(lo, hi);
-  for (const code of [before, after]) if (IMPORT_RE.test(code)) return undefined;
+  // (imports local to the region's functions bind nothing outside it: `def f(): import torch` stays incremental)
+  // (the old tree was told of the edit: its nodes are at new-text offsets)
+  if (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, Math.max(hi, oldHi))) return undefined;
+  if (IMPORT_RE.test(after) && !importsOnlyInFunctions(tree, lo, hi)) return undefined;
   const prepared = prepare(tree, text);
   const { resolver, aliases: found } = prepared;
   const aliases = found.all;

@@ -1,0 +1,93 @@
+// Incremental analysis with function-local imports (issue 12: `def f(): import torch` in every function made every
+// keystroke re-analyse the whole file). Edits inside such functions must stay incremental, and every incremental
+// result must equal a fresh analysis, including edits that move an import to module level or out of a function.
+import * as assert from 'node:assert/strict';
+import { getParser, parseSync, editTreeAt } from '../../../server/src/python/parser';
+import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../../../server/src/python/analyze';
+import { prng } from '../prng';
+
+function posAt(text: string, offset: number): { line: number; character: number } {
+  let line = 0, start = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
+  return { line, character: offset - start };
+}
+
+const normal = (issues: CodeIssue[]): unknown[] => issues.map((i) => ({ ...i, convertEdits: !!i.convertEdits, loadSite: undefined }));
+
+function program(functions: number): string {
+  const out = ['import os', 'import json', ''];
+  for (let k = 0; k < functions; k++) {
+    if (k % 4 === 3) out.push(`class Box_${k}:`, '    import pickle', '    def get(self, b):', '        return pickle.loads(b)', '');
+    else out.push(`def load_${k}(path):`, k % 3 ? '    import torch' : '    import torch as t, pickle',
+      '    data = json.loads(os.environ.get("X", "{}"))', k % 3 ? '    model = torch.load(path)' : '    model = t.load(path)',
+      '    model.update(data)', '    return model', '');
+  }
+  out.push('state = torch.load("m.pt")', 'obj = pickle.loads(b"")', '');
+  return out.join('\n') + '\n';
+}
+
+// edits that matter for local imports: rename or drop the import, dedent it to module level, turn the def into a
+// module-level statement, add a module-level import, plus ordinary typing
+const SNIPPETS = ['x', '#', ' ', '\n', 'import pickle\n', '    import pickle\n', 'torch = None\n', '    ', 'global torch\n    ',
+  'if True:\n', 'def g():\n', 'pickle.loads(b)\n', 't.load(p)\n', ')', '"'];
+
+describe('incremental analysis with function-local imports', function () {
+  this.timeout(120_000);
+
+  it('stays incremental for typing in the bodies of functions that import locally', async function () {
+    const parser = await getParser();
+    let text = program(120);
+    let tree = parseSync(parser, text);
+    let issues = analyzePython(tree, text, {});
+    let reused = 0;
+    const bodyLines = text.split('\n').map((l, i) => [l, i] as const).filter(([l]) => l === '    model.update(data)').map(([, i]) => i);
+    for (let k = 0; k < 40; k++) {
+      const line = bodyLines[(k * 7) % bodyLines.length];
+      let start = 0;
+      for (let i = 0; i < line; i++) start = text.indexOf('\n', start) + 1;
+      start += '    model.update(data)'.length;
+      const [del, ins] = text[start] === 'x' ? [1, ''] : [0, 'x'];
+      const next = text.slice(0, start) + ins + text.slice(start + del);
+      editTreeAt(tree, start, start + del, ins, posAt(text, start), posAt(text, start + del));
+      const nextTree = parseSync(parser, next, tree);
+      const inc = analyzePythonAfterEdit({ text, issues }, tree, nextTree, next, { start, oldEnd: start + del, newEnd: start + ins.length },
+        nextTree.getChangedRanges(tree), {}, () => undefined);
+      const full = analyzePython(nextTree, next, {});
+      if (inc) { reused++; assert.deepEqual(normal(inc), normal(full), `edit ${k} at line ${line}`); }
+      tree.delete();
+      tree = nextTree; text = next; issues = inc ?? full;
+    }
+    tree.delete();
+    assert.equal(reused, 40, `only ${reused} of 40 edits were incremental`);
+  });
+
+  it('agrees with a fresh analysis after random edits, including ones that move imports between scopes', async function () {
+    const parser = await getParser();
+    const rand = prng(1212);
+    let text = program(16);
+    let tree = parseSync(parser, text);
+    let issues = analyzePython(tree, text, {});
+    let reused = 0;
+    for (let k = 0; k < 300; k++) {
+      const start = Math.floor(rand() * text.length);
+      const del = rand() < 0.3 ? Math.floor(rand() * 8) : 0;
+      const ins = rand() < 0.8 ? SNIPPETS[Math.floor(rand() * SNIPPETS.length)] : '';
+      const next = text.slice(0, start) + ins + text.slice(start + del);
+      editTreeAt(tree, start, start + del, ins, posAt(text, start), posAt(text, start + del));
+      const nextTree = parseSync(parser, next, tree);
+      const full = analyzePython(nextTree, next, {});
+      const refresh = (at: number, rule: string) => full.find((i) => i.start === at && i.rule === rule);
+      const inc = analyzePythonAfterEdit({ text, issues }, tree, nextTree, next, { start, oldEnd: start + del, newEnd: start + ins.length },
+        nextTree.getChangedRanges(tree), {}, refresh);
+      if (inc) {
+        reused++;
+        assert.deepEqual(normal(inc), normal(full), `edit ${k} at ${start} (-${del} +${JSON.stringify(ins)}) near ${JSON.stringify(next.slice(Math.max(0, start - 40), start + 40))}`);
+      }
+      tree.delete();
+      tree = nextTree; text = next; issues = inc ?? full;
+      if (text.length > 20_000) { tree.delete(); text = program(16); tree = parseSync(parser, text); issues = analyzePython(tree, text, {}); }
+    }
+    tree.delete();
+    assert.ok(reused > 100, `only ${reused} of 300 edits were incremental`);
+  });
+});
