@@ -7,8 +7,7 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ByteSource, BytesSource, FileSource, startsWith } from './source';
 import { startsPickle } from './pickleStart';
-import { decompileRun } from './pickle/decompile';
-import { add, hex, newContext, DECOMPILED_CHARS, type ScanContext, type ScanDetail } from './formats/context';
+import { add, hex, newContext, type ScanContext, type ScanDetail } from './formats/context';
 import { readPickleFile, scanPickleReading } from './formats/pickle';
 import { readZip, readZipEndFirst, scanHiddenZip } from './formats/zip';
 import { readTar, isTarHeader } from './formats/tar';
@@ -18,7 +17,11 @@ import { readSafetensors, looksLikeSafetensors } from './formats/safetensors';
 import { read7z, looksLike7z } from './formats/sevenZip';
 import { readCompressed, detectCompression } from './formats/compressed';
 import { readMatlab, matlabHeader } from './formats/matlab';
+import { readHdf5 } from './formats/keras';
+import { looksLikeHdf5, findHdf5Superblock } from './formats/hdf5';
+import { readOnnx, looksLikeOnnx } from './formats/onnx';
 import { finalize } from './verdict';
+import { renderDisassembly } from './disassembly';
 import type { ModelReport, ScanOptions } from './types';
 
 export type { ScanDetail, ScannedRun } from './formats/context';
@@ -71,29 +74,6 @@ export async function disassembleModelFile(file: string): Promise<{ text: string
   return renderDisassembly(d);
 }
 
-export function renderDisassembly(d: ScanDetail): { text: string; decompiled: string; truncated: boolean } {
-  let text = '', dec = '', truncated = false;
-  let decLeft = DECOMPILED_CHARS;
-  if (d.runs.length === 0) text = `# ${d.report.format}: no pickle streams in this file\n`;
-  d.runs.forEach(({ run, member }, i) => {
-    const where = `${member ? `member ${member}, ` : ''}offset ${run.start}`;
-    text += `# pickle ${i + 1} (${where}, protocol ${run.protocol}, ${run.opcodes} opcodes${run.complete ? '' : `, ERROR: ${run.error}`})\n`;
-    text += (run.disasm ?? []).join('\n') + '\n';
-    if (run.disasmTruncated) {
-      const shown = run.disasmLines ?? 0;
-      text += `# … disassembly truncated: ${shown} of ${run.opcodes} opcodes shown, ${run.opcodes - shown} left out\n`;
-      truncated = true;
-    }
-    if (!run.complete) text += `${String(run.errorOffset ?? run.end).padStart(9)}: !! ${run.error}\n`;
-    text += '\n';
-    const dc = decompileRun(run, decLeft);
-    decLeft -= dc.text.length;
-    if (dc.truncated) truncated = true;
-    dec += `# pickle ${i + 1} (${where})\n${dc.text}\n`;
-  });
-  return { text, decompiled: dec, truncated };
-}
-
 function wantHash(opts: ScanOptions, size: number): boolean {
   const s = opts.sha256 ?? 'auto';
   return s === true || (s === 'auto' && size <= (opts.hashLimit ?? DEFAULT_HASH_LIMIT));
@@ -136,6 +116,10 @@ const FORMATS: readonly FormatRow[] = [
   { sniff: (h) => detectCompression(h) !== undefined, read: readCompressed, alsoPickle: (h) => `a ${detectCompression(h)} stream` },
   // MATLAB .mat (scipy.io.savemat): "MATLAB 5.0 ..." starts like a pickle (BININT2) but no unpickler reads it
   { sniff: (h) => matlabHeader(h) !== undefined, read: readMatlab, alsoPickle: 'a MATLAB MAT-file' },
+  // HDF5 (Keras legacy .h5, h5py files): the superblock signature (at 512, 1024, ... after a user block: readUnknown)
+  { sniff: looksLikeHdf5, read: (ctx, src) => readHdf5(ctx, src) },
+  // ONNX has no magic: a protobuf whose first fields are a ModelProto's (ir_version first, as every writer puts it)
+  { sniff: looksLikeOnnx, read: (ctx, src) => readOnnx(ctx, src) },
   // any opcode CPython dispatches starts a pickle (SHORT_BINUNICODE, LONG1, NEWTRUE, ...); a stream every
   // unpickler rejects before importing anything is then 'invalid', not dangerous
   { sniff: (h) => startsPickle(h[0]), read: readPickleFile },
@@ -144,6 +128,7 @@ const FORMATS: readonly FormatRow[] = [
 /** No row matched: a zip hiding behind a prefix (torch would not read it, Python's zipfile would), or nothing. */
 async function readUnknown(ctx: ScanContext, src: ByteSource, head: Uint8Array): Promise<void> {
   ctx.report.format = 'unknown';
+  if (head[0] === 0 && findHdf5Superblock(src) > 0) { await readHdf5(ctx, src); return; }   // h5py userblock_size=512, ...
   if (!(await scanHiddenZip(ctx, src))) {
     add(ctx, 'SW024', `The first bytes (${hex(head.subarray(0, 8))}) match no model format; nothing in it could be checked.`);
   }

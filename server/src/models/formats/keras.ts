@@ -186,7 +186,10 @@ export function isKerasArchive(dir: ZipDirectory): boolean {
 export function isKerasOwnMember(name: string): boolean { return name === 'config.json' || name === 'metadata.json' || name === 'model.weights.h5'; }
 
 /** Reads config.json, metadata.json and model.weights.h5 of a .keras archive (members in `dir`, offsets in `src`). */
-export async function readKerasArchive(ctx: ScanContext, src: ByteSource, dir: ZipDirectory): Promise<void> {
+export async function readKerasArchive(ctx: ScanContext, src: ByteSource, dir: ZipDirectory, secondary = false): Promise<void> {
+  // a second reading of the archive (another zip reader's directory) is checked the same way: Keras reads it with
+  // Python's zipfile
+  void secondary;
   const rep = ctx.report;
   const find = (name: string): ZipEntry | undefined => {
     for (let i = 0; i < dir.count; i++) if (dir.name(i) === name && dir.dataOffset(i) >= 0) return dir.entry(i);

@@ -40,7 +40,7 @@ class OnnxError extends Error {}
 
 /** Tags and varints over a ByteSource, through a small window (few reads, no whole-file buffer). */
 class Wire {
-  private win = new Uint8Array(0);
+  private win: Uint8Array = new Uint8Array(0);
   private winAt = 0;
   constructor(readonly src: ByteSource) {}
   private byte(pos: number): number {

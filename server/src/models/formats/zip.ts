@@ -19,6 +19,7 @@ import { readZipDirectoryInWorker } from './zipParallel';
 import { looksLikeNpy, scanNpyMember } from './npy';
 import { looksLikeContainer } from './compressed';
 import { archiveLimits, memberTooBig, nesting, scanArchiveMember } from './archives';
+import { isKerasArchive, isKerasOwnMember, readKerasArchive } from './keras';
 
 /** A file that starts with a local header: torch.load reads it as a zip ('P' is PERSID: pickle.load raises on it,
  *  no persistent_load), and so does every other zip reader. */
@@ -190,6 +191,7 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
   let format: ModelFormat = 'zip';
   if (has('/constants.pkl') || dir.anyInRoot('/code/')) format = 'torchscript-zip';
   else if (has('/data.pkl')) format = 'pytorch-zip';
+  else if (isKerasArchive(dir)) format = 'keras';
   else if (count) {
     let all = true;
     for (let i = 0; i < count && all; i++) all = dir.nameEndsWith(i, NPY_EXT);
@@ -238,7 +240,9 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
       }
       if (looksLikeNpy(head)) { await scanNpyMember(ctx, src, e); continue; }
       // a container inside a generic zip (a torch zip, a .tar.gz, a 7z): scanned as a file of its own
-      if (format === 'zip' && looksLikeContainer(head)) { await scanNestedZipMember(ctx, src, e); continue; }
+      if ((format === 'zip' || format === 'keras') && looksLikeContainer(head)) { await scanNestedZipMember(ctx, src, e); continue; }
+      // keras.ts reads config.json, metadata.json and model.weights.h5 (an HDF5 file starts with NEWFALSE, 0x89)
+      if (format === 'keras' && isKerasOwnMember(e.name)) continue;
       // TorchScript sources (code/**/*.py) are compiled by torch.jit.load, never unpickled ("class X" reads as GLOBAL)
       if (format === 'torchscript-zip' && lower.endsWith('.py') && lower.includes('/code/')) continue;
       // torch reads its text records (byteorder "little", version "3") as strings, never unpickles them
@@ -277,6 +281,7 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
     }
   }
   if (!secondary && dir.prefixBytes > 0) add(ctx, 'SW012', `${dir.prefixBytes} bytes precede the archive's first member.`, { offset: 0 });
+  if (format === 'keras' && !other) await readKerasArchive(ctx, src, dir, secondary);
   if (!other) await scanZipGaps(ctx, src, dir);
 }
 
