@@ -3,7 +3,7 @@
 // .cache/fixtures/<hash>/ in the repo root. Under CI=true a missing torch is a failure, never a skip.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const PYTHON = process.env.SAFE_WEIGHTS_PYTHON ?? '/usr/bin/python3';
@@ -137,10 +137,34 @@ export function torchFixturesOrSkip(ctx: Mocha.Context): TorchFixtures {
   }
 }
 
-/** Skip (locally) or fail (CI) when a built artifact such as dist/cli.js is missing. */
+let newestSource: { file: string; mtimeMs: number } | undefined;
+/** The most recently changed source file the bundles are built from (server/src, client/src, scripts/build.mjs). */
+export function newestBundleSource(): { file: string; mtimeMs: number } {
+  if (newestSource) return newestSource;
+  let best = { file: join(REPO_ROOT, 'scripts', 'build.mjs'), mtimeMs: statSync(join(REPO_ROOT, 'scripts', 'build.mjs')).mtimeMs };
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|js|json)$/.test(e.name)) { const m = statSync(p).mtimeMs; if (m > best.mtimeMs) best = { file: p, mtimeMs: m }; }
+    }
+  };
+  for (const d of ['server/src', 'client/src']) if (existsSync(join(REPO_ROOT, d))) walk(join(REPO_ROOT, d));
+  newestSource = best;
+  return best;
+}
+
+/** Skip (locally) or fail (CI) when a built artifact such as dist/cli.js is missing; fail when it is older than a
+ *  source it is built from (a test of a stale bundle tests code that no longer exists). */
 export function requireBuilt(ctx: Mocha.Context, rel: string, how = 'npm run build'): string {
   const p = join(REPO_ROOT, rel);
-  if (existsSync(p)) return p;
+  if (existsSync(p)) {
+    const src = newestBundleSource();
+    if (rel.startsWith('dist/') && statSync(p).mtimeMs < src.mtimeMs) {
+      throw new Error(`${rel} is older than ${src.file.slice(REPO_ROOT.length + 1)}: run \`${how}\` (npm run test:unit does)`);
+    }
+    return p;
+  }
   const msg = `${rel} is missing: run \`${how}\` first`;
   if (IS_CI) throw new Error(`CI=true: ${msg}`);
   console.warn(`\n  !!! SKIPPING: ${msg}\n`);

@@ -4,7 +4,7 @@
 // into an empty folder as the .vsix installs it, scans real joblib lzma / xz files and scipy MAT-files.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -102,7 +102,7 @@ function bundleRefs(bundle: string, dir = DIST): Ref[] {
 }
 
 /** Whether .vscodeignore keeps `rel` in the .vsix (its first line excludes everything, `!glob` lines keep). */
-function packaged(rel: string): boolean {
+function inVsix(rel: string): boolean {
   const lines = readFileSync(join(REPO_ROOT, '.vscodeignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   let kept = true;
   for (const l of lines) {
@@ -111,6 +111,14 @@ function packaged(rel: string): boolean {
   return kept;
 }
 
+/** Whether package.json's "files" whitelist puts `rel` in the npm package. */
+function inNpm(rel: string): boolean {
+  if (/^(package\.json|README(\.md)?|LICENSE|CHANGELOG(\.md)?)$/i.test(rel)) return true;   // npm always packs these
+  const files = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { files?: string[] }).files ?? [];
+  return files.some((f) => picomatch(f.endsWith('/') ? `${f}**` : f, { dot: true })(rel) || picomatch(`${f}/**`, { dot: true })(rel));
+}
+const PACKAGES = { '.vsix': inVsix, 'npm package': inNpm } as const;
+
 describe('dist bundles: everything they load ships in dist/', function () {
   let bundles: string[];
   before(function () {
@@ -118,11 +126,12 @@ describe('dist bundles: everything they load ships in dist/', function () {
     bundles = readdirSync(DIST).filter((f) => f.endsWith('.js'));
   });
 
-  it('every require / import / __dirname path / Worker / child script of every bundle exists and is packaged', function () {
+  it('every require / import / __dirname path / Worker / child script of every bundle exists and is in the same package', function () {
     const problems: string[] = [];
     let checked = 0;
     for (const b of bundles) {
-      if (!packaged(`dist/${b}`)) problems.push(`dist/${b} is not kept by .vscodeignore`);
+      const homes = Object.entries(PACKAGES).filter(([, has]) => has(`dist/${b}`));
+      if (!homes.length) problems.push(`dist/${b} is in neither the .vsix (.vscodeignore) nor the npm package ("files")`);
       for (const r of bundleRefs(b)) {
         checked++;
         const where = `dist/${r.bundle}:${r.line} (${r.what})`;
@@ -134,7 +143,7 @@ describe('dist bundles: everything they load ships in dist/', function () {
         }
         for (const t of present) {
           const rel = relative(REPO_ROOT, t).split('\\').join('/');
-          if (!packaged(rel)) problems.push(`${where}: ${rel} exists but .vscodeignore leaves it out of the .vsix`);
+          for (const [name, has] of homes) if (!has(rel)) problems.push(`${where}: ${rel} exists but the ${name} leaves it out`);
         }
       }
     }
@@ -183,10 +192,10 @@ describe('the built CLI, installed alone, on real joblib lzma / xz files and MAT
   before(function () {
     requireBuilt(this, 'dist/cli.js');
     fx = generatedFixturesOrSkip<FixManifest>(this, 'test/fixtures/gen_format_fixes.py', ['joblib', 'numpy', 'scipy', 'sklearn']);
-    // what the .vsix installs: the packaged files of dist/ plus package.json and bin/, in a folder with no node_modules
+    // what the npm package installs: its files of dist/ plus package.json, in a folder with no node_modules
     app = mkdtempSync(join(tmpdir(), 'sw-installed-'));
     for (const f of readdirSync(DIST)) {
-      if (!packaged(`dist/${f}`)) continue;
+      if (!inNpm(`dist/${f}`)) continue;
       mkdirSync(join(app, 'dist'), { recursive: true });
       copyFileSync(join(DIST, f), join(app, 'dist', f));
     }
@@ -228,5 +237,202 @@ describe('the built CLI, installed alone, on real joblib lzma / xz files and MAT
       assert.ok(r.findings.some((f) => f.rule === 'SW024'), name);
       assert.ok(!r.findings.some((f) => f.severity === 'dangerous'), name);
     }
+  });
+});
+
+/** Runs a command, failing the test with its output when it exits non-zero. */
+function must(cmd: string, args: string[], cwd: string, timeout = 300_000): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout, env: { ...process.env, NO_COLOR: '1', npm_config_audit: 'false', npm_config_fund: 'false' } });
+  assert.equal(r.status, 0, `${cmd} ${args.join(' ')} exited ${r.status}: ${r.error?.message ?? ''}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+const filesUnder = (dir: string, base = dir): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+  e.isDirectory() ? filesUnder(join(dir, e.name), base) : [relative(base, join(dir, e.name)).split('\\').join('/')]);
+
+/** Starts `bin` as an LSP server over stdio, sends initialize and returns the server's name from the result. */
+async function lspInitialize(bin: string, cwd: string): Promise<{ name?: string; capabilities: Record<string, unknown> }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [bin], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  try {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { processId: process.pid, rootUri: null, capabilities: {} } });
+    child.stdin.write(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    let buf = Buffer.alloc(0);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    return await new Promise((resolveP, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no initialize response in 60 s; stderr: ${stderr}`)), 60_000);
+      child.on('exit', (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
+      child.stdout.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const head = buf.indexOf('\r\n\r\n');
+          if (head < 0) return;
+          const len = Number(/Content-Length: (\d+)/i.exec(buf.subarray(0, head).toString())?.[1]);
+          if (buf.length < head + 4 + len) return;
+          const msg = JSON.parse(buf.subarray(head + 4, head + 4 + len).toString()) as { id?: number; result?: { serverInfo?: { name?: string }; capabilities: Record<string, unknown> } };
+          buf = buf.subarray(head + 4 + len);
+          if (msg.id === 1 && msg.result) { clearTimeout(timer); resolveP({ name: msg.result.serverInfo?.name, capabilities: msg.result.capabilities }); return; }
+        }
+      });
+    });
+  } finally { child.kill(); }
+}
+
+describe('the packages as built: `npm run package` (.vsix) and `npm pack` (npm tarball), unpacked', function () {
+  this.timeout(600_000);
+  let tmp: string;
+  let vsixFile: string;
+  let vsixDir: string;   // the unpacked .vsix's extension/ folder
+  let npmDir: string;    // the unpacked tarball's package/ folder
+  let prefix: string;    // `npm install -g --prefix` of the tarball
+  let pipeline: GeneratedFixtures<{ files: Record<string, { callable: string | null }> }>;
+  let formats: GeneratedFixtures<FixManifest>;
+
+  before(function () {
+    requireBuilt(this, 'dist/cli.js');
+    pipeline = generatedFixturesOrSkip(this, 'test/fixtures/gen_pipeline_fixtures.py', ['torch']);
+    formats = generatedFixturesOrSkip<FixManifest>(this, 'test/fixtures/gen_format_fixes.py', ['joblib', 'numpy', 'scipy', 'sklearn']);
+    tmp = mkdtempSync(join(tmpdir(), 'sw-packages-'));
+    // the .vsix exactly as `npm run package` builds it (a fresh build first)
+    must('npm', ['run', 'package'], REPO_ROOT);
+    vsixFile = join(REPO_ROOT, 'safe-weights.vsix');
+    must('unzip', ['-q', vsixFile, '-d', join(tmp, 'vsix')], tmp);
+    vsixDir = join(tmp, 'vsix', 'extension');
+    // the npm tarball of that same build (prepack would build a second time: --ignore-scripts)
+    const packed = JSON.parse(must('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], REPO_ROOT)) as { filename: string }[];
+    const tgz = join(tmp, packed[0].filename);
+    mkdirSync(join(tmp, 'npm'));
+    must('tar', ['-xzf', tgz, '-C', join(tmp, 'npm')], tmp);
+    npmDir = join(tmp, 'npm', 'package');
+    prefix = join(tmp, 'prefix');
+    must('npm', ['install', '-g', '--prefix', prefix, '--offline', tgz], tmp);
+  });
+  after(function () { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
+
+  it('every require / __dirname path / Worker / child script of every bundle exists inside each unpacked package', function () {
+    const problems: string[] = [];
+    let checked = 0;
+    for (const [name, root] of [['.vsix', vsixDir], ['npm package', npmDir]] as const) {
+      const dist = join(root, 'dist');
+      const bundles = readdirSync(dist).filter((f) => f.endsWith('.js'));
+      assert.ok(bundles.includes('server.js') && bundles.includes('lzma-worker.js') && bundles.includes('zip-worker.js'), `${name}: ${bundles.join(', ')}`);
+      for (const b of bundles) {
+        for (const r of bundleRefs(b, dist)) {
+          checked++;
+          const where = `${name} dist/${r.bundle}:${r.line} (${r.what})`;
+          if (r.problem) { problems.push(`${where}: ${r.problem}`); continue; }
+          const present = r.targets.filter((t) => existsSync(t));
+          if (r.anyOf ? present.length === 0 : present.length !== r.targets.length) {
+            problems.push(`${where}: ${r.targets.filter((t) => !existsSync(t)).map((t) => relative(root, t)).join(r.anyOf ? ' or ' : ', ')} missing`);
+          }
+        }
+        // wasm the bundle names (emscripten's locateFile / readFile of a name next to the script)
+        const text = readFileSync(join(dist, b), 'utf8');
+        for (const m of new Set(text.match(/[\w.-]+\.wasm(?=["'`])/g) ?? [])) {
+          checked++;
+          if (!existsSync(join(dist, m))) problems.push(`${name} dist/${b} names ${m}, which is not in the package`);
+        }
+      }
+      if (process.platform !== 'win32') assert.ok((statSync(join(dist, 'terminateProcess.sh')).mode & 0o111) !== 0, `${name}: terminateProcess.sh executable`);
+    }
+    assert.deepEqual(problems, []);
+    assert.ok(checked >= 15, `only ${checked} references found`);
+  });
+
+  it('the .vsix holds only what the extension loads (from package.json and, transitively, the bundles it loads)', function () {
+    const all = filesUnder(vsixDir);
+    const manifest = JSON.parse(readFileSync(join(vsixDir, 'package.json'), 'utf8')) as Record<string, unknown>;
+    const reached = new Set<string>(['package.json', 'readme.md', 'changelog.md', 'LICENSE.txt']);
+    // every path package.json names (main, grammars, language configurations, icon, walkthrough media ...)
+    const walk = (v: unknown): void => {
+      if (typeof v === 'string') { const rel = v.replace(/^\.\//, ''); if (all.includes(rel)) reached.add(rel); }
+      else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    walk(manifest);
+    assert.ok(reached.has('dist/client.js'), 'package.json main');
+    // then every file a reached script names (asAbsolutePath('dist/server.js'), join(media, 'inspector.js'), wasm, workers)
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const f of [...reached].filter((x) => /\.(js|md|css)$/.test(x))) {
+        const text = readFileSync(join(vsixDir, f), 'utf8');
+        for (const cand of all) {
+          if (reached.has(cand)) continue;
+          const base = cand.split('/').pop()!;
+          if (new RegExp(`["'\`/(]${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["'\`)]`).test(text)) { reached.add(cand); grew = true; }
+        }
+      }
+    }
+    assert.deepEqual(all.filter((f) => !reached.has(f)), [], 'files in the .vsix that nothing loads');
+    assert.ok(!all.some((f) => /\.map$|^src\/|^server\/|^client\/|^test\/|node_modules|^bin\//.test(f)), all.join('\n'));
+    assert.ok(reached.has('dist/server.js') && reached.has('dist/tree-sitter-python.wasm') && reached.has('dist/terminateProcess.sh'), [...reached].join(', '));
+  });
+
+  it('the README states the .vsix size as measured (within 10%)', function () {
+    const size = statSync(vsixFile).size;
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const m = /\.vsix[^\n]{0,80}?\b(\d+(?:\.\d+)?) (MB|KB)\b/.exec(readme);
+    assert.ok(m, 'README: "… .vsix … N MB"');
+    const stated = Number(m[1]) * (m[2] === 'MB' ? 1e6 : 1e3);
+    assert.ok(Math.abs(stated - size) / size <= 0.1, `README says ${m[1]} ${m[2]}, the .vsix is ${(size / 1e6).toFixed(2)} MB`);
+  });
+
+  it('the npm tarball: public, the whitelisted files only, both bins executable, no dependencies to fetch', function () {
+    const pkg = JSON.parse(readFileSync(join(npmDir, 'package.json'), 'utf8')) as { private?: boolean; bin: Record<string, string>; dependencies?: Record<string, string> };
+    assert.notEqual(pkg.private, true);
+    assert.deepEqual(Object.keys(pkg.bin).sort(), ['safe-weights', 'safe-weights-lsp']);
+    assert.deepEqual(pkg.dependencies ?? {}, {}, 'dist/ bundles everything');
+    const all = filesUnder(npmDir);
+    assert.deepEqual(all.filter((f) => !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md|bin\/[\w-]+\.js|dist\/[\w-]+\.(js|wasm)|dist\/terminateProcess\.sh)$/.test(f)), []);
+    for (const b of Object.values(pkg.bin)) assert.ok((statSync(join(npmDir, b)).mode & 0o111) !== 0, `${b} executable`);
+    assert.ok(all.includes('dist/cli.js') && all.includes('dist/scan-worker.js') && all.includes('dist/server.js'));
+  });
+
+  it('installed from the tarball into an empty prefix: safe-weights --version, a scan, safe-weights-lsp answers initialize', async function () {
+    const installed = join(prefix, 'lib', 'node_modules', 'safe-weights');
+    assert.ok(!existsSync(join(installed, 'node_modules')), 'nothing was installed beside the package');
+    const bin = join(prefix, 'bin', 'safe-weights');
+    const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    assert.equal(must(bin, ['--version'], tmp).trim(), `safe-weights ${version}`);
+    const files = [join(pipeline.dir, 'evil.pkl'), join(pipeline.dir, 'model.pt'), join(formats.dir, 'estimator.joblib.lzma')];
+    const r = spawnSync(bin, ['scan', '--format', 'json', ...files], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 1, r.stderr);
+    const out = JSON.parse(r.stdout) as { files: CliFile[] };
+    assert.deepEqual(out.files.map((f) => [f.path.split(/[\\/]/).pop(), f.verdict === 'dangerous']), [['evil.pkl', true], ['model.pt', false], ['estimator.joblib.lzma', false]]);
+    assert.ok(out.files[0].globals.some((g) => `${g.module}.${g.name}` === 'posix.system'));
+    assert.equal(out.files[2].formatDetail, 'joblib (lzma)', 'the lzma worker ran from the installed package');
+    const init = await lspInitialize(join(prefix, 'bin', 'safe-weights-lsp'), tmp);
+    assert.ok(init.capabilities.textDocumentSync !== undefined, JSON.stringify(init));
+  });
+});
+
+describe('scripts/build.mjs fails on a missing entry point or runtime file instead of skipping it', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  beforeEach(function () {
+    tmp = mkdtempSync(join(tmpdir(), 'sw-build-'));
+    mkdirSync(join(tmp, 'scripts'));
+    copyFileSync(join(REPO_ROOT, 'scripts', 'build.mjs'), join(tmp, 'scripts', 'build.mjs'));
+    mkdirSync(join(tmp, 'node_modules'));
+    symlinkSync(join(REPO_ROOT, 'node_modules', 'esbuild'), join(tmp, 'node_modules', 'esbuild'), 'dir');
+  });
+  afterEach(function () { rmSync(tmp, { recursive: true, force: true }); });
+  const entries = (): string[] => [...readFileSync(join(REPO_ROOT, 'scripts', 'build.mjs'), 'utf8').matchAll(/\{ in: '([^']+)'/g)].map((m) => m[1]);
+
+  it('an entry point that does not exist: exit 1, named', function () {
+    const list = entries();
+    assert.ok(list.length >= 6, list.join(', '));
+    for (const e of list.slice(1)) { mkdirSync(dirname(join(tmp, e)), { recursive: true }); writeFileSync(join(tmp, e), 'export {};\n'); }
+    const r = spawnSync(process.execPath, [join(tmp, 'scripts', 'build.mjs')], { cwd: tmp, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.ok(r.stderr.includes(list[0]), r.stderr);
+    assert.ok(!existsSync(join(tmp, 'dist', 'server.js')), 'nothing was built');
+  });
+
+  it('a wasm or script to copy that does not exist: exit 1, named', function () {
+    for (const e of entries()) { mkdirSync(dirname(join(tmp, e)), { recursive: true }); writeFileSync(join(tmp, e), 'export {};\n'); }
+    const r = spawnSync(process.execPath, [join(tmp, 'scripts', 'build.mjs')], { cwd: tmp, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /web-tree-sitter\.wasm is missing/);
   });
 });
