@@ -22,6 +22,9 @@
   /** @type {any} */ let report = null;
   let fileName = '';
   let canConvert = false;
+  /** @type {string | null} */ let convertRefusal = null;
+  /** @type {{text: string, global: string, offset: number, member?: string}[] | null} */ let danger = null;
+  /** @type {{label: string, detail: string}[] | null} */ let loads = null;
   /** @type {string | null} */ let sha256 = null;
   let shaBusy = false;
   /** @type {{text: string, decompiled: string, truncated: boolean} | null} */ let disasm = null;
@@ -63,6 +66,11 @@
     return e;
   }
 
+  /** A decorative codicon (the font is a local resource; screen readers skip it). */
+  function icon(name) {
+    return h('span', { className: `codicon codicon-${name}`, 'aria-hidden': 'true' });
+  }
+
   function formatBytes(n) {
     if (typeof n !== 'number' || !isFinite(n)) return '?';
     const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -75,10 +83,59 @@
     if (typeof off !== 'number') return '';
     return `0x${off.toString(16)} (${off})${member ? ` in ${member}` : ''}`;
   }
+  /** Whether the report has the pickle stream an offset of `member` points into (the disassembly shows it). */
+  function hasPickleOf(member) {
+    return !!report && Array.isArray(report.pickles) && report.pickles.some((p) => (p.member ?? null) === (member ?? null));
+  }
+  /**
+   * An offset: a link that opens the disassembly at that opcode when the file has that pickle, plain text otherwise.
+   * @param {unknown} off @param {unknown} member
+   */
+  function offsetCell(off, member) {
+    if (typeof off !== 'number' || off < 0) return '';
+    const m = typeof member === 'string' ? member : undefined;
+    const hex = `0x${off.toString(16)} (${off})`;
+    if (!hasPickleOf(m)) return formatOffset(off, m);
+    return h('span', { className: 'offset' },
+      h('button', { type: 'button', className: 'link', 'data-offset': off,
+        'aria-label': `Open the disassembly at offset ${off}${m ? ` of ${m}` : ''}`,
+        title: 'Open the disassembly at this opcode',
+        onClick: () => vscode.postMessage({ type: 'openDisassembly', view: 'disassembly', offset: off, ...(m ? { member: m } : {}) }) },
+      icon('list-tree'), hex),
+      m ? ` in ${m}` : '');
+  }
   const VERDICT_WORD = { safe: 'Safe', caution: 'Caution', dangerous: 'Dangerous', invalid: 'Invalid' };
   const SEVERITY_WORD = { safe: 'safe', info: 'info', caution: 'caution', dangerous: 'dangerous', invalid: 'invalid' };
   function sevClass(s) { return `sev sev-${Object.prototype.hasOwnProperty.call(SEVERITY_WORD, s) ? s : 'info'}`; }
   function sevWord(s) { return Object.prototype.hasOwnProperty.call(SEVERITY_WORD, s) ? SEVERITY_WORD[s] : String(s); }
+
+  const FORMAT_NAME = {
+    'pytorch-zip': 'PyTorch checkpoint (zip)', 'torchscript-zip': 'TorchScript archive', 'pytorch-legacy': 'PyTorch checkpoint (legacy)',
+    'pytorch-legacy-tar': 'PyTorch checkpoint (tar)', pickle: 'Python pickle', joblib: 'joblib', 'numpy-npy': 'NumPy .npy',
+    'numpy-npz': 'NumPy .npz', zip: 'zip archive', tar: 'tar archive', '7z': '7z archive', safetensors: 'safetensors', gguf: 'GGUF',
+    unknown: 'unknown format',
+  };
+  function formatName(r) {
+    const f = String(r.format ?? '');
+    const name = Object.prototype.hasOwnProperty.call(FORMAT_NAME, f) ? FORMAT_NAME[f] : f;
+    const d = r.formatDetail ? String(r.formatDetail) : '';
+    // formatDetail often repeats the format's name ("joblib (gzip)"): show it alone then
+    return !d ? name : d.toLowerCase().startsWith(f.toLowerCase()) || d.toLowerCase().startsWith(name.toLowerCase()) ? d : `${name}, ${d}`;
+  }
+
+  /** Parameter count, bytes and dtype mix of the listed tensors. */
+  function tensorTotals() {
+    let params = 0, bytes = 0;
+    /** @type {Map<string, {n: number, bytes: number}>} */ const dtypes = new Map();
+    for (const t of rows) {
+      params += t.numel; bytes += t.bytes;
+      const d = dtypes.get(t.dtype) || { n: 0, bytes: 0 };
+      d.n++; d.bytes += t.bytes; dtypes.set(t.dtype, d);
+    }
+    const mix = [...dtypes.entries()].sort((a, b) => b[1].bytes - a[1].bytes || b[1].n - a[1].n)
+      .map(([d, v]) => `${d || '?'} × ${formatCount(v.n)}`).join(', ');
+    return { params, bytes, mix };
+  }
 
   function weightsOnlyText(w) {
     if (!w) return '';
@@ -120,34 +177,95 @@
     const r = report;
     const verdict = Object.prototype.hasOwnProperty.call(VERDICT_WORD, r.verdict) ? r.verdict : 'invalid';
 
-    app.appendChild(h('header', { className: 'head' },
-      h('h1', { text: fileName }),
-      h('p', { className: 'sub' },
-        `${r.formatDetail || r.format} · ${formatBytes(r.size)} · ${formatCount(rows.length)} tensor${rows.length === 1 ? '' : 's'}`
-          + (r.tensorsTruncated ? ` (list truncated${r.tensorsOmitted ? `: ${formatCount(r.tensorsOmitted)} more not listed` : ''})` : ''))));
+    app.appendChild(h('header', { className: 'head' }, h('h1', { text: fileName })));
 
     app.appendChild(h('section', { className: `banner verdict-${verdict}`, role: 'status', 'aria-label': 'Verdict', id: 'verdict' },
+      icon(VERDICT_ICON[verdict]),
       h('strong', { className: 'verdict-word', text: VERDICT_WORD[verdict] }),
       h('span', { className: 'summary', text: r.summary || '' })));
 
-    app.appendChild(h('p', { className: 'weights-only', id: 'weights-only' }, weightsOnlyText(r.weightsOnly)));
+    if (verdict === 'dangerous') app.appendChild(dangerSection(r));
+    else if (verdict === 'caution') app.appendChild(cautionSection(r));
+
+    // torch.load's weights_only answer only where torch.load reads the file
+    if (r.weightsOnly && r.weightsOnly.loads !== null && r.weightsOnly.loads !== undefined) {
+      app.appendChild(h('p', { className: 'weights-only', id: 'weights-only' }, weightsOnlyText(r.weightsOnly)));
+    }
 
     applyView();
-    app.appendChild(toolbar());
+    app.appendChild(toolbar(r, verdict));
     app.appendChild(facts(r));
     app.appendChild(tabs(r));
     postRendered();
   }
 
-  function toolbar() {
-    const bar = h('div', { className: 'toolbar', role: 'toolbar', 'aria-label': 'Inspector actions' },
-      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'rescan' }) }, 'Rescan'),
-      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'openDisassembly', view: 'disassembly' }) }, 'Open disassembly'),
+  const VERDICT_ICON = { safe: 'pass', caution: 'warning', dangerous: 'error', invalid: 'circle-slash' };
+
+  /** Where the workspace loads the file, and how to open each place (by index: the extension holds the URIs). */
+  function loadsItem() {
+    if (!loads) return h('li', null, icon('search'), ' ', h('span', { className: 'loading', text: 'Looking for code in this workspace that loads it…' }));
+    if (!loads.length) return h('li', null, icon('search'), ' No Python file or notebook in this workspace names this file.');
+    const list = h('ul', { className: 'sites', 'aria-label': 'Code that loads this file' });
+    loads.forEach((s, index) => list.appendChild(h('li', null,
+      h('button', { type: 'button', className: 'link', 'aria-label': `Open ${s.label}`, onClick: () => vscode.postMessage({ type: 'openLoad', index }) },
+        icon('go-to-file'), s.label),
+      h('code', { className: 'site-detail', text: s.detail }))));
+    return h('li', null, icon('go-to-file'), ` Loaded or named in this workspace at ${loads.length === 1 ? 'one place' : `${loads.length} places`} — remove or replace these loads:`, list);
+  }
+
+  /** Dangerous: what loading would run comes first, then what to do. */
+  function dangerSection(r) {
+    const sec = h('section', { className: 'danger', id: 'danger', 'aria-labelledby': 'danger-title' },
+      h('h2', { id: 'danger-title' }, icon('flame'), ' Loading this file would run'));
+    const calls = danger ?? [];
+    const findings = (Array.isArray(r.findings) ? r.findings : []).filter((f) => f.severity === 'dangerous');
+    if (calls.length) {
+      const list = h('ul', { className: 'calls', 'aria-label': 'Calls made when the file is loaded' });
+      for (const c of calls) list.appendChild(h('li', null, h('code', { className: 'call', text: c.text }), ' ', offsetCell(c.offset, c.member)));
+      sec.appendChild(list);
+    } else if (danger === null && Array.isArray(r.pickles) && r.pickles.length) {
+      sec.appendChild(h('p', { className: 'loading', text: 'Decompiling…' }));
+    } else {
+      const list = h('ul', { className: 'calls' });
+      for (const f of findings.slice(0, 5)) list.appendChild(h('li', null, h('span', { text: String(f.message ?? '') }), ' ', offsetCell(f.offset, f.member)));
+      sec.appendChild(list);
+    }
+    sec.appendChild(h('h3', { text: 'What to do' }));
+    sec.appendChild(h('ul', { className: 'todo' },
+      h('li', null, icon('circle-slash'), ' ', h('strong', { text: 'Do not load it' }),
+        ' with torch.load, pickle.load, joblib.load or numpy.load(allow_pickle=True): the calls above run as it loads, before any of your code sees the result.'),
+      loadsItem(),
+      h('li', null, icon('shield'), ' ', h('strong', { text: 'Get a safe copy' }),
+        ': ask whoever published it for a .safetensors file (tensors only, no code), or download the model again from a source you trust and scan it. Safe Weights does not convert a dangerous file: a copy would vouch for bytes that run code.')));
+    return sec;
+  }
+
+  /** Caution: what it imports, and why it is not converted. */
+  function cautionSection(r) {
+    const sec = h('section', { className: 'caution', id: 'caution', 'aria-label': 'What loading imports' });
+    sec.appendChild(h('ul', { className: 'todo' },
+      h('li', null, icon('info'), ' Loading it imports and runs library code to rebuild objects. Load it only if you trust where it came from; ',
+        'torch.load(weights_only=True) refuses it.'),
+      loadsItem()));
+    return sec;
+  }
+
+  function toolbar(r, verdict) {
+    const hasPickle = Array.isArray(r.pickles) && r.pickles.length > 0;
+    const bar = h('div', { className: 'toolbar', role: 'toolbar', 'aria-label': 'Inspector actions', id: 'actions' },
       canConvert ? h('button', {
-        type: 'button', id: 'convert', disabled: !convertAvailable,
-        title: convertAvailable ? 'Rewrite the tensors as a .safetensors file next to this one' : 'Conversion is not available',
+        type: 'button', id: 'convert', className: 'primary', disabled: !convertAvailable,
+        title: convertAvailable ? 'Write the tensors as a .safetensors file next to this one (nothing from the file is run)' : 'Conversion is not available',
         onClick: () => { convertNote = { ok: true, message: 'Converting…' }; render(); vscode.postMessage({ type: 'convert' }); },
-      }, 'Convert to safetensors') : null);
+      }, icon('file-binary'), 'Convert to safetensors') : null,
+      hasPickle ? h('button', { type: 'button', id: 'open-disassembly', onClick: () => vscode.postMessage({ type: 'openDisassembly', view: 'disassembly' }) },
+        icon('list-tree'), 'Open disassembly') : null,
+      h('button', { type: 'button', id: 'rescan', onClick: () => vscode.postMessage({ type: 'rescan' }) }, icon('refresh'), 'Rescan'));
+    // a checkpoint format the converter reads, refused for this file: say why (not for dangerous files: the
+    // section above says what to do)
+    if (!canConvert && convertRefusal && verdict !== 'dangerous') {
+      bar.appendChild(h('span', { className: 'note', id: 'convert-refusal', text: `Not converted to safetensors: ${convertRefusal}.` }));
+    }
     if (convertNote) bar.appendChild(h('span', { className: convertNote.ok ? 'note' : 'note error', role: 'status', text: convertNote.message }));
     return bar;
   }
@@ -158,16 +276,26 @@
       : h('button', { type: 'button', id: 'sha-button', disabled: shaBusy,
         onClick: () => { shaBusy = true; render(); vscode.postMessage({ type: 'sha256' }); } },
       shaBusy ? 'Computing SHA-256…' : 'Compute SHA-256');
-    const dl = h('dl', { className: 'facts' },
-      h('dt', { text: 'Format' }), h('dd', { text: r.formatDetail ? `${r.format} — ${r.formatDetail}` : r.format }),
-      h('dt', { text: 'Size' }), h('dd', { text: `${formatBytes(r.size)} (${formatCount(r.size)} bytes)` }),
-      h('dt', { text: 'SHA-256' }), h('dd', null, shaCell),
-      h('dt', { text: 'Path' }), h('dd', { text: r.path || '' }));
-    if (Array.isArray(r.pickles) && r.pickles.length) {
-      dl.appendChild(h('dt', { text: 'Pickle streams' }));
-      dl.appendChild(h('dd', { text: r.pickles.map((p) =>
-        `${p.member ? p.member + ' ' : ''}protocol ${p.protocol}, ${formatCount(p.opcodes)} opcodes${p.complete ? '' : ` — ${p.error || 'incomplete'}`}`).join('; ') }));
+    const dl = h('dl', { className: 'facts', 'aria-label': 'File facts' });
+    const fact = (term, value, id) => { dl.appendChild(h('dt', { text: term })); dl.appendChild(h('dd', id ? { id } : null, value)); };
+    fact('Format', formatName(r), 'fact-format');
+    fact('Size', typeof r.size === 'number' && r.size >= 1024 ? `${formatBytes(r.size)} (${formatCount(r.size)} bytes)` : formatBytes(r.size), 'fact-size');
+    const count = typeof r.tensorCount === 'number' ? r.tensorCount : rows.length;
+    if (count > 0) {
+      const t = tensorTotals();
+      const partial = rows.length < count || r.tensorsTruncated;
+      const more = partial ? ` (of the ${formatCount(rows.length)} listed; ${formatCount(count - rows.length || r.tensorsOmitted || 0)} more not listed)` : '';
+      fact('Tensors', `${formatCount(count)}${more}`, 'fact-tensors');
+      fact('Parameters', `${formatCount(t.params)}${partial ? ' or more' : ''}`, 'fact-params');
+      fact('Tensor data', `${formatBytes(t.bytes)}${t.bytes >= 1024 ? ` (${formatCount(t.bytes)} bytes)` : ''}`, 'fact-tensor-bytes');
+      fact('Dtypes', t.mix, 'fact-dtypes');
     }
+    fact('SHA-256', shaCell);
+    if (Array.isArray(r.pickles) && r.pickles.length) {
+      fact('Pickle streams', r.pickles.map((p) =>
+        `${p.member ? p.member + ': ' : ''}protocol ${p.protocol}, ${formatCount(p.opcodes)} opcodes${p.complete ? '' : ` — ${p.error || 'incomplete'}`}`).join('; '));
+    }
+    fact('Path', r.path || '');
     return dl;
   }
 
@@ -175,7 +303,19 @@
     ['overview', 'Findings'], ['tensors', 'Tensors'], ['metadata', 'Metadata'], ['pickle', 'Pickle'],
   ];
 
+  /** The sections this file has: findings always; tensors, metadata and pickle only where the format has them. */
+  function tabsFor(r) {
+    const count = typeof r.tensorCount === 'number' ? Math.max(r.tensorCount, rows.length) : rows.length;
+    const tensorFormat = !['pickle', 'zip', 'tar', '7z', 'unknown'].includes(String(r.format)) || count > 0;
+    return TABS.filter(([id]) => id === 'overview'
+      || (id === 'tensors' && tensorFormat)
+      || (id === 'metadata' && (Object.keys(r.metadata || {}).length > 0 || r.format === 'safetensors' || r.format === 'gguf'))
+      || (id === 'pickle' && Array.isArray(r.pickles) && r.pickles.length > 0));
+  }
+
   function tabs(r) {
+    const shown = tabsFor(r);
+    if (!shown.some(([id]) => id === ui.tab)) ui.tab = 'overview';
     const counts = {
       overview: (r.findings || []).length,
       tensors: rows.length,
@@ -183,22 +323,22 @@
       pickle: (r.pickles || []).length,
     };
     const list = h('div', { className: 'tabs', role: 'tablist', 'aria-label': 'Report sections' });
-    const buttons = TABS.map(([id, label]) => h('button', {
+    const buttons = shown.map(([id, label]) => h('button', {
       type: 'button', role: 'tab', id: `tab-${id}`, 'aria-controls': `panel-${id}`,
       'aria-selected': ui.tab === id ? 'true' : 'false', tabIndex: ui.tab === id ? 0 : -1,
       onClick: () => selectTab(id, true),
       onKeydown: (/** @type {KeyboardEvent} */ ev) => {
-        const i = TABS.findIndex(([t]) => t === id);
+        const i = shown.findIndex(([t]) => t === id);
         let j = -1;
-        if (ev.key === 'ArrowRight') j = (i + 1) % TABS.length;
-        else if (ev.key === 'ArrowLeft') j = (i + TABS.length - 1) % TABS.length;
+        if (ev.key === 'ArrowRight') j = (i + 1) % shown.length;
+        else if (ev.key === 'ArrowLeft') j = (i + shown.length - 1) % shown.length;
         else if (ev.key === 'Home') j = 0;
-        else if (ev.key === 'End') j = TABS.length - 1;
-        if (j >= 0) { ev.preventDefault(); selectTab(TABS[j][0], true); }
+        else if (ev.key === 'End') j = shown.length - 1;
+        if (j >= 0) { ev.preventDefault(); selectTab(shown[j][0], true); }
       },
     }, `${label} (${formatCount(counts[id])})`));
     buttons.forEach((b) => list.appendChild(b));
-    const panel = h('section', { className: 'panel', role: 'tabpanel', id: `panel-${ui.tab}`, 'aria-labelledby': `tab-${ui.tab}` });
+    const panel = h('section', { className: 'panel', role: 'tabpanel', id: `panel-${ui.tab}`, 'aria-labelledby': `tab-${ui.tab}`, tabIndex: 0 });
     if (ui.tab === 'overview') overviewPanel(panel, r);
     else if (ui.tab === 'tensors') tensorPanel(panel);
     else if (ui.tab === 'metadata') metadataPanel(panel, r);
@@ -233,7 +373,7 @@
           h('span', { className: sevClass(f.severity), text: sevWord(f.severity) }),
           h('code', { text: String(f.rule ?? '') }),
           String(f.message ?? ''),
-          formatOffset(f.offset, f.member),
+          offsetCell(f.offset, f.member),
         ]), [0, 1]));
     }
     if (globals.length) {
@@ -242,7 +382,7 @@
           h('span', { className: sevClass(g.severity), text: sevWord(g.severity) }),
           h('code', { className: 'global', text: `${g.module}.${g.name}` }),
           g.called ? 'called' : 'imported',
-          formatOffset(g.offset, g.member),
+          offsetCell(g.offset, g.member),
           String(g.reason ?? ''),
         ]), [0, 2]));
     }
@@ -259,11 +399,12 @@
     if (!disasmRequested) { disasmRequested = true; vscode.postMessage({ type: 'disassembly' }); }
     const views = [['disassembly', 'Disassembly'], ['decompiled', 'Decompiled']];
     const bar = h('div', { className: 'toolbar', role: 'toolbar', 'aria-label': 'Pickle view' },
-      ...views.map(([id, label]) => h('button', {
-        type: 'button', 'aria-pressed': ui.pickleView === id ? 'true' : 'false',
-        onClick: () => { ui.pickleView = id; persist(); render(); },
-      }, label)),
-      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'openDisassembly', view: ui.pickleView }) }, 'Open in editor'));
+      h('div', { className: 'segmented', role: 'group', 'aria-label': 'Show' },
+        ...views.map(([id, label]) => h('button', {
+          type: 'button', className: 'toggle', 'aria-pressed': ui.pickleView === id ? 'true' : 'false',
+          onClick: () => { ui.pickleView = id; persist(); render(); },
+        }, ui.pickleView === id ? icon('check') : null, label))),
+      h('button', { type: 'button', onClick: () => vscode.postMessage({ type: 'openDisassembly', view: ui.pickleView }) }, icon('link-external'), 'Open in editor'));
     panel.appendChild(bar);
     if (disasmError) { panel.appendChild(h('p', { className: 'note error', text: disasmError })); return; }
     if (!disasm) { panel.appendChild(h('p', { className: 'loading', text: 'Disassembling…' })); return; }
@@ -344,6 +485,9 @@
       tensorRows: visible.length,
       metadataKeys: Object.keys(report.metadata || {}).length,
       sha256: sha256 || undefined,
+      actions: [...document.querySelectorAll('#actions button')].map((b) => (b.textContent || '').trim()),
+      danger: [...document.querySelectorAll('#danger code.call')].map((c) => c.textContent || ''),
+      tabs: [...document.querySelectorAll('[role="tab"]')].map((t) => t.id.replace(/^tab-/, '')),
     } });
   }
 
@@ -366,6 +510,8 @@
         report = m.report || {};
         fileName = String(m.fileName || '');
         canConvert = !!m.canConvert;
+        convertRefusal = typeof m.convertRefusal === 'string' ? m.convertRefusal : null;
+        danger = null; loads = null;
         sha256 = report.sha256 || null;
         shaBusy = false;
         disasm = null; disasmError = null; disasmRequested = false;
@@ -378,6 +524,16 @@
         break;
       case 'sha256':
         sha256 = String(m.sha256); shaBusy = false; render();
+        break;
+      case 'danger':
+        danger = (Array.isArray(m.calls) ? m.calls : []).map((c) => ({
+          text: String(c.text ?? ''), global: String(c.global ?? ''),
+          offset: typeof c.offset === 'number' ? c.offset : -1, ...(typeof c.member === 'string' ? { member: c.member } : {}) }));
+        if (report) render();
+        break;
+      case 'loads':
+        loads = (Array.isArray(m.sites) ? m.sites : []).map((s) => ({ label: String(s.label ?? ''), detail: String(s.detail ?? '') }));
+        if (report) render();
         break;
       case 'sha256Error':
         shaBusy = false; render();

@@ -24,8 +24,11 @@ after(async () => { await browser?.close(); });
 
 function shellHtml() {
   const { inspectorHtml } = require(join(root, 'out', 'client', 'src', 'inspector', 'html.js'));
-  return inspectorHtml({ cspSource: ORIGIN, scriptUri: `${ORIGIN}/media/inspector.js`, styleUri: `${ORIGIN}/media/inspector.css` });
+  return inspectorHtml({ cspSource: ORIGIN, scriptUri: `${ORIGIN}/media/inspector.js`, styleUri: `${ORIGIN}/media/inspector.css`,
+    codiconUri: `${ORIGIN}/dist/codicons/codicon.css` });
 }
+
+const window0 = { codiconRequests: [] };
 
 /** A page that behaves like a VS Code webview: acquireVsCodeApi() records what the script posts. */
 async function openInspector() {
@@ -49,6 +52,10 @@ async function openInspector() {
     if (path === '/index.html') return route.fulfill({ contentType: 'text/html', body: shellHtml() });
     if (path === '/media/inspector.js' || path === '/media/inspector.css') {
       return route.fulfill({ contentType: path.endsWith('.js') ? 'text/javascript' : 'text/css', body: readFileSync(join(root, path)) });
+    }
+    if (path === '/dist/codicons/codicon.css' || path === '/dist/codicons/codicon.ttf') {
+      window0.codiconRequests.push(path);
+      return route.fulfill({ contentType: path.endsWith('.css') ? 'text/css' : 'font/ttf', body: readFileSync(join(root, path)) });
     }
     return route.fulfill({ status: 404, body: '' });
   });
@@ -79,7 +86,7 @@ const lastRendered = (page) => page.evaluate(() => [...window.__posted].reverse(
 
 test('renders the verdict banner, weights_only answer and globals with offsets', async () => {
   const { page, events, send } = await openInspector();
-  await send({ type: 'report', report: report(), fileName: 'evil.pt', canConvert: true });
+  await send({ type: 'report', report: report(), fileName: 'evil.pt', canConvert: false });
   await page.waitForSelector('#verdict');
   assert.match(await page.textContent('#verdict'), /^Dangerous\s*The pickle calls os\.system/);
   assert.equal(await page.textContent('#weights-only'),
@@ -88,11 +95,93 @@ test('renders the verdict banner, weights_only answer and globals with offsets',
   assert.match(globals, /os\.system\s+called\s+0x9a \(154\) in evil\/data\.pkl/);
   assert.equal(await page.locator('table.simple').nth(1).locator('tbody tr').first().locator('code.global').textContent(), 'os.system',
     'the dangerous global is listed first, before the safe one that precedes it in the file');
-  assert.ok(await page.locator('#convert').isEnabled(), 'Convert is offered for a pickle checkpoint');
+  assert.equal(await page.locator('#convert').count(), 0, 'Convert is not offered where the converter refuses the file');
   const state = await lastRendered(page);
   assert.equal(state.verdict, 'dangerous');
   assert.equal(state.globals, 2);
+  assert.deepEqual(state.actions, ['Open disassembly', 'Rescan']);
   assert.deepEqual(await page.evaluate(() => window.__violations ?? []), [], 'our own script and style load under the CSP');
+  assert.deepEqual(events.errors, []);
+  await page.close();
+});
+
+test('a dangerous file shows first what loading would run, with offset links, and what to do', async () => {
+  const { page, events, send } = await openInspector();
+  await send({ type: 'report', report: report(), fileName: 'evil.pt', canConvert: false });
+  await page.waitForSelector('#danger');
+  // the danger section comes right after the verdict, before the weights_only line, actions and facts
+  const order = await page.evaluate(() => [...document.getElementById('app').children].map((e) => e.id || e.className));
+  assert.deepEqual(order.slice(0, 4), ['head', 'verdict', 'danger', 'weights-only']);
+  assert.match(await page.textContent('#danger'), /Decompiling…/);
+  await send({ type: 'danger', calls: [{ text: "posix.system('echo pwned > /tmp/x')", global: 'posix.system', offset: 154, member: 'evil/data.pkl' }] });
+  await page.waitForSelector('#danger code.call');
+  assert.equal(await page.textContent('#danger code.call'), "posix.system('echo pwned > /tmp/x')");
+  const todo = await page.textContent('#danger .todo');
+  assert.match(todo, /Do not load it/);
+  assert.match(todo, /Looking for code in this workspace/);
+  assert.match(todo, /Get a safe copy/);
+  await send({ type: 'loads', searched: true, sites: [{ label: 'train.py:3', detail: 'torch.load("evil.pt")' }] });
+  await page.waitForSelector('#danger .sites button');
+  assert.equal(await page.getAttribute('#danger .sites button', 'aria-label'), 'Open train.py:3');
+  await page.click('#danger .sites button');
+  assert.deepEqual(await page.evaluate(() => window.__posted.filter((m) => m.type === 'openLoad')), [{ type: 'openLoad', index: 0 }]);
+  // the offset is a link to the opcode in the disassembly (by keyboard too)
+  const link = page.locator('#danger button.link[data-offset]');
+  assert.equal(await link.getAttribute('aria-label'), 'Open the disassembly at offset 154 of evil/data.pkl');
+  await link.focus();
+  await page.keyboard.press('Enter');
+  assert.deepEqual(await page.evaluate(() => window.__posted.filter((m) => m.type === 'openDisassembly')),
+    [{ type: 'openDisassembly', view: 'disassembly', offset: 154, member: 'evil/data.pkl' }]);
+  assert.deepEqual((await lastRendered(page)).danger, ["posix.system('echo pwned > /tmp/x')"]);
+  // the findings and globals tables link their offsets the same way
+  assert.equal(await page.locator('table.simple button.link[data-offset="154"]').count(), 2);
+  assert.deepEqual(events.errors, []);
+  await page.close();
+});
+
+test('actions and sections follow the verdict and the format', async () => {
+  const { page, events, send } = await openInspector();
+  // a safe checkpoint: Convert is the primary action; parameter count, tensor bytes and dtype mix are shown
+  await send({ type: 'report', fileName: 'sd.pt', canConvert: true, report: report({
+    verdict: 'safe', summary: 'Only tensor-rebuilding globals.', findings: [], globals: [],
+    weightsOnly: { loads: true, reason: 'only allowlisted globals' },
+    tensors: [{ name: 'a', dtype: 'float32', shape: [3, 4], bytes: 48 }, { name: 'b', dtype: 'float32', shape: [4], bytes: 16 },
+      { name: 'c', dtype: 'int64', shape: [], bytes: 8 }], tensorCount: 3 }) });
+  await page.waitForSelector('#convert');
+  let state = await lastRendered(page);
+  assert.deepEqual(state.actions, ['Convert to safetensors', 'Open disassembly', 'Rescan']);
+  assert.equal(await page.textContent('#fact-params'), '17');
+  assert.equal(await page.textContent('#fact-tensor-bytes'), '72 bytes');
+  assert.equal(await page.textContent('#fact-dtypes'), 'float32 × 2, int64 × 1');
+  assert.equal(await page.textContent('#fact-format'), 'PyTorch checkpoint (zip), zip with 4 members');
+  assert.equal(await page.locator('#danger, #caution').count(), 0);
+  // the format and size are printed once
+  const text = await page.textContent('#app');
+  assert.equal(text.split('zip with 4 members').length - 1, 1, 'format detail once');
+  assert.equal(text.split('1.0 KiB').length - 1, 1, 'size once');
+  // a caution checkpoint the converter refuses: no Convert, the reason instead
+  await send({ type: 'report', fileName: 'module.pt', canConvert: false, convertRefusal: 'loading it calls torch.nn.modules.linear.Linear',
+    report: report({ verdict: 'caution', summary: 'Imports code outside the allowlist.', findings: [], globals: [] }) });
+  await page.waitForSelector('#convert-refusal');
+  assert.equal(await page.textContent('#convert-refusal'), 'Not converted to safetensors: loading it calls torch.nn.modules.linear.Linear.');
+  assert.equal(await page.locator('#convert').count(), 0);
+  assert.ok(await page.locator('#caution').count());
+  // safetensors: no pickle tab, no disassembly button, no weights_only line, offsets are plain text
+  await send({ type: 'report', fileName: 'm.safetensors', canConvert: false, report: report({
+    verdict: 'invalid', format: 'safetensors', formatDetail: undefined, summary: 'The header is invalid.', pickles: [], globals: [],
+    weightsOnly: { loads: null, reason: 'safetensors is not loaded by torch.load' }, metadata: { format: 'pt' },
+    findings: [{ rule: 'SW020', severity: 'invalid', message: 'bad offsets', offset: 8 }] }) });
+  await page.waitForFunction(() => document.querySelector('h1')?.textContent === 'm.safetensors');
+  state = await lastRendered(page);
+  assert.deepEqual(state.tabs, ['overview', 'tensors', 'metadata']);
+  assert.deepEqual(state.actions, ['Rescan']);
+  assert.equal(await page.locator('#weights-only').count(), 0);
+  assert.equal(await page.locator('button.link[data-offset]').count(), 0);
+  assert.match(await page.textContent('table.simple'), /0x8 \(8\)/);
+  // the icon font loads as a local resource under the CSP
+  await page.waitForFunction(() => document.fonts.check('16px codicon'));
+  assert.ok(window0.codiconRequests.includes('/dist/codicons/codicon.ttf'), 'codicon.ttf was fetched');
+  assert.deepEqual(await page.evaluate(() => window.__violations ?? []), []);
   assert.deepEqual(events.errors, []);
   await page.close();
 });

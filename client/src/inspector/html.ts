@@ -6,6 +6,7 @@ export interface ShellOptions {
   cspSource: string;   // webview.cspSource
   scriptUri: string;   // webview URI of media/inspector.js
   styleUri: string;    // webview URI of media/inspector.css
+  codiconUri?: string; // webview URI of dist/codicons/codicon.css (the icon font, a local resource)
   nonce?: string;
 }
 
@@ -38,7 +39,7 @@ export function inspectorHtml(o: ShellOptions): string {
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${attr(contentSecurityPolicy(o.cspSource, nonce))}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${attr(o.styleUri)}">
+${o.codiconUri ? `<link rel="stylesheet" href="${attr(o.codiconUri)}">\n` : ''}<link rel="stylesheet" href="${attr(o.styleUri)}">
 <title>Model Inspector</title>
 </head>
 <body>

@@ -5,16 +5,19 @@ import type { ModelReport } from '../../../server/src/models/types';
 import {
   ModelReportRequest, ModelReportParams, DisassemblyRequest, DisassemblyParams, DisassemblyResult, ConvertResult,
 } from '../../../server/src/protocol';
+import { refusalReason } from '../../../server/src/models/convert/convert';
 import { CONVERTIBLE_FORMATS } from '../modelFiles';
+import type { OpcodeAt } from '../disassembly';
+import { dangerCalls } from './dangerCalls';
 import { inspectorHtml } from './html';
-import type { FromWebview, RenderedState, ToWebview } from './messages';
+import type { FromWebview, LoadSite, RenderedState, ToWebview } from './messages';
 
 export const INSPECTOR_VIEW_TYPE = 'safeWeights.inspector';
 
 /** What the provider needs from the rest of the extension. */
 export interface InspectorHost {
   request<R>(method: string, params: unknown): Promise<R>;
-  openDisassembly(uri: vscode.Uri, view: 'disassembly' | 'decompiled'): Promise<unknown>;
+  openDisassembly(uri: vscode.Uri, view: 'disassembly' | 'decompiled', at?: OpcodeAt): Promise<unknown>;
   convert(uri: vscode.Uri): Promise<ConvertResult | undefined>;
   log(line: string): void;
 }
@@ -62,10 +65,12 @@ export class ModelInspectorProvider implements vscode.CustomReadonlyEditorProvid
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const media = vscode.Uri.joinPath(this.extensionUri, 'media');
+    const codicons = vscode.Uri.joinPath(this.extensionUri, 'dist', 'codicons');
     const webview = panel.webview;
-    webview.options = { enableScripts: true, enableCommandUris: false, localResourceRoots: [media] };
+    webview.options = { enableScripts: true, enableCommandUris: false, localResourceRoots: [media, codicons] };
     webview.html = inspectorHtml({
       cspSource: webview.cspSource,
+      codiconUri: webview.asWebviewUri(vscode.Uri.joinPath(codicons, 'codicon.css')).toString(),
       scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'inspector.js')).toString(),
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'inspector.css')).toString(),
     });
@@ -81,13 +86,34 @@ export class ModelInspectorProvider implements vscode.CustomReadonlyEditorProvid
       const params: ModelReportParams = sha256 ? { uri: key, sha256: true } : { uri: key };
       return this.host.request<ModelReport>(ModelReportRequest, params);
     };
+    // the places that load this file, kept here: the webview only names one by its index
+    let loads: { uri: vscode.Uri; range?: vscode.Range }[] = [];
     const sendReport = async () => {
       post({ type: 'loading', fileName });
       try {
         const report = await loadReport(false);
-        post({ type: 'report', report, fileName, canConvert: CONVERTIBLE_FORMATS.has(report.format) });
+        // Convert is offered only where the converter would accept the file (its own refusal rules)
+        const convertible = CONVERTIBLE_FORMATS.has(report.format);
+        const refusal = convertible ? refusalReason(report) : undefined;
+        post({ type: 'report', report, fileName, canConvert: convertible && !refusal, ...(refusal ? { convertRefusal: refusal } : {}) });
+        if (report.verdict === 'dangerous' || report.verdict === 'caution') {
+          if (report.verdict === 'dangerous' && report.pickles.length) void sendDanger(report);
+          void findLoads(document.uri).then((found) => {
+            loads = found.map((f) => ({ uri: f.uri, range: f.range }));
+            post({ type: 'loads', sites: found.map((f) => f.site), searched: true });
+          }, (e: unknown) => this.host.log(`Inspector: looking for loads of ${fileName} failed: ${messageOf(e)}`));
+        }
       } catch (e) {
         post({ type: 'error', message: messageOf(e) });
+      }
+    };
+    const sendDanger = async (report: ModelReport) => {
+      try {
+        const d = await this.host.request<DisassemblyResult>(DisassemblyRequest, { uri: key } satisfies DisassemblyParams);
+        post({ type: 'danger', calls: dangerCalls(d.decompiled, report.globals) });
+      } catch (e) {
+        this.host.log(`Inspector: decompiling ${fileName} failed: ${messageOf(e)}`);
+        post({ type: 'danger', calls: dangerCalls('', report.globals) });
       }
     };
 
@@ -111,9 +137,17 @@ export class ModelInspectorProvider implements vscode.CustomReadonlyEditorProvid
             post({ type: 'disassembly', result: await this.host.request<DisassemblyResult>(DisassemblyRequest, params) });
           } catch (e) { post({ type: 'disassemblyError', message: messageOf(e) }); }
           break;
-        case 'openDisassembly':
-          await this.host.openDisassembly(document.uri, m.view === 'decompiled' ? 'decompiled' : 'disassembly');
+        case 'openDisassembly': {
+          const at = typeof m.offset === 'number' && Number.isSafeInteger(m.offset) && m.offset >= 0
+            ? { offset: m.offset, ...(typeof m.member === 'string' ? { member: m.member } : {}) } : undefined;
+          await this.host.openDisassembly(document.uri, m.view === 'decompiled' ? 'decompiled' : 'disassembly', at);
           break;
+        }
+        case 'openLoad': {
+          const site = Number.isInteger(m.index) ? loads[m.index] : undefined;
+          if (site) await vscode.commands.executeCommand('vscode.open', site.uri, site.range ? { selection: site.range } : {});
+          break;
+        }
         case 'convert': {
           const r = await this.host.convert(document.uri);
           if (r) post({ type: 'convertResult', result: r });
@@ -133,6 +167,52 @@ export class ModelInspectorProvider implements vscode.CustomReadonlyEditorProvid
       if (set.size === 0) { this.panels.delete(key); this.rendered.delete(key); }
     });
   }
+}
+
+const LOAD_SITES_MAX = 20;
+
+/**
+ * Where the workspace's code loads a model file: Safe Weights' own diagnostics whose related information names
+ * the file (open editors: the load call resolved to it), then Python files and notebooks that name it in the text.
+ */
+async function findLoads(model: vscode.Uri): Promise<{ uri: vscode.Uri; range?: vscode.Range; site: LoadSite }[]> {
+  const out: { uri: vscode.Uri; range?: vscode.Range; site: LoadSite }[] = [];
+  const seen = new Set<string>();
+  const add = (uri: vscode.Uri, range: vscode.Range | undefined, detail: string) => {
+    const id = `${uri.toString()}#${range?.start.line ?? ''}`;
+    if (seen.has(id) || out.length >= LOAD_SITES_MAX) return;
+    seen.add(id);
+    const where = vscode.workspace.asRelativePath(uri, false) + (range ? `:${range.start.line + 1}` : '');
+    out.push({ uri, range, site: { label: where, detail: detail.length > 200 ? `${detail.slice(0, 199)}…` : detail } });
+  };
+  for (const [uri, diags] of vscode.languages.getDiagnostics()) {
+    for (const d of diags) {
+      if (d.source === 'safe-weights' && d.relatedInformation?.some((r) => r.location.uri.fsPath === model.fsPath)) add(uri, d.range, d.message);
+    }
+  }
+  const name = model.path.split('/').pop() ?? '';
+  if (name.length < 3) return out;
+  const files = await vscode.workspace.findFiles('**/*.{py,ipynb}', '{**/node_modules/**,**/.git/**,**/.venv/**,**/site-packages/**}', 2000);
+  for (const f of files) {
+    if (out.length >= LOAD_SITES_MAX) break;
+    let bytes: Uint8Array;
+    try {
+      const st = await vscode.workspace.fs.stat(f);
+      if (st.size > 2_000_000) continue;
+      bytes = await vscode.workspace.fs.readFile(f);
+    } catch { continue; }
+    const text = Buffer.from(bytes).toString('utf8');
+    let at = text.indexOf(name);
+    while (at >= 0 && out.length < LOAD_SITES_MAX) {
+      const lineStart = text.lastIndexOf('\n', at) + 1;
+      const lineEnd = text.indexOf('\n', at) < 0 ? text.length : text.indexOf('\n', at);
+      const line = text.slice(0, at).split('\n').length - 1;
+      const range = f.path.endsWith('.ipynb') ? undefined : new vscode.Range(line, at - lineStart, line, at - lineStart + name.length);
+      add(f, range, text.slice(lineStart, lineEnd).trim());
+      at = text.indexOf(name, lineEnd);
+    }
+  }
+  return out;
 }
 
 export function messageOf(e: unknown): string {
