@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
-mkdirSync(dist, { recursive: true });
+mkdirSync(join(dist, 'codicons'), { recursive: true });
 const common = {
   bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true,
   logLevel: 'warning', absWorkingDir: root,
@@ -41,6 +41,9 @@ for (const [from, to, mode] of [
   // 7-Zip as WebAssembly (models/formats/sevenZip.ts reads .7z archives with it)
   ['node_modules/7z-wasm/7zz.wasm', '7zz.wasm'],
   ['node_modules/vscode-languageclient/lib/node/terminateProcess.sh', 'terminateProcess.sh', 0o755],
+  // the Inspector webview's icons (a local resource under its CSP: font-src / style-src webview.cspSource)
+  ['node_modules/@vscode/codicons/dist/codicon.css', 'codicons/codicon.css'],
+  ['node_modules/@vscode/codicons/dist/codicon.ttf', 'codicons/codicon.ttf'],
 ]) {
   if (!existsSync(join(root, from))) {
     console.error(`build: ${from} is missing (run npm ci): dist/${to} would not ship`);
