@@ -98,7 +98,7 @@ export const SHAPES = {
     return cat(P2, '}X', u32(key), Buffer.alloc(key, 0x41), '](', tensor, rep('h\x01', n), 'es.');
   },
   // 350,000 imports of one safe global (STACK_GLOBAL of memoized names, then POP): a GlobalRecord, a policy
-  // judgement and a report row candidate each (machine.ts addGlobal, scan.ts finalize)
+  // judgement and a report row candidate each (machine.ts addGlobal, verdict.ts finalize)
   globals_many: (size) => cat(P4, '\x8c\x0bcollections\x94\x8c\x0bOrderedDict\x94', rep('h\x00h\x01\x930', (size - 40) / 6 | 0), 'N.'),
   // 500,000 calls of a computed value (None()): a machine finding each (machine.ts call / note)
   computed_calls: (size) => cat(P2, rep('N)R0', (size - 6) / 4 | 0), 'N.'),

@@ -76,7 +76,7 @@ describe('MATLAB MAT-files are not pickles', function () {
   });
 
   it('a MAT header with a zip appended: the archive (which Python\'s zipfile reads) is scanned', async function () {
-    // offsets counted from the start of the file (a zip tool appending to the .mat); see zip.ts for offsets
+    // offsets counted from the start of the file (a zip tool appending to the .mat); see formats/zip.ts for offsets
     // counted from the archive's own start (`cat a.mat b.zip`), which Python's zipfile also reads
     const mat = Buffer.concat([header('MATLAB 5.0 MAT-file, Platform: posix'), Buffer.alloc(64)]);
     const file = buildZip([{ name: 'archive/data.pkl', data: osSystemPickle().bytes }], { prefix: mat });

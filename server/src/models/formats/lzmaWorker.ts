@@ -7,7 +7,7 @@
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const LZMA = (require('lzma/src/lzma-d.js') as { LZMA: { decompress(b: Uint8Array): unknown } }).LZMA;
 
-// Also a worker thread (compression.ts keeps one per process, with a heap limit, terminated on a timeout): the
+// Also a worker thread (compressed.ts keeps one per process, with a heap limit, terminated on a timeout): the
 // same decoder without a process start per file (8 lzma joblib files: ~65-100 ms decoding in a thread against
 // 1.2-1.5 s as 8 processes). An out-of-memory decode ends the thread (resourceLimits), not the scan's process.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
