@@ -213,6 +213,34 @@ describe('discovery by content (CLI)', function () {
     assert.match(reasons.get('b')!, /loop/);
   });
 
+  it('a link to a folder outside the scanned folder is not walked unless --follow-links; one inside is', function () {
+    const base = join(root, 'outside');
+    const repo = join(base, 'repo');
+    const shared = join(base, 'shared-weights');
+    mkdirSync(join(repo, 'src'), { recursive: true });
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(join(shared, 'model.bin'), EVIL);
+    writeFileSync(join(repo, 'src', 'inner.bin'), EVIL);
+    symlinkSync(join('..', 'shared-weights'), join(repo, 'weights'));   // leaves the scanned folder
+    symlinkSync('src', join(repo, 'alias'));                             // stays inside: same folder, walked once
+    const plain = run('scan', '--format', 'json', '--verbose', repo);
+    assert.equal(plain.code, 1, plain.stderr);
+    const out = JSON.parse(plain.stdout) as JsonOut;
+    assert.deepEqual(rels(repo, out), ['src/inner.bin']);
+    const reasons = new Map(out.skippedFiles!.map((x) => [relative(repo, x.path), x.reason]));
+    assert.match(reasons.get('weights')!, /outside the scanned folders .*shared-weights.*--follow-links/);
+    assert.match(reasons.get('alias')!, /already walked/);
+    const text = run('scan', repo);
+    assert.match(text.stdout, /1 link to folders outside the scanned folders not walked \(--follow-links walks it\)/, text.stdout);
+    // named together, the link leads into a scanned folder: walked, and the shared model is scanned once
+    const both = JSON.parse(run('scan', '--format', 'json', repo, shared).stdout) as JsonOut;
+    assert.equal(both.files.length, 2, JSON.stringify(both.files.map((f) => f.path)));
+    assert.ok(both.files.some((f) => f.path.endsWith('model.bin')));
+    const followed = run('scan', '--format', 'json', '--follow-links', repo);
+    assert.equal(followed.code, 1, followed.stderr);
+    assert.deepEqual(rels(repo, JSON.parse(followed.stdout) as JsonOut), ['src/inner.bin', 'weights/model.bin']);
+  });
+
   it('a FIFO named on the command line is an error (exit 2); one met in a walk is skipped', function () {
     const dir = join(root, 'fifo');
     mkdirSync(dir, { recursive: true });

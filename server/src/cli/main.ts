@@ -19,12 +19,13 @@ const VERSION: string = (() => {
 
 const USAGE = `Usage:
   safe-weights scan [--format text|json|sarif|cyclonedx] [--fail-on caution|dangerous|never] [--output FILE] [--sha256]
-                   [--baseline FILE] [--write-baseline FILE] [--verbose] [--jobs N] PATH...
+                   [--baseline FILE] [--write-baseline FILE] [--verbose] [--jobs N] [--follow-links] PATH...
   safe-weights scan [--allow-unpinned] [--max-fetch BYTES] https://host/file | hf://org/repo@COMMIT[/path]
   safe-weights convert IN [-o OUT] [--force]
   safe-weights --version
 
-scan: directories are walked recursively (skipping .git, node_modules and virtualenvs, following symbolic links);
+scan: directories are walked recursively (skipping .git, node_modules and virtualenvs; links to files are followed,
+links to folders only inside the folders given, or anywhere with --follow-links);
 every file whose first bytes a model loader would read is scanned, whatever its name (--verbose lists the files
 skipped and why); .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
 command line is always scanned. --jobs N scans on N threads (default 1: no worker threads).
@@ -38,7 +39,7 @@ Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings a
 
 export class UsageError extends Error {}
 
-interface ScanArgs { format: 'text' | 'json' | 'sarif' | 'cyclonedx'; baseline?: string; writeBaseline?: string; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; jobs?: number; allowUnpinned?: boolean; maxFetch?: number }
+interface ScanArgs { format: 'text' | 'json' | 'sarif' | 'cyclonedx'; baseline?: string; writeBaseline?: string; failOn: 'caution' | 'dangerous' | 'never'; paths: string[]; output?: string; sha256: boolean; verbose: boolean; followLinks?: boolean; jobs?: number; allowUnpinned?: boolean; maxFetch?: number }
 
 function parseScanArgs(argv: string[]): ScanArgs {
   const a: ScanArgs = { format: 'text', failOn: 'dangerous', paths: [], sha256: false, verbose: false };
@@ -69,6 +70,7 @@ function parseScanArgs(argv: string[]): ScanArgs {
       a.jobs = Number(v);
     }
     else if (arg === '--verbose' || arg === '-v') a.verbose = true;
+    else if (arg === '--follow-links') a.followLinks = true;
     else if (arg === '--allow-unpinned') a.allowUnpinned = true;
     else if (arg === '--max-fetch' || arg.startsWith('--max-fetch=')) {
       const v = value();
@@ -87,8 +89,8 @@ function parseScanArgs(argv: string[]): ScanArgs {
 
 /** Files to scan under the given paths (see models/discovery.ts): explicit files are always scanned, a walk keeps
  *  the files a model loader would read (by content) and code files (by name). */
-export async function collectFiles(paths: string[], excluded: (rel: string) => boolean = () => false): Promise<{ files: DiscoveredFile[]; skipped: SkippedFile[]; errors: string[] }> {
-  const d = await discover(paths, { excluded, explicit: true });
+export async function collectFiles(paths: string[], excluded: (rel: string) => boolean = () => false, followLinks = false): Promise<{ files: DiscoveredFile[]; skipped: SkippedFile[]; errors: string[] }> {
+  const d = await discover(paths, { excluded, explicit: true, followLinks });
   return { files: d.files, skipped: d.skipped, errors: d.errors.map((e) => `${e.path}: ${e.message}`) };
 }
 
@@ -114,7 +116,7 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
   const first = local[0] ?? '.';
   const root = fs.existsSync(first) && fs.statSync(first).isDirectory() ? first : path.dirname(first);
   const cfg = await loadConfig(path.resolve(root));
-  const { files, skipped, errors } = await collectFiles(local, excludeMatcher(cfg));
+  const { files, skipped, errors } = await collectFiles(local, excludeMatcher(cfg), args.followLinks === true);
   const reports: FileReport[] = [];
   const bar = err.isTTY && args.format !== 'text' || err.isTTY ? new ProgressBar(err, files.length) : undefined;
   let ioError = errors.length > 0;
@@ -226,11 +228,13 @@ function renderText(reports: FileReport[], color: boolean, skipped: SkippedFile[
     for (const x of skipped) lines.push(`  ${c.dim('skipped')} ${x.path} ${c.dim(`(${x.reason})`)}`);
   }
   const parts = ['dangerous', 'caution', 'invalid', 'safe'].filter((k) => counts[k]).map((k) => `${counts[k]} ${k}`);
-  const notModel = skipped.filter((x) => x.why !== 'duplicate').length;
-  const dupes = skipped.length - notModel;
+  const notModel = skipped.filter((x) => x.why !== 'duplicate' && x.why !== 'outside').length;
+  const dupes = skipped.filter((x) => x.why === 'duplicate').length;
+  const outside = skipped.filter((x) => x.why === 'outside').length;
   const skip = [
     notModel ? `${notModel} file${notModel === 1 ? '' : 's'} skipped as not model files${verbose ? '' : ' (--verbose lists them)'}` : '',
     dupes ? `${dupes} more path${dupes === 1 ? '' : 's'} to the same files (links)` : '',
+    outside ? `${outside} link${outside === 1 ? '' : 's'} to folders outside the scanned folders not walked (--follow-links walks ${outside === 1 ? 'it' : 'them'})` : '',
   ].filter(Boolean);
   lines.push('', `${reports.length} file${reports.length === 1 ? '' : 's'} scanned${parts.length ? ': ' + parts.join(', ') : ''}${skip.length ? `; ${skip.join('; ')}` : ''}.`);
   return lines.join('\n') + '\n';
