@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 need=()
 for p in python3-torch python3-numpy python3-sklearn python3-pandas python3-scipy python3-joblib python3-dill python3-cloudpickle \
     python3-numba python3-tk python3-h5py python3-onnx libonnx-testdata \
-    bandit chromium ripgrep libkrb5-dev p7zip-full; do
+    bandit chromium ripgrep libkrb5-dev p7zip-full \
+    pre-commit neovim unzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -19,5 +20,5 @@ if ((${#need[@]})); then
     [ "${CI:-}" = true ] && exit 1
   fi
 fi
+# npm ci builds dist/ once (package.json postinstall: scripts/postinstall.mjs runs scripts/build.mjs in a checkout)
 npm ci --no-audit --no-fund
-npm run build
