@@ -2,11 +2,11 @@
 
 /** Opened in the Inspector by default: the extension alone says what the file is. */
 export const DEFAULT_MODEL_EXTENSIONS = [
-  '.pt', '.pth', '.ckpt', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf',
+  '.pt', '.pth', '.ckpt', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.keras', '.onnx',
 ] as const;
 
 /** Offered in "Open With…" only: `.bin` is as often a tokenizer or firmware as a checkpoint. */
-export const OPTIONAL_MODEL_EXTENSIONS = ['.bin', '.model', '.dat', '.h5', '.mar'] as const;
+export const OPTIONAL_MODEL_EXTENSIONS = ['.bin', '.model', '.dat', '.h5', '.hdf5', '.mar'] as const;
 
 /** Formats whose pickle can be rewritten as safetensors (the Convert button is offered for these). */
 export const CONVERTIBLE_FORMATS: ReadonlySet<string> = new Set([

@@ -21,6 +21,8 @@ import { isOpcode } from './pickle/opcodes';
 import { Cursor } from './pickle/cursor';
 import { runPickle, type PickleRun } from './pickle/machine';
 import { looksLike7z } from './formats/sevenZip';
+import { looksLikeHdf5 } from './formats/hdf5';
+import { looksLikeOnnx } from './formats/onnx';
 import { isCodeFileName } from '../python/scanCode';
 
 export const HEAD_BYTES = 512;
@@ -117,6 +119,9 @@ export function sniffBytes(head: Uint8Array, size: number, tail?: () => Uint8Arr
   if (looksLikeSafetensors(head, size)) return { model: true, format: 'safetensors' };
   if (looksLike7z(head)) return { model: true, format: '7z' };
   if (head[0] === 0x80 && head.length >= 2 && head[1] <= 5) return { model: true, format: 'pickle' };
+  // HDF5 (Keras .h5): the superblock at 0, or at 512 after h5py's smallest user block
+  if (looksLikeHdf5(head) || (head[0] === 0 && head.length >= 520 && looksLikeHdf5(head.subarray(512)))) return { model: true, format: 'hdf5' };
+  if (looksLikeOnnx(head, size)) return { model: true, format: 'onnx' };
   const text = looksLikeText(head);
   // compressed data is binary: "x = 1" starts like a zlib header, "BZh" could start a sentence
   const comp = text ? undefined : detectCompression(head);

@@ -17,6 +17,9 @@ import { readSafetensors, looksLikeSafetensors } from './formats/safetensors';
 import { read7z, looksLike7z } from './formats/sevenZip';
 import { readCompressed, detectCompression } from './formats/compressed';
 import { readMatlab, matlabHeader } from './formats/matlab';
+import { readHdf5 } from './formats/keras';
+import { looksLikeHdf5, findHdf5Superblock } from './formats/hdf5';
+import { readOnnx, looksLikeOnnx } from './formats/onnx';
 import { finalize } from './verdict';
 import { renderDisassembly } from './disassembly';
 import type { ModelReport, ScanOptions } from './types';
@@ -25,7 +28,7 @@ export type { ScanDetail, ScannedRun } from './formats/context';
 export { DISASSEMBLY_LINES, DECOMPILED_CHARS, displayName, scanLimits } from './formats/context';
 export { zipTuning } from './formats/zip';
 
-const SCANNED_EXTENSIONS = new Set(['.pt', '.pth', '.ckpt', '.bin', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.dill', '.sav', '.pkl.gz', '.mar']);
+const SCANNED_EXTENSIONS = new Set(['.pt', '.pth', '.ckpt', '.bin', '.pkl', '.pickle', '.joblib', '.npy', '.npz', '.safetensors', '.gguf', '.dill', '.sav', '.pkl.gz', '.mar', '.keras', '.h5', '.hdf5', '.onnx']);
 
 /** File names the workspace scan and the CLI treat as model files (content still decides the format). */
 export function isModelFileName(name: string): boolean {
@@ -113,6 +116,10 @@ const FORMATS: readonly FormatRow[] = [
   { sniff: (h) => detectCompression(h) !== undefined, read: readCompressed, alsoPickle: (h) => `a ${detectCompression(h)} stream` },
   // MATLAB .mat (scipy.io.savemat): "MATLAB 5.0 ..." starts like a pickle (BININT2) but no unpickler reads it
   { sniff: (h) => matlabHeader(h) !== undefined, read: readMatlab, alsoPickle: 'a MATLAB MAT-file' },
+  // HDF5 (Keras legacy .h5, h5py files): the superblock signature (at 512, 1024, ... after a user block: readUnknown)
+  { sniff: looksLikeHdf5, read: (ctx, src) => readHdf5(ctx, src) },
+  // ONNX has no magic: a protobuf whose first fields are a ModelProto's (ir_version first, as every writer puts it)
+  { sniff: looksLikeOnnx, read: (ctx, src) => readOnnx(ctx, src) },
   // any opcode CPython dispatches starts a pickle (SHORT_BINUNICODE, LONG1, NEWTRUE, ...); a stream every
   // unpickler rejects before importing anything is then 'invalid', not dangerous
   { sniff: (h) => startsPickle(h[0]), read: readPickleFile },
@@ -121,6 +128,7 @@ const FORMATS: readonly FormatRow[] = [
 /** No row matched: a zip hiding behind a prefix (torch would not read it, Python's zipfile would), or nothing. */
 async function readUnknown(ctx: ScanContext, src: ByteSource, head: Uint8Array): Promise<void> {
   ctx.report.format = 'unknown';
+  if (head[0] === 0 && findHdf5Superblock(src) > 0) { await readHdf5(ctx, src); return; }   // h5py userblock_size=512, ...
   if (!(await scanHiddenZip(ctx, src))) {
     add(ctx, 'SW024', `The first bytes (${hex(head.subarray(0, 8))}) match no model format; nothing in it could be checked.`);
   }
