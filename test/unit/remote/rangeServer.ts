@@ -3,6 +3,7 @@
 // Range, or answer JSON (the Hub API). Starts on 127.0.0.1 on a free port.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 export interface Logged { method: string; path: string; range?: string; authorization?: string; host?: string; bytes: number }
@@ -70,5 +71,40 @@ export class RangeServer {
     const stream = fs.createReadStream(route.file, { start, end });
     stream.on('data', (c) => { entry.bytes += c.length; });
     stream.pipe(res);
+  }
+}
+
+/** A forward proxy the way corporate proxies work for undici: CONNECT host:port opens a tunnel. Every tunnel goes
+ *  to `to` (a local server), whatever host was asked, so a test can name a host that does not resolve. */
+export class ConnectProxy {
+  readonly asked: string[] = [];
+  private server: http.Server | undefined;
+  port = 0;
+  constructor(private readonly to: () => number) {}
+  get origin(): string { return `http://127.0.0.1:${this.port}`; }
+  async start(): Promise<this> {
+    const server = http.createServer((_req, res) => { res.writeHead(405); res.end(); });
+    server.on('connect', (req: http.IncomingMessage, client: import('node:net').Socket, head: Buffer) => {
+      this.asked.push(req.url ?? '');
+      const upstream = net.connect(this.to(), '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        if (head.length) upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    this.port = (server.address() as AddressInfo).port;
+    return this;
+  }
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }
