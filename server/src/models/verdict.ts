@@ -162,6 +162,9 @@ function summarize(rep: ModelReport, dangerous: Map<string, boolean>): string {
     }
     default:
       if (rep.format === 'safetensors' || rep.format === 'gguf') return `Valid ${rep.format} file with ${rep.tensorCount} tensors: this format cannot run code.`;
+      if (rep.format === 'keras' || rep.format === 'keras-h5') return `Keras model with ${rep.tensorCount} tensors: its config names only Keras' own layers and functions and holds no Python code.`;
+      if (rep.format === 'hdf5') return `HDF5 file with ${rep.tensorCount} datasets and no Keras model config: h5py reads it as data.`;
+      if (rep.format === 'onnx') return `ONNX model with ${rep.tensorCount} tensors, ONNX's own operators and no external data outside its folder: loading it runs no code from the file.`;
       if (rep.format === 'numpy-npy' || rep.format === 'numpy-npz') return `NumPy ${rep.format === 'numpy-npz' ? 'archive' : 'array'} without object data: loads with allow_pickle=False.`;
       return `Only tensor-rebuilding globals (${rep.globals.length}); ${rep.tensorCount} tensors. Safe to load${rep.weightsOnly.loads ? ', also with weights_only=True' : ''}.`;
   }
