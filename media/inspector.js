@@ -92,7 +92,8 @@
    * @param {unknown} off @param {unknown} member
    */
   function offsetCell(off, member) {
-    if (typeof off !== 'number' || off < 0) return '';
+    // a finding about a member without a byte offset (a .keras config.json, an ONNX external file): the member
+    if (typeof off !== 'number' || off < 0) return typeof member === 'string' ? member : '';
     const m = typeof member === 'string' ? member : undefined;
     const hex = `0x${off.toString(16)} (${off})`;
     if (!hasPickleOf(m)) return formatOffset(off, m);
@@ -113,6 +114,7 @@
     'pytorch-zip': 'PyTorch checkpoint (zip)', 'torchscript-zip': 'TorchScript archive', 'pytorch-legacy': 'PyTorch checkpoint (legacy)',
     'pytorch-legacy-tar': 'PyTorch checkpoint (tar)', pickle: 'Python pickle', joblib: 'joblib', 'numpy-npy': 'NumPy .npy',
     'numpy-npz': 'NumPy .npz', zip: 'zip archive', tar: 'tar archive', '7z': '7z archive', safetensors: 'safetensors', gguf: 'GGUF',
+    keras: 'Keras model (.keras)', 'keras-h5': 'Keras model (legacy HDF5)', hdf5: 'HDF5 file', onnx: 'ONNX model',
     unknown: 'unknown format',
   };
   function formatName(r) {
