@@ -22,6 +22,8 @@ const entries = [
   { in: 'server/src/models/formats/zipWorker.ts', out: 'zip-worker.js' },
   // the CLI's directory scan threads (cli/scanPool.ts)
   { in: 'server/src/cli/scanWorker.ts', out: 'scan-worker.js' },
+  // the remote scan's HTTP thread (models/remote/syncHttp.ts); the CLI only, so the npm package ships it, not the .vsix
+  { in: 'server/src/models/remote/rangeWorker.ts', out: 'range-worker.js' },
 ];
 // A missing entry point or runtime file fails the build: a bundle skipped here is a package that breaks at run time.
 const missing = entries.filter((e) => !existsSync(join(root, e.in))).map((e) => e.in);

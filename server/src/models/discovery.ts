@@ -24,6 +24,7 @@ import { looksLike7z } from './formats/sevenZip';
 import { looksLikeHdf5 } from './formats/hdf5';
 import { looksLikeOnnx } from './formats/onnx';
 import { isCodeFileName } from '../python/scanCode';
+import { sniffHfConfig } from './hfRepo';
 
 export const HEAD_BYTES = 512;
 const TAIL_BYTES = 1024;
@@ -324,6 +325,8 @@ export async function discover(paths: string[], opts: DiscoverOptions = {}): Pro
     if (m.link) { try { target = await fsp.realpath(m.path); } catch { /* read through the link */ } }
     if (isCodeFileName(path.basename(m.path))) { files[i] = { path: m.path, kind: 'code', target }; return; }
     if (m.explicit) { files[i] = { path: m.path, kind: 'model', target }; return; }
+    // a Hugging Face repository's config.json (JSON, so no magic): scanned as the repository (hfRepo.ts)
+    if (sniffHfConfig(m.path)) { files[i] = { path: m.path, kind: 'model', format: 'huggingface-repo', target }; return; }
     let s: Sniff;
     try { s = await sniffFile(m.path); } catch (e) { errors.push({ path: m.path, message: errMessage(e) }); return; }
     if (s.model) files[i] = { path: m.path, kind: 'model', format: s.format, target };

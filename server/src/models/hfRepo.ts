@@ -225,7 +225,7 @@ async function checkIndexes(view: RepoView, dir: string, acc: Acc, maxTensors: n
       if (view.files.has(f)) { present.push(shard); const s = view.files.get(f); if (s === undefined) sized = false; else sizes += s; } else missing.push(shard);
     }
     for (const shard of missing) {
-      add(acc, 'SW042', `${rel} lists shard ${shard} (${byShard.get(shard)!.length} tensors) and the repository has no such file: that part of the model was not checked, and loading fails or uses whatever file of that name appears later.`, rel);
+      add(acc, 'SW042', `${rel} lists shard ${shard} (${plural(byShard.get(shard)!.length, "tensor")}) and the repository has no such file: that part of the model was not checked, and loading fails or uses whatever file of that name appears later.`, rel);
     }
     const total = (doc.metadata as { total_size?: unknown } | undefined)?.total_size;
     const tensorCount = [...byShard.values()].reduce((a, l) => a + l.length, 0);
@@ -341,3 +341,5 @@ export async function scanHfConfigFile(file: string, opts: { maxTensors?: number
   r.path = file;
   return r;
 }
+
+function plural(n: number, word: string): string { return `${n} ${word}${n === 1 ? '' : 's'}`; }

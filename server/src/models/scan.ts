@@ -23,6 +23,7 @@ import { readOnnx, looksLikeOnnx } from './formats/onnx';
 import { finalize } from './verdict';
 import { renderDisassembly } from './disassembly';
 import type { ModelReport, ScanOptions } from './types';
+import { isHfConfigName, sniffHfConfig, scanHfConfigFile } from './hfRepo';
 
 export type { ScanDetail, ScannedRun } from './formats/context';
 export { DISASSEMBLY_LINES, DECOMPILED_CHARS, displayName, scanLimits } from './formats/context';
@@ -40,6 +41,8 @@ export function isModelFileName(name: string): boolean {
 const DEFAULT_HASH_LIMIT = 256 << 20;
 
 export async function scanModelFile(file: string, opts: ScanOptions = {}): Promise<ModelReport> {
+  // a Hugging Face repository's config.json: the report of the repository it is the root of (hfRepo.ts)
+  if (isHfConfigName(file) && sniffHfConfig(file)) return scanHfConfigFile(file, { maxTensors: opts.maxTensors });
   return reportOnly(await scanModelFileDetailed(file, opts));
 }
 
