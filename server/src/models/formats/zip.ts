@@ -200,7 +200,7 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
   if (!secondary) {
     rep.format = format;
     ctx.zipRoot = format === 'pytorch-zip' ? root : undefined;
-    rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${count} member${count === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' ? `, root folder "${root}"` : ''}`;
+    rep.formatDetail = `${format === 'zip' ? 'zip' : format} with ${count} member${count === 1 ? '' : 's'}${dir.zip64 ? ' (zip64)' : ''}${root && format !== 'numpy-npz' && format !== 'keras' ? `, root folder "${root}"` : ''}`;
     // the first members as rows (archives with one member per storage hold 100,000 of them: the count says how many)
     rep.memberCount = count;
     const n = Math.min(count, MEMBER_ROWS);
