@@ -4,8 +4,13 @@
 import * as path from 'node:path';
 import { convertToSafetensors, ConvertRefused, ConvertCancelled } from '../models/convert/convert';
 import { convertShardedIndex } from '../models/convert/convertSharded';
+import { escapeTerminal as esc, plainError } from './terminalText';
 
-const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force] [--fsync]   (IN may be a pytorch_model.bin.index.json of a sharded checkpoint;\n       --fsync flushes the output to disk before it is renamed into place)\n';
+/** Signals that stop a conversion: each cancels it (the temporary file is removed) before the process exits. */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const SIGNAL_NUMBER: Record<(typeof STOP_SIGNALS)[number], number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+const USAGE = 'usage: safe-weights convert IN [-o OUT] [--force] [--fsync] [--whole]   (IN may be a pytorch_model.bin.index.json of a sharded checkpoint;\n       --fsync flushes the output to disk before it is renamed into place;\n       --whole keeps the whole checkpoint: every tensor by its dotted path, every other value in __metadata__)\n';
 
 /** Default output: the input with its extension (e.g. .pt, .bin, .ckpt) replaced by .safetensors. */
 export function defaultOutput(input: string): string {
@@ -18,7 +23,7 @@ export function defaultOutput(input: string): string {
 }
 
 export async function convertCli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
-  let input: string | undefined, output: string | undefined, force = false, durable = false;
+  let input: string | undefined, output: string | undefined, force = false, durable = false, whole = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-o' || a === '--output') {
@@ -26,6 +31,7 @@ export async function convertCli(argv: string[], out: NodeJS.WritableStream = pr
       if (output === undefined) { err.write(`safe-weights convert: ${a} needs a path\n${USAGE}`); return 2; }
     } else if (a === '-f' || a === '--force') force = true;
     else if (a === '--fsync') durable = true;
+    else if (a === '--whole') whole = true;
     else if (a === '-h' || a === '--help') { out.write(USAGE); return 0; }
     else if (a.startsWith('-') && a !== '-') { err.write(`safe-weights convert: unknown option ${a}\n${USAGE}`); return 2; }
     else if (input === undefined) input = a;
@@ -46,29 +52,42 @@ export async function convertCli(argv: string[], out: NodeJS.WritableStream = pr
     err.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% writing and verifying`);
   } : undefined;
   const ac = new AbortController();
-  const onSigint = () => ac.abort();
-  process.once('SIGINT', onSigint);
+  let stoppedBy: (typeof STOP_SIGNALS)[number] | undefined;
+  const handlers = STOP_SIGNALS.map((sig) => {
+    const h = () => { stoppedBy ??= sig; ac.abort(); };
+    process.once(sig, h);
+    return [sig, h] as const;
+  });
   try {
     if (sharded) {
       const r = await convertShardedIndex(input, output, { overwrite: force, onProgress, signal: ac.signal, durable });
       if (tty) err.write('\r' + ' '.repeat(50) + '\r');
-      for (const sh of r.shards) out.write(`${sh.input} → ${path.relative(process.cwd(), sh.output) || sh.output}: ${sh.tensors} tensors, ${sh.bytes} bytes, verified\n`);
-      out.write(`index → ${path.relative(process.cwd(), r.index) || r.index}\n`);
+      for (const sh of r.shards) out.write(`${esc(sh.input)} → ${esc(path.relative(process.cwd(), sh.output) || sh.output)}: ${sh.tensors} tensors, ${sh.bytes} bytes, verified\n`);
+      out.write(`index → ${esc(path.relative(process.cwd(), r.index) || r.index)}\n`);
       return 0;
     }
-    const r = await convertToSafetensors(input, output as string, { overwrite: force, onProgress, signal: ac.signal, durable });
+    const r = await convertToSafetensors(input, output as string, { overwrite: force, onProgress, signal: ac.signal, durable, structure: whole });
     if (tty) err.write('\r' + ' '.repeat(50) + '\r');
-    out.write(`${input} → ${path.relative(process.cwd(), r.output) || r.output}: ${r.tensors} tensors, ${r.bytes} bytes, verified\n`);
-    if (r.removedAliases.length) out.write(`  tied weights not stored twice (listed in __metadata__): ${r.removedAliases.join(', ')}\n`);
-    if (r.dropped.length) out.write(`  left out (outside the state dict): ${r.dropped.join(', ')}\n`);
+    out.write(`${esc(input)} → ${esc(path.relative(process.cwd(), r.output) || r.output)}: ${r.tensors} tensors, ${r.bytes} bytes, verified\n`);
+    if (r.removedAliases.length) out.write(`  tied weights not stored twice (listed in __metadata__): ${esc(r.removedAliases.join(', '))}\n`);
+    if (r.dropped.length) out.write(`  left out (outside the state dict): ${esc(r.dropped.join(', '))}\n`);
+    if (r.structure) out.write('  every other value of the checkpoint is in __metadata__["safe_weights.structure"]\n');
+    if (r.leftOutCount) {
+      const more = r.leftOutCount > r.leftOut.length ? `, and ${r.leftOutCount - r.leftOut.length} more` : '';
+      out.write(`  left out (not tensors; --whole keeps them when they can be rebuilt): ${esc(r.leftOut.slice(0, 10).join(', '))}${r.leftOut.length > 10 ? `, ... (${r.leftOutCount} in all)` : more}\n`);
+    }
     return 0;
   } catch (e) {
     if (tty) err.write('\n');
-    if (e instanceof ConvertRefused) { err.write(`safe-weights convert: ${e.message}\n`); return 1; }
-    if (e instanceof ConvertCancelled) { err.write('safe-weights convert: cancelled, nothing written\n'); return 2; }
-    err.write(`safe-weights convert: ${(e as Error).message}\n`);
+    if (e instanceof ConvertRefused) { err.write(`safe-weights convert: ${esc(e.message.replace(', or overwrite: true,', ''))}\n`); return 1; }
+    if (e instanceof ConvertCancelled) {
+      err.write(`safe-weights convert: ${stoppedBy ? `stopped by ${stoppedBy}` : 'cancelled'}, nothing written (the temporary file was removed)\n`);
+      // the shell's convention for a process ended by a signal: 128 + its number
+      return stoppedBy ? 128 + SIGNAL_NUMBER[stoppedBy] : 2;
+    }
+    err.write(`safe-weights convert: ${esc(plainError(e))}\n`);
     return 2;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    for (const [sig, h] of handlers) process.removeListener(sig, h);
   }
 }

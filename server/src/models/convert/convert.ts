@@ -11,6 +11,8 @@ import { ExtractedTensor, numel, storageExtent } from '../pickle/tensors';
 import { PyList, asInt, asText } from '../pickle/values';
 import { MODEL_RULE_BY_ID } from '../rules';
 import type { Finding, ModelReport } from '../types';
+import { readStructure, STRUCTURE_KEY, type ArrayBytes, type CheckpointStructure, type TreeNode } from './structure';
+import type { PickleRun } from '../pickle/machine';
 
 export interface ConvertOptions {
   /** Replace an existing output file (otherwise the conversion refuses). */
@@ -21,6 +23,10 @@ export interface ConvertOptions {
   /** fsync the output before it is renamed into place (crash-durable; slower). The input is never modified,
    *  so without it a crash can at worst leave an output that fails validation, and converting again fixes it. */
   durable?: boolean;
+  /** Keep the whole checkpoint: every tensor under its dotted path (no unwrapping), numpy arrays as tensors, and
+   *  the loaded object's structure (every other value) in __metadata__["safe_weights.structure"], so code can
+   *  rebuild what torch.load returned. Refused when a value cannot be rebuilt without its class's code. */
+  structure?: boolean;
 }
 
 export interface ConvertResult {
@@ -30,6 +36,12 @@ export interface ConvertResult {
   removedAliases: string[];
   /** Tensor names left out after unwrapping a container such as state_dict (optimizer state etc.). */
   dropped: string[];
+  /** Values that are not in the output (non-tensor values; numpy arrays it cannot store), "path (what)", at most
+   *  50 listed; leftOutCount counts them all. Empty with `structure` (they are in the metadata). */
+  leftOut: string[];
+  leftOutCount: number;
+  /** The structure was written to __metadata__ (opts.structure). */
+  structure: boolean;
   output: string;
 }
 
@@ -89,7 +101,39 @@ export async function convertToSafetensors(input: string, output: string, opts: 
   }
   if (rep.tensorsTruncated) throw new ConvertRefused('the checkpoint holds more tensors than the inventory limit');
 
-  const { selected, dropped } = unwrap(detail.tensors);
+  const main = mainRun(detail);
+  const structure = main ? readStructure(main, new Map(detail.tensors.map((t) => [t.name, t]))) : undefined;
+  if (opts.structure && !structure?.tree) {
+    const why = structure ? structure.unsupported.slice(0, 5).join('; ') + (structure.unsupportedCount > 5 ? `; and ${structure.unsupportedCount - 5} more` : '') : 'the checkpoint has no main pickle';
+    throw new ConvertRefused(`cannot keep the whole checkpoint ${input}: ${why}`);
+  }
+  const picked = opts.structure
+    ? { selected: detail.tensors.map((t) => ({ name: storedName(t.name), t })), dropped: [] as string[] }
+    : unwrap(detail.tensors);
+  const { dropped } = picked;
+  // a tensors-only conversion leaves out every other value, and the objects whose tensors it takes (their code)
+  const leftOut = opts.structure ? [] : [...(structure?.unsupported ?? []), ...(structure?.nonTensors ?? [])];
+  let leftOutCount = opts.structure ? 0 : (structure?.unsupportedCount ?? 0) + (structure?.nonTensorCount ?? 0);
+  // numpy arrays have no storage: their bytes are in the pickle stream (structure.arrays)
+  const arrays = new Map<string, StorageData>();
+  const selected: { name: string; t: ExtractedTensor }[] = [];
+  const asrc = structure?.arrays.size ? FileSource.open(inAbs) : undefined;
+  try { for (const s of picked.selected) {
+    if (s.t.storage || s.t.kind !== 'ndarray') { selected.push(s); continue; }
+    const where = structure?.arrays.get(s.t.name);
+    const bytes = where && asrc ? arrayBytes(asrc, rep.format, where) : undefined;
+    const need = numel(s.t.shape) * s.t.elementSize;
+    if (!bytes || bytes.length < need || !ST_DTYPE[s.t.dtype]) {
+      const why = !ST_DTYPE[s.t.dtype] ? `numpy dtype ${s.t.dtype}, which safetensors cannot store` : 'its data could not be located';
+      if (opts.structure) throw new ConvertRefused(`numpy array "${s.t.name}": ${why}`);
+      leftOut.push(`${s.t.name} (a numpy array: ${why})`);
+      leftOutCount++;
+      continue;
+    }
+    const key = `\u0000ndarray:${s.t.name}`;
+    arrays.set(key, { offset: 0, size: need, buffer: bytes.subarray(0, need) });
+    selected.push({ name: s.name, t: { ...s.t, storageOffset: 0, stride: contiguous(s.t.shape), storage: { key, dtype: s.t.dtype, elementSize: s.t.elementSize, numel: numel(s.t.shape), location: 'cpu' } } });
+  } } finally { asrc?.close(); }
   if (selected.length === 0) throw new ConvertRefused(`${input} holds no tensors to convert`);
   for (const { t } of selected) {
     if (!ST_DTYPE[t.dtype]) throw new ConvertRefused(`tensor "${t.name}" has dtype ${t.dtype}, which safetensors cannot store`);
@@ -101,9 +145,11 @@ export async function convertToSafetensors(input: string, output: string, opts: 
   let tmp: string | undefined;
   let fd: number | undefined;
   try {
-    const storages = rep.format === 'pytorch-zip' ? await zipStorages(src, selected.map((s) => s.t))
-      : rep.format === 'pytorch-legacy-tar' ? tarStorages(detail, selected.map((s) => s.t))
-        : legacyStorages(src, detail, selected.map((s) => s.t));
+    const inFile = selected.map((s) => s.t).filter((t) => !arrays.has(t.storage!.key));
+    const storages = rep.format === 'pytorch-zip' ? await zipStorages(src, inFile)
+      : rep.format === 'pytorch-legacy-tar' ? tarStorages(detail, inFile)
+        : legacyStorages(src, detail, inFile);
+    for (const [k, v] of arrays) storages.set(k, v);
     const bigEndian = rep.format === 'pytorch-zip' && (rep.metadata['torch.byteorder'] ?? 'little') === 'big';
 
     // Tied weights: the same view of the same storage under several names. safetensors forbids aliasing,
@@ -120,6 +166,12 @@ export async function convertToSafetensors(input: string, output: string, opts: 
       byView.set(viewKey, s.name);
       checkBounds(t, storages.get(t.storage!.key)!);
       plan.push({ name: s.name, t, stDtype: ST_DTYPE[t.dtype], bytes: numel(t.shape) * t.elementSize, begin: 0 });
+    }
+    if (opts.structure) {
+      // tensor leaves name the stored tensors (an alias names the tensor it was merged into)
+      const stored = (row: string) => { const n = storedName(row); return metadata[n] ?? n; };
+      if (STRUCTURE_KEY in metadata) throw new ConvertRefused(`a tensor is named ${STRUCTURE_KEY}, the metadata key of the structure`);
+      metadata[STRUCTURE_KEY] = JSON.stringify(renameLeaves(structure!.tree!, stored));
     }
     // Data order: largest alignment first, then name; offsets are contiguous.
     plan.sort((a, b) => b.t.elementSize - a.t.elementSize || cmp(a.name, b.name));
@@ -157,7 +209,7 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     checkAborted(opts.signal);
     publish(tmp, outAbs, !!opts.overwrite);
     tmp = undefined;
-    return { tensors: plan.length, bytes: dataBytes, removedAliases, dropped, output: outAbs };
+    return { tensors: plan.length, bytes: dataBytes, removedAliases, dropped, leftOut: leftOut.slice(0, 50), leftOutCount, structure: !!opts.structure, output: outAbs };
   } finally {
     src.close();
     fs.closeSync(rfd);
@@ -188,7 +240,10 @@ export function refusalReason(rep: ModelReport): string | undefined {
     return `its readings disagree (${f.rule}${name ? ` ${name}` : ''}: ${f.message}${more}): loaders would read different content, `
       + 'so no single conversion stands for the file';
   }
-  if (rep.verdict !== 'safe') {
+  // caution only for globals outside torch's allowlist that are not known to be harmful (classes that are
+  // instantiated, vetted calls): nothing of the file runs in a conversion, and only tensors (and plain values) are written
+  const globalsOnly = rep.verdict === 'caution' && rep.findings.every((f) => f.severity === 'info' || f.rule === 'SW002');
+  if (rep.verdict !== 'safe' && !globalsOnly) {
     const badRefs = rep.globals.filter((g) => g.severity !== 'safe');
     const bad = [...new Set(badRefs.map((g) => displayName(g.module, g.name)))];
     const verb = badRefs.some((g) => g.called) ? 'calls' : 'imports';
@@ -204,6 +259,91 @@ export function refusalReason(rep: ModelReport): string | undefined {
 }
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+
+/** The safetensors name of a tensor row: its dotted path ("tensor" for a tensor that is the whole file). */
+function storedName(row: string): string { return row === '' ? 'tensor' : row; }
+
+function contiguous(shape: number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
+  return s;
+}
+
+/** The pickle whose value torch.load returns: data.pkl (zip), the fourth pickle (legacy), the 'pickle' member (tar). */
+export function mainRun(detail: Awaited<ReturnType<typeof scanModelFileDetailed>>): PickleRun | undefined {
+  const rep = detail.report;
+  if (rep.format === 'pytorch-zip') return detail.runs.find((r) => r.torchLoads && r.member?.endsWith('/data.pkl'))?.run;
+  if (rep.format === 'pytorch-legacy') return detail.runs.filter((r) => r.torchLoads && r.member === undefined)[3]?.run;
+  if (rep.format === 'pytorch-legacy-tar') return detail.runs.find((r) => r.torchLoads && r.member === 'pickle')?.run;
+  return undefined;
+}
+
+/** What a tensors-only and a whole-checkpoint conversion would do, without writing anything (code actions ask). */
+export async function planConversion(input: string, allowGlobals?: readonly string[]): Promise<{ refusal?: string; shape?: 'flat' | 'nested'; structure?: CheckpointStructure }> {
+  const detail = await scanModelFileDetailed(path.resolve(input), { sha256: false, allowGlobals });
+  try {
+    const rep = detail.report;
+    const refusal = refusalReason(rep)
+      ?? (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy' && rep.format !== 'pytorch-legacy-tar' ? `${rep.format} files are not converted` : undefined)
+      ?? (rep.tensorsTruncated ? 'the checkpoint holds more tensors than the inventory limit' : undefined)
+      ?? (detail.tensors.length === 0 ? 'it holds no tensors' : undefined);
+    if (refusal) return { refusal };
+    const main = mainRun(detail);
+    const structure = main ? readStructure(main, new Map(detail.tensors.map((t) => [t.name, t]))) : undefined;
+    if (!structure?.tree) return { structure };
+    return { shape: isFlatStateDict(structure.tree) ? 'flat' : 'nested', structure };
+  } finally { for (const r of detail.runs) r.run.release?.(); }
+}
+
+/** A dict (or OrderedDict without attributes... or with state_dict()'s _metadata) of str -> plain tensor:
+ *  safetensors.torch.load_file returns the same mapping. */
+export function isFlatStateDict(tree: TreeNode): boolean {
+  if (!Array.isArray(tree) || (tree[0] !== 'd' && tree[0] !== 'od')) return false;
+  const entries = tree[1] as TreeNode[];
+  if (!entries.length) return false;
+  return entries.every((e) => {
+    const [k, v] = e as [TreeNode, TreeNode];
+    return typeof k === 'string' && Array.isArray(v) && v[0] === 't' && v.length === 2;
+  });
+}
+
+/** The tree with each tensor leaf's row name replaced by its stored name. */
+function renameLeaves(tree: TreeNode, stored: (row: string) => string): TreeNode {
+  const go = (n: TreeNode): TreeNode => {
+    if (!Array.isArray(n)) return n;
+    const tag = n[0];
+    switch (tag) {
+      case 't': case 'p': case 'np': return [tag, stored(n[1] as string), ...n.slice(2)];
+      case 'tu': case 'l': case 'set': case 'fset': return [tag, (n[1] as TreeNode[]).map(go)];
+      case 'd': case 'od': {
+        const out: TreeNode[] = [tag, (n[1] as TreeNode[]).map((e) => (e as TreeNode[]).map(go))];
+        if (n.length > 2) out.push(Object.fromEntries(Object.entries(n[2] as Record<string, TreeNode>).map(([k, v]) => [k, go(v)])));
+        return out;
+      }
+      case 'ns': return [tag, (n[1] as TreeNode[]).map((e) => [(e as TreeNode[])[0], go((e as TreeNode[])[1])])];
+      default: return n;
+    }
+  };
+  return go(tree);
+}
+
+/** A numpy array's bytes: kept by the scan, or read from the main pickle (a zip member's window of the file). */
+function arrayBytes(src: FileSource, format: string, at: ArrayBytes): Uint8Array | undefined {
+  if ('bytes' in at) return at.bytes;
+  if (format !== 'pytorch-zip' || at.length > tuning.gatherLimit * 4) return undefined;
+  const dir = readZipDirectory(src);
+  try {
+    const root = dir.root();
+    const i = dir.findInRoot('/', 'data.pkl');
+    if (i < 0) return undefined;
+    const e = dir.entry(i);
+    if (e.method !== 0 || e.dataOffset < 0 || e.name !== `${root}/data.pkl`) return undefined;
+    const b = src.read(e.dataOffset + at.streamOffset, at.length);
+    if (b.length !== at.length) return undefined;
+    return at.latin1 ? Buffer.from(Buffer.from(b).toString('utf8'), 'latin1') : b;
+  } finally { dir.release(); }
+}
 
 function checkAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new ConvertCancelled('conversion cancelled');

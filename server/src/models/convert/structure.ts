@@ -71,6 +71,7 @@ export function readStructure(run: PickleRun, rows: ReadonlyMap<string, Extracte
     out.unsupportedCount++;
   };
   const nonTensor = (path: string | null, what: string): void => {
+    if (path === null) return;   // attributes (state_dict()'s _metadata) and values under keys that name nothing
     if (out.nonTensors.length < MAX_LISTED) out.nonTensors.push(`${show(path)} (${what})`);
     out.nonTensorCount++;
   };
@@ -239,7 +240,9 @@ export function readStructure(run: PickleRun, rows: ReadonlyMap<string, Extracte
         let b: Uint8Array | undefined;
         if (argItems.length === 0) b = new Uint8Array(0);
         else if (argItems.length === 1 && ar.kind[argItems[0]] === K.BYTES) b = ar.sb.subarray(ar.a[argItems[0]], ar.a[argItems[0]] + ar.c[argItems[0]]);
-        else b = latin1Bytes(ar, argItems);
+        else if (argItems.length === 1 && ar.kind[argItems[0]] === K.CALL && ar.calleeName(argItems[0]) === '_codecs.encode' && ar.kind[ar.c[argItems[0]]] === K.TUPLE) {
+          b = latin1Bytes(ar, tupleItems(ar.c[argItems[0]]));   // protocol 2: bytearray(_codecs.encode(text, 'latin1'))
+        } else b = latin1Bytes(ar, argItems);
         if (!b) return bad('a bytearray written in a way this reader does not know');
         if (!asKey) nonTensor(path, 'bytearray');
         return ['ba', Buffer.from(b).toString('base64')];
