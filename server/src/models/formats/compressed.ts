@@ -107,10 +107,11 @@ async function lzmaInThread(input: Uint8Array, cap: number): Promise<Uint8Array 
   } finally {
     if (lzmaThread === w) {
       w.unref();
-      // the files of one folder share the thread; a long-running language server does not keep an idle
-      // decoder's heap: the thread ends when no lzma stream followed within 250 ms
+      // the files of one scan share the thread; a long-running language server does not keep an idle
+      // decoder's heap: the thread ends when no lzma stream followed within 10 s (250 ms was shorter than the
+      // gap between lzma files of one folder, so the bench corpus started a thread, ~40 ms, per lzma file)
       clearTimeout(lzmaIdle);
-      lzmaIdle = setTimeout(() => { if (lzmaThread === w) { lzmaThread = undefined; void w.terminate(); } }, 250);
+      lzmaIdle = setTimeout(() => { if (lzmaThread === w) { lzmaThread = undefined; void w.terminate(); } }, 10_000);
       lzmaIdle.unref();
     }
   }
