@@ -3,39 +3,58 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { discover, type DiscoveredFile, type SkippedFile } from '../models/discovery';
 import { MODEL_RULES } from '../models/rules';
-import type { FileReport, Finding, ModelReport, CodeReport, Severity } from '../models/types';
+import type { FileReport, Finding, ModelReport } from '../models/types';
 import { CODE_RULES } from '../python/rules';
 import { loadConfig, excludeMatcher } from '../config';
 import { toSarif } from './sarif';
 import { toCycloneDx } from './cyclonedx';
 import { applyBaseline, exitCodeWithBaseline, readBaseline, writeBaseline, BaselineError } from './baseline';
-import { ProgressBar, colors } from './tty';
+import { ProgressBar } from './tty';
+import { renderText } from './textReport';
+import { escapeTerminal, plainError } from './terminalText';
 import { scanAll, type ScanOutcome } from './scanPool';
-import { isRemoteTarget, parseByteCount, remoteLine, scanRemoteTargets } from './remote';
+import { isRemoteTarget, parseByteCount, scanRemoteTargets } from './remote';
 
 const VERSION: string = (() => {
   try { return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version as string; } catch { return '0.0.0'; }
 })();
 
 const USAGE = `Usage:
-  safe-weights scan [--format text|json|sarif|cyclonedx] [--fail-on caution|dangerous|never] [--output FILE] [--sha256]
-                   [--baseline FILE] [--write-baseline FILE] [--verbose] [--jobs N] [--follow-links] PATH...
-  safe-weights scan [--allow-unpinned] [--max-fetch BYTES] https://host/file | hf://org/repo@COMMIT[/path]
-  safe-weights convert IN [-o OUT] [--force]
-  safe-weights --version
+  safe-weights scan [OPTIONS] PATH...            scan files and folders (model files, Python code, requirements)
+  safe-weights scan [OPTIONS] URL | hf://org/repo@COMMIT[/path]   scan a remote file without downloading it
+  safe-weights convert IN [-o OUT] [--force] [--fsync] [--whole]  convert a PyTorch checkpoint to .safetensors
+  safe-weights --version | --help
 
-scan: directories are walked recursively (skipping .git, node_modules and virtualenvs; links to files are followed,
-links to folders only inside the folders given, or anywhere with --follow-links);
-every file whose first bytes a model loader would read is scanned, whatever its name (--verbose lists the files
-skipped and why); .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
-command line is always scanned. --jobs N scans on N threads (default 1: no worker threads).
---format cyclonedx writes a CycloneDX 1.6 BOM of the model files (with their SHA-256).
---write-baseline FILE records the findings in FILE (and exits 0); --baseline FILE leaves out the findings FILE
-records, so a run fails only on new ones.
-A URL or hf:// target is scanned without downloading it: only the byte ranges the verdict needs are fetched
-(at most --max-fetch, default 256M); an hf:// revision must be a commit unless --allow-unpinned. HF_TOKEN is sent
-to the Hub only; HTTPS_PROXY / NO_PROXY are honoured.
-Exit codes: 0 no finding at or above --fail-on (default dangerous), 1 findings at or above it, 2 usage or I/O error.`;
+Scan options:
+  -f, --format text|json|sarif|cyclonedx   output format (default text); cyclonedx: a CycloneDX 1.6 BOM of the
+                                           model files, with their SHA-256
+      --fail-on caution|dangerous|never    exit 1 when a file is at or above this verdict (default dangerous)
+  -o, --output FILE                        write the report to FILE instead of standard output
+      --sha256                             hash every model file (big files are otherwise hashed on demand)
+      --baseline FILE                      leave out the findings FILE records: fail only on new ones
+      --write-baseline FILE                record the current findings in FILE (and exit 0)
+  -v, --verbose                            list the files skipped as not model files, and why
+  -j, --jobs N                             scan on N threads (default: one per core, at most 4, for 100+ files)
+      --follow-links                       follow links to folders outside the folders given
+      --allow-unpinned                     accept an hf:// revision that is a branch or tag, not a commit
+      --max-fetch BYTES                    the most a remote scan may fetch (default 256M; K, M, G suffixes)
+  --                                       every later argument is a PATH
+
+Convert options:
+  -o, --output OUT                         where to write (default: IN with .safetensors; pytorch_model.bin ->
+                                           model.safetensors); IN may be a sharded checkpoint's .index.json
+  -f, --force                              replace OUT if it exists
+      --fsync                              flush OUT to disk before it is renamed into place
+      --whole                              keep every tensor by its dotted path, and the rest of the checkpoint
+                                           in __metadata__
+
+Folders are walked recursively, skipping .git, node_modules and virtualenvs; links to files are followed, links
+to folders only inside the folders given. Every file whose first bytes a model loader would read is scanned,
+whatever its name; .py / .ipynb / requirements*.txt / pyproject.toml go to the code rules. A file named on the
+command line is always scanned. A URL or hf:// target is read by byte ranges (only what the verdict needs);
+HF_TOKEN is sent to the Hub only; HTTPS_PROXY / NO_PROXY are honoured.
+Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage or I/O error
+(convert: 0 converted and verified, 1 refused, 2 error, 128 + the signal's number when stopped by a signal).`;
 
 export class UsageError extends Error {}
 
@@ -120,17 +139,17 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
   const reports: FileReport[] = [];
   const bar = err.isTTY && args.format !== 'text' || err.isTTY ? new ProgressBar(err, files.length) : undefined;
   let ioError = errors.length > 0;
-  for (const e of errors) err.write(`safe-weights: ${e}\n`);
+  for (const e of errors) err.write(`safe-weights: ${escapeTerminal(e)}\n`);
   // files finish in any order on several threads; errors are printed in file order, each as soon as every file
   // before it has finished, and the reports are kept in file order
   const outcomes = new Array<ScanOutcome | undefined>(files.length);
   let printed = 0;
   const outcomes_ = await scanAll({ files, cfg, sha256: args.sha256 || args.format === 'cyclonedx' }, (i, o) => {
-    bar?.tick(path.basename(files[i].path));
+    bar?.tick(escapeTerminal(path.basename(files[i].path)));
     outcomes[i] = o;
     for (; printed < files.length && outcomes[printed]; printed++) {
       const p = outcomes[printed]!;
-      if ('error' in p) err.write(`${bar ? '\n' : ''}safe-weights: ${files[printed].path}: ${p.error}\n`);
+      if ('error' in p) err.write(`${bar ? '\n' : ''}safe-weights: ${escapeTerminal(files[printed].path)}: ${escapeTerminal(p.error)}\n`);
     }
   }, args.jobs);
   bar?.done();
@@ -195,55 +214,6 @@ export function toJsonFile(r: FileReport): Record<string, unknown> {
   return base;
 }
 
-function renderText(reports: FileReport[], color: boolean, skipped: SkippedFile[], verbose: boolean): string {
-  const c = colors(color);
-  const paint = (v: string) => v === 'dangerous' ? c.red(v.toUpperCase()) : v === 'caution' ? c.yellow(v.toUpperCase()) : v === 'invalid' ? c.magenta(v.toUpperCase()) : c.green(v.toUpperCase());
-  const lines: string[] = [];
-  const counts: Record<string, number> = {};
-  for (const r of reports) {
-    counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
-    if (r.kind === 'code' && r.findings.length === 0) continue;
-    if (r.kind === 'model') {
-      const m = r as ModelReport;
-      lines.push(`${paint(m.verdict)} ${c.bold(m.path)} ${c.dim(`(${m.formatDetail ?? m.format})`)}`);
-      lines.push(`  ${m.summary}`);
-      const fetched = remoteLine(m);
-      if (fetched) lines.push(`  ${c.dim(fetched)}`);
-      if (m.weightsOnly.loads !== null) lines.push(`  ${c.dim('torch.load(weights_only=True):')} ${m.weightsOnly.loads ? 'loads' : 'refused'} — ${m.weightsOnly.reason}`);
-      // the worst first: a dangerous finding must not hide behind twenty caution ones
-      const shown = m.findings.filter((x) => x.severity !== 'info').sort((a, b) => SEV_RANK[b.severity] - SEV_RANK[a.severity]);
-      for (const f of shown.slice(0, 20)) lines.push(`  ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
-      const more = shown.length - 20 + (m.findingsOmitted ?? 0);
-      if (more > 0) lines.push(`  … ${more} more findings (use --format json)`);
-      if (m.tensorsOmitted) lines.push(`  ${c.dim(`… ${m.tensorsOmitted} more tensors found but not listed (names too long, or past the inventory limits)`)}`);
-    } else {
-      const cr = r as CodeReport;
-      for (const f of cr.findings) {
-        lines.push(`${cr.path}:${f.line}:${f.column}${f.cell !== undefined ? ` [cell ${f.cell}]` : ''}: ${sevTag(f.severity, c)} ${f.rule} ${f.message}`);
-      }
-    }
-  }
-  if (verbose && skipped.length) {
-    lines.push('', c.dim(`Skipped (${skipped.length}):`));
-    for (const x of skipped) lines.push(`  ${c.dim('skipped')} ${x.path} ${c.dim(`(${x.reason})`)}`);
-  }
-  const parts = ['dangerous', 'caution', 'invalid', 'safe'].filter((k) => counts[k]).map((k) => `${counts[k]} ${k}`);
-  const notModel = skipped.filter((x) => x.why !== 'duplicate' && x.why !== 'outside').length;
-  const dupes = skipped.filter((x) => x.why === 'duplicate').length;
-  const outside = skipped.filter((x) => x.why === 'outside').length;
-  const skip = [
-    notModel ? `${notModel} file${notModel === 1 ? '' : 's'} skipped as not model files${verbose ? '' : ' (--verbose lists them)'}` : '',
-    dupes ? `${dupes} more path${dupes === 1 ? '' : 's'} to the same files (links)` : '',
-    outside ? `${outside} link${outside === 1 ? '' : 's'} to folders outside the scanned folders not walked (--follow-links walks ${outside === 1 ? 'it' : 'them'})` : '',
-  ].filter(Boolean);
-  lines.push('', `${reports.length} file${reports.length === 1 ? '' : 's'} scanned${parts.length ? ': ' + parts.join(', ') : ''}${skip.length ? `; ${skip.join('; ')}` : ''}.`);
-  return lines.join('\n') + '\n';
-}
-
-function sevTag(s: Severity, c: ReturnType<typeof colors>): string {
-  return s === 'dangerous' ? c.red('dangerous') : s === 'caution' ? c.yellow('caution') : s === 'invalid' ? c.magenta('invalid') : c.dim('info');
-}
-
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -259,7 +229,7 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`unknown command "${cmd}"`);
   } catch (e) {
     if (e instanceof UsageError) { process.stderr.write(`safe-weights: ${e.message}\n\n${USAGE}\n`); return 2; }
-    process.stderr.write(`safe-weights: ${(e as Error).message}\n`);
+    process.stderr.write(`safe-weights: ${escapeTerminal(plainError(e))}\n`);
     return 2;
   }
 }

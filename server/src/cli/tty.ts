@@ -5,6 +5,12 @@ export function colors(on: boolean) {
   return { red: wrap('31;1'), yellow: wrap('33;1'), green: wrap('32'), magenta: wrap('35;1'), bold: wrap('1'), dim: wrap('2') };
 }
 
+/** The terminal's width; a terminal that reports 0 (or nothing, or nonsense) is taken as 80 columns. */
+export function terminalColumns(out: { columns?: number }): number {
+  const c = out.columns;
+  return typeof c === 'number' && Number.isFinite(c) && c >= 20 ? Math.floor(c) : 80;
+}
+
 export class ProgressBar {
   private n = 0;
   private last = 0;
@@ -16,9 +22,9 @@ export class ProgressBar {
     this.last = now;
     const width = 24;
     const filled = this.total ? Math.round((this.n / this.total) * width) : width;
-    const cols = this.out.columns ?? 80;
+    const cols = terminalColumns(this.out);
     const text = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.n}/${this.total} ${label}`;
     this.out.write(`\r${text.slice(0, cols - 1).padEnd(Math.min(cols - 1, 100))}`);
   }
-  done(): void { if (this.total) this.out.write('\r' + ' '.repeat(Math.min((this.out.columns ?? 80) - 1, 100)) + '\r'); }
+  done(): void { if (this.total) this.out.write('\r' + ' '.repeat(Math.min(terminalColumns(this.out) - 1, 100)) + '\r'); }
 }
