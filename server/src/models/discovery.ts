@@ -120,8 +120,8 @@ export function sniffBytes(head: Uint8Array, size: number, tail?: () => Uint8Arr
   if (looksLikeSafetensors(head, size)) return { model: true, format: 'safetensors' };
   if (looksLike7z(head)) return { model: true, format: '7z' };
   if (head[0] === 0x80 && head.length >= 2 && head[1] <= 5) return { model: true, format: 'pickle' };
-  // HDF5 (Keras .h5): the superblock at 0, or at 512 after h5py's smallest user block
-  if (looksLikeHdf5(head) || (head[0] === 0 && head.length >= 520 && looksLikeHdf5(head.subarray(512)))) return { model: true, format: 'hdf5' };
+  // HDF5 (Keras .h5): the superblock at 0 (after a user block: sniffOpenFile looks at 512, 1024, ...)
+  if (looksLikeHdf5(head)) return { model: true, format: 'hdf5' };
   if (looksLikeOnnx(head, size)) return { model: true, format: 'onnx' };
   const text = looksLikeText(head);
   // compressed data is binary: "x = 1" starts like a zlib header, "BZh" could start a sentence
@@ -148,6 +148,11 @@ function sniffOpenFile(fd: number, size: number): Sniff {
   const h = head.subarray(0, bytesRead);
   let tailBytes: Uint8Array | undefined;
   if (size > HEAD_BYTES && !sniffBytes(h, size).model) {
+    // an HDF5 superblock after a user block (h5py userblock_size: 512, 1024, ...; user blocks are zero-filled)
+    if (h[0] === 0) {
+      const sb = Buffer.alloc(8);
+      for (let at = 512; at + 8 <= size && at <= 1 << 20; at *= 2) if (fs.readSync(fd, sb, 0, 8, at) === 8 && looksLikeHdf5(sb)) return { model: true, format: 'hdf5' };
+    }
     const n = Math.min(TAIL_BYTES, size - HEAD_BYTES);
     const t = Buffer.alloc(n);
     tailBytes = t.subarray(0, fs.readSync(fd, t, 0, n, size - n));

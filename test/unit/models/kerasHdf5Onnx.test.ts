@@ -6,6 +6,7 @@
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { discover } from '../../../server/src/models/discovery';
 import { inspectHdf5 } from '../../../server/src/models/formats/hdf5';
 import { inspectOnnx, locationProblem, looksLikeOnnx } from '../../../server/src/models/formats/onnx';
 import { summarizeCode } from '../../../server/src/models/formats/pyMarshal';
@@ -210,6 +211,14 @@ describe('Keras, HDF5 and ONNX files (real h5py / onnx / torch output)', functio
     assert.deepEqual(s.names, c.names);
     assert.deepEqual(s.consts.filter((x) => c.str_consts.includes(x)), c.str_consts);
     assert.equal(summarizeCode(bytes.subarray(0, bytes.length - 3)), undefined);
+  });
+
+  it('a folder scan picks up every Keras, HDF5 and ONNX fixture by its content (also after a user block), not their raw weights files', async function () {
+    const d = await discover([fx.dir]);
+    const found = new Set(d.files.map((f) => f.path.slice(fx.dir.length + 1)));
+    const missing = Object.keys(fx.manifest.files).filter((n) => !found.has(n));
+    assert.deepEqual(missing, []);
+    assert.ok(!found.has('onnx/external_ok/weights.bin'), 'raw float32 external data is not a model file');
   });
 
   it('text and other protobufs are not taken for ONNX', function () {
