@@ -85,7 +85,8 @@ export async function checkKerasConfig(ctx: ScanContext, config: unknown, where:
     if (!name) return;
     if (module === undefined || module === '' || module === '__main__') return;   // resolved among registered objects only
     const pkg = module.split('.')[0];
-    if (KERAS_PACKAGES.has(pkg)) {
+    // tf.keras writes its own classes under tensorflow.keras / tensorflow.python.keras
+    if (KERAS_PACKAGES.has(pkg) || /^tensorflow(\.python)?\.keras(\.|$)/.test(module)) {
       if (NON_MODELING.has(name)) {
         const cve = CVE_OF[name];
         report('SW032', `${kind} "${layer}" resolves to ${module}.${name}, a Keras function that is not a modeling API${cve ? ` (${cve})` : ''}: loading calls it with arguments the file chose.`, undefined, `${module}.${name}`);
@@ -96,12 +97,12 @@ export async function checkKerasConfig(ctx: ScanContext, config: unknown, where:
     const v = classifyGlobal(module, name);
     if (module === 'builtins' && v.tier !== 'dangerous') return;   // Keras looks builtins up among its own functions
     if (v.tier === 'dangerous') {
-      report('SW031', `${kind} "${layer}" resolves to ${full} outside Keras (${v.reason}): loading imports and calls it (CVE-2025-1550).`, 'dangerous', full);
+      report('SW031', `${kind} "${layer}" resolves to ${full} outside Keras (${v.reason}): loading imports and calls it${legacy ? '' : ' (CVE-2025-1550)'}.`, 'dangerous', full);
       return;
     }
     const ok = allow.match(full);
     if (ok) report('SW031', `${kind} "${layer}" resolves to ${full} outside Keras; allowed by your allow-globals entry "${ok}".`, 'caution', full);
-    else report('SW031', `${kind} "${layer}" resolves to ${full}, outside Keras' own packages: loading imports that module and calls it (CVE-2025-1550); no allow-globals entry vets it.`, 'dangerous', full);
+    else report('SW031', `${kind} "${layer}" resolves to ${full}, outside Keras' own packages: loading imports that module and calls it${legacy ? '' : ' (CVE-2025-1550)'}; no allow-globals entry vets it.`, 'dangerous', full);
   };
 
   // iterative walk over every object of the config
