@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { contentSecurityPolicy, inspectorHtml, makeNonce } from '../../../client/src/inspector/html';
-import { DEFAULT_MODEL_EXTENSIONS, OPTIONAL_MODEL_EXTENSIONS, isModelFileName } from '../../../client/src/modelFiles';
+import { DEFAULT_MODEL_EXTENSIONS, OPTIONAL_MODEL_EXTENSIONS, OPTIONAL_MODEL_NAMES, isModelFileName } from '../../../client/src/modelFiles';
 import { REPO_ROOT } from '../../setup';
 
 const read = (rel: string) => readFileSync(join(REPO_ROOT, rel), 'utf8');
@@ -69,7 +69,8 @@ describe('package.json contributions', () => {
     const patterns = (priority: string) => editors.filter((e) => e.viewType === 'safeWeights.inspector' && e.priority === priority)
       .flatMap((e) => e.selector.map((s) => s.filenamePattern)).sort();
     assert.deepEqual(patterns('default'), DEFAULT_MODEL_EXTENSIONS.map((e) => `*${e}`).sort());
-    assert.deepEqual(patterns('option'), OPTIONAL_MODEL_EXTENSIONS.map((e) => `*${e}`).sort());
+    assert.deepEqual(patterns('option'), [...OPTIONAL_MODEL_EXTENSIONS.map((e) => `*${e}`), ...OPTIONAL_MODEL_NAMES].sort());
+    assert.ok(isModelFileName('/w/llama/config.json') && !isModelFileName('/w/app/tsconfig.json'));
     assert.ok(isModelFileName('Model.SafeTensors') && isModelFileName('x.bin') && !isModelFileName('x.py'));
   });
 
