@@ -2,7 +2,7 @@
 // byte, as a scan on the main thread alone, in the same file order; verdicts and exit codes unchanged.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -35,7 +35,7 @@ describe('CLI directory scan on worker threads', function () {
     cli = requireBuilt(this, 'dist/cli.js');
     const fx = generatedFixturesOrSkip(this, 'test/fixtures/gen_real_corpus.py', ['torch', 'numpy', 'sklearn', 'pandas', 'scipy', 'joblib']);
     dir = mkdtempSync(join(tmpdir(), 'sw-par-'));
-    symlinkSync(fx.dir, join(dir, 'real'));
+    cpSync(fx.dir, join(dir, 'real'), { recursive: true });   // a copy: a link to a folder outside would not be walked
     mkdirSync(join(dir, 'mine'));
     writeFileSync(join(dir, 'mine', 'weights.pt'), torchZip(torchLikeStateDict(2)));
     writeFileSync(join(dir, 'mine', 'evil.pkl'), osSystemPickle('STACK_GLOBAL').bytes);
@@ -83,10 +83,15 @@ describe('CLI directory scan on worker threads', function () {
     assert.equal(two.stdout, one.stdout);
   });
 
-  it('without --jobs the main thread scans alone; --jobs is bounded by the file count', function () {
-    assert.equal(threadCount(5000), 1);
+  it('without --jobs: one thread per core (at most 4) once a batch has 100 files per thread; --jobs is bounded by the file count', function () {
+    assert.equal(threadCount(99, undefined, 2), 1);
+    assert.equal(threadCount(250, undefined, 2), 2);
+    assert.equal(threadCount(5000, undefined, 2), 2);
+    assert.equal(threadCount(5000, undefined, 1), 1);
+    assert.equal(threadCount(5000, undefined, 16), 4);
+    assert.equal(threadCount(350, undefined, 16), 3);
     assert.equal(threadCount(1, 2), 1);
-    assert.ok(threadCount(1000) >= 1);
     assert.equal(threadCount(1000, 3), 3);
+    assert.equal(threadCount(1000, 1, 8), 1);
   });
 });
