@@ -602,21 +602,21 @@ function boundNames(code: string, out: Set<string>): void {
 
 /** Names the top-level statements in [lo, hi) bind in the module scope, as the name resolver sees it: a
  *  def or class binds its name (what its body binds stays in its own scope); other statements are read
- *  textually, over-approximated. */
-function moduleBindings(tree: Tree, text: string, lo: number, hi: number, out: Set<string>): void {
+ *  textually, over-approximated. `text(a, b)`: the source of the tree's offsets a..b. */
+function moduleBindings(tree: Tree, text: (a: number, b: number) => string, lo: number, hi: number, out: Set<string>): void {
   const root = tree.rootNode;
   let covered = lo;
   for (let n = root.firstChildForIndex(lo); n && n.startIndex < hi; n = n.nextSibling) {
-    if (n.startIndex > covered) boundNames(text.slice(covered, n.startIndex), out);
+    if (n.startIndex > covered) boundNames(text(covered, n.startIndex), out);
     if (DEFINITIONS.has(n.type)) {
       const def = n.type === 'decorated_definition' ? n.childForFieldName('definition') : n;
       const name = def?.childForFieldName('name');
-      if (name) out.add(name.text); else boundNames(n.text, out);
-      boundNames(text.slice(n.startIndex, (def?.childForFieldName('body') ?? n).startIndex), out);   // the header
-    } else boundNames(text.slice(n.startIndex, Math.min(n.endIndex, hi)), out);
+      if (name) out.add(text(name.startIndex, name.endIndex)); else boundNames(text(n.startIndex, n.endIndex), out);
+      boundNames(text(n.startIndex, (def?.childForFieldName('body') ?? n).startIndex), out);   // the header
+    } else boundNames(text(n.startIndex, Math.min(n.endIndex, hi)), out);
     covered = Math.max(covered, n.endIndex);
   }
-  if (covered < hi) boundNames(text.slice(covered, hi), out);
+  if (covered < hi) boundNames(text(covered, hi), out);
 }
 
 function lineStart(text: string, at: number): number { return text.lastIndexOf('\n', at - 1) + 1; }
@@ -639,15 +639,16 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   for (const r of changed) { lo = Math.min(lo, r.startIndex); hi = Math.max(hi, r.endIndex); }
   lo = Math.max(0, lo); hi = Math.min(hi, text.length);
   // widen to whole lines and whole top-level statements, in the new text and the old one, until stable
+  // (the old tree was told of the edit: its nodes are at new-text offsets, like the new tree's)
   const root = tree.rootNode, oldRoot = oldTree.rootNode;
   for (let round = 0; ; round++) {
     const was = [lo, hi];
     lo = lineStart(text, lo); hi = lineEnd(text, Math.max(lo, hi - 1));
-    for (const [r, d] of [[root, 0], [oldRoot, delta]] as const) {
+    for (const r of [root, oldRoot]) {
       const first = r.firstChildForIndex(lo);
       if (first && first.startIndex < lo) lo = first.startIndex;
-      const last = r.firstChildForIndex(Math.max(lo, hi - d - 1));
-      if (last && last.startIndex < hi - d && last.endIndex + d > hi) hi = Math.min(text.length, last.endIndex + d);
+      const last = r.firstChildForIndex(Math.max(lo, hi - 1));
+      if (last && last.startIndex < hi && last.endIndex > hi) hi = Math.min(text.length, last.endIndex);
     }
     if (was[0] === lo && was[1] === hi) break;
     if (round === 64) return undefined;
@@ -656,8 +657,7 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   if (oldHi < change.oldEnd || lo > change.start || hi > text.length) return undefined;
   const before = prev.text.slice(lo, oldHi), after = text.slice(lo, hi);
   // (imports local to the region's functions bind nothing outside it: `def f(): import torch` stays incremental)
-  // (the old tree was told of the edit: its nodes are at new-text offsets)
-  if (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, Math.max(hi, oldHi))) return undefined;
+  if (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, hi)) return undefined;
   if (IMPORT_RE.test(after) && !importsOnlyInFunctions(tree, lo, hi)) return undefined;
   const prepared = prepare(tree, text);
   const { resolver, aliases: found } = prepared;
@@ -676,8 +676,10 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   valueFollowedNames(text, sensitive);
   if (resolver.hasStarImports()) for (const n of resolver.starNames()) sensitive.add(n);
   const bound = new Set<string>();
-  moduleBindings(oldTree, prev.text, lo, oldHi, bound);
-  moduleBindings(tree, text, lo, hi, bound);
+  // the old tree's offsets are the new text's: before the edit they read the old text as it is, after it shifted back
+  const old = (x: number, end: boolean): number => (x <= change.start ? x : x >= change.newEnd ? x - delta : end ? change.oldEnd : change.start);
+  moduleBindings(oldTree, (a, b) => prev.text.slice(old(a, false), old(b, true)), lo, hi, bound);
+  moduleBindings(tree, (a, b) => text.slice(a, b), lo, hi, bound);
   for (const n of bound) if (sensitive.has(n)) return undefined;
   // reuse what lies wholly before or after the edited statements
   const shift = (x: number): number | undefined => (x <= lo ? x : x >= oldHi ? x + delta : undefined);
