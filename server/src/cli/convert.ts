@@ -79,7 +79,7 @@ export async function convertCli(argv: string[], out: NodeJS.WritableStream = pr
     return 0;
   } catch (e) {
     if (tty) err.write('\n');
-    if (e instanceof ConvertRefused) { err.write(`safe-weights convert: ${esc(e.message.replace(', or overwrite: true,', ''))}\n`); return 1; }
+    if (e instanceof ConvertRefused) { err.write(`safe-weights convert: ${esc(e.message)}${/already exists/.test(e.message) ? ' (--force replaces it)' : ''}\n`); return 1; }
     if (e instanceof ConvertCancelled) {
       err.write(`safe-weights convert: ${stoppedBy ? `stopped by ${stoppedBy}` : 'cancelled'}, nothing written (the temporary file was removed)\n`);
       // the shell's convention for a process ended by a signal: 128 + its number

@@ -171,9 +171,9 @@ describe('what the converter refuses, and the reason it gives', function () {
   });
 
   it('dangerous and caution verdicts refuse with the callable or the finding that decided them', function () {
-    assert.match(refusalReason(report([{ rule: 'SW004', severity: 'dangerous', message: 'truncated' }], 'dangerous')) ?? '', /the file is dangerous \(SW004: truncated\)/);
+    assert.match(refusalReason(report([{ rule: 'SW004', severity: 'dangerous', message: 'truncated' }], 'dangerous')) ?? '', /the scan rates the file dangerous \(SW004: truncated\)/);
     assert.match(refusalReason(report([{ rule: 'SW013', severity: 'caution', message: 'unreadable member' }], 'caution')) ?? '',
-      /the file is caution \(SW013: unreadable member\); only files the scan rates safe are converted/);
+      /the scan rates the file caution \(SW013: unreadable member\); only files the scan rates safe are converted/);
     const r = report([], 'safe');
     r.findingsOmitted = 3;
     assert.match(refusalReason(r) ?? '', /left 3 out/);
@@ -191,6 +191,6 @@ describe('what the converter refuses, and the reason it gives', function () {
   });
 
   it('a checkpoint that calls os.system: refused as dangerous, naming os.system', async function () {
-    await refused(file('evil.pt', checkpoint([], osSystemPickle().bytes)), /the file is dangerous \(loading it calls os\.system/);
+    await refused(file('evil.pt', checkpoint([], osSystemPickle().bytes)), /the scan rates the file dangerous \(loading it calls os\.system/);
   });
 });

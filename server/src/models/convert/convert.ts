@@ -89,7 +89,7 @@ interface StorageData { offset: number; size: number; buffer?: Uint8Array }
 export async function convertToSafetensors(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const inAbs = path.resolve(input), outAbs = path.resolve(output);
   if (inAbs === outAbs) throw new ConvertRefused('the output path is the input file');
-  if (!opts.overwrite && fs.existsSync(outAbs)) throw new ConvertRefused(`${output} already exists (pass --force, or overwrite: true, to replace it)`);
+  if (!opts.overwrite && fs.existsSync(outAbs)) throw new ConvertRefused(`${output} already exists and was not replaced`);
   checkAborted(opts.signal);
 
   const detail = await scanModelFileDetailed(inAbs, { sha256: false });
@@ -250,7 +250,7 @@ export function refusalReason(rep: ModelReport): string | undefined {
     const worst = rep.findings.find((f) => f.severity === rep.verdict) ?? rep.findings.find((f) => f.severity !== 'info');
     const why = bad.length ? `loading it ${verb} ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` and ${bad.length - 8} more` : ''}`
       : worst ? `${worst.rule}: ${worst.message}` : rep.summary;
-    return `the file is ${rep.verdict} (${why})${rep.verdict === 'caution' ? '; only files the scan rates safe are converted' : ''}`;
+    return `the scan rates the file ${rep.verdict} (${why})${rep.verdict === 'caution' ? '; only files the scan rates safe are converted' : ''}`;
   }
   if (rep.findingsOmitted) {
     return `the scan listed ${rep.findings.length} findings and left ${rep.findingsOmitted} out, so it cannot show that every reader sees the same content`;
@@ -631,8 +631,8 @@ function publish(tmp: string, out: string, overwrite: boolean): void {
     fs.rmSync(tmp, { force: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new ConvertRefused(`${out} already exists (pass --force, or overwrite: true, to replace it)`);
-    if (fs.existsSync(out)) throw new ConvertRefused(`${out} already exists (pass --force, or overwrite: true, to replace it)`);
+    if (code === 'EEXIST') throw new ConvertRefused(`${out} already exists and was not replaced`);
+    if (fs.existsSync(out)) throw new ConvertRefused(`${out} already exists and was not replaced`);
     fs.renameSync(tmp, out);  // file systems without hard links
   }
 }
