@@ -255,7 +255,12 @@ function pushTensors(ctx: ScanContext, rows: TensorInfo[]): void {
 
 function hdf5Findings(ctx: ScanContext, info: Hdf5Info, member: string | undefined, inKeras: boolean): void {
   for (const e of info.errors) add(ctx, inKeras ? 'SW034' : 'SW035', `${member ? `${member}: ` : ''}${e}.`, { ...(member ? { member } : {}), severity: inKeras ? 'caution' : 'invalid' });
-  for (const u of info.unread) add(ctx, 'SW035', `${member ? `${member}: ` : ''}${u} was not read; what it holds is not checked.`, { ...(member ? { member } : {}), severity: 'caution' });
+  // the root's attributes hold model_config (what Keras runs): unread there is caution; elsewhere only the inventory
+  // and nested attributes are missing (info)
+  for (const u of info.unread) {
+    const root = u.startsWith('attributes of "/"');
+    add(ctx, 'SW035', `${member ? `${member}: ` : ''}${u} was not read; ${root ? 'a model_config there is not checked' : 'the datasets and attributes under it are not listed'}.`, { ...(member ? { member } : {}), severity: root ? 'caution' : 'info' });
+  }
   if (info.truncated) add(ctx, 'SW009', `${member ? `${member}: ` : ''}the HDF5 file has more objects than are read (${info.datasets.length} datasets listed); the rest was not checked.`, { ...(member ? { member } : {}), severity: inKeras ? 'caution' : 'dangerous' });
 }
 
