@@ -105,6 +105,11 @@
       icon('list-tree'), hex),
       m ? ` in ${m}` : '');
   }
+  /** The loader that would run a dangerous file, by format (default: the pickle loaders). */
+  const LOADERS = {
+    keras: 'keras.saving.load_model', 'keras-h5': 'keras.models.load_model (safe_mode does not protect .h5 files)',
+    onnx: 'onnx.load or an ONNX runtime session', hdf5: 'code that reads it as a Keras model',
+  };
   const VERDICT_WORD = { safe: 'Safe', caution: 'Caution', dangerous: 'Dangerous', invalid: 'Invalid' };
   const SEVERITY_WORD = { safe: 'safe', info: 'info', caution: 'caution', dangerous: 'dangerous', invalid: 'invalid' };
   function sevClass(s) { return `sev sev-${Object.prototype.hasOwnProperty.call(SEVERITY_WORD, s) ? s : 'info'}`; }
@@ -235,7 +240,7 @@
     sec.appendChild(h('h3', { text: 'What to do' }));
     sec.appendChild(h('ul', { className: 'todo' },
       h('li', null, icon('circle-slash'), ' ', h('strong', { text: 'Do not load it' }),
-        ' with torch.load, pickle.load, joblib.load or numpy.load(allow_pickle=True): the calls above run as it loads, before any of your code sees the result.'),
+        ` with ${LOADERS[String(r.format)] ?? 'torch.load, pickle.load, joblib.load or numpy.load(allow_pickle=True)'}: what is listed above runs as it loads, before any of your code sees the result.`),
       loadsItem(),
       h('li', null, icon('shield'), ' ', h('strong', { text: 'Get a safe copy' }),
         ': ask whoever published it for a .safetensors file (tensors only, no code), or download the model again from a source you trust and scan it. Safe Weights does not convert a dangerous file: a copy would vouch for bytes that run code.')));
