@@ -119,7 +119,7 @@
     'pytorch-zip': 'PyTorch checkpoint (zip)', 'torchscript-zip': 'TorchScript archive', 'pytorch-legacy': 'PyTorch checkpoint (legacy)',
     'pytorch-legacy-tar': 'PyTorch checkpoint (tar)', pickle: 'Python pickle', joblib: 'joblib', 'numpy-npy': 'NumPy .npy',
     'numpy-npz': 'NumPy .npz', zip: 'zip archive', tar: 'tar archive', '7z': '7z archive', safetensors: 'safetensors', gguf: 'GGUF',
-    keras: 'Keras model (.keras)', 'keras-h5': 'Keras model (legacy HDF5)', hdf5: 'HDF5 file', onnx: 'ONNX model',
+    keras: 'Keras model (.keras)', 'keras-h5': 'Keras legacy HDF5 model', hdf5: 'HDF5 file', onnx: 'ONNX model',
     unknown: 'unknown format',
   };
   function formatName(r) {

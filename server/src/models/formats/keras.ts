@@ -272,7 +272,7 @@ export async function readHdf5(ctx: ScanContext, src: ByteSource): Promise<void>
   const info = inspectHdf5(src, { maxTensors: ctx.opts.maxTensors });
   const modelConfig = rootAttribute(info, 'model_config');
   rep.format = modelConfig !== undefined ? 'keras-h5' : 'hdf5';
-  rep.formatDetail = `${modelConfig !== undefined ? 'Keras legacy HDF5 model' : 'HDF5 file'} (superblock v${info.version}${info.superblockOffset ? `, ${info.superblockOffset}-byte user block` : ''}), ${info.datasets.length} dataset${info.datasets.length === 1 ? '' : 's'}`;
+  rep.formatDetail = `${modelConfig !== undefined ? 'Keras legacy HDF5 model' : 'HDF5'} (superblock v${info.version}${info.superblockOffset ? `, ${info.superblockOffset}-byte user block` : ''}), ${info.datasets.length} dataset${info.datasets.length === 1 ? '' : 's'}`;
   hdf5Findings(ctx, info, undefined, false);
   for (const k of ['keras_version', 'backend']) { const v = rootAttribute(info, k); if (v !== undefined) rep.metadata[`keras.${k}`] = v; }
   const tc = rootAttribute(info, 'training_config');
