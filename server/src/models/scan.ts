@@ -13,7 +13,7 @@ import { readZip, readZipEndFirst, scanHiddenZip } from './formats/zip';
 import { readTar, isTarHeader } from './formats/tar';
 import { readNpyFile, looksLikeNpy } from './formats/npy';
 import { readGguf, looksLikeGguf } from './formats/gguf';
-import { readSafetensors, looksLikeSafetensors } from './formats/safetensors';
+import { readSafetensors, looksLikeSafetensors, brokenSafetensorsReason } from './formats/safetensors';
 import { read7z, looksLike7z } from './formats/sevenZip';
 import { readCompressed, detectCompression } from './formats/compressed';
 import { readMatlab, matlabHeader } from './formats/matlab';
@@ -133,6 +133,8 @@ async function readUnknown(ctx: ScanContext, src: ByteSource, head: Uint8Array):
   ctx.report.format = 'unknown';
   if (head[0] === 0 && findHdf5Superblock(src) > 0) { await readHdf5(ctx, src); return; }   // h5py userblock_size=512, ...
   if (!(await scanHiddenZip(ctx, src))) {
+    const broken = brokenSafetensorsReason(head, src.size, ctx.report.path);
+    if (broken) { ctx.report.format = 'safetensors'; add(ctx, 'SW020', broken); return; }
     add(ctx, 'SW024', `The first bytes (${hex(head.subarray(0, 8))}) match no model format; nothing in it could be checked.`);
   }
 }

@@ -53,6 +53,25 @@ export function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
   return n >= 2n && n <= BigInt(size - 8) && head[8] === 0x7b; // '{'
 }
 
+/**
+ * Why a file no format accepted is a broken safetensors file (undefined: it is not one): its bytes start like one
+ * (a length, then '{') whose header runs past the end, or it is named .safetensors. safetensors' loader rejects
+ * it; nothing in it can run.
+ */
+export function brokenSafetensorsReason(head: Uint8Array, size: number, name: string): string | undefined {
+  const named = /\.safetensors$/i.test(name);
+  if (size < 8) return named ? `The file is ${size} byte${size === 1 ? '' : 's'} long: shorter than the 8-byte header length that starts a safetensors file.` : undefined;
+  const n = readU64(head, 0);
+  const brace = head.length > 8 && head[8] === 0x7b;
+  if (brace && n >= 2n && n > BigInt(size - 8)) {
+    return `The header length says ${n} bytes, but only ${size - 8} follow it: the file is truncated.`;
+  }
+  if (!named) return undefined;
+  if (n > BigInt(size - 8)) return `The header length (${n} bytes) is longer than the file (${size} bytes): this is not a complete safetensors file.`;
+  if (!brace) return 'The header does not start with \'{\': this is not a safetensors file, or it is damaged.';
+  return 'The header length is too small to hold a JSON header.';
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // A small JSON parser: JSON.parse keeps the last of duplicate keys and turns 1e2 or 10.0 into integers, both
 // of which the reference (serde) parser treats differently. This one keeps number text and reports duplicates.
