@@ -2,7 +2,8 @@
 import { DiagnosticSeverity, type Diagnostic, type NotebookDocument } from 'vscode-languageserver/node';
 import { levelFor } from '../config';
 import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../python/analyze';
-import { checkPyproject, checkRequirementsTxt } from '../python/deps';
+import { basename } from 'node:path';
+import { checkDependencyFile, checkSetupPy, type PinIssue } from '../python/deps';
 import { buildProgram, type NotebookProgram } from '../python/notebook';
 import { editTree, editTreeAt, getParser, parseSync } from '../python/parser';
 import type { CodeSeverity } from '../python/rules';
@@ -40,14 +41,8 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   }
   const format = codeFormat(uriToPath(uri) ?? uri) ?? (doc.languageId === 'python' ? 'python' : undefined);
   if (format === 'requirements' || format === 'pyproject') {
-    const pins = format === 'requirements' ? checkRequirementsTxt(doc.getText()) : checkPyproject(doc.getText());
-    const diagnostics: Diagnostic[] = [];
-    for (const p of pins) {
-      const severity = levelFor(config, p.rule, p.severity);
-      if (!severity) continue;
-      diagnostics.push({ range: { start: { line: p.line, character: p.column }, end: { line: p.line, character: p.endColumn } },
-        severity: toSeverity(severity), code: p.rule, source: SOURCE, message: p.message });
-    }
+    // every dependency file by its name: requirements, pyproject, lock files, Pipfile(.lock), setup.cfg, environment.yml
+    const diagnostics = pinDiagnostics(s, checkDependencyFile(uriToPath(uri) ?? uri, doc.getText()));
     connection.sendDiagnostics({ uri, version: doc.version, diagnostics });
     return;
   }
@@ -71,6 +66,8 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   state.oldTree?.delete();
   state.oldTree = undefined;
   state.issues = issues ?? analyzePython(state.tree!, state.text, opts);
+  // setup.py: its install_requires pins besides the code rules
+  state.pins = basename(uriToPath(uri) ?? uri).toLowerCase() === 'setup.py' ? checkSetupPy(state.tree!, state.text) : undefined;
   state.analyzed = state.version;
   state.honorNosec = config.honorNosec;
   // positions come from the document's own line table (kept up to date by each change)
@@ -124,6 +121,18 @@ async function analyzeNotebook(s: ServerState, nb: NotebookDocument): Promise<vo
   for (const uri of previous) if (!cellUris.includes(uri)) s.connection.sendDiagnostics({ uri, diagnostics: [] });
 }
 
+/** Dependency-pin findings (0-based line/columns) as configured diagnostics. */
+function pinDiagnostics(s: ServerState, pins: PinIssue[]): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  for (const p of pins) {
+    const severity = levelFor(s.config, p.rule, p.severity);
+    if (!severity) continue;
+    diagnostics.push({ range: { start: { line: p.line, character: p.column }, end: { line: p.line, character: p.endColumn } },
+      severity: toSeverity(severity), code: p.rule, source: SOURCE, message: p.message });
+  }
+  return diagnostics;
+}
+
 /** The diagnostic of a finding as configured (undefined when its rule is off), and the URI it belongs to. */
 export function diagnosticFor(s: ServerState, uri: string, state: ProgramState, issue: CodeIssue): { uri: string; diagnostic: Diagnostic } | undefined {
   const severity = levelFor(s.config, issue.rule, issue.severity);
@@ -145,6 +154,7 @@ function publishFor(s: ServerState, uri: string, state: ProgramState, version?: 
     const d = diagnosticFor(s, uri, state, issue);
     if (d) byUri.get(d.uri)?.push(d.diagnostic);
   }
+  if (state.pins && !state.notebook) byUri.get(uri)!.push(...pinDiagnostics(s, state.pins));
   for (const [target, diagnostics] of byUri) {
     s.connection.sendDiagnostics({ uri: target, version: target === uri ? version : undefined, diagnostics });
   }

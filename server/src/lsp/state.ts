@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultConfig, type LoadedConfig } from '../config';
 import type { SafeWeightsSettings } from '../protocol';
 import type { CodeIssue } from '../python/analyze';
+import type { PinIssue } from '../python/deps';
 import type { NotebookProgram } from '../python/notebook';
 import type { Tree } from '../python/parser';
 import type { LineIndex } from '../python/scanCode';
@@ -28,6 +29,8 @@ export interface ProgramState {
   text: string;
   tree?: Tree;
   issues: CodeIssue[];
+  /** setup.py: its install_requires pins (deps.ts). */
+  pins?: PinIssue[];
   notebook?: { program: NotebookProgram; cellUris: string[]; indexes: Map<number, LineIndex> };
   lines?: { position(offset: number): { line: number; character: number } };
   /** Document version of `text`, the version `issues` were computed for, and the option they used. */
