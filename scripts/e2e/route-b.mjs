@@ -127,6 +127,23 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       await shot(page, '02-problems-model-files.png');
     });
 
+    await check('the status bar item is named Safe Weights, counts model files and lists the dangerous ones', async () => {
+      const item = page.locator('.statusbar-item', { hasText: /Safe Weights: [1-9]\d* dangerous/ }).first();
+      const text = await item.innerText();
+      if (/\b(py|ipynb)\b/.test(text)) throw new Error(`status text: ${text}`);
+      const label = (await item.getAttribute('aria-label')) ?? (await item.locator('a').first().getAttribute('aria-label').catch(() => '')) ?? '';
+      if (!/Safe Weights/.test(label)) throw new Error(`status bar item's accessible label: ${label}`);
+      await item.click();
+      const rows = page.locator('.quick-input-list .monaco-list-row');
+      await waitFor('the quick pick of dangerous model files', async () => /evil\.pt/.test((await rows.first().getAttribute('aria-label').catch(() => '')) ?? ''), 30_000, 250);
+      const all = await page.locator('.quick-input-list').innerText();
+      if (/app\.py|analysis\.ipynb/.test(all)) throw new Error(`the quick pick lists code files: ${all}`);
+      await shot(page, '02b-status-quick-pick.png');
+      await page.keyboard.press('Enter');
+      const frame = await inspectorFrame(page, 'evil.pt');
+      if (!/^Dangerous/.test(await frame.textContent('#verdict'))) throw new Error('the pick did not open evil.pt in the Inspector');
+    });
+
     await check('clicking the evil.pt problem opens the Inspector with a dangerous verdict', async () => {
       // the finding under evil.pt names os.system; clicking it opens the file, in the Inspector by default
       const finding = page.locator('.markers-panel .monaco-list-row', { hasText: 'os.system' }).first();
@@ -139,8 +156,23 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       if (!/weights_only=True\): no/.test(wo)) throw new Error(`weights_only line says: ${wo}`);
       const body = await frame.textContent('#app');
       if (!/os\.system/.test(body)) throw new Error('os.system is not listed among the globals');
+      // first what loading would run (the decompiled call with its argument), then what to do; no Convert
+      await frame.waitForSelector('#danger code.call');
+      const call = await frame.textContent('#danger code.call');
+      if (!/^(os|posix)\.system\('.+'\)$/.test(call)) throw new Error(`the danger section shows: ${call}`);
+      const todo = await frame.textContent('#danger .todo');
+      if (!/Do not load it/.test(todo) || !/Get a safe copy/.test(todo)) throw new Error(`what to do: ${todo}`);
+      await waitFor('the load site app.py', async () => /app\.py:\d+/.test(await frame.textContent('#danger .todo')), 30_000, 250);
+      if (await frame.locator('#convert').count()) throw new Error('Convert is offered on a dangerous file');
       await frame.click('#tab-overview');
       await shot(page, '03-inspector-evil-pt.png');
+      // an offset link opens the disassembly at that opcode, selected
+      await frame.click('#danger button.link[data-offset]');
+      const selected = page.locator('.editor-instance .monaco-editor .selected-text');
+      await waitFor('the opcode selected in the disassembly', async () => (await selected.count()) > 0, 30_000, 250);
+      const status = await page.locator('.statusbar').innerText();
+      if (!/Ln \d+, Col \d+ \(\d+ selected\)/.test(status)) throw new Error(`no selection in the disassembly: ${status}`);
+      await shot(page, '03c-disassembly-at-offset.png');
       await frame.click('#tab-pickle');
       await frame.waitForSelector('pre.code');
       const dis = await frame.textContent('pre.code');
@@ -189,6 +221,37 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       if (await f2.locator('#app img, #app script').count()) throw new Error('an element was injected');
       if (dialogs.length) throw new Error(`a dialog was raised: ${dialogs.join(', ')}`);
       await shot(page, '06-inspector-xss-pickle.png');
+    });
+
+    // code-server starts in the light theme (the screenshots above); the same screens in the dark theme
+    await check('dark theme: the Inspector, Problems and status bar are readable (screenshots)', async () => {
+      // the theme picker (Ctrl+K Ctrl+T), as a person opens it
+      const input = page.locator('.quick-input-widget input');
+      await waitFor('the theme picker', async () => {
+        await page.locator('.monaco-workbench .part.editor').click({ position: { x: 50, y: 50 } }).catch(() => undefined);
+        await page.keyboard.press('Control+K');
+        await page.keyboard.press('Control+T');
+        try { await input.waitFor({ state: 'visible', timeout: 5_000 }); return true; } catch { return false; }
+      }, 60_000, 500);
+      await input.fill('Dark Modern');
+      await waitFor('the Dark Modern theme in the list', async () =>
+        /Dark Modern/.test((await page.locator('.quick-input-list .monaco-list-row').first().getAttribute('aria-label').catch(() => '')) ?? ''), 15_000, 250);
+      await page.keyboard.press('Enter');
+      await waitFor('a dark workbench', async () => page.evaluate(() => document.querySelector('.monaco-workbench')?.classList.contains('vs-dark')), 30_000, 250);
+      await quickOpen(page, FILES.evil);
+      const frame = await inspectorFrame(page, 'evil.pt');
+      await frame.waitForSelector('#danger code.call');
+      await shot(page, '09-inspector-evil-pt-dark.png');
+      await quickOpen(page, FILES.benign);
+      const benign = await inspectorFrame(page, 'model.pt');
+      await benign.waitForSelector('#convert');
+      const actions = await benign.textContent('#actions');
+      if (!/^Convert to safetensors/.test(actions.trim())) throw new Error(`a safe checkpoint's actions: ${actions}`);
+      await shot(page, '10-inspector-benign-dark.png');
+      await page.keyboard.press('Control+Shift+M');
+      await page.locator('.markers-panel').waitFor({ timeout: 30_000 });
+      await shot(page, '11-problems-dark.png');
+      await runCommand(page, 'View: Hide Panel');
     });
 
     await check('notebook cells show the diagnostics', async () => {

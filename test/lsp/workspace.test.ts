@@ -44,7 +44,7 @@ describe('language server: workspace scan and model cross-reference (stdio)', fu
     assert.equal(model[0].source, 'safe-weights');
     assert.equal(model[0].code, 'SW001');
     // a binary file has no lines: the message says where (the GLOBAL opcode 'c' is the file's first byte)
-    assert.match(model[0].message, /os\.system.* \(SW001 at byte 0 \(0x0\)\)$/);
+    assert.match(model[0].message, /^At byte 0 \(0x0\): .*os\.system/);
     assert.deepEqual(model[0].range, { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } });
     assert.deepEqual(client.diagnostics.get(uri('train.py'))?.map((d) => [d.code, d.range.start.line]), [['SW101', 1]]);
     assert.deepEqual(client.diagnostics.get(uri('requirements.txt'))?.map((d) => d.code), ['SW201']);
@@ -63,7 +63,7 @@ describe('language server: workspace scan and model cross-reference (stdio)', fu
     assert.ok(status, 'status notification');
     // the status counts model files only (the code findings are in Problems), and lists the flagged ones
     assert.deepEqual(status.params, { dangerous: 1, caution: 0, scanned: 1, scanning: false,
-      files: [{ uri: uri('checkpoint.pt'), verdict: 'dangerous', summary: model[0].message.replace(/ \(SW001 at byte 0 \(0x0\)\)$/, '') }] });
+      files: [{ uri: uri('checkpoint.pt'), verdict: 'dangerous', summary: model[0].message.replace(/^At byte 0 \(0x0\): /, '') }] });
     assert.ok(client.notifications.some((n) => n.method === '$/progress'), '$/progress sent');
   });
 

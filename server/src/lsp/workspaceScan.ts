@@ -114,7 +114,7 @@ export async function scanDiskFile(s: ServerState, path: string): Promise<void> 
         range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
         severity: report.verdict === 'dangerous' ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
         code: worst?.rule, source: SOURCE,
-        message: where ? `${report.summary} (${worst!.rule} ${where})` : report.summary,
+        message: where ? `${where[0].toUpperCase()}${where.slice(1)}: ${report.summary}` : report.summary,
       }];
     }
     counts = report.verdict === 'dangerous' ? { dangerous: 1, caution: 0 } : report.verdict === 'caution' ? { dangerous: 0, caution: 1 } : { dangerous: 0, caution: 0 };

@@ -37,6 +37,22 @@ describe('model files', () => {
     assert.match(s.banner, /dangerous/i);
     assert.match(s.weightsOnly, /weights_only=True\): no/);
     assert.ok(s.globals >= 1, 'the imported globals are listed');
+    assert.ok(!s.actions.includes('Convert to safetensors'), `no Convert on a dangerous file (actions: ${s.actions})`);
+    // what loading would run: the decompiled call with its arguments, first on the page
+    const d = await rendered(uri, 'the dangerous calls', (x) => x.danger.length > 0);
+    assert.ok(d.danger.some((c) => /^(os|posix)\.system\('.+'\)$/.test(c)), `the call with its argument: ${JSON.stringify(d.danger)}`);
+  });
+
+  it('opens the disassembly at an offset with that opcode selected', async () => {
+    const api = await extensionApi();
+    const uri = fixture('checkpoints/evil.pt');
+    const report = await (await api.ready()).sendRequest<{ globals: { module: string; name: string; offset: number; member?: string }[] }>('safeWeights/modelReport', { uri: uri.toString() });
+    const g = report.globals.find((x) => x.name === 'system');
+    assert.ok(g, 'os.system is among the globals');
+    // the function the Inspector's offset links call
+    const editor = await api.openDisassemblyAt(uri, { offset: g.offset, member: g.member });
+    const line = editor.document.lineAt(editor.selection.start.line).text;
+    assert.match(line, new RegExp(`^\\s*${g.offset}:\\s+\\w*GLOBAL`), `the selected line is the opcode: ${line}`);
   });
 
   it('shows a benign torch checkpoint as safe with its tensors', async () => {
@@ -46,6 +62,7 @@ describe('model files', () => {
     assert.equal(s.verdict, 'safe');
     assert.equal(s.tensorRows, 2);
     assert.match(s.weightsOnly, /weights_only=True\): yes/);
+    assert.equal(s.actions[0], 'Convert to safetensors', 'Convert is the first action on a safe checkpoint');
   });
 
   it('shows a .safetensors file with its tensors and metadata', async () => {
@@ -56,6 +73,8 @@ describe('model files', () => {
     assert.equal(s.verdict, 'safe');
     assert.equal(s.tensorRows, 2);
     assert.equal(s.metadataKeys, 1);
+    assert.deepEqual(s.tabs, ['overview', 'tensors', 'metadata'], 'no Pickle tab for safetensors');
+    assert.deepEqual(s.actions, ['Rescan'], 'no disassembly or conversion for safetensors');
   });
 
   it('renders files whose names, metadata and globals are HTML as data', async () => {
@@ -99,6 +118,13 @@ describe('model files', () => {
     assert.ok(ds.some((d) => /^SW0\d\d$/.test(codeOf(d))), 'model findings carry SW0xx codes');
     assert.equal(ours(fixture('checkpoints/model.safetensors')).length, 0, 'a clean file has no Problems entry');
     await waitFor('the status bar to count dangerous files', () => (api.status.last?.dangerous ?? 0) >= 1 && !api.status.last?.scanning);
+    // model files only: the fixture's .py and notebook findings are not counted, the flagged files are listed
+    const last = api.status.last!;
+    assert.equal(last.scanned, r.files);
+    assert.ok(last.files.some((f) => f.uri === evil.toString() && f.verdict === 'dangerous'), JSON.stringify(last.files));
+    assert.ok(last.files.every((f) => !/\.(py|ipynb)$/.test(f.uri)), 'no code file among the flagged model files');
+    // the Problems entry says where in the bytes (a binary file has no line)
+    assert.ok(ds.some((d) => /^At byte \d+ \(0x[0-9a-f]+\) of evil\/data\.pkl: /.test(d.message)), ds.map((d) => d.message).join('; '));
   });
 
   it('shows the pickle disassembly in a pickle-disassembly document', async () => {
