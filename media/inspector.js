@@ -127,7 +127,9 @@
     const name = Object.prototype.hasOwnProperty.call(FORMAT_NAME, f) ? FORMAT_NAME[f] : f;
     const d = r.formatDetail ? String(r.formatDetail) : '';
     // formatDetail often repeats the format's name ("joblib (gzip)"): show it alone then
-    return !d ? name : d.toLowerCase().startsWith(f.toLowerCase()) || d.toLowerCase().startsWith(name.toLowerCase()) ? d : `${name}, ${d}`;
+    if (!d) return name;
+    if (f && d.toLowerCase().startsWith(f.toLowerCase())) return `${name}${d.slice(f.length)}`;
+    return d.toLowerCase().startsWith(name.toLowerCase()) ? d : `${name}, ${d}`;
   }
 
   /** Parameter count, bytes and dtype mix of the listed tensors. */

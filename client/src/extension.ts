@@ -6,7 +6,7 @@ import { StatusNotification, StatusParams, DisassemblyRequest, DisassemblyResult
 import { createLanguageClient } from './languageClient';
 import { ScanStatusItem } from './statusBar';
 import { ModelInspectorProvider } from './inspector/provider';
-import { DISASSEMBLY_SCHEME, DisassemblyProvider, openDisassembly } from './disassembly';
+import { DISASSEMBLY_SCHEME, DisassemblyProvider, openDisassembly, type OpcodeAt } from './disassembly';
 import { registerCommands } from './commands';
 
 /** Returned from activate(): used by the end-to-end tests (and by nothing else). */
@@ -14,6 +14,8 @@ export interface SafeWeightsApi {
   ready(): Promise<LanguageClient>;
   inspector: ModelInspectorProvider;
   status: ScanStatusItem;
+  /** What an offset link in the Inspector opens: the disassembly with that opcode selected. */
+  openDisassemblyAt(model: vscode.Uri, at: OpcodeAt): Promise<vscode.TextEditor>;
 }
 
 let client: LanguageClient | undefined;
@@ -47,7 +49,7 @@ export function activate(context: vscode.ExtensionContext): SafeWeightsApi {
   });
   registerCommands(context, ready, () => inspector.refreshAll(), status);
 
-  return { ready, inspector, status };
+  return { ready, inspector, status, openDisassemblyAt: (model, at) => openDisassembly(model, 'disassembly', at) };
 }
 
 export async function deactivate(): Promise<void> {

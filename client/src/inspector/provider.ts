@@ -187,7 +187,10 @@ async function findLoads(model: vscode.Uri): Promise<{ uri: vscode.Uri; range?: 
   };
   for (const [uri, diags] of vscode.languages.getDiagnostics()) {
     for (const d of diags) {
-      if (d.source === 'safe-weights' && d.relatedInformation?.some((r) => r.location.uri.fsPath === model.fsPath)) add(uri, d.range, d.message);
+      if (d.source !== 'safe-weights' || !d.relatedInformation?.some((r) => r.location.uri.fsPath === model.fsPath)) continue;
+      // the line of code is what a person recognises; the message is the fallback
+      const doc = vscode.workspace.textDocuments.find((t) => t.uri.toString() === uri.toString());
+      add(uri, d.range, doc && d.range.start.line < doc.lineCount ? doc.lineAt(d.range.start.line).text.trim() : d.message);
     }
   }
   const name = model.path.split('/').pop() ?? '';
