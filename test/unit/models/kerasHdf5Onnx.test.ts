@@ -4,6 +4,7 @@
 // onnx.load themselves see (dataset names, shapes, dtypes, data offsets; initializers, opsets, producer), and the
 // verdict and rules each adversarial technique must get per its advisory.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { discover } from '../../../server/src/models/discovery';
@@ -12,7 +13,7 @@ import { inspectOnnx, locationProblem, looksLikeOnnx } from '../../../server/src
 import { summarizeCode } from '../../../server/src/models/formats/pyMarshal';
 import { FileSource, type ByteSource } from '../../../server/src/models/source';
 import type { ModelReport } from '../../../server/src/models/types';
-import { GeneratedFixtures, generatedFixturesOrSkip } from '../../setup';
+import { GeneratedFixtures, REPO_ROOT, generatedFixturesOrSkip, requireBuilt } from '../../setup';
 import { EngineApi, describeReport, loadEngine } from './engine';
 
 interface Dataset { name: string; shape: number[]; dtype: string; offset: number | null }
@@ -219,6 +220,21 @@ describe('Keras, HDF5 and ONNX files (real h5py / onnx / torch output)', functio
     const missing = Object.keys(fx.manifest.files).filter((n) => !found.has(n));
     assert.deepEqual(missing, []);
     assert.ok(!found.has('onnx/external_ok/weights.bin'), 'raw float32 external data is not a model file');
+  });
+
+  it('the CLI (dist/cli.js): JSON names the formats, SARIF carries the new rule ids with their rules', function () {
+    const cli = requireBuilt(this, 'dist/cli.js');
+    const files = ['keras/lambda_bytecode.keras', 'h5/legacy_module_function.h5', 'h5/plain.h5', 'onnx/traversal/model.onnx', 'onnx/custom_domain.onnx'].map((f) => join(fx.dir, f));
+    const run = (fmt: string) => spawnSync(process.execPath, [cli, 'scan', '--format', fmt, '--fail-on', 'never', ...files], { encoding: 'utf8', cwd: REPO_ROOT, timeout: 120_000 });
+    const json = JSON.parse(run('json').stdout) as { files: { path: string; format: string; verdict: string; findings: { rule: string }[] }[] };
+    const by = (suffix: string) => json.files.find((f) => f.path.endsWith(suffix))!;
+    assert.deepEqual([by('lambda_bytecode.keras').format, by('legacy_module_function.h5').format, by('plain.h5').format, by('traversal/model.onnx').format],
+      ['keras', 'keras-h5', 'hdf5', 'onnx']);
+    const sarif = JSON.parse(run('sarif').stdout) as { runs: { tool: { driver: { rules: { id: string }[] } }; results: { ruleId: string; level: string }[] }[] };
+    const ruleIds = new Set(sarif.runs[0].tool.driver.rules.map((r) => r.id));
+    for (const id of ['SW030', 'SW031', 'SW037', 'SW039']) assert.ok(ruleIds.has(id), id);
+    const results = sarif.runs[0].results.map((r) => `${r.ruleId}:${r.level}`);
+    for (const want of ['SW030:error', 'SW031:error', 'SW037:error', 'SW039:warning']) assert.ok(results.includes(want), `${want} in ${results.join(' ')}`);
   });
 
   it('text and other protobufs are not taken for ONNX', function () {
