@@ -11,10 +11,11 @@
 //    hostile input for what is a handful of structures.
 // What Keras and h5py write is small and fully specified (HDF5 File Format Specification 3.0): superblock
 // v0-v3, object headers v1/v2 with continuation blocks, symbol-table groups (v1 B-tree + local heap), compact
-// link messages, attribute messages, global-heap variable-length strings. This module reads exactly those over a
-// ByteSource, a few bytes at a time: nothing is read whole, every count and size is bounded by the file, every
-// object is visited once (hard links may form cycles). Structures it does not read (dense link/attribute storage
-// in fractal heaps, used by libver='latest' files with many links or attributes) are reported, not skipped silently.
+// link messages, dense link / attribute storage (fractal heap + v2 B-tree name index, libver='latest' or
+// track_order files with many links or attributes), attribute messages, global-heap variable-length strings. This
+// module reads exactly those over a ByteSource, a few bytes at a time: nothing is read whole, every count and size is
+// bounded by the file, every object is visited once (hard links may form cycles). What it does not read (huge or
+// filtered fractal-heap objects) is reported, not skipped silently.
 import type { TensorInfo } from '../types';
 import type { ByteSource } from '../source';
 
@@ -88,8 +89,9 @@ interface Messages {
   layout?: { address: number; size: number };
   symbolTable?: { btree: number; heap: number };
   links: { name: string; address: number }[];
-  linkInfoDense?: boolean;
-  attrInfoDense?: boolean;
+  /** dense storage: the fractal heap and the v2 B-tree name index of links / attributes */
+  linkDense?: { heap: number; btree: number };
+  attrDense?: { heap: number; btree: number };
   attributes: Hdf5Attribute[];
 }
 
@@ -113,8 +115,16 @@ export function inspectHdf5(src: ByteSource, opts: { maxTensors?: number } = {})
     let m: Messages;
     try { m = r.objectHeader(addr); } catch (e) { err(`object header of "${path || '/'}" at ${addr}: ${(e as Error).message}`); return; }
     const shown = path || '/';
-    if (m.attrInfoDense) info.unread.push(`attributes of "${shown}" in dense storage (fractal heap)`);
-    if (m.linkInfoDense) info.unread.push(`links of group "${shown}" in dense storage (fractal heap)`);
+    if (m.attrDense) {
+      try { r.denseObjects(m.attrDense, 8, (b) => { const a = r.attributeFrom(b); if (a) m.attributes.push(a); }); } catch (e) {
+        info.unread.push(`attributes of "${shown}" in dense storage (${(e as Error).message})`);
+      }
+    }
+    if (m.linkDense) {
+      try { r.denseObjects(m.linkDense, 5, (b) => { const l = r.linkFrom(b); if (l) m.links.push(l); }); } catch (e) {
+        info.unread.push(`links of group "${shown}" in dense storage (${(e as Error).message})`);
+      }
+    }
     const isDataset = m.datatype !== undefined && m.dataspace !== undefined;
     if (m.attributes.length) info.objects.push({ path: shown, kind: isDataset ? 'dataset' : 'group', attributes: m.attributes });
     if (isDataset) {
@@ -258,14 +268,16 @@ class Reader {
       case 0x6: { const l = this.link(b); if (l) m.links.push(l); break; }
       case 0x2: {   // link info: dense storage when the fractal heap address is defined
         const f = b.u8(1);
-        const heap = b.addr(2 + (f & 1 ? 8 : 0));
-        if (heap !== UNDEF) m.linkInfoDense = true;
+        const p = 2 + (f & 1 ? 8 : 0);
+        const heap = b.addr(p);
+        if (heap !== UNDEF) m.linkDense = { heap, btree: b.addr(p + this.o) };
         break;
       }
       case 0x15: {  // attribute info
         const f = b.u8(1);
-        const heap = b.addr(2 + (f & 1 ? 2 : 0));
-        if (heap !== UNDEF) m.attrInfoDense = true;
+        const p = 2 + (f & 1 ? 2 : 0);
+        const heap = b.addr(p);
+        if (heap !== UNDEF) m.attrDense = { heap, btree: b.addr(p + this.o) };
         break;
       }
       case 0xc: { const a = this.attribute(b); if (a) m.attributes.push(a); break; }
@@ -329,6 +341,9 @@ class Reader {
     }
     return undefined;
   }
+
+  linkFrom(b: Buf): { name: string; address: number } | undefined { return this.link(b); }
+  attributeFrom(b: Buf): Hdf5Attribute | undefined { return this.attribute(b); }
 
   private link(b: Buf): { name: string; address: number } | undefined {
     if (b.u8(0) !== 1) throw new Hdf5Error(`link message version ${b.u8(0)}`);
@@ -412,6 +427,116 @@ class Reader {
     const v = objs.get(idx);
     if (!v) throw new Hdf5Error(`global heap object ${idx} in collection ${coll} is missing`);
     return v;
+  }
+
+  /**
+   * Dense storage: every record of the v2 B-tree name index (`type` 5: links, 8: attributes) names a heap ID in the
+   * fractal heap; each object there is one link or attribute message, handed to `each`. Managed objects in direct
+   * blocks (the root block or an indirect block's rows) and tiny objects are read; huge objects and filtered heaps
+   * are not (an error says so).
+   */
+  denseObjects(d: { heap: number; btree: number }, type: number, each: (b: Buf) => void): void {
+    const o = this.o, l = this.l;
+    const h = this.read(d.heap, 22 + 12 * l + 3 * o + 16);
+    if (!h.sig(0, 'FRHP')) throw new Hdf5Error('fractal heap has no FRHP signature');
+    const idLen = h.u16(5), filterLen = h.u16(7);
+    if (filterLen) throw new Hdf5Error('filtered fractal heap');
+    // after flags (9) and the largest managed object (10): next huge id, huge B-tree, free space, its manager,
+    // managed / allocated / iterator / count, huge size / count, tiny size / count
+    const p = 14 + 10 * l + 2 * o;
+    const width = h.u16(p), startBlock = h.len(p + 2), maxDirect = h.len(p + 2 + l), maxHeapBits = h.u16(p + 2 + 2 * l);
+    const rootAddr = h.addr(p + 2 + 2 * l + 4), rootRows = h.u16(p + 2 + 2 * l + 4 + o);
+    const maxManaged = h.u32(10);
+    const offBytes = Math.ceil(maxHeapBits / 8);
+    // as the library sizes heap IDs: the direct block offset size, or the encoded size of the largest managed object
+    const lenBytes = Math.min(Math.floor((Math.ceil(Math.log2(Math.max(2, maxDirect))) + 7) / 8), Math.floor(Math.floor(Math.log2(Math.max(1, maxManaged))) / 8) + 1);
+    if (!width || !startBlock || width > 4096) throw new Hdf5Error('fractal heap table is malformed');
+    const blockSize = (row: number) => (row < 2 ? startBlock : startBlock * 2 ** (row - 1));
+    const directRows = Math.max(1, Math.floor(Math.log2(maxDirect / startBlock)) + 2);
+    /** The direct block holding heap offset `off`: [its file address, its heap offset]. */
+    const locate = (off: number): [number, number] => {
+      if (rootRows === 0) return [rootAddr, 0];
+      let addr = rootAddr, rows = rootRows, depth = 0;
+      for (;;) {
+        if (++depth > 16) throw new Hdf5Error('fractal heap indirect blocks too deep');
+        const ib = this.read(addr, 5 + o + offBytes + rows * width * (o + 8));
+        if (!ib.sig(0, 'FHIB')) throw new Hdf5Error('fractal heap indirect block has no FHIB signature');
+        const base = ib.uN(5 + o, offBytes);
+        let q = 5 + o + offBytes, at = base, child = -1, childBase = 0, childRow = 0;
+        outer: for (let r = 0; r < rows; r++) {
+          const size = blockSize(r);
+          for (let c = 0; c < width; c++) {
+            const a = ib.addr(q); q += o;
+            if (off >= at && off < at + size) { child = a; childBase = at; childRow = r; break outer; }
+            at += size;
+          }
+        }
+        if (child === -1 || child === UNDEF) throw new Hdf5Error(`fractal heap offset ${off} is in no block`);
+        if (childRow < directRows) return [child, childBase];
+        addr = child;
+        rows = Math.max(1, Math.round(Math.log2(blockSize(childRow) / startBlock)) - Math.log2(width) + 1);
+      }
+    };
+    const object = (id: Buf): Buf | undefined => {
+      const kind = (id.u8(0) >> 4) & 3;
+      if (kind === 2) { const n = (id.u8(0) & 0x0f) + 1; return new Buf(id.b.subarray(1, 1 + n), id.at + 1, o, l); }
+      if (kind !== 0) throw new Hdf5Error('huge objects in a fractal heap are not read');
+      const off = id.uN(1, offBytes), len = id.uN(1 + offBytes, lenBytes);
+      const [addr, base] = locate(off);
+      const rel = off - base;
+      const blk = this.read(addr, 4);
+      if (!blk.sig(0, 'FHDB')) throw new Hdf5Error('fractal heap direct block has no FHDB signature');
+      const b = this.read(addr + rel, len);
+      if (b.length < len) throw new Hdf5Error('fractal heap object is truncated');
+      return b;
+    };
+    this.btree2Records(d.btree, type, (rec, recSize) => {
+      const idAt = type === 5 ? 4 : 0;
+      const id = new Buf(rec.b.subarray(idAt, idAt + Math.min(idLen, recSize - idAt)), rec.at + idAt, o, l);
+      const obj = object(id);
+      if (obj) each(obj);
+    });
+  }
+
+  /** Every record of a v2 B-tree (records of `recSize` bytes, in leaf and internal nodes alike). */
+  private btree2Records(addr: number, type: number, each: (rec: Buf, recSize: number) => void): void {
+    const o = this.o;
+    const h = this.read(addr, 16 + o + this.l + 4);
+    if (!h.sig(0, 'BTHD')) throw new Hdf5Error('v2 B-tree has no BTHD signature');
+    if (h.u8(5) !== type) throw new Hdf5Error(`v2 B-tree of type ${h.u8(5)}, not ${type}`);
+    const nodeSize = h.u32(6), recSize = h.u16(10), depth = h.u16(12);
+    const root = h.addr(16), rootN = h.u16(16 + o);
+    if (!recSize || nodeSize > 1 << 24 || depth > 16) throw new Hdf5Error('v2 B-tree header is malformed');
+    const bytesFor = (n: number) => Math.max(1, Math.ceil(Math.log2(n + 1) / 8));
+    // per depth: the most records a node holds, the bytes of a child's record count and of its total count
+    const maxRec: number[] = [Math.floor((nodeSize - 10) / recSize)];
+    const cum: number[] = [maxRec[0]];
+    const nrecBytes: number[] = [bytesFor(maxRec[0])];
+    const totBytes: number[] = [0];
+    for (let dd = 1; dd <= depth; dd++) {
+      const ptr = o + nrecBytes[dd - 1] + (dd > 1 ? totBytes[dd - 1] : 0);
+      maxRec[dd] = Math.floor((nodeSize - 10 - ptr) / (recSize + ptr));
+      cum[dd] = (maxRec[dd] + 1) * cum[dd - 1] + maxRec[dd];
+      nrecBytes[dd] = bytesFor(maxRec[dd]);
+      totBytes[dd] = bytesFor(cum[dd]);
+    }
+    let visited = 0;
+    const node = (at: number, n: number, dd: number): void => {
+      if (++visited > 100_000) throw new Hdf5Error('v2 B-tree has too many nodes');
+      const b = this.read(at, nodeSize);
+      const sig = dd === 0 ? 'BTLF' : 'BTIN';
+      if (!b.sig(0, sig)) throw new Hdf5Error(`v2 B-tree node has no ${sig} signature`);
+      let q = 6;
+      for (let i = 0; i < n; i++) { b.need(q, recSize); each(new Buf(b.b.subarray(q, q + recSize), b.at + q, o, this.l), recSize); q += recSize; }
+      if (dd === 0) return;
+      for (let i = 0; i <= n; i++) {
+        const child = b.addr(q); q += o;
+        const cn = b.uN(q, nrecBytes[dd - 1]); q += nrecBytes[dd - 1];
+        if (dd > 1) q += totBytes[dd - 1];
+        node(child, cn, dd - 1);
+      }
+    };
+    if (root !== UNDEF && rootN > 0) node(root, rootN, depth);
   }
 
   /** Children of a symbol-table group: the v1 B-tree's leaves are symbol nodes naming entries in the local heap. */
