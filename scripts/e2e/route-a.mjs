@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, log, tempDir, removeDir, startVsCodeServer, launchChromium, ensurePrerequisites } from './lib.mjs';
 import { writeFixtureWorkspace } from './fixtures.mjs';
+import { formatHostLog } from './hostLog.mjs';
 
 export async function runRouteA({ selftestFail = false, timeoutMs = 6 * 60_000 } = {}) {
   const testsIndex = join(root, 'out', 'test', 'e2e', 'suite', 'index.js');
@@ -32,7 +33,7 @@ export async function runRouteA({ selftestFail = false, timeoutMs = 6 * 60_000 }
       void page.exposeFunction('codeAutomationExit', (code) => resolve(Number(code)));
     });
     await page.exposeFunction('codeAutomationLog', (type, args) => {
-      const text = (Array.isArray(args) ? args : [args]).map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+      const text = formatHostLog(args);
       if (type === 'error' || process.env.SAFE_WEIGHTS_E2E_VERBOSE || /passing|failing|pending|✔|✓|\d+\)|Error|passed/.test(text)) {
         console.log(`[ext-host:${type}] ${text}`);
       }
