@@ -3,6 +3,7 @@
 import { CodeActionKind, type CodeAction, type Diagnostic, type Range } from 'vscode-languageserver/node';
 import type { CodeIssue } from '../python/analyze';
 import { diagnosticFor } from './diagnostics';
+import { fileFactsReady, fixesOf } from './fileFixes';
 import { programFor, workspaceEdit } from './positions';
 import type { ProgramState, ServerState } from './state';
 
@@ -35,8 +36,13 @@ const overlaps = (a: Range, b: Range): boolean =>
 
 /** Serves textDocument/codeAction: for each finding under the range, every provider's actions, in order. */
 export function listenCodeActions(s: ServerState, providers: readonly IssueActionProvider[]): void {
-  s.connection.onCodeAction((params) => {
-    const found = programFor(s, params.textDocument.uri);
+  s.connection.onCodeAction(async (params) => {
+    let found = programFor(s, params.textDocument.uri);
+    if (!found) return [];
+    // the fixes of a load depend on the file it names: wait (a little) for its scan when it is not known yet
+    const pending = found.state.issues.filter((i) => i.path).map((i) => fileFactsReady(s, found!.key, i));
+    if (pending.length) await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 5000))]);
+    found = programFor(s, params.textDocument.uri);
     if (!found) return [];
     const { key, state } = found;
     const only = params.context.only;
@@ -59,7 +65,7 @@ export function listenCodeActions(s: ServerState, providers: readonly IssueActio
       const diagnostics: Diagnostic[] = [];
       const taken: [number, number][] = [];
       for (const { issue, d } of entries) {
-        const fix = issue.fixes.find((f) => f.preferred);
+        const fix = fixesOf(s, key, issue).find((f) => f.preferred);
         if (!fix) continue;
         if (fix.edits.some((e) => taken.some(([st, t]) => e.start < t && st < e.end) || taken.some(([st]) => st === e.start && e.start === e.end))) continue;
         for (const e of fix.edits) taken.push([e.start, e.end]);

@@ -8,6 +8,8 @@ import { buildProgram, type NotebookProgram } from '../python/notebook';
 import { editTree, editTreeAt, getParser, parseSync } from '../python/parser';
 import type { CodeSeverity } from '../python/rules';
 import { codeFormat } from '../python/scanCode';
+import { diagnosticMessage, ruleDocsUrl } from '../python/ruleAdvice';
+import { filePlan } from './fileFixes';
 import { crossReference } from './modelFiles';
 import { rangeOf } from './positions';
 import { excluded } from './settings';
@@ -138,10 +140,13 @@ export function diagnosticFor(s: ServerState, uri: string, state: ProgramState, 
   const severity = levelFor(s.config, issue.rule, issue.severity);
   if (!severity) return undefined;
   const at = rangeOf(uri, state, issue.start, issue.end);
-  const diagnostic: Diagnostic = {
-    range: at.range, severity: toSeverity(severity), code: issue.rule, source: SOURCE, message: issue.message,
-  };
+  // the first sentence says what to do: with the file the load names when it was scanned, else about the rule
   const related = crossReference(s, uri, issue);
+  const advice = related ? filePlan(s, uri, issue)?.advice : undefined;
+  const diagnostic: Diagnostic = {
+    range: at.range, severity: toSeverity(severity), code: issue.rule, source: SOURCE,
+    message: diagnosticMessage(issue.rule, issue.message, advice), codeDescription: { href: ruleDocsUrl(issue.rule) },
+  };
   if (related) diagnostic.relatedInformation = [related];
   return { uri: at.uri, diagnostic };
 }

@@ -1,7 +1,9 @@
 // The Safe Weights language server, put together: one state object (state.ts) handed to each concern's module —
 // document sync, diagnostics, code actions, the workspace scan, the custom requests, the model-file cache.
 import { CodeActionKind, DidChangeWatchedFilesNotification, TextDocumentSyncKind, type Connection, type InitializeResult } from 'vscode-languageserver/node';
-import { analysisFixes, FIX_ALL_KIND, listenCodeActions } from './codeActions';
+import { FIX_ALL_KIND, listenCodeActions } from './codeActions';
+import { docsActions, SHOW_DOCUMENTATION } from './docsCommand';
+import { fileAwareFixes, suppressFixes } from './fileFixes';
 import { convertActions, CONVERT_AND_REWRITE, listenConvertCommand } from './convertCommand';
 import { installScheduler } from './diagnostics';
 import { createDocuments, listenDocuments } from './documentSync';
@@ -34,7 +36,7 @@ export function startServer(connection: Connection): ServerState {
           save: true,
         },
         codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, FIX_ALL_KIND], resolveProvider: false },
-        executeCommandProvider: { commands: [CONVERT_AND_REWRITE] },
+        executeCommandProvider: { commands: [CONVERT_AND_REWRITE, SHOW_DOCUMENTATION] },
         workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
       },
       serverInfo: { name: 'safe-weights' },
@@ -62,7 +64,8 @@ export function startServer(connection: Connection): ServerState {
   listenDocuments(s);
   listenWatchedFiles(s);
   // each finding's quick fixes, in this order (a provider: codeActions.ts IssueActionProvider)
-  listenCodeActions(s, [analysisFixes, convertActions]);
+  // (fileAwareFixes: the analysis's fixes, narrowed to what works with the file the load names when it was scanned)
+  listenCodeActions(s, [fileAwareFixes, convertActions, docsActions, suppressFixes]);
   listenConvertCommand(s);
   listenRequests(s);
   connection.listen();

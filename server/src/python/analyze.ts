@@ -6,7 +6,7 @@ import { classifyGlobal } from '../models/policy/classify';
 import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
 import type { TextEditSpan } from './edits';
-import { isSuppressed, suppressionFix } from './suppress';
+import { fileSuppressionFix, fileSuppressions, isSuppressed, suppressionFix } from './suppress';
 import { importsOnlyInFunctions } from './localImports';
 import type { LoadSite } from './loadFixes';
 
@@ -296,6 +296,8 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
 
   const issues: CodeIssue[] = [];
   const cellStarts = opts.cellStarts ?? [0];
+  const fileWide = fileSuppressions(text, root);
+  const firstCell = cellStarts[0] ?? 0;
   const safeLoads: SafeLoad[] = [];
   const base = { text, tree, resolver, cellStarts, out: issues, safeLoads };
   for (const call of [...calls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
@@ -329,8 +331,8 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   issues.sort((a, b) => a.start - b.start);
   return issues
     .filter((i) => i.start >= lo && i.start < hi)
-    .filter((i) => !isSuppressed(text, root, i, opts.honorNosec ?? false))
-    .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i)] }));
+    .filter((i) => !isSuppressed(text, root, i, opts.honorNosec ?? false) && !fileWide.has(i.rule) && !fileWide.has('*'))
+    .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i), fileSuppressionFix(text, i, firstCell)] }));
 }
 
 /** What a call's function names: a target through imports and aliases, a member the class set to one
@@ -635,6 +637,8 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   refresh: (start: number, rule: string) => CodeIssue | undefined): CodeIssue[] | undefined {
   const delta = change.newEnd - change.oldEnd;
   if (prev.text.length + delta !== text.length || opts.cellStarts) return undefined;
+  // a file-wide suppression added, changed or removed applies to findings outside the edit too
+  if (prev.text.includes('ignore-file') || text.includes('ignore-file')) return undefined;
   let lo = change.start, hi = change.newEnd;
   for (const r of changed) { lo = Math.min(lo, r.startIndex); hi = Math.max(hi, r.endIndex); }
   lo = Math.max(0, lo); hi = Math.min(hi, text.length);

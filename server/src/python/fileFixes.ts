@@ -26,6 +26,8 @@ export interface ConversionFacts {
 export interface LoadedFile {
   /** Base name, for titles and messages. */
   name: string;
+  /** Where it is (absolute). */
+  path?: string;
   report: ModelReport;
   conversion?: ConversionFacts;
 }

@@ -1,5 +1,6 @@
 // Inline suppressions: `# safe-weights: ignore[SW101]` (or `ignore` for every rule) on the first or last line of
-// the flagged call; `# nosec` too when honorNosec is set. Only real comments count, never text inside strings.
+// the flagged call; `# nosec` too when honorNosec is set. File-wide: a comment line `# safe-weights: ignore-file[SW101]`
+// (or `ignore-file` for every rule) anywhere in the file or notebook. Only real comments count, never text inside strings.
 import type { Node } from './parser';
 import { lineEnd } from './edits';
 import type { TextEditSpan } from './edits';
@@ -31,7 +32,7 @@ export function isSuppressed(text: string, root: Node, issue: { rule: string; st
   return false;
 }
 
-export function suppressionFix(text: string, issue: { rule: string; start: number }): { title: string; edits: TextEditSpan[]; preferred: boolean } {
+export function suppressionFix(text: string, issue: { rule: string; start: number }): { title: string; edits: TextEditSpan[]; preferred: boolean; role: 'suppress' } {
   const { start, end } = lineOf(text, issue.start);
   const line = text.slice(start, end);
   const m = /#\s*safe-weights:\s*ignore\[([^\]]*)\]/.exec(line);
@@ -42,5 +43,41 @@ export function suppressionFix(text: string, issue: { rule: string; start: numbe
   } else {
     edit = { start: end, end, newText: `  # safe-weights: ignore[${issue.rule}]` };
   }
-  return { title: `Suppress ${issue.rule} on this line`, edits: [edit], preferred: false };
+  return { title: `Suppress ${issue.rule} on this line`, edits: [edit], preferred: false, role: 'suppress' as const };
+}
+
+const FILE_MARKER = /^[ \t]*#\s*safe-weights:\s*ignore-file(?:\[([^\]\r\n]*)\])?[ \t]*\r?$/gm;
+
+/** The rules a file suppresses as a whole ('*': every rule), from its `# safe-weights: ignore-file[...]` comment lines. */
+export function fileSuppressions(text: string, root: Node): Set<string> {
+  const out = new Set<string>();
+  if (!text.includes('ignore-file')) return out;
+  for (const m of text.matchAll(FILE_MARKER)) {
+    const at = m.index! + m[0].indexOf('#');
+    if (root.descendantForIndex(at, at + 1)?.type !== 'comment') continue;   // inside a string
+    if (m[1] === undefined) out.add('*');
+    else for (const r of m[1].split(',')) if (r.trim()) out.add(r.trim());
+  }
+  return out;
+}
+
+/** A comment line that suppresses the rule in the whole file: added to an existing ignore-file[...] line, or put
+ *  at the top (after a shebang and an encoding line; `at`: where the program, or the notebook cell, starts). */
+export function fileSuppressionFix(text: string, issue: { rule: string }, at = 0): { title: string; edits: TextEditSpan[]; preferred: boolean; role: 'suppress' } {
+  const title = `Suppress ${issue.rule} in this file`;
+  for (const m of text.matchAll(FILE_MARKER)) {
+    if (m[1] === undefined) continue;
+    const close = m.index! + m[0].lastIndexOf(']');
+    return { title, edits: [{ start: close, end: close, newText: `${m[1].trim() ? ', ' : ''}${issue.rule}` }], preferred: false, role: 'suppress' };
+  }
+  let pos = at;
+  for (let i = 0; i < 2; i++) {
+    const end = text.indexOf('\n', pos);
+    const line = text.slice(pos, end === -1 ? text.length : end);
+    if (!(i === 0 && line.startsWith('#!')) && !/^#.*coding[:=]/.test(line)) break;
+    pos = end === -1 ? text.length : end + 1;
+  }
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const newText = pos === text.length && pos > 0 && !text.endsWith('\n') ? `${eol}# safe-weights: ignore-file[${issue.rule}]` : `# safe-weights: ignore-file[${issue.rule}]${eol}`;
+  return { title, edits: [{ start: pos, end: pos, newText }], preferred: false, role: 'suppress' };
 }

@@ -17,7 +17,9 @@ function posAt(text: string, offset: number): { line: number; character: number 
 
 /** Comparable form: everything but functions, plus what the convert edits produce. */
 function normal(issues: CodeIssue[], runConvertEdits = true): unknown[] {
-  return issues.map((i) => ({ ...i, convertEdits: i.convertEdits ? (runConvertEdits ? i.convertEdits() : true) : undefined }));
+  const site = (i: CodeIssue) => { const x = i.loadSite?.(); return x && { call: [x.call.startIndex, x.call.endIndex], path: x.safetensorsPath, device: x.device }; };
+  return issues.map((i) => ({ ...i, convertEdits: i.convertEdits ? (runConvertEdits ? i.convertEdits() : true) : undefined,
+    loadSite: i.loadSite ? (runConvertEdits ? site(i) : true) : undefined }));
 }
 
 // Ordinary code with a few unsafe loads, aliases, shadowing and suppressions to edit around.
