@@ -9,6 +9,11 @@ export interface ByteSource {
   readInto(dst: Uint8Array, dstOffset: number, offset: number, length: number): number;
   /** The bytes without copying, when the source is in memory. */
   view?(offset: number, length: number): Uint8Array;
+  /** Remote sources (models/remote/): fetch these [offset, length] ranges now, together, before many small scattered
+   *  reads (a zip's local headers); local sources have none. */
+  prefetch?(ranges: readonly (readonly [number, number])[]): void;
+  /** Remote sources: how many bytes a read-ahead window should span (small, so it does not fetch tensor data). */
+  readonly windowBytes?: number;
   close(): void;
 }
 

@@ -84,6 +84,19 @@ describe('remote scan (HTTP ranges, hf://)', function () {
     assert.ok(hub.log.every((l) => /^bytes=\d+-\d+$/.test(l.range ?? '')), 'every request asks for a range');
   });
 
+  it('reads the local headers of a 120-member checkpoint together, not a 64 KB window of tensor data each', async function () {
+    const remote = await run(['scan', '--format', 'json', `${hub.origin}/files/many.pt`]);
+    assert.equal(remote.code, 0, remote.stderr);
+    const [r] = files(remote);
+    const local = files(await run(['scan', '--format', 'json', join(dir, 'many.pt')]))[0];
+    assert.equal(r.verdict, 'safe');
+    assert.equal(r.verdict, local.verdict);
+    assert.equal(r.tensors, m.files['many.pt'].tensors);
+    assert.deepEqual(r.findings.map((f) => f.rule), local.findings.map((f) => f.rule));
+    const served = hub.bytesSent('/files/many.pt');
+    assert.ok(served < 1 << 20, `served ${served} of ${m.files['many.pt'].size} bytes`);
+  });
+
   it('the text output says how much was fetched', async function () {
     const r = await run(['scan', `${hub.origin}/files/big.pt`]);
     assert.equal(r.code, 0, r.stderr);

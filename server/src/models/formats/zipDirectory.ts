@@ -559,7 +559,9 @@ export function readZipDirectory(src: ByteSource, end: EndRecord = readEndRecord
     dir.buildIndex();
     // Local headers sit in front of each member's data; a small window cache turns 50,000 tiny reads
     // (checkpoints with many small tensors) into a few hundred, without reading the data of big members.
-    const win = new Window(src, 64 << 10);
+    // (a remote source fetches every header's range at once, in parallel, and keeps its window small)
+    if (src.prefetch) src.prefetch(Array.from({ length: count }, (_, i) => [dir.localHeaderOffset(i) + shift, src.windowBytes ?? 512] as const));
+    const win = new Window(src, src.windowBytes ?? 64 << 10);
     try {
       for (let i = 0; i < count; i++) readLocalHeader(win, dir, i, shift);
     } finally { win.release(); }
@@ -585,13 +587,14 @@ class Window {
   start = -1;
   buf: Uint8Array = new Uint8Array(0);
   private own: Uint8Array;
-  constructor(readonly src: ByteSource, size: number) { this.own = takeBytes(size); }
+  /** `size` bytes per read (the pooled buffer may be larger). */
+  constructor(readonly src: ByteSource, private readonly size: number) { this.own = takeBytes(size); }
   /** Makes [offset, offset+length) available in `buf` at `offset - start` when the source has it; false if not. */
   ensure(offset: number, length: number): boolean {
     if (this.start < 0 || offset < this.start || offset + length > this.start + this.buf.length) {
-      if (length > this.own.length) return false;
+      if (length > this.size) return false;
       this.start = offset;
-      this.buf = this.own.subarray(0, this.src.readInto(this.own, 0, offset, this.own.length));
+      this.buf = this.own.subarray(0, this.src.readInto(this.own, 0, offset, Math.min(this.size, this.own.length)));
     }
     return offset + length <= this.start + this.buf.length;
   }

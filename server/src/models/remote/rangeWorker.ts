@@ -41,13 +41,36 @@ async function perform(req: HttpRequest): Promise<HttpResponse> {
   } finally { clearTimeout(timer); }
 }
 
-port.on('message', (req: HttpRequest) => {
+function describe(e: unknown): string {
+  const err = e as Error & { cause?: Error & { code?: string } };
+  const cause = err.cause ? `: ${err.cause.code ?? ''} ${err.cause.message ?? ''}`.trimEnd() : '';
+  return `${err.message}${cause}`;
+}
+
+/** A batch (scattered local headers): up to PARALLEL requests in flight; each answer or error in its slot. */
+const PARALLEL = 6;
+async function performAll(reqs: HttpRequest[]): Promise<(HttpResponse | { error: string })[]> {
+  const out: (HttpResponse | { error: string })[] = new Array(reqs.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, reqs.length) }, async () => {
+    while (next < reqs.length) {
+      const i = next++;
+      try { out[i] = await perform(reqs[i]); } catch (e) { out[i] = { error: describe(e) }; }
+    }
+  }));
+  return out;
+}
+
+port.on('message', (req: HttpRequest | HttpRequest[]) => {
+  const done = (): void => { Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); };
+  if (Array.isArray(req)) {
+    void performAll(req).then((res) => {
+      port.postMessage(res, res.flatMap((r) => ('body' in r ? [r.body.buffer as ArrayBuffer] : [])));
+    }).finally(done);
+    return;
+  }
   void perform(req).then(
     (res) => port.postMessage(res, [res.body.buffer as ArrayBuffer]),
-    (e: unknown) => {
-      const err = e as Error & { cause?: Error & { code?: string } };
-      const cause = err.cause ? `: ${err.cause.code ?? ''} ${err.cause.message ?? ''}`.trimEnd() : '';
-      port.postMessage({ error: `${err.message}${cause}` });
-    },
-  ).finally(() => { Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); });
+    (e: unknown) => port.postMessage({ error: describe(e) }),
+  ).finally(done);
 });

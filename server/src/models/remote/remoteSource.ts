@@ -3,7 +3,7 @@
 // headers), never the tensor data it skips. Fetched ranges are cached, so a byte is fetched once; every source of
 // a scan shares one byte budget, so a crafted file cannot make the scan download gigabytes.
 import type { ByteSource } from '../source';
-import { HttpError, SyncHttp, redact, type HttpResponse } from './syncHttp';
+import { HttpError, SyncHttp, redact, type HttpRequest, type HttpResponse } from './syncHttp';
 
 /** The budget of a whole remote scan, shared by every file it reads. */
 export interface FetchBudget { left: number; readonly limit: number }
@@ -66,30 +66,30 @@ export class RemoteSource implements ByteSource {
     this.insert(0, res.body);
   }
 
-  private request(start: number, length: number, first = false): HttpResponse {
-    const end = start + length - 1;
-    if (length > this.o.budget.left) {
-      throw new FetchLimitError(`${redact(this.url)}: the verdict needs more than the ${this.o.budget.limit.toLocaleString('en-US')} bytes a remote scan may fetch (--max-fetch); download the file and scan it locally`);
-    }
-    const get = (url: string): HttpResponse => {
-      const headers: Record<string, string> = {
-        'range': `bytes=${start}-${end}`,
+  private httpRequest(url: string, start: number, length: number, first: boolean): HttpRequest {
+    return {
+      url,
+      headers: {
+        'range': `bytes=${start}-${start + length - 1}`,
         // byte offsets are of the file itself, never of a compressed transfer
         'accept-encoding': 'identity',
         'user-agent': this.o.userAgent ?? 'safe-weights',
         ...(this.o.headersFor?.(url) ?? {}),
-      };
-      this.requests++;
-      const res = this.o.http.get({ url, headers, timeoutMs: this.o.timeoutMs ?? 60_000, maxBody: Math.max(length, first ? WHOLE_FILE_MAX : 0) + 1 });
-      this.bytesFetched += res.body.length;
-      this.o.budget.left -= res.body.length;
-      return res;
+      },
+      timeoutMs: this.o.timeoutMs ?? 60_000,
+      maxBody: Math.max(length, first ? WHOLE_FILE_MAX : 0) + 1,
     };
-    let res = get(this.current);
-    // a pre-signed redirect target may expire during a long scan: ask the original URL again
-    if (this.current !== this.url && res.status >= 400) { this.current = this.url; res = get(this.url); }
+  }
+
+  private counted(res: HttpResponse): HttpResponse {
+    this.requests++;
+    this.bytesFetched += res.body.length;
+    this.o.budget.left -= res.body.length;
+    return res;
+  }
+
+  private checkResponse(res: HttpResponse): void {
     if (res.status >= 400 && res.status !== 416) throw new HttpError(`GET ${redact(this.url)}: HTTP ${res.status}${hint(res.status)}`);
-    if (first && res.url && res.url !== this.current) this.current = res.url;
     const enc = res.headers['content-encoding'];
     if (enc && enc !== 'identity') throw new HttpError(`GET ${redact(this.url)}: the server sent the range ${enc}-encoded although identity was asked`);
     const etag = res.headers['etag'];
@@ -97,7 +97,59 @@ export class RemoteSource implements ByteSource {
       if (this.etag === undefined) this.etag = etag;
       else if (etag !== this.etag) throw new HttpError(`GET ${redact(this.url)}: the file changed during the scan (ETag ${this.etag} -> ${etag})`);
     }
+  }
+
+  private request(start: number, length: number, first = false): HttpResponse {
+    if (length > this.o.budget.left) {
+      throw new FetchLimitError(`${redact(this.url)}: the verdict needs more than the ${this.o.budget.limit.toLocaleString('en-US')} bytes a remote scan may fetch (--max-fetch); download the file and scan it locally`);
+    }
+    const get = (url: string): HttpResponse => { return this.counted(this.o.http.get(this.httpRequest(url, start, length, first))); };
+    let res = get(this.current);
+    // a pre-signed redirect target may expire during a long scan: ask the original URL again
+    if (this.current !== this.url && res.status >= 400) { this.current = this.url; res = get(this.url); }
+    this.checkResponse(res);
+    if (first && res.url && res.url !== this.current) this.current = res.url;
     return res;
+  }
+
+  /**
+   * Fetches these ranges now, several requests in parallel (the zip directory's local headers: one scattered
+   * range per member). Cached parts are left out and ranges closer than 4 KB are joined. Best effort: a range that
+   * fails here is fetched (and its error reported) by the read that needs it.
+   */
+  prefetch(ranges: readonly (readonly [number, number])[]): void {
+    const pieces: [number, number][] = [];
+    for (const [o, l] of ranges) {
+      let pos = Math.max(0, o);
+      const end = Math.min(this.size, o + l);
+      while (pos < end) {
+        const i = this.blockAt(pos);
+        if (i >= 0) { pos = this.blocks[i].start + this.blocks[i].data.length; continue; }
+        const stop = Math.min(end, this.nextBlockStart(pos));
+        pieces.push([pos, stop]);
+        pos = stop;
+      }
+    }
+    if (pieces.length === 0) return;
+    pieces.sort((a, b) => a[0] - b[0]);
+    const joined: [number, number][] = [];
+    for (const p of pieces) {
+      const last = joined[joined.length - 1];
+      if (last && p[0] - last[1] <= 4096) last[1] = Math.max(last[1], p[1]);
+      else joined.push([p[0], p[1]]);
+    }
+    const total = joined.reduce((a, [x, y]) => a + (y - x), 0);
+    if (total > this.o.budget.left) return;
+    const answers = this.o.http.getMany(joined.map(([x, y]) => this.httpRequest(this.current, x, y - x, false)));
+    answers.forEach((res, k) => {
+      if (res instanceof Error) return;
+      this.counted(res);
+      try {
+        this.checkResponse(res);
+        this.checkPartial(res, joined[k][0]);
+        this.insert(joined[k][0], res.body);
+      } catch { /* the read that needs these bytes asks again and reports */ }
+    });
   }
 
   private checkPartial(res: HttpResponse, start: number): { first: number; last: number; total: number } {
@@ -155,25 +207,25 @@ export class RemoteSource implements ByteSource {
     return Number.MAX_SAFE_INTEGER;
   }
 
-  /** Adds bytes at `start` (not overlapping a cached block) and merges it with the blocks it touches. */
+  /** Adds bytes at `start`, merged with every cached block they overlap or touch (the blocks stay sorted and disjoint). */
   private insert(start: number, data: Uint8Array): void {
     if (data.length === 0) return;
-    let k = 0;
-    while (k < this.blocks.length && this.blocks[k].start < start) k++;
-    this.blocks.splice(k, 0, { start, data });
-    // merge with the previous and the next block when they touch
-    const merge = (i: number): void => {
-      const a = this.blocks[i], b = this.blocks[i + 1];
-      if (!a || !b || a.start + a.data.length < b.start) return;
-      const endB = b.start + b.data.length;
-      const out = new Uint8Array(Math.max(a.start + a.data.length, endB) - a.start);
-      out.set(a.data, 0);
-      out.set(b.data.subarray(Math.max(0, a.start + a.data.length - b.start)), a.start + a.data.length - a.start);
-      this.blocks.splice(i, 2, { start: a.start, data: out });
-    };
-    merge(k);
-    if (k > 0) merge(k - 1);
+    const end = start + data.length;
+    let lo = 0;
+    while (lo < this.blocks.length && this.blocks[lo].start + this.blocks[lo].data.length < start) lo++;
+    let hi = lo;
+    while (hi < this.blocks.length && this.blocks[hi].start <= end) hi++;
+    if (hi === lo) { this.blocks.splice(lo, 0, { start, data }); return; }
+    const from = Math.min(start, this.blocks[lo].start);
+    const to = Math.max(end, this.blocks[hi - 1].start + this.blocks[hi - 1].data.length);
+    const out = new Uint8Array(to - from);
+    for (let k = lo; k < hi; k++) out.set(this.blocks[k].data, this.blocks[k].start - from);
+    out.set(data, start - from);
+    this.blocks.splice(lo, hi - lo, { start: from, data: out });
   }
+
+  /** A read-ahead window this small: a window over a remote file would fetch the tensor data after each header. */
+  readonly windowBytes = 512;
 
   read(offset: number, length: number): Uint8Array {
     const n = Math.max(0, Math.min(length, this.size - offset));

@@ -52,6 +52,19 @@ export class SyncHttp {
     return m;
   }
 
+  /** Several requests at once (the worker runs a few in parallel); each answer, or the error it met, in order. */
+  getMany(reqs: HttpRequest[]): (HttpResponse | HttpError)[] {
+    if (reqs.length === 0) return [];
+    const { port } = this.start();
+    Atomics.store(this.flag, 0, 0);
+    port.postMessage(reqs);
+    const longest = Math.max(...reqs.map((r) => r.timeoutMs));
+    const waited = Atomics.wait(this.flag, 0, 0, longest * Math.ceil(reqs.length / 6) + 5000);
+    const msg = receiveMessageOnPort(port);
+    if (!msg) { if (waited === 'timed-out') this.close(); throw new HttpError(`${reqs.length} range requests: no answer`); }
+    return (msg.message as (HttpResponse | { error: string })[]).map((m, i) => ('error' in m ? new HttpError(`GET ${redact(reqs[i].url)}: ${m.error}`) : m));
+  }
+
   close(): void {
     const w = this.worker;
     this.worker = undefined;
