@@ -182,8 +182,9 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       await frame.click('button:has-text("Open in editor")');
       const editor = page.locator('.editor-instance .monaco-editor .view-lines').last();
       await waitFor('the disassembly document', async () => /REDUCE/.test(await editor.innerText().catch(() => '')), 30_000, 250);
-      const lang = await page.locator('.statusbar-item', { hasText: 'Pickle Disassembly' }).count();
-      if (!lang) throw new Error('the disassembly document is not in the Pickle Disassembly language');
+      // the status bar names the language of the focused editor (the document was already open beside: wait for focus)
+      await waitFor('the disassembly document in the Pickle Disassembly language', async () =>
+        (await page.locator('.statusbar-item', { hasText: 'Pickle Disassembly' }).count()) > 0, 30_000, 250);
       await shot(page, '08-disassembly-document.png');
       // SHA-256 (computed on demand for big files; small ones come with it), checked against a hash computed here
       if (!(await frame.$('#sha256'))) await frame.click('#sha-button');
@@ -241,6 +242,7 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       await quickOpen(page, FILES.evil);
       const frame = await inspectorFrame(page, 'evil.pt');
       await frame.waitForSelector('#danger code.call');
+      await frame.evaluate(() => window.scrollTo(0, 0));
       await shot(page, '09-inspector-evil-pt-dark.png');
       await quickOpen(page, FILES.benign);
       const benign = await inspectorFrame(page, 'model.pt');
