@@ -120,6 +120,7 @@
     'pytorch-legacy-tar': 'PyTorch checkpoint (tar)', pickle: 'Python pickle', joblib: 'joblib', 'numpy-npy': 'NumPy .npy',
     'numpy-npz': 'NumPy .npz', zip: 'zip archive', tar: 'tar archive', '7z': '7z archive', safetensors: 'safetensors', gguf: 'GGUF',
     keras: 'Keras model (.keras)', 'keras-h5': 'Keras legacy HDF5 model', hdf5: 'HDF5 file', onnx: 'ONNX model',
+    'huggingface-repo': 'Hugging Face repository',
     unknown: 'unknown format',
   };
   function formatName(r) {
