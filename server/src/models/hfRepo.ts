@@ -243,7 +243,7 @@ async function checkIndexes(view: RepoView, dir: string, acc: Acc, maxTensors: n
       }
       for (const name of names) {
         if (acc.tensors.length >= maxTensors) break;
-        acc.tensors.push(table?.get(name) ?? { name, dtype: '', shape: [], bytes: 0, storageKey: shard });
+        acc.tensors.push(table?.get(name) ?? { name, dtype: 'unknown', shape: [], bytes: 0, storageKey: shard });
       }
     }
   }
