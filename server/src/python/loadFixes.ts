@@ -165,9 +165,8 @@ export function safeGlobalsEdits(site: LoadSite, globals: readonly string[]): Te
   const inner = body.split('\n').map((l, i) => (i === 0 ? `${indent}${unit}${l}` : l === '' ? l : `${unit}${l}`)).join('\n');
   const head = `${indent}with ${torchName ?? 'torch'}.serialization.safe_globals([${exprs.join(', ')}]):\n`;
   out.push({ start: ls, end: stmt.endIndex, newText: head + inner });
-  for (const m of modules) {
-    out.push(edits.addImport(text, site.tree, site.importStatements, site.cellStarts, site.call.startIndex, `import ${m}`));
-  }
+  // one insertion for all the imports (clients differ in how they order several inserts at one offset)
+  if (modules.length) out.push(edits.addImport(text, site.tree, site.importStatements, site.cellStarts, site.call.startIndex, modules.map((m) => `import ${m}`).join('\n')));
   return merge(out);
 }
 
