@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 export interface Logged { method: string; path: string; range?: string; authorization?: string; host?: string; bytes: number }
 
 export type Route =
-  | { file: string; ignoreRange?: boolean; etag?: string }
+  | { file: string; ignoreRange?: boolean; etag?: string; /** the n-th request gets etags[n] (the last one after) */ etags?: string[]; served?: number }
   | { json: unknown; status?: number }
   | { redirect: string; status?: number }
   | { status: number };
@@ -52,6 +52,7 @@ export class RangeServer {
     const size = fs.statSync(route.file).size;
     const headers: Record<string, string> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
     if (route.etag) headers.etag = route.etag;
+    if (route.etags?.length) { const n = route.served ?? 0; route.served = n + 1; headers.etag = route.etags[Math.min(n, route.etags.length - 1)]; }
     const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
     if (!m || route.ignoreRange) {
       headers['content-length'] = String(size);

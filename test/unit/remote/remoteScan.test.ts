@@ -176,6 +176,22 @@ describe('remote scan (HTTP ranges, hf://)', function () {
     assert.ok(hub.bytesSent('/norange/') < 64 << 20, `served ${hub.bytesSent('/norange/')}`);
   });
 
+  it('stops when the file changes during the scan (another ETag)', async function () {
+    hub.routes.set('/changing/big.pt', { file: join(dir, 'big.pt'), etags: ['"v1"', '"v2"'] });
+    const r = await run(['scan', `${hub.origin}/changing/big.pt`]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /changed during the scan/);
+  });
+
+  for (const bad of ['hf://../etc@0123456789abcdef0123456789abcdef01234567', 'hf://org/repo@0123456789abcdef0123456789abcdef01234567/../x.bin', 'hf://a/b/c@0123456789abcdef0123456789abcdef01234567']) {
+    it(`rejects the malformed target ${bad} without a request`, async function () {
+      const r = await run(['scan', bad], { SAFE_WEIGHTS_HF_ENDPOINT: hub.origin });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /does not name a Hugging Face repository|must not contain/);
+      assert.equal(hub.log.length, 0);
+    });
+  }
+
   it('stops at --max-fetch', async function () {
     const r = await run(['scan', '--max-fetch', '80K', `${hub.origin}/files/big.pt`]);
     assert.equal(r.code, 2);
