@@ -40,7 +40,11 @@ export function listenCodeActions(s: ServerState, providers: readonly IssueActio
     let found = programFor(s, params.textDocument.uri);
     if (!found) return [];
     // the fixes of a load depend on the file it names: wait (a little) for its scan when it is not known yet
-    const pending = found.state.issues.filter((i) => i.path).map((i) => fileFactsReady(s, found!.key, i));
+    const lines = (i: CodeIssue) => diagnosticFor(s, found!.key, found!.state, i);
+    const pending = found.state.issues.filter((i) => i.path).filter((i) => {
+      const d = lines(i);
+      return d && d.uri === params.textDocument.uri && overlaps(d.diagnostic.range, params.range);
+    }).map((i) => fileFactsReady(s, found!.key, i));
     if (pending.length) await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 5000))]);
     found = programFor(s, params.textDocument.uri);
     if (!found) return [];
