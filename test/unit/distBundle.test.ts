@@ -42,7 +42,8 @@ function bundleRefs(bundle: string, dir = DIST): Ref[] {
   // 1. require("x"): a Node built-in, provided by the host, or a file next to the bundle
   for (const m of text.matchAll(/(?<![\w$.])require\s*\(\s*(["'`])([^"'`]*)\1\s*\)/g)) {
     const spec = m[2];
-    if (isBuiltin(spec) || (HOST_PROVIDED[bundle] ?? []).includes(spec)) continue;
+    // node:x names a built-in of some Node version (node:sqlite is newer than 20): never a package or a file
+    if (isBuiltin(spec) || spec.startsWith('node:') || (HOST_PROVIDED[bundle] ?? []).includes(spec)) continue;
     const ref: Ref = { bundle, line: lineOf(text, m.index!), what: m[0], targets: [], anyOf: false };
     if (spec.startsWith('.') || spec.startsWith('/')) ref.targets.push(resolve(dir, spec));
     else ref.problem = `require("${spec}") of a package: the .vsix ships no node_modules`;
@@ -54,6 +55,10 @@ function bundleRefs(bundle: string, dir = DIST): Ref[] {
     refs.push({ bundle, line: lineOf(text, m.index!), what: near(text, m.index!), targets: [], anyOf: false, problem: `${m[1]}() of a computed path` });
   }
   for (const m of text.matchAll(/(?<![\w$.])import\((["'`])([^"'`]*)\1\)/g)) {
+    // JSDoc types ({import('./x').Y}, @typedef) in a bundled library's comments are no imports
+    const lineStart = text.lastIndexOf('\n', m.index!) + 1;
+    const before = text.slice(lineStart, m.index!);
+    if (/^\s*(\*|\/\/|\/\*)/.test(before) || /[{|<]\s*$/.test(before)) continue;
     if (!isBuiltin(m[2])) refs.push({ bundle, line: lineOf(text, m.index!), what: m[0], targets: [], anyOf: false, problem: `import("${m[2]}") of a package` });
   }
   // 3. paths built from __dirname: join(__dirname, "a", "b") with literals, a candidate list [join(..), join(..)].find(existsSync),
@@ -63,6 +68,7 @@ function bundleRefs(bundle: string, dir = DIST): Ref[] {
     const line = lineOf(text, at);
     const before = text.slice(Math.max(0, at - 40), at);
     if (/__dirname\s*\+\s*["']\/["']/.test(text.slice(at, at + 20))) continue;    // emscripten's scriptDirectory (a folder)
+    if (/\$\{\s*$/.test(before) && /^__dirname\s*\}/.test(text.slice(at, at + 20))) continue;   // named in a message
     const call = /(?:\bjoin|\bresolve)\)?\(\s*$/.exec(before);
     if (!call) { refs.push({ bundle, line, what: near(text, at), targets: [], anyOf: false, problem: '__dirname used in a way this check cannot follow' }); continue; }
     const open = at - (before.length - call.index) + call[0].lastIndexOf('(');
@@ -77,6 +83,8 @@ function bundleRefs(bundle: string, dir = DIST): Ref[] {
       else refs.push({ bundle, line, what: near(text, at), targets: [target], anyOf: candidates });
       continue;
     }
+    // join(__dirname, <computed>) whose result is tested with existsSync right away: an optional lookup
+    if (/existsSync\)?\(/.test(text.slice(end, end + 160)) || /existsSync\)?\(\s*(\(0,\s*)?[\w$.]*\)?\(\s*$/.test(text.slice(Math.max(0, at - 80), at))) continue;
     // join(__dirname, file): find the enclosing function and its call sites
     const fn = [...text.slice(0, at).matchAll(/function\s+([\w$]+)\s*\(/g)].pop();
     const sites = fn ? [...text.matchAll(new RegExp(`(?<![\\w$.])${fn[1].replace(/\$/g, '\\$')}\\(\\s*(["'])([^"']+)\\1`, 'g'))] : [];
@@ -87,6 +95,7 @@ function bundleRefs(bundle: string, dir = DIST): Ref[] {
   }
   // 4. Workers and child-process scripts: a literal path must exist; a variable must come from a __dirname path (3.)
   const scriptArg = (arg: string, at: number, what: string): void => {
+    if (arg === '__filename') return;   // the bundle runs itself as the worker
     const lit = /^(["'`])([^"'`]*)\1$/.exec(arg);
     if (lit) { refs.push({ bundle, line: lineOf(text, at), what, targets: [resolve(dir, lit[2])], anyOf: false }); return; }
     const defs = [...text.slice(0, at).matchAll(new RegExp(`(?:const|let|var)\\s+${arg.replace(/\$/g, '\\$')}\\s*=([^;]*);`, 'g'))];
@@ -359,7 +368,7 @@ describe('the packages as built: `npm run package` (.vsix) and `npm pack` (npm t
         for (const cand of all) {
           if (reached.has(cand)) continue;
           const base = cand.split('/').pop()!;
-          if (new RegExp(`["'\`/(]${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["'\`)]`).test(text)) { reached.add(cand); grew = true; }
+          if (new RegExp(`["'\`/(]${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["'\`)?#]`).test(text)) { reached.add(cand); grew = true; }
         }
       }
     }
@@ -383,7 +392,7 @@ describe('the packages as built: `npm run package` (.vsix) and `npm pack` (npm t
     assert.deepEqual(Object.keys(pkg.bin).sort(), ['safe-weights', 'safe-weights-lsp']);
     assert.deepEqual(pkg.dependencies ?? {}, {}, 'dist/ bundles everything');
     const all = filesUnder(npmDir);
-    assert.deepEqual(all.filter((f) => !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md|bin\/[\w-]+\.js|dist\/[\w-]+\.(js|wasm)|dist\/terminateProcess\.sh)$/.test(f)), []);
+    assert.deepEqual(all.filter((f) => !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md|bin\/[\w-]+\.js|scripts\/postinstall\.mjs|dist\/[\w-]+\.(js|wasm)|dist\/terminateProcess\.sh)$/.test(f)), []);
     for (const b of Object.values(pkg.bin)) assert.ok((statSync(join(npmDir, b)).mode & 0o111) !== 0, `${b} executable`);
     assert.ok(all.includes('dist/cli.js') && all.includes('dist/scan-worker.js') && all.includes('dist/server.js'));
   });
