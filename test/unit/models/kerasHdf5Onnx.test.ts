@@ -13,6 +13,8 @@ import { inspectOnnx, locationProblem, looksLikeOnnx } from '../../../server/src
 import { summarizeCode } from '../../../server/src/models/formats/pyMarshal';
 import { FileSource, type ByteSource } from '../../../server/src/models/source';
 import type { ModelReport } from '../../../server/src/models/types';
+import { readFileSync } from 'node:fs';
+import { prng } from '../prng';
 import { GeneratedFixtures, REPO_ROOT, generatedFixturesOrSkip, requireBuilt } from '../../setup';
 import { EngineApi, describeReport, loadEngine } from './engine';
 
@@ -235,6 +237,46 @@ describe('Keras, HDF5 and ONNX files (real h5py / onnx / torch output)', functio
     for (const id of ['SW030', 'SW031', 'SW037', 'SW039']) assert.ok(ruleIds.has(id), id);
     const results = sarif.runs[0].results.map((r) => `${r.ruleId}:${r.level}`);
     for (const want of ['SW030:error', 'SW031:error', 'SW037:error', 'SW039:warning']) assert.ok(results.includes(want), `${want} in ${results.join(' ')}`);
+  });
+
+  it('marshal: constants that are a DAG of 2^60 paths (refs) are walked once each', function () {
+    // hand-built CPython 3.11 code object (CPython cannot build one: code.replace hashes its constants): consts =
+    // (t60, 'tail-constant') with t_k = (t_k-1, t_k-1), the second as a marshal ref
+    const out: number[] = [];
+    const i32 = (v: number) => out.push(v & 255, (v >> 8) & 255, (v >> 16) & 255, (v >>> 24) & 255);
+    const str = (t: string) => { out.push(0x7a, t.length); for (const ch of t) out.push(ch.charCodeAt(0)); };   // 'z' short ascii
+    const bytes = (b: number[]) => { out.push(0x73); i32(b.length); out.push(...b); };                          // 's'
+    const tuple = (n: number) => out.push(0x29, n);                                                             // ')'
+    const full = (k: number) => { out.push(0x29 | 0x80, k === 0 ? 0 : 2); if (k === 0) return; full(k - 1); out.push(0x72); i32(60 - (k - 1)); };
+    out.push(0x63); for (let i = 0; i < 5; i++) i32(0);                        // 'c' and five int32 counts
+    bytes([0x97, 0x00]);                                                      // co_code
+    tuple(2); full(60); str('tail-constant');                                 // co_consts
+    tuple(1); str('system');                                                  // co_names
+    tuple(0); bytes([]); str('<dag>'); str('<lambda>'); str('<lambda>'); i32(1); bytes([]); bytes([]);
+    const t0 = Date.now();
+    const s = summarizeCode(Uint8Array.from(out));
+    assert.ok(s, 'read');
+    assert.deepEqual([s.layout, s.names, s.consts.includes('tail-constant')], ['3.11+', ['system'], true]);
+    assert.ok(Date.now() - t0 < 2000, `${Date.now() - t0} ms`);
+  });
+
+  it('mutated and truncated Keras / HDF5 / ONNX files never throw and never come out safe with an error unreported', async function () {
+    const rnd = prng(14);
+    const small = Object.keys(fx.manifest.files).filter((n) => !n.startsWith('big/') && !n.includes('dense_many'));
+    let scans = 0;
+    for (const name of small) {
+      const orig = readFileSync(join(fx.dir, name));
+      for (let k = 0; k < 40; k++) {
+        const b = Buffer.from(orig);
+        let bytes: Buffer;
+        if (k % 4 === 0) bytes = b.subarray(0, Math.floor(rnd() * b.length));
+        else { for (let j = 0; j < 1 + Math.floor(rnd() * 8); j++) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256); bytes = b; }
+        const r = await engine.scanModelBytes(bytes, name.split('/').pop()!);
+        assert.ok(['safe', 'caution', 'dangerous', 'invalid'].includes(r.verdict), name);
+        scans++;
+      }
+    }
+    assert.ok(scans > 800, `${scans} scans`);
   });
 
   it('text and other protobufs are not taken for ONNX', function () {

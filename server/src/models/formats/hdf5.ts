@@ -184,10 +184,17 @@ function readSuperblock(src: ByteSource, sb: number, info: Hdf5Info): { r: Reade
 class Reader {
   private readonly gheaps = new Map<number, Map<number, Uint8Array>>();
   private heapBytes = 0;
-  constructor(readonly src: ByteSource, readonly base: number, readonly o: number, readonly l: number, readonly eof: number) {}
+  constructor(readonly src: ByteSource, readonly base: number, readonly o: number, readonly l: number, readonly eof: number) {
+    this.budget = Math.min(2 ** 31, 64 * 2 ** 20 + 2 * src.size);
+  }
+
+  /** Bytes all reads may still take: headers, heaps and B-tree nodes may overlap in a crafted file, so their sum is
+   *  bounded (twice the file and 64 MiB), not only each one. */
+  private budget: number;
 
   read(addr: number, n: number): Buf {
     if (addr === UNDEF || addr < 0) throw new Hdf5Error('undefined address');
+    if ((this.budget -= n) < 0) throw new Hdf5Error('metadata reads exceed twice the file size (overlapping structures)');
     const abs = this.base + addr;
     if (abs >= this.src.size) throw new Hdf5Error(`address ${addr} is past the end of the file`);
     return new Buf(this.src.read(abs, n), abs, this.o, this.l);
@@ -506,7 +513,7 @@ class Reader {
     if (h.u8(5) !== type) throw new Hdf5Error(`v2 B-tree of type ${h.u8(5)}, not ${type}`);
     const nodeSize = h.u32(6), recSize = h.u16(10), depth = h.u16(12);
     const root = h.addr(16), rootN = h.u16(16 + o);
-    if (!recSize || nodeSize > 1 << 24 || depth > 16) throw new Hdf5Error('v2 B-tree header is malformed');
+    if (!recSize || nodeSize < 16 || nodeSize > 1 << 20 || depth > 16) throw new Hdf5Error('v2 B-tree header is malformed');
     const bytesFor = (n: number) => Math.max(1, Math.ceil(Math.log2(n + 1) / 8));
     // per depth: the most records a node holds, the bytes of a child's record count and of its total count
     const maxRec: number[] = [Math.floor((nodeSize - 10) / recSize)];

@@ -146,12 +146,16 @@ export function summarizeCode(bytes: Uint8Array): CodeSummary | undefined {
     if (!isCode(top) || r.pos !== bytes.length) continue;
     const names: string[] = [], consts: string[] = [], nested: string[] = [];
     const seenN = new Set<string>(), seenC = new Set<string>();
+    // refs make the constants a DAG (a tuple of refs to the same tuple, nested): each node is walked once
+    const seen = new Set<unknown>();
+    let budget = 100_000;
     const walk = (c: CodeObj, depth: number) => {
-      if (depth > 20) return;
+      if (depth > 20 || seen.has(c) || --budget < 0) return;
+      seen.add(c);
       for (const n of c.names) if (typeof n === 'string' && !seenN.has(n)) { seenN.add(n); names.push(n); }
       const visitConst = (k: unknown) => {
         if (isCode(k)) { nested.push(k.name); walk(k, depth + 1); return; }
-        if (Array.isArray(k)) { for (const x of k) visitConst(x); return; }
+        if (Array.isArray(k)) { if (seen.has(k) || --budget < 0) return; seen.add(k); for (const x of k) visitConst(x); return; }
         const s = repr(k);
         if (s === undefined) return;
         if (!seenC.has(s) && consts.length < 200) { seenC.add(s); consts.push(s); }
