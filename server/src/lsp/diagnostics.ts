@@ -10,6 +10,7 @@ import type { CodeSeverity } from '../python/rules';
 import { codeFormat } from '../python/scanCode';
 import { diagnosticMessage, ruleDocsUrl } from '../python/ruleAdvice';
 import { filePlan } from './fileFixes';
+import { handledAsBig } from './bigFiles';
 import { crossReference } from './modelFiles';
 import { rangeOf } from './positions';
 import { excluded } from './settings';
@@ -49,6 +50,8 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
     return;
   }
   if (format !== 'python' && doc.languageId !== 'python') return;
+  // over the size limit: analysed once, in chunks, on a worker thread (bigFiles.ts); no parse state kept here
+  if (handledAsBig(s, uri, doc.getText().length)) { forgetProgram(s, uri); return; }
   const edit = s.lastEdit.get(uri);
   const before = s.programs.get(uri);
   // the recorded change applies only when it leads from the version we parsed last to this one

@@ -3,6 +3,7 @@
 import { NotebookDocuments, TextDocuments, type Range } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { existsSync } from 'node:fs';
+import { bigDocumentSaved, dropBigDocument } from './bigFiles';
 import { forgetProgram } from './diagnostics';
 import { uriToPath, type KnownEdit, type ServerState } from './state';
 import { forgetDiskFile, scanDiskFile } from './workspaceScan';
@@ -26,23 +27,33 @@ export function createDocuments(lastEdit: Map<string, KnownEdit>): { documents: 
   return { documents, notebooks: new NotebookDocuments(TextDocument) };
 }
 
-/** After an editor closes a file, the workspace scan's view of it (when the scan is on) replaces the editor's. */
-function rescanClosed(s: ServerState, uri: string): void {
+/** After an editor closes a file, the workspace scan's view of it replaces the editor's: when the scan is on, or
+ *  when the file was scanned before it was opened (an explicit scan with the automatic one off). On the next turn:
+ *  the document stores still hold the closing document while their close event runs, and scanDiskFile leaves
+ *  open documents alone. */
+function rescanClosed(s: ServerState, uri: string, wasScanned: boolean): void {
   const path = uriToPath(uri);
-  if (path && s.config.workspaceScan && existsSync(path)) void scanDiskFile(s, path);
+  if (!path || !(s.config.workspaceScan || wasScanned) || !existsSync(path)) return;
+  setImmediate(() => void scanDiskFile(s, path).catch((e) => s.connection.console.warn(`safe-weights: ${path}: ${(e as Error).message}`)));
 }
 
 export function listenDocuments(s: ServerState): void {
   const { documents, notebooks, connection } = s;
+  // files the disk scan had published before an editor opened them
+  const scannedBeforeOpen = new Set<string>();
+  documents.onDidOpen((e) => { if (s.diskFindings.has(e.document.uri)) scannedBeforeOpen.add(e.document.uri); });
   documents.onDidChangeContent((e) => s.schedule(e.document.uri));
+  documents.onDidSave((e) => bigDocumentSaved(s, e.document.uri));
   documents.onDidClose((e) => {
     forgetProgram(s, e.document.uri);
+    dropBigDocument(e.document.uri);
     s.lastEdit.delete(e.document.uri);
     connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
-    rescanClosed(s, e.document.uri);
+    rescanClosed(s, e.document.uri, scannedBeforeOpen.delete(e.document.uri));
   });
   notebooks.onDidOpen((nb) => {
     // The open notebook's cells carry the findings now; drop the whole-file ones from the disk scan.
+    if (s.diskFindings.has(nb.uri)) scannedBeforeOpen.add(nb.uri);
     forgetDiskFile(s, nb.uri);
     s.schedule(nb.uri);
   });
@@ -50,7 +61,7 @@ export function listenDocuments(s: ServerState): void {
   notebooks.onDidClose((nb) => {
     forgetProgram(s, nb.uri);
     for (const cell of nb.cells) connection.sendDiagnostics({ uri: cell.document, diagnostics: [] });
-    rescanClosed(s, nb.uri);
+    rescanClosed(s, nb.uri, scannedBeforeOpen.delete(nb.uri));
   });
   documents.listen(connection);
   notebooks.listen(connection);
