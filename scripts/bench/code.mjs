@@ -3,6 +3,8 @@
 //      `bandit -q -r -t B301,B302,B403,B506 -f json` over the same tree. Target: >= 20x faster.
 //  (b) didChange -> publishDiagnostics latency on a 10,000-line file through the real protocol
 //      (`node dist/server.js --stdio`), 60 edits. Target: p95 <= 30 ms.
+//  (c) the same on issue 12's file: a finding every six lines (1,667 diagnostics), a function-local import in each
+//      function. Targets: p95 <= 30 ms for keystrokes in function bodies, <= 100 ms for edits of import lines.
 // Needs `npm run build`. Debian `bandit` (apt-get install -y bandit) and python3-torch.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -152,7 +154,79 @@ async function benchLatency() {
   verdictLine(p95 <= 30, `didChange -> publishDiagnostics p95 ${p95.toFixed(1)} ms (target <= 30 ms)`);
 }
 
-// `node scripts/bench/code.mjs cli|latency` runs one part only.
+/** Opens `text` in a fresh server and times didChange -> publishDiagnostics for each edit of `edits` (each applied, then undone). */
+async function timeEdits(text, edits, { rounds = 1 } = {}) {
+  const c = lspClient();
+  await c.request('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
+  c.send({ jsonrpc: '2.0', method: 'initialized', params: {} });
+  const uri = 'file:///tmp/safe-weights-bench/dense.py';
+  let resolveNext;
+  c.onMessage((m) => { if (m.method === 'textDocument/publishDiagnostics' && m.params.uri === uri) resolveNext?.(m.params); });
+  const next = () => new Promise((r) => { resolveNext = r; });
+  let p = next();
+  c.send({ jsonrpc: '2.0', method: 'textDocument/didOpen', params: { textDocument: { uri, languageId: 'python', version: 1, text } } });
+  const opened = (await p).diagnostics.length;
+  let version = 1;
+  const change = async (ch) => {
+    p = next();
+    const t0 = process.hrtime.bigint();
+    c.send({ jsonrpc: '2.0', method: 'textDocument/didChange', params: { textDocument: { uri, version: ++version }, contentChanges: [ch] } });
+    const d = await p;
+    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, n: d.diagnostics.length };
+  };
+  const times = [];
+  const counts = new Set();
+  const cpu = () => { try { const f = readFileSync(`/proc/${c.proc.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; } catch { return NaN; } };
+  let cpu0 = 0;
+  for (let round = -1; round < rounds; round++) {   // round -1 warms up (not counted)
+    if (round === 0) cpu0 = cpu();
+    for (const e of edits) {
+      const at = { line: e.line, character: e.character };
+      const typed = await change({ range: { start: at, end: at }, text: e.text });
+      const undone = await change({ range: { start: at, end: { line: e.line, character: e.character + e.text.length } }, text: '' });
+      if (round >= 0) { times.push(typed.ms, undone.ms); counts.add(typed.n); counts.add(undone.n); }
+    }
+  }
+  const cpuPerEdit = (cpu() - cpu0) / times.length;
+  await c.request('shutdown', null);
+  c.send({ jsonrpc: '2.0', method: 'exit', params: null });
+  await new Promise((r) => { c.proc.on('exit', r); setTimeout(() => { c.proc.kill(); r(); }, 3000); });
+  return { opened, times, counts, cpuPerEdit };
+}
+
+// The file of issue 12: 10,000 lines, a finding every six lines (1,667 diagnostics), a function-local
+// `import torch` in each function.
+async function benchLatencyDense() {
+  console.log('(c) didChange -> publishDiagnostics on a 10,000-line file with a finding every six lines');
+  if (!existsSync(server)) { console.log('MISS  dist/server.js missing: run npm run build'); return; }
+  const lines = ['import os', 'import json', '', ''];
+  while (lines.length < 10000) {
+    const k = lines.length;
+    lines.push(`def load_${k}(path):`, '    import torch', '    data = json.loads(os.environ.get("X", "{}"))',
+      '    model = torch.load(path)', '    model.update(data)', '    return model');
+  }
+  lines.length = 10000;
+  const text = lines.join('\n') + '\n';
+  const fnStart = (i) => 4 + 6 * ((i * 397) % 1660);
+  // keystrokes in function bodies: a character typed at the end of `model.update(data)` and deleted again
+  const body = Array.from({ length: 30 }, (_, i) => ({ line: fnStart(i) + 4, character: '    model.update(data)'.length, text: 'x' }));
+  // edits of import lines: the module's `import os`, and a function's `import torch` (`import torchx` unbinds torch there)
+  const imports = Array.from({ length: 10 }, (_, i) => i % 2
+    ? { line: fnStart(i) + 1, character: '    import torch'.length, text: 'x' }
+    : { line: 0, character: 'import os'.length, text: 'x' });
+  const report = (what, r, target) => {
+    const p50 = pct(r.times, 50), p95 = pct(r.times, 95);
+    console.log(`    ${what}: ${r.times.length} edits, p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${Math.max(...r.times).toFixed(1)} ms, server CPU ${r.cpuPerEdit.toFixed(1)} ms per edit (diagnostics: ${r.opened} on open; counts seen ${[...r.counts].join(', ')})`);
+    if (process.env.BENCH_VERBOSE) console.log(`    all: ${r.times.map((t) => t.toFixed(0)).join(' ')}`);
+    verdictLine(p95 <= target, `${what}: p95 ${p95.toFixed(1)} ms (target <= ${target} ms)`);
+  };
+  report('keystrokes in function bodies', await timeEdits(text, body), 30);
+  report('edits of import lines', await timeEdits(text, imports, { rounds: 2 }), 100);
+  console.log(`    machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
+}
+
+// `node scripts/bench/code.mjs cli|latency|dense` runs one part only.
 const part = process.argv[2];
 if (!part || part === 'cli') benchCli();
 if (!part || part === 'latency') await benchLatency();
+if (!part || part === 'dense') await benchLatencyDense();
