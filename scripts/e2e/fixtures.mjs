@@ -39,6 +39,19 @@ function stateDictPickle(tensors) {
     op.setitems, op.stop);
 }
 
+/** {"epoch": 3, "model_state_dict": {fc.weight, fc.bias}, "loss_name": "mse"}: a training checkpoint (a
+ *  load_file rewrite would lose the epoch; the conversion fix keeps it and rebuilds the dict). */
+function trainingPickle() {
+  return cat(op.proto(2), op.emptyDict, op.mark,
+    op.str('epoch'), op.int(3),
+    op.str('model_state_dict'), op.emptyDict, op.mark,
+    op.str('fc.weight'), rebuildTensor('0', 'FloatStorage', 4, [2, 2]),
+    op.str('fc.bias'), rebuildTensor('1', 'FloatStorage', 2, [2]),
+    op.setitems,
+    op.str('loss_name'), op.str('mse'),
+    op.setitems, op.stop);
+}
+
 /** {"model": <benign tensor>, "hook": os.system("echo pwned")}: loading it runs a shell command. */
 function maliciousPickle() {
   return cat(op.proto(2), op.emptyDict, op.mark,
@@ -125,6 +138,8 @@ export const FILES = {
   notebook: 'analysis.ipynb',
   evil: 'checkpoints/evil.pt',
   benign: 'checkpoints/model.pt',
+  training: 'checkpoints/training.pt',
+  train: 'train.py',
   safetensors: 'checkpoints/model.safetensors',
   xssSafetensors: 'checkpoints/xss.safetensors',
   xssPickle: 'checkpoints/xss.pkl',
@@ -161,6 +176,8 @@ export function writeFixtureWorkspace(dir) {
   w(FILES.evil, torchZip('evil', maliciousPickle(), [floats([1, 2, 3, 4])]));
   w(FILES.benign, torchZip('model', stateDictPickle([{ name: 'fc.weight', shape: [2, 2] }, { name: 'fc.bias', shape: [2] }]),
     [floats([1, 2, 3, 4]), floats([0.5, -0.5])]));
+  w(FILES.training, torchZip('training', trainingPickle(), [floats([1, 2, 3, 4]), floats([0.5, -0.5])]));
+  w(FILES.train, ['import torch', '', 'ckpt = torch.load("checkpoints/training.pt")', ''].join('\n'));
   w(FILES.safetensors, safetensors([{ name: 'fc.weight', shape: [2, 2] }, { name: 'fc.bias', shape: [2] }], { format: 'pt' }));
   w(FILES.xssSafetensors, safetensors([{ name: XSS.tensor, shape: [2] }, { name: 'ok.bias', shape: [1] }], { [XSS.metaKey]: XSS.metaValue }));
   w(FILES.xssPickle, htmlGlobalPickle());
