@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { excludeMatcher } from '../config';
 import { discover, sniffFile } from '../models/discovery';
 import type { CodeReport, ModelReport } from '../models/types';
+import { diagnosticMessage, ruleDocsUrl } from '../python/ruleAdvice';
 import { NotebookPositions } from '../python/notebookPositions';
 import type { CodeSeverity } from '../python/rules';
 import { isCodeFileName, scanCodeFile } from '../python/scanCode';
@@ -93,8 +94,8 @@ export async function scanDiskFile(s: ServerState, path: string): Promise<void> 
       range: report.format === 'notebook'
         ? rangeInFile(f)
         : { start: { line: f.line - 1, character: f.column - 1 }, end: { line: f.endLine - 1, character: f.endColumn - 1 } },
-      severity: toSeverity(f.severity as CodeSeverity), code: f.rule, source: SOURCE,
-      message: f.cell !== undefined ? `cell ${f.cell + 1}, line ${f.line}: ${f.message}` : f.message,
+      severity: toSeverity(f.severity as CodeSeverity), code: f.rule, source: SOURCE, codeDescription: { href: ruleDocsUrl(f.rule) },
+      message: f.cell !== undefined ? `cell ${f.cell + 1}, line ${f.line}: ${diagnosticMessage(f.rule, f.message)}` : diagnosticMessage(f.rule, f.message),
     }));
     counts = { dangerous: report.findings.filter((f) => f.severity === 'dangerous').length, caution: report.findings.filter((f) => f.severity === 'caution').length };
   } else {
