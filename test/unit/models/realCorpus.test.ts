@@ -117,4 +117,14 @@ describe('real-library benign corpus (gen_real_corpus.py)', function () {
     }
     assert.ok(problems.length === 0, `${problems.length} plain-weights files are not safe:\n${problems.join('\n\n')}`);
   });
+
+  it('no trailing-data or pickle-start notes on what real torch writes (storages are raw bytes, never unpickled)', function () {
+    const noisy: string[] = [];
+    for (const [name, r] of reports) {
+      if (!/^(pytorch|torchscript)/.test(r.format)) continue;
+      for (const f of r.findings) if (f.rule === 'SW014') noisy.push(`${name}: ${f.message}`);
+    }
+    assert.ok(reports.size > 0 && [...reports.values()].some((r) => r.format === 'torchscript-zip'), 'the corpus holds TorchScript files');
+    assert.deepEqual(noisy, []);
+  });
 });

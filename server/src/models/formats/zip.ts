@@ -7,7 +7,7 @@ import { BytesSource, FileSource, SliceSource, startsWith, type ByteSource } fro
 import { Cursor, runWithChunks } from '../pickle/cursor';
 import type { PickleRun } from '../pickle/machine';
 import { startsPickle } from '../pickleStart';
-import { extractRunTensors, type StorageTable, type TensorTable, type TensorWalkResult } from '../pickle/tensors';
+import { extractRunTensors, persistedStorages, type StorageTable, type TensorTable, type TensorWalkResult } from '../pickle/tensors';
 import { pooled } from '../strTable';
 import { giveArrayBuffer } from '../bufferPool';
 import type { ModelFormat, ModelReport } from '../types';
@@ -214,6 +214,8 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
   for (const [n, k] of dir.duplicates) add(ctx, 'SW011', `${k} members are named "${n}"; loaders disagree on which one they read. All are scanned.`, { member: n });
   // storages referenced by data.pkl are raw tensor bytes: never sniffed as pickles
   const isStorage = pooled(Uint8Array, count).fill(0);   // scratch, given back below
+  let mainRun: PickleRun | undefined;
+  let allStoragesMarked = false;
   try {
     const dataPklAt = dir.findInRoot('/data.pkl');
     // data.pkl first (its storages are then known), then every other member in directory order
@@ -249,6 +251,14 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
       if ((format === 'pytorch-zip' || format === 'torchscript-zip') && TORCH_TEXT_RECORDS.has(e.name.slice(root.length + 1)) && e.uncompressedSize <= 64) continue;
       const sniffed = head.length > 0 && startsPickle(head[0]);
       if (!named && !sniffed) continue;
+      // a data/ member that starts like a pickle: first mark every storage data.pkl names, walked or not
+      if (sniffed && !named && mainRun && !allStoragesMarked && (format === 'pytorch-zip' || format === 'torchscript-zip') && e.name.startsWith(`${root}/data/`)) {
+        allStoragesMarked = true;
+        const members = storageMembers(dir, persistedStorages(mainRun));
+        for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
+        giveArrayBuffer(members.buffer as ArrayBuffer);
+        if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;
+      }
       const isMain = i === dataPklAt;
       // data.pkl may have been analysed while the worker read the directory: used if it is this very member
       const pre = isMain && early && e.method === 0 && e.localHeaderOffset === early.localHeaderOffset && e.dataOffset === early.dataOffset &&
@@ -263,10 +273,12 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
         if (!kept) break;
       }
       if (isMain && runs[0]) {
+        mainRun = runs[0];
         const walked = pre?.walked ?? extractRunTensors(runs[0], ctx.opts.maxTensors, undefined, true);
         if (!other) useInventory(ctx, walked);
         const members = storageMembers(dir, walked.storages);
-        if (format === 'pytorch-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
+        // torch.jit.load reads a TorchScript archive's data/ storages as raw bytes too (torch.load hands it the file)
+        if (format === 'pytorch-zip' || format === 'torchscript-zip') for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
         if (!other) checkZipStorages(ctx, `${root}/data/`, dir, walked.table, members);
         giveArrayBuffer(members.buffer as ArrayBuffer);
       }

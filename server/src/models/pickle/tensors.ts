@@ -256,6 +256,16 @@ const MAX_PATH = 64 << 10, TOO_LONG = MAX_PATH + 1;
  *  Row names are the dotted paths, and all names together stay within a budget proportional to the pickle:
  *  a crafted pickle can reach one tensor through a long key a million times. Tensors past maxTensors or the
  *  name budget are counted (`omitted`), not listed. */
+/** Every storage a run's persistent ids name, reached by the tensor walk or not (a module attribute the walk
+ *  skips, such as `_flat_weights`, still makes torch read its storage as raw bytes). The table stays unsealed. */
+export function persistedStorages(run: PickleRun): StorageTable {
+  const storages = new StorageTable();
+  const ar: ValueArena = run.arena;
+  const r = new Reader(ar, storages);
+  for (let h = 0; h < ar.n; h++) if (ar.kind[h] === K.PERSID) r.storageOf(h);
+  return storages;
+}
+
 /** `keepStorageIndex`: the storage table stays searchable (unsealed) for the caller, which must seal() it. */
 export function extractRunTensors(run: PickleRun, maxTensors = 1_000_000, resolvePersId?: PersIdResolver, keepStorageIndex = false): TensorWalkResult {
   const storages = new StorageTable();
