@@ -43,13 +43,14 @@ describe('language server: workspace scan discovers files by content (stdio)', f
   after(async () => { await client.stop(); rmSync(dir, { recursive: true, force: true }); });
 
   it('scans what the CLI\'s discovery finds: by content, links under their own path, blobs once', async () => {
-    const result = await client.conn.sendRequest('safeWeights/scanWorkspace') as { files: number; dangerous: number; caution: number };
+    const result = await client.conn.sendRequest('safeWeights/scanWorkspace') as { files: number; dangerous: number; caution: number; codeFiles: number };
     // the same function the CLI uses, on the same folder with the same excludes
     const cfg = await loadConfig(dir);
     const found = await discover([dir], { excluded: excludeMatcher(cfg) });
     const expected = ['hub/models--org--name/snapshots/1111111111111111111111111111111111111111/pytorch_model.bin', 'model', 'pyproject.toml', 'release.tgz', 'weights.data'];
     assert.deepEqual(found.files.map((f) => f.path.slice(dir.length + 1)).sort(), expected);
-    assert.equal(result.files, expected.length, JSON.stringify(result));
+    // files counts the model files, codeFiles the rest (pyproject.toml)
+    assert.deepEqual([result.files, result.codeFiles], [expected.length - 1, 1], JSON.stringify(result));
     assert.equal(result.dangerous, 4, JSON.stringify(result));
     for (const rel of ['model', 'weights.data', 'release.tgz', `${snap}/pytorch_model.bin`]) {
       const d = client.diagnostics.get(uri(rel));
