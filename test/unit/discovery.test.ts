@@ -174,12 +174,16 @@ describe('discovery by content (CLI)', function () {
     symlinkSync(join('..', '..', 'blobs', blobSafe), join(repo, 'snapshots', '2222222222222222222222222222222222222222', 'training_args.bin'));
     const { out } = json('--verbose', hub);
     const paths = rels(hub, out);
+    // config.json is a transformers config: the snapshot is a Hugging Face repository (hfRepo.ts), reported under it
     assert.deepEqual(paths, [
+      'models--org--name/snapshots/1111111111111111111111111111111111111111/config.json',
       'models--org--name/snapshots/1111111111111111111111111111111111111111/pytorch_model.bin',
       'models--org--name/snapshots/2222222222222222222222222222222222222222/training_args.bin',
     ]);
-    assert.equal(out.files[0].verdict, 'dangerous');
-    assert.equal(out.files[1].verdict, 'safe');
+    assert.equal(out.files[0].format, 'huggingface-repo');
+    assert.equal(out.files[0].verdict, 'safe');
+    assert.equal(out.files[1].verdict, 'dangerous');
+    assert.equal(out.files[2].verdict, 'safe');
     const dupes = out.skippedFiles!.filter((x) => x.reason.startsWith('same file as'));
     // the blobs themselves and the second snapshot's links name files already read through the first link
     assert.deepEqual(dupes.map((x) => relative(hub, x.path)).sort(), [
@@ -188,10 +192,10 @@ describe('discovery by content (CLI)', function () {
       'models--org--name/snapshots/2222222222222222222222222222222222222222/pytorch_model.bin',
     ]);
     assert.equal(dupes.find((x) => x.path.endsWith(blobEvil))!.reason, `same file as ${join(repo, 'snapshots', '1111111111111111111111111111111111111111', 'pytorch_model.bin')}`);
-    assert.equal(out.skipped, 2, 'config.json (text) and refs/main (text): duplicates are not "not model files"');
+    assert.equal(out.skipped, 1, 'refs/main (text): duplicates are not "not model files"');
     const text = run('scan', hub);
     assert.equal(text.code, 1);
-    assert.match(text.stdout, /2 files scanned: 1 dangerous, 1 safe; 2 files skipped as not model files \(--verbose lists them\); 5 more paths to the same files \(links\)\./, text.stdout);
+    assert.match(text.stdout, /3 files scanned: 1 dangerous, 2 safe; 1 file skipped as not model files \(--verbose lists them\); 5 more paths to the same files \(links\)\./, text.stdout);
   });
 
   it('symbolic link loops are skipped; the scan ends and reports what it found', function () {
