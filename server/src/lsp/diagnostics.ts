@@ -133,7 +133,7 @@ function pinDiagnostics(s: ServerState, pins: PinIssue[]): Diagnostic[] {
     const severity = levelFor(s.config, p.rule, p.severity);
     if (!severity) continue;
     diagnostics.push({ range: { start: { line: p.line, character: p.column }, end: { line: p.line, character: p.endColumn } },
-      severity: toSeverity(severity), code: p.rule, source: SOURCE, message: p.message });
+      severity: toSeverity(severity), code: p.rule, source: SOURCE, message: diagnosticMessage(p.rule, p.message), codeDescription: { href: ruleDocsUrl(p.rule) } });
   }
   return diagnostics;
 }
