@@ -193,8 +193,8 @@ const followed = (name: string): boolean => FOLLOWED.has(name);
 /** The name resolution of one program text, shared by the incremental path and the analysis it runs. */
 interface Prepared { resolver: NameResolver; aliases: Aliases }
 
-function prepare(tree: Tree, text: string): Prepared {
-  const resolver = new NameResolver(tree, text);
+function prepare(tree: Tree, text: string, region?: [number, number]): Prepared {
+  const resolver = new NameResolver(tree, text, region);
   resolver.followed = followed;
   return { resolver, aliases: aliasNames(resolver, text) };
 }
@@ -663,7 +663,7 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   // (imports local to the region's functions bind nothing outside it: `def f(): import torch` stays incremental)
   if (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, hi)) return undefined;
   if (IMPORT_RE.test(after) && !importsOnlyInFunctions(tree, lo, hi)) return undefined;
-  const prepared = prepare(tree, text);
+  const prepared = prepare(tree, text, [lo, hi]);
   const { resolver, aliases: found } = prepared;
   const aliases = found.all;
   // `x = a.b` lines matter when they make an alias (of a target's name, or of another alias), and class lines

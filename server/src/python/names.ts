@@ -88,9 +88,35 @@ export class NameResolver {
    *  set it to the names they care about so `getattr(obj, "size")` costs nothing. Default: all. */
   followed: (name: string) => boolean = () => true;
 
-  constructor(private readonly tree: Tree, private readonly text: string) {
-    this.importStatements = findStatements(tree, text, /(?:^|;)[ \t]*(?:import|from)\b/gm, ['import_statement', 'import_from_statement']);
+  /** Names bound by the imports left out for a region (see the constructor), read from their text. */
+  private readonly skippedNames = new Set<string>();
+
+  /**
+   * `region`: only code in [region[0], region[1]) will be resolved (the incremental analysis of an edit). Imports
+   * inside other top-level functions bind nothing visible there, so they are not looked at in the tree (a file
+   * with a local `import torch` in each of 1,000 functions); importBoundNames still lists their names.
+   */
+  constructor(private readonly tree: Tree, private readonly text: string, region?: [number, number]) {
+    const skip = region ? (at: number): boolean => this.inOtherFunction(at, region) : undefined;
+    this.importStatements = findStatements(tree, text, /(?:^|;)[ \t]*(?:import|from)\b/gm, ['import_statement', 'import_from_statement'], skip);
     for (const stmt of this.importStatements) this.addImport(stmt);
+  }
+
+  private inOtherFunction(at: number, [lo, hi]: [number, number]): boolean {
+    if (at >= lo && at < hi) return false;
+    const lineStart = this.text.lastIndexOf('\n', at - 1) + 1;
+    if (lineStart === at) return false;                    // column 0: a module-level import
+    const top = this.tree.rootNode.firstChildForIndex(at);
+    if (!top || top.startIndex >= at || (top.startIndex < hi && top.endIndex > lo)) return false;
+    const def = top.type === 'decorated_definition' ? top.childForFieldName('definition') : top;
+    if (def?.type !== 'function_definition') return false;
+    // its names, over-approximated: every identifier of the statement's text (to its closing parenthesis)
+    let end = this.text.indexOf('\n', at);
+    if (end < 0) end = this.text.length;
+    const open = this.text.indexOf('(', at);
+    if (open >= 0 && open < end) { const close = this.text.indexOf(')', open); if (close > end) end = close; }
+    for (const m of this.text.slice(at, end).matchAll(/[A-Za-z_]\w*/g)) this.skippedNames.add(m[0]);
+    return true;
   }
 
   /** Names bound by imports whose target is a function or class (not a module): `from torch import load as l`. */
@@ -334,7 +360,7 @@ export class NameResolver {
   }
 
   /** Every name an import statement binds (`import torch`, `from x import y as z`). */
-  importBoundNames(): string[] { return [...this.imports.keys()]; }
+  importBoundNames(): string[] { return [...new Set([...this.imports.keys(), ...this.skippedNames])]; }
   hasStarImports(): boolean { return this.stars.length > 0; }
   /** Names star imports can bring in (the ones the rules know). */
   starNames(): string[] { return this.stars.flatMap((st) => STAR_EXPORTS[st.module] ?? []); }
@@ -451,12 +477,13 @@ export function dottedChain(node: Node): string[] | null {
  * Statements of the given types that start where `re` matches (a textual pre-selection: much faster than a
  * full-tree descendantsOfType on large files). Matches inside strings or comments find no such statement.
  */
-export function findStatements(tree: Tree, text: string, re: RegExp, types: string[]): Node[] {
+export function findStatements(tree: Tree, text: string, re: RegExp, types: string[], skip?: (at: number) => boolean): Node[] {
   const out: Node[] = [];
   const seen = new Set<number>();
   const root = tree.rootNode;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const at = m.index + m[0].search(/[a-z]/);
+    if (skip?.(at)) continue;
     const node = root.descendantForIndex(at, at + 1);
     for (let n: Node | null = node; n; n = n.parent) {
       if (types.includes(n.type)) {

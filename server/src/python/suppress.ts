@@ -63,12 +63,27 @@ export function fileSuppressions(text: string, root: Node): Set<string> {
 
 /** A comment line that suppresses the rule in the whole file: added to an existing ignore-file[...] line, or put
  *  at the top (after a shebang and an encoding line; `at`: where the program, or the notebook cell, starts). */
-export function fileSuppressionFix(text: string, issue: { rule: string }, at = 0): { title: string; edits: TextEditSpan[]; preferred: boolean; role: 'suppress' } {
-  const title = `Suppress ${issue.rule} in this file`;
+// What fileSuppressionFix reads from the whole text, for the last text it was given: it runs once per finding, and a
+// file with thousands of findings would be scanned once per finding (O(findings x file) per analysis).
+let scanned: { text: string; marker: { close: number; empty: boolean } | undefined; eol: string } | undefined;
+function fileFacts(text: string): { marker: { close: number; empty: boolean } | undefined; eol: string } {
+  if (scanned?.text === text) return scanned;
+  let marker: { close: number; empty: boolean } | undefined;
   for (const m of text.matchAll(FILE_MARKER)) {
     if (m[1] === undefined) continue;
-    const close = m.index! + m[0].lastIndexOf(']');
-    return { title, edits: [{ start: close, end: close, newText: `${m[1].trim() ? ', ' : ''}${issue.rule}` }], preferred: false, role: 'suppress' };
+    marker = { close: m.index! + m[0].lastIndexOf(']'), empty: !m[1].trim() };
+    break;
+  }
+  scanned = { text, marker, eol: text.includes('\r\n') ? '\r\n' : '\n' };
+  return scanned;
+}
+
+export function fileSuppressionFix(text: string, issue: { rule: string }, at = 0): { title: string; edits: TextEditSpan[]; preferred: boolean; role: 'suppress' } {
+  const title = `Suppress ${issue.rule} in this file`;
+  const facts = fileFacts(text);
+  if (facts.marker) {
+    const close = facts.marker.close;
+    return { title, edits: [{ start: close, end: close, newText: `${facts.marker.empty ? '' : ', '}${issue.rule}` }], preferred: false, role: 'suppress' };
   }
   let pos = at;
   for (let i = 0; i < 2; i++) {
@@ -77,7 +92,7 @@ export function fileSuppressionFix(text: string, issue: { rule: string }, at = 0
     if (!(i === 0 && line.startsWith('#!')) && !/^#.*coding[:=]/.test(line)) break;
     pos = end === -1 ? text.length : end + 1;
   }
-  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const eol = facts.eol;
   const newText = pos === text.length && pos > 0 && !text.endsWith('\n') ? `${eol}# safe-weights: ignore-file[${issue.rule}]` : `# safe-weights: ignore-file[${issue.rule}]${eol}`;
   return { title, edits: [{ start: pos, end: pos, newText }], preferred: false, role: 'suppress' };
 }
