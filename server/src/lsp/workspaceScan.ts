@@ -6,6 +6,7 @@ import { basename, dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { excludeMatcher } from '../config';
 import { discover, sniffFile } from '../models/discovery';
+import { sniffHfConfig } from '../models/hfRepo';
 import type { CodeReport, ModelReport } from '../models/types';
 import { diagnosticMessage, ruleDocsUrl } from '../python/ruleAdvice';
 import { NotebookPositions } from '../python/notebookPositions';
@@ -28,6 +29,8 @@ async function listFiles(root: string, isExcluded: (rel: string) => boolean, out
 /** Whether a changed file on disk is one the workspace scan reads (code by name, model files by content). */
 async function isScannedFile(path: string): Promise<boolean> {
   if (isCodeFileName(basename(path))) return true;
+  // a Hugging Face repository's config.json (JSON: no magic for sniffFile)
+  if (sniffHfConfig(path)) return true;
   try { return (await sniffFile(path)).model; } catch { return false; }
 }
 
