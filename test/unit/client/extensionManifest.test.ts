@@ -112,7 +112,7 @@ describe('.vscodeignore', () => {
   it('ships only bundles, wasm, media, syntaxes and the manifest', () => {
     assert.equal(lines[0], '**', 'everything is excluded first');
     const kept = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1));
-    for (const must of ['package.json', 'dist/client.js', 'dist/server.js', 'dist/*.wasm', 'media/**', 'syntaxes/**']) assert.ok(kept.includes(must), must);
+    for (const must of ['package.json', 'dist/client.js', 'dist/server.js', 'dist/*.wasm', 'media/*.js', 'media/*.css', 'syntaxes/**']) assert.ok(kept.includes(must), must);
     assert.ok(!kept.some((k) => /src|test|\.map$|node_modules/.test(k)), `nothing from sources or tests: ${kept.join(', ')}`);
   });
 });
