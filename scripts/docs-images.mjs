@@ -12,13 +12,15 @@ const out = join(root, 'docs', 'images');
 // [screenshot, README image, crop of the 1400x900 screenshot {x, y, width, height}, scale]
 const IMAGES = [
   ['03-inspector-evil-pt.png', 'inspector-light.png', { x: 350, y: 70, width: 1050, height: 830 }, 0.6],
-  ['09-inspector-evil-pt-dark.png', 'inspector-dark.png', { x: 350, y: 70, width: 525, height: 830 }, 0.8],
+  ['09-inspector-evil-pt-dark.png', 'inspector-dark.png', { x: 350, y: 70, width: 1050, height: 830 }, 0.6],
   ['02b-status-quick-pick.png', 'problems-light.png', { x: 0, y: 0, width: 1400, height: 900 }, 0.55],
 ];
 mkdirSync(out, { recursive: true });
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
 try {
-  for (const [from, to, crop, scale] of IMAGES) {
+  // node scripts/docs-images.mjs [README image names...]: only those (default: all)
+  const only = process.argv.slice(2);
+  for (const [from, to, crop, scale] of IMAGES.filter(([, to]) => !only.length || only.includes(to))) {
     const w = Math.round(crop.width * scale), h = Math.round(crop.height * scale);
     const page = await browser.newPage({ viewport: { width: w, height: h } });
     const data = readFileSync(join(shots, from)).toString('base64');
