@@ -81,7 +81,9 @@ export async function checkKerasConfig(ctx: ScanContext, config: unknown, where:
     report('SW030', `Lambda layer "${layer}" (${field}) holds ${what}. It runs when the model is loaded or called: ${how}.`);
   };
 
-  const resolve = (module: string | undefined, name: string, kind: string, layer: string) => {
+  const resolve = (module: string | undefined, rawName: string, kind: string, layer: string) => {
+    // a registered name is "package>name": the object is `name` of that package
+    const name = rawName.includes('>') ? rawName.slice(rawName.lastIndexOf('>') + 1) : rawName;
     if (!name) return;
     if (module === undefined || module === '' || module === '__main__') return;   // resolved among registered objects only
     const pkg = module.split('.')[0];
