@@ -96,7 +96,25 @@ export class NameResolver {
    * inside other top-level functions bind nothing visible there, so they are not looked at in the tree (a file
    * with a local `import torch` in each of 1,000 functions); importBoundNames still lists their names.
    */
-  constructor(private readonly tree: Tree, private readonly text: string, region?: [number, number]) {
+  private bodies: [number, number][] | undefined;
+
+  /** With a region: the bodies of the top-level functions and classes outside it, sorted. What they bind is in
+   *  their own scopes (a `global` there too: names.ts gives it the function's scope), never visible in the region. */
+  private otherBodies(): [number, number][] {
+    if (this.bodies) return this.bodies;
+    const [lo, hi] = this.region!;
+    const out: [number, number][] = [];
+    for (const top of this.tree.rootNode.children) {
+      if (!top || (top.startIndex < hi && top.endIndex > lo)) continue;
+      const def = top.type === 'decorated_definition' ? top.childForFieldName('definition') : top;
+      if (def?.type !== 'function_definition' && def?.type !== 'class_definition') continue;
+      const body = def.childForFieldName('body');
+      if (body) out.push([body.startIndex, body.endIndex]);
+    }
+    return (this.bodies = out);
+  }
+
+  constructor(private readonly tree: Tree, private readonly text: string, private readonly region?: [number, number]) {
     const skip = region ? (at: number): boolean => this.inOtherFunction(at, region) : undefined;
     this.importStatements = findStatements(tree, text, /(?:^|;)[ \t]*(?:import|from)\b/gm, ['import_statement', 'import_from_statement'], skip);
     for (const stmt of this.importStatements) this.addImport(stmt);
@@ -178,7 +196,9 @@ export class NameResolver {
     this.local.set(name, list);
     const re = new RegExp(`(?<![\\w.])${escapeRegExp(name)}(?!\\w)`, 'g');
     const root = this.tree.rootNode;
+    const elsewhere = this.region ? this.otherBodies() : undefined;
     for (let m = re.exec(this.text); m; m = re.exec(this.text)) {
+      if (elsewhere && insideAny(elsewhere, m.index)) continue;
       const node = root.descendantForIndex(m.index, m.index + name.length);
       if (!node || node.type !== 'identifier') continue;
       const b = this.bindingAt(node);
@@ -477,6 +497,18 @@ export function dottedChain(node: Node): string[] | null {
  * Statements of the given types that start where `re` matches (a textual pre-selection: much faster than a
  * full-tree descendantsOfType on large files). Matches inside strings or comments find no such statement.
  */
+/** Whether `at` lies in one of the sorted, disjoint ranges. */
+function insideAny(ranges: [number, number][], at: number): boolean {
+  let lo = 0, hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid][1] <= at) lo = mid + 1;
+    else if (ranges[mid][0] > at) hi = mid - 1;
+    else return true;
+  }
+  return false;
+}
+
 export function findStatements(tree: Tree, text: string, re: RegExp, types: string[], skip?: (at: number) => boolean): Node[] {
   const out: Node[] = [];
   const seen = new Set<number>();
