@@ -34,6 +34,7 @@ export const MODEL_RULES: readonly ModelRule[] = [
   { id: 'SW024', name: 'unknown-format', severity: 'caution', short: 'The bytes match no model format Safe Weights knows; nothing could be checked.' },
   { id: 'SW025', name: 'decompression-limit', severity: 'dangerous', short: 'A compressed stream expands beyond the scan limit; the rest could not be checked.' },
   // Keras (.keras zips and legacy HDF5), HDF5 and ONNX
+  { id: 'SW026', name: 'archive-path-traversal', severity: 'dangerous', short: 'A tar member has an absolute or ".." path, or is a link leading outside: tarfile.extractall() without a filter writes outside the target folder (CVE-2024-5187).' },
   { id: 'SW030', name: 'keras-lambda-code', severity: 'dangerous', short: 'A Keras config holds serialized Python (a Lambda layer\'s marshal\'d bytecode or source) that runs when the model is loaded or called (CVE-2024-3660; legacy .h5 ignores safe_mode: CVE-2025-9905).' },
   { id: 'SW031', name: 'keras-foreign-object', severity: 'dangerous', short: 'A Keras config names a module, class or registered function outside Keras\' own namespaces: loading imports and runs it (CVE-2025-1550), unless your allow-globals vet it (then caution).' },
   { id: 'SW032', name: 'keras-unsafe-api', severity: 'dangerous', short: 'A Keras config calls a Keras API that is not a modeling function: enable_unsafe_deserialization (CVE-2025-9906), utils.get_file (CVE-2025-8747), load_model and the like.' },

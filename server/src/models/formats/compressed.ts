@@ -16,7 +16,7 @@ import { extractRunTensors } from '../pickle/tensors';
 import type { ModelFormat } from '../types';
 import { add, DECOMPRESS_LIMIT, scanLimits, type ScanContext } from './context';
 import { machineOpts, pickleSequence, recordRun, useInventory } from './pickleRuns';
-import { isTarHeader, tarStreamMembers } from './tar';
+import { isTarHeader, reportEscapingMember, tarStreamMembers } from './tar';
 import { looksLikeNpy } from './npy';
 import { looksLikeGguf } from './gguf';
 import { looksLike7z } from './sevenZip';
@@ -277,6 +277,7 @@ async function scanCompressedTar(ctx: ScanContext, chunks: AsyncIterable<Uint8Ar
         add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${ev.offset} of the ${comp} stream and the rest was not checked.`, { offset: ev.offset, severity: 'dangerous' });
         break;
       }
+      if (ev.kind === 'escape') { reportEscapingMember(ctx, ev.name, ev.reason, ev.offset); continue; }
       const m = ev.member;
       rows.push({ name: m.name, size: m.size, offset: m.offset });
       if (m.data) await scanArchiveMember(ctx, m.name, new BytesSource(m.data));

@@ -12,7 +12,7 @@ import { add, scanLimits, type ScanContext } from './context';
 import { nearValue, recordRun, runPicklesSync, useInventory } from './pickleRuns';
 import { memberRows, scanArchiveMember } from './archives';
 
-export interface TarMember { name: string; offset: number; size: number; type: string }
+export interface TarMember { name: string; offset: number; size: number; type: string; link?: string }
 
 function octal(b: Uint8Array, at: number, len: number): number | undefined {
   if (b[at] & 0x80) { // GNU base-256
@@ -41,7 +41,7 @@ export function isTarHeader(h: Uint8Array): boolean {
 }
 
 /** Name, data size and type flag of a (checksum-valid) 512-byte header; undefined when the size is not a number. */
-export function parseTarHeader(h: Uint8Array): { name: string; size: number; type: string } | undefined {
+export function parseTarHeader(h: Uint8Array): { name: string; size: number; type: string; link: string } | undefined {
   const size = octal(h, 124, 12);
   if (size === undefined) return undefined;
   const type = String.fromCharCode(h[156] || 0x30);
@@ -51,7 +51,39 @@ export function parseTarHeader(h: Uint8Array): { name: string; size: number; typ
     const prefix = Buffer.from(h.subarray(345, 500)).toString('utf8').replace(/\0.*$/s, '');
     if (prefix) name = `${prefix}/${name}`;
   }
-  return { name, size, type };
+  const link = Buffer.from(h.subarray(157, 257)).toString('utf8').replace(/\0.*$/s, '');
+  return { name, size, type, link };
+}
+
+/**
+ * Why extracting a member would write outside the folder it is extracted into, or undefined: Python's
+ * tarfile.extractall() without a filter (the default before Python 3.14, and what onnx.hub used: CVE-2024-5187)
+ * follows an absolute or `..` name, and a link whose target leaves the folder lets a later member write through it.
+ */
+export function escapingTarPath(name: string, type: string, link: string): string | undefined {
+  const outside = (p: string): boolean => {
+    if (p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:/.test(p)) return true;
+    let depth = 0;
+    for (const part of p.split(/[\\/]+/)) {
+      if (part === '..') { if (--depth < 0) return true; } else if (part && part !== '.') depth++;
+    }
+    return false;
+  };
+  if (outside(name)) return /^[\\/]|^[A-Za-z]:/.test(name) ? 'an absolute path' : 'a path that climbs out with ".."';
+  if (type === '2' && link) {
+    const dir = name.split(/[\\/]+/).slice(0, -1).join('/');
+    // a symbolic link's target is relative to the link's own folder
+    const absolute = /^[\\/]|^[A-Za-z]:/.test(link);
+    if (absolute || outside(dir ? `${dir}/${link}` : link)) return `a symbolic link to ${JSON.stringify(link)}, outside the folder`;
+  }
+  if (type === '1' && link && outside(link)) return `a hard link to ${JSON.stringify(link)}, outside the folder`;
+  return undefined;
+}
+
+/** SW026 for a member that extraction would write outside its folder. */
+export function reportEscapingMember(ctx: ScanContext, name: string, reason: string, offset: number): void {
+  add(ctx, 'SW026', `Member ${JSON.stringify(name)} is ${reason}: extracting the archive with tarfile.extractall() and no filter (the default before Python 3.14; onnx.hub did it, CVE-2024-5187) writes outside the target folder and can overwrite any file you can write.`,
+    { member: name, offset, severity: 'dangerous' });
 }
 
 /** The path a GNU long-name ('L') or pax ('x') record sets for the next member. */
@@ -73,7 +105,7 @@ export function readTarMembers(src: ByteSource, maxMembers = 100_000): { members
     if (!isTarHeader(h)) return { members, error: `invalid tar header at offset ${pos}` };
     const fields = parseTarHeader(h);
     if (!fields) return { members, error: `invalid size in tar header at offset ${pos}` };
-    const { size, type, name } = fields;
+    const { size, type, name, link } = fields;
     const dataAt = pos + 512;
     if (dataAt + size > src.size) return { members, error: `tar member ${name} runs past the end of the file` };
     if (type === 'L') {
@@ -83,7 +115,7 @@ export function readTarMembers(src: ByteSource, maxMembers = 100_000): { members
       const m = /\d+ path=([^\n]*)\n/.exec(pax);
       if (m) longName = m[1];
     } else {
-      members.push({ name: longName ?? name, offset: dataAt, size, type });
+      members.push({ name: longName ?? name, offset: dataAt, size, type, link });
       longName = undefined;
     }
     pos = dataAt + Math.ceil(size / 512) * 512;
@@ -105,7 +137,8 @@ export interface StreamMember {
 export type TarStreamEvent =
   | { kind: 'member'; member: StreamMember }
   | { kind: 'error'; message: string; offset: number }
-  | { kind: 'limit'; offset: number };
+  | { kind: 'limit'; offset: number }
+  | { kind: 'escape'; name: string; reason: string; offset: number };
 
 /** Pulls exact byte counts from a chunk iterator. */
 class ByteQueue {
@@ -178,6 +211,8 @@ export async function* tarStreamMembers(chunks: AsyncIterable<Uint8Array>, opts:
     }
     const name = longName ?? f.name;
     longName = undefined;
+    const escape = escapingTarPath(name, f.type, f.link);
+    if (escape) yield { kind: 'escape', name, reason: escape, offset: at };
     if (f.type !== '0' && f.type !== '7') { await q.skip(padded); continue; }   // folders, links, devices
     if (count++ >= opts.maxMembers) { yield { kind: 'limit', offset: at }; return; }
     const member: StreamMember = { name, size: f.size, offset: at + 512 };
@@ -304,6 +339,10 @@ async function scanTarArchive(ctx: ScanContext, src: ByteSource, tar: ReturnType
   rep.formatDetail = `tar with ${files.length} file${files.length === 1 ? '' : 's'}`;
   memberRows(ctx, files);
   if (tar.error) add(ctx, 'SW013', `Tar structure is broken: ${tar.error}; the members before it were scanned.`);
+  for (const m of tar.members) {
+    const escape = escapingTarPath(m.name, m.type, m.link ?? '');
+    if (escape) reportEscapingMember(ctx, m.name, escape, m.offset - 512);
+  }
   if (tar.limited) add(ctx, 'SW009', `The tar archive has more than ${scanLimits.tarMembers.toLocaleString('en-US')} members; reading stopped at offset ${tar.limited} and the rest was not checked.`, { offset: tar.limited, severity: 'dangerous' });
   for (const m of files) await scanArchiveMember(ctx, m.name, new SliceSource(src, m.offset, m.size));
 }
