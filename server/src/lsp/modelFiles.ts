@@ -1,7 +1,7 @@
 // Model files that open code loads: where a load call's path points, and the engine's report of that file (cached
 // in modelCache.ts) for the diagnostic's related information, the custom requests and the workspace scan.
 import type { DiagnosticRelatedInformation } from 'vscode-languageserver/node';
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { scanModelFile } from '../models/scan';
@@ -18,9 +18,24 @@ export function modelPathFor(s: ServerState, docUri: string, value: string): str
   return undefined;
 }
 
-/** The engine's report of a model file, cached by mtime and allowlist. */
+/** When a report was last made stale: the file's mtime, and for a Hugging Face repository (its config.json) the
+ *  newest of the repository files its report also reads (tokenizer_config.json, *.index.json, chat templates,
+ *  modeling code), so that editing one of them alone refreshes the Inspector. */
+function reportStamp(path: string): number {
+  let t = statSync(path).mtimeMs;
+  if (basename(path) !== 'config.json') return t;
+  const dir = dirname(path);
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isFile() && /\.(?:json|jinja|py)$/.test(e.name)) t = Math.max(t, statSync(join(dir, e.name)).mtimeMs);
+    }
+  } catch { /* the file's own mtime */ }
+  return t;
+}
+
+/** The engine's report of a model file, cached by mtime (see reportStamp) and allowlist. */
 export async function modelReport(s: ServerState, path: string, sha256?: boolean): Promise<ModelReport> {
-  const mtime = statSync(path).mtimeMs;
+  const mtime = reportStamp(path);
   const allow = s.config.allowGlobals.join('\n');
   const cached = s.models.reports.get(path);
   if (cached && cached.mtime === mtime && cached.allow === allow && !sha256) return cached.report;
