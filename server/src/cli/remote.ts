@@ -2,6 +2,7 @@
 // fetches only the byte ranges the verdict needs. Called by runScan for the arguments isRemoteTarget accepts.
 import type { FileReport, ModelReport } from '../models/types';
 import { scanRemote, DEFAULT_MAX_FETCH, type RemoteScanOptions } from '../models/remote/scanRemote';
+import { formatBytes } from '../models/formatBytes';
 
 export { isRemoteTarget } from '../models/remote/hub';
 
@@ -34,14 +35,6 @@ export async function scanRemoteTargets(targets: string[], a: RemoteArgs, err: N
     }
   }
   return { reports, ioError };
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const u = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${u[i]}`;
 }
 
 /** The text line saying what a remote scan fetched, or undefined for a local file. */

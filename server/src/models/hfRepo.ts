@@ -15,6 +15,7 @@ import { scanChatTemplate } from './chatTemplateRisk';
 import { MODEL_RULE_BY_ID } from './rules';
 import { FileSource, type ByteSource } from './source';
 import type { Finding, ModelReport, Severity, TensorInfo, Verdict } from './types';
+import { formatBytes } from './formatBytes';
 
 /** The files of a repository, local or remote. Paths are relative, '/'-separated. */
 export interface RepoView {
@@ -74,14 +75,6 @@ function add(acc: Acc, rule: string, message: string, member?: string, severity?
 function list(names: string[]): string {
   const shown = names.slice(0, LIST_MAX).join(', ');
   return names.length > LIST_MAX ? `${shown} and ${names.length - LIST_MAX} more` : shown;
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const u = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${u[i]}`;
 }
 
 async function readJson(view: RepoView, rel: string, acc: Acc, required: boolean): Promise<Record<string, unknown> | undefined> {
