@@ -6,6 +6,7 @@
 //      timed inside Python (interpreter start excluded), in alternating rounds (this machine's speed drifts, so
 //      the two are compared round by round). Target: >= 10x faster than genops.
 // Needs `npm run build` + `npm run compile-tests` and /usr/bin/python3 with torch (fixtures cached in .cache/bench/).
+// BENCH_ONLY=b runs (b) alone (no 2 GB file).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, statfsSync } from 'node:fs';
@@ -200,4 +201,4 @@ async function benchMany() {
 }
 
 await benchMany();
-await benchBig();
+if (process.env.BENCH_ONLY !== "b") await benchBig();

@@ -320,7 +320,8 @@ export class ValueArena {
       this.items = it;
     }
     const start = this.nItems, items = this.items;
-    for (let i = from; i < to; i++) items[this.nItems++] = ts[i];
+    for (let i = 0; i < len; i++) items[start + i] = ts[from + i];
+    this.nItems = start + len;
     return this.node(K.TUPLE, start, len, 0);
   }
 
