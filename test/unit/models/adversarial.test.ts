@@ -510,6 +510,18 @@ describe('adversarial model files', function () {
       expectVerdict(r, 'dangerous');
       expectFinding(r, { rule: 'SW001', global: 'os.system', offset: bad.offset });
     });
+    it('legacy torch: a listed storage no persistent id names is reported (torch 1.13 fails its assert there), type_sizes reads as text', async function () {
+      const magic = new PickleAsm().proto(2).long1(0x1950a86a20f9469cfc6cn).stop().bytes();
+      const protoVer = new PickleAsm().proto(2).int(1001).stop().bytes();
+      const sysInfo = new PickleAsm().proto(2).emptyDict().mark().str('little_endian').bool(true)
+        .str('type_sizes').emptyDict().mark().str('short').int(2).str('int').int(4).setitems().setitems().stop().bytes();
+      const main = new PickleAsm().proto(2).emptyDict().stop().bytes();
+      const keys = new PickleAsm().proto(2).emptyList().mark().str('7').appends().stop().bytes();
+      const r = await scan(Buffer.concat([magic, protoVer, sysInfo, main, keys, Buffer.alloc(8)]), 'old.pt');
+      assert.equal(r.format, 'pytorch-legacy', describeReport(r));
+      assert.ok(r.findings.some((f) => f.rule === 'SW017' && /7 is listed but the pickle never names it/.test(f.message)), describeReport(r));
+      assert.equal(r.metadata['sys_info.type_sizes'], 'short=2, int=4');
+    });
     const legacyTar = (pickleMember: Uint8Array, storagesMember?: Uint8Array): Uint8Array => buildTar([
       { name: 'sys_info', data: new PickleAsm().proto(2).emptyDict().mark().str('little_endian').bool(true).str('protocol_version').int(1001).setitems().stop().bytes() },
       { name: 'pickle', data: pickleMember },

@@ -4,8 +4,8 @@
 import { SliceSource, startsWith, type ByteSource } from '../source';
 import { stopBeforeAnythingRuns, startsPickle } from '../pickleStart';
 import type { PickleRun } from '../pickle/machine';
-import { extractRunTensors, type StorageTable } from '../pickle/tensors';
-import { PyDict, asInt, asText } from '../pickle/values';
+import { extractRunTensors, persistedStorages, type StorageTable } from '../pickle/tensors';
+import { PyDict, asInt, asText, type PyValue } from '../pickle/values';
 import { K } from '../pickle/arena';
 import { add, type ScanContext } from './context';
 import { nearValue, recordRun, runPicklesSync, useInventory } from './pickleRuns';
@@ -69,10 +69,12 @@ export async function readPickleFile(ctx: ScanContext, src: ByteSource): Promise
       const protoV = asInt(nearValue(runs[1]) ?? null);
       rep.metadata['legacy.protocol_version'] = String(protoV ?? '?');
       const sysInfo = nearValue(runs[2]);
-      if (sysInfo instanceof PyDict) for (const [k, v] of sysInfo.entries) { const ks = asText(k); if (ks) rep.metadata[`sys_info.${ks}`] = String(asText(v) ?? asInt(v) ?? v); }
+      if (sysInfo instanceof PyDict) for (const [k, v] of sysInfo.entries) { const ks = asText(k); if (ks) rep.metadata[`sys_info.${ks}`] = sysInfoText(v); }
       const walked = extractRunTensors(runs[3], ctx.opts.maxTensors);
       useInventory(ctx, walked);
-      const tail = walkLegacyStorages(ctx, src, runs[4], walked.storages);
+      // element sizes come from every persistent id, as torch's persistent_load registers each storage it
+      // names: a sparse tensor's indices and values are storages no listed tensor refers to
+      const tail = walkLegacyStorages(ctx, src, runs[4], persistedStorages(runs[3]));
       await scanTrailing(ctx, src, tail);
     } else if (runs.length < 5 && runs[runs.length - 1].complete) {
       add(ctx, 'SW004', `Legacy torch file holds ${runs.length} of the 5 pickles torch.load reads.`, { severity: 'dangerous' });
@@ -96,6 +98,12 @@ export async function readPickleFile(ctx: ScanContext, src: ByteSource): Promise
     if (!r.complete) { await scanHiddenZip(ctx, src, pos); return; }
   }
   await scanTrailing(ctx, src, pos);
+}
+
+/** A sys_info value as text: type_sizes is a dict ({'short': 2, 'int': 4, 'long': 4} reads "short=2, int=4, long=4"). */
+function sysInfoText(v: PyValue): string {
+  if (v instanceof PyDict) return v.entries.map(([k, x]) => `${asText(k) ?? '?'}=${asText(x) ?? asInt(x) ?? '?'}`).join(', ');
+  return String(asText(v) ?? asInt(v) ?? v);
 }
 
 /** Bytes after the last structure the loader reads: appended pickles, an appended zip (polyglot), or junk. */
@@ -137,7 +145,7 @@ function walkLegacyStorages(ctx: ScanContext, src: ByteSource, keysRun: PickleRu
     const n = Number(Buffer.from(hdr).readBigUInt64LE(0));
     const el = st?.elementSize ?? 1;
     const bytes = n * el;
-    if (!st) add(ctx, 'SW017', `Legacy storage ${key} is listed but no tensor refers to it.`, { offset: pos });
+    if (!st) add(ctx, 'SW017', `Legacy storage ${key} is listed but the pickle never names it: torch.load stops there with an error.`, { offset: pos });
     if (!Number.isSafeInteger(bytes) || pos + 8 + bytes > src.size) {
       add(ctx, 'SW017', `Legacy storage ${key} declares ${n} elements, more than the file holds.`, { offset: pos });
       return src.size;
