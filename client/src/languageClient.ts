@@ -3,12 +3,13 @@ import * as vscode from 'vscode';
 import {
   LanguageClient, LanguageClientOptions, ServerOptions, TransportKind, RevealOutputChannelOn,
 } from 'vscode-languageclient/node';
+import serverFlags from '../../server/src/lsp/serverFlags.json';
 
 export function createLanguageClient(context: vscode.ExtensionContext, output: vscode.OutputChannel): LanguageClient {
   const module = context.asAbsolutePath('dist/server.js');
   const serverOptions: ServerOptions = {
-    run: { module, transport: TransportKind.ipc },
-    debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
+    run: { module, transport: TransportKind.ipc, options: { execArgv: serverFlags.execArgv } },
+    debug: { module, transport: TransportKind.ipc, options: { execArgv: [...serverFlags.execArgv, '--nolazy', '--inspect=6019'] } },
   };
   const clientOptions: LanguageClientOptions = {
     // Python files on disk and unsaved; notebook cells are synced through the server's notebookDocumentSync

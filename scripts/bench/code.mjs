@@ -55,7 +55,9 @@ function benchCli() {
 }
 
 function lspClient() {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), server, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // started as the client starts it (server/src/lsp/serverFlags.json), plus BENCH_NODE_ARGS
+  const flags = JSON.parse(readFileSync(new URL('../../server/src/lsp/serverFlags.json', import.meta.url), 'utf8')).execArgv;
+  const proc = spawn(process.execPath, [...flags, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), server, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
   let buf = Buffer.alloc(0);
   const waiting = new Map();
   const listeners = [];

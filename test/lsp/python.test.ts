@@ -62,6 +62,53 @@ describe('language server: Python documents (stdio)', function () {
     assert.equal(cleared.length, 0);
   });
 
+  it('after 60 incremental edits the diagnostics and fixes equal those of a fresh open of the same text', async () => {
+    // the server's incremental path (edits carried over the protocol, findings and function bodies carried from
+    // the state before each edit) against its full analysis: a file of local imports, an `if`-block import
+    // between functions, aliases; typing, multi-line inserts, deletions, import edits
+    const { prng } = await import('../unit/prng');
+    const lines = ['import os', 'import pickle as pk', ''];
+    for (let k = 0; k < 40; k++) {
+      lines.push(`def load_${k}(path):`, k % 3 ? '    import torch' : '    import torch as t', k % 3 ? '    model = torch.load(path)' : '    model = t.load(path)',
+        k > 20 ? '    other = jl.load(path)' : '    other = pk.loads(path)', '    return model', '');
+      if (k === 20) lines.push('if True:', '    import joblib as jl', '');
+    }
+    lines.push('state = jl.load("m.joblib")', '');
+    let text = lines.join('\n');
+    const u = uri();
+    await client.open(u, text);
+    const rnd = prng(1207);
+    const snippets = ['x', ' # a longer note: edits before the if-block shift everything after it', '\n    y = 1', '(', ')', '\n',
+      '    import pickle\n', 'weights_only=True, ', 'torch'];
+    const lineStarts = (t: string): number[] => [0, ...[...t.matchAll(/\n/g)].map((m) => m.index! + 1)];
+    const pos = (t: string, off: number) => { const ls = lineStarts(t); let l = 0; while (l + 1 < ls.length && ls[l + 1] <= off) l++; return { line: l, character: off - ls[l] }; };
+    let last: Diagnostic[] = [];
+    let expected: Diagnostic[] = [];
+    let fresh = '';
+    for (let k = 0; k < 60; k++) {
+      const ls = lineStarts(text);
+      const line = Math.floor(rnd() * (ls.length - 1));
+      const lineEnd = (ls[line + 1] ?? text.length + 1) - 1;
+      const start = ls[line] + Math.floor(rnd() * (lineEnd - ls[line] + 1));
+      const del = rnd() < 0.3 ? Math.min(Math.floor(rnd() * 6), text.length - start) : 0;
+      const ins = del && rnd() < 0.5 ? '' : snippets[Math.floor(rnd() * snippets.length)];
+      last = await client.change(u, ins, { start: pos(text, start), end: pos(text, start + del) });
+      text = text.slice(0, start) + ins + text.slice(start + del);
+      // after every edit: a wrong finding may be gone again after the next full analysis
+      if (fresh) await client.conn.sendNotification('textDocument/didClose', { textDocument: { uri: fresh } });
+      fresh = uri();
+      expected = await client.open(fresh, text);
+      assert.deepEqual(last, expected, `edit ${k}: ${JSON.stringify(ins)} at ${start} (deleting ${del})`);
+    }
+    assert.ok(expected.length > 40, `${expected.length} findings in the edited file`);
+    // the fixes of a finding carried through the edits are those of the fresh document
+    for (const d of [expected[0], expected[Math.floor(expected.length / 2)], expected[expected.length - 1]]) {
+      const a = (await client.codeActions(u, d.range, [d])).map((x) => [x.title, JSON.stringify(x.edit?.changes?.[u] ?? null)]);
+      const b = (await client.codeActions(fresh, d.range, [d])).map((x) => [x.title, JSON.stringify(x.edit?.changes?.[fresh] ?? null)]);
+      assert.deepEqual(a, b, `fixes at line ${d.range.start.line}`);
+    }
+  });
+
   it('SW101 fix adds weights_only=True on one line', async () => {
     const { text, action } = await fixed('import torch\nm = torch.load("m.pt", map_location="cpu")\n', /Add weights_only=True/, 'SW101');
     assert.equal(text, 'import torch\nm = torch.load("m.pt", map_location="cpu", weights_only=True)\n');

@@ -1,7 +1,7 @@
 // Finds unsafe model/data loading calls in one Python program (a file, or a notebook's cells joined) and builds
 // their quick-fixes. Offsets are UTF-16 indices into the program text, like tree-sitter's and LSP's.
 import type { Node, Tree } from './parser';
-import { NameResolver, WELL_KNOWN_MODULES, ancestor, canonical, constantString, dottedChain, escapeRegExp } from './names';
+import { NameResolver, WELL_KNOWN_MODULES, ancestor, canonical, carryBodies, constantString, dottedChain, escapeRegExp, type BodySpan } from './names';
 import { classifyGlobal } from '../models/policy/classify';
 import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
@@ -193,8 +193,8 @@ const followed = (name: string): boolean => FOLLOWED.has(name);
 /** The name resolution of one program text, shared by the incremental path and the analysis it runs. */
 interface Prepared { resolver: NameResolver; aliases: Aliases }
 
-function prepare(tree: Tree, text: string, region?: [number, number]): Prepared {
-  const resolver = new NameResolver(tree, text, region);
+function prepare(tree: Tree, text: string, region?: [number, number], bodies?: BodySpan[]): Prepared {
+  const resolver = new NameResolver(tree, text, region, bodies);
   resolver.followed = followed;
   return { resolver, aliases: aliasNames(resolver, text) };
 }
@@ -663,7 +663,7 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   // (imports local to the region's functions bind nothing outside it: `def f(): import torch` stays incremental)
   if (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, hi)) return undefined;
   if (IMPORT_RE.test(after) && !importsOnlyInFunctions(tree, lo, hi)) return undefined;
-  const prepared = prepare(tree, text, [lo, hi]);
+  const prepared = prepare(tree, text, [lo, hi], carryBodies(oldTree, tree, lo, hi, oldHi, delta));
   const { resolver, aliases: found } = prepared;
   const aliases = found.all;
   // `x = a.b` lines matter when they make an alias (of a target's name, or of another alias), and class lines

@@ -90,4 +90,33 @@ describe('incremental analysis with function-local imports', function () {
     tree.delete();
     assert.ok(reused > 100, `only ${reused} of 300 edits were incremental`);
   });
+
+  it('carries the top-level function bodies over each edit, shifted by its length (an `if`-block import between two functions)', async function () {
+    // the bodies are kept per tree and carried to the next one; were they not shifted, the body of `b` would
+    // cover `import pickle as pk` after a second 44-character insertion before it, and `pk.load` in `a` would be missed
+    const parser = await getParser();
+    let text = ['import os', 'def a(path):', '    return pk.load(path)', 'if True:', '    import pickle as pk',
+      'def b(path):', '    return 1', ''].join('\n');
+    let tree = parseSync(parser, text);
+    let issues = analyzePython(tree, text, {});
+    assert.ok(issues.some((i) => i.message.includes('pickle')), JSON.stringify(issues));
+    const comment = '  # ' + 'y'.repeat(40);
+    let incremental = 0;
+    for (let k = 0; k < 6; k++) {
+      const start = text.indexOf('pk.load(path)') + 'pk.load(path)'.length;
+      const [del, ins] = k === 5 ? [comment.length, ''] : [0, k ? ' ' + comment.slice(1) : comment];   // grows, then shrinks
+      const next = text.slice(0, start) + ins + text.slice(start + del);
+      editTreeAt(tree, start, start + del, ins, posAt(text, start), posAt(text, start + del));
+      const nextTree = parseSync(parser, next, tree);
+      const inc = analyzePythonAfterEdit({ text, issues }, tree, nextTree, next, { start, oldEnd: start + del, newEnd: start + ins.length },
+        nextTree.getChangedRanges(tree), {}, () => undefined);
+      const full = analyzePython(nextTree, next, {});
+      assert.ok(full.some((i) => i.message.includes('pickle')), `edit ${k}: the fresh analysis finds pk.load`);
+      if (inc) { incremental++; assert.deepEqual(normal(inc), normal(full), `edit ${k}`); }
+      tree.delete();
+      tree = nextTree; text = next; issues = inc ?? full;
+    }
+    tree.delete();
+    assert.ok(incremental >= 5, `${incremental} of 6 edits analysed incrementally`);
+  });
 });
