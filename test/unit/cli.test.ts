@@ -129,4 +129,19 @@ describe('safe-weights CLI', function () {
     assert.match(r.stdout, /os\.system/);
     assert.ok(!r.stdout.includes('\u001b['), 'no ANSI colour codes when stdout is not a TTY');
   });
+
+  it('a code finding says what to do in its first sentence, in text, JSON and SARIF (as the editor\'s diagnostic does)', function () {
+    const code = mkdtempSync(join(tmpdir(), 'sw-cli-code-'));
+    try {
+      writeFileSync(join(code, 'train.py'), 'import torch\nimport yaml\nm = torch.load("m.pt")\ncfg = yaml.load(open("c.yml"))\n');
+      const first = { SW101: 'Load with weights_only=True, or convert the checkpoint to safetensors.', SW107: 'Use yaml.safe_load (or Loader=yaml.SafeLoader).' };
+      const json = JSON.parse(run('scan', '--format', 'json', '--fail-on', 'never', code).stdout) as { files: { findings: { rule: string; message: string }[] }[] };
+      const findings = json.files.flatMap((f) => f.findings);
+      assert.deepEqual(findings.map((f) => f.rule).sort(), ['SW101', 'SW107']);
+      for (const f of findings) assert.ok(f.message.startsWith(first[f.rule as keyof typeof first] + ' '), f.message);
+      const sarif = JSON.parse(run('scan', '--format', 'sarif', '--fail-on', 'never', code).stdout) as { runs: { results: { ruleId: string; message: { text: string } }[] }[] };
+      for (const r of sarif.runs[0]!.results) assert.ok(r.message.text.startsWith(first[r.ruleId as keyof typeof first]), r.message.text);
+      assert.match(run('scan', '--fail-on', 'never', code).stdout, /SW101 Load with weights_only=True, or convert/);
+    } finally { rmSync(code, { recursive: true, force: true }); }
+  });
 });

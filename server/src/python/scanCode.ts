@@ -10,6 +10,7 @@ import { checkDependencyFile, checkSetupPy, type PinIssue } from './deps';
 import { buildProgram, cellAt, parseIpynb } from './notebook';
 import { getParser, parseSync } from './parser';
 import { mayHaveFindings } from './prefilter';
+import { diagnosticMessage } from './ruleAdvice';
 
 /** Larger files are not source code anyone edits; reading them whole would be unbounded work. */
 export const MAX_CODE_FILE_BYTES = 32 * 1024 * 1024;
@@ -60,7 +61,7 @@ function configured<T extends { rule: string; severity: CodeIssue['severity'] }>
 }
 
 const pinFinding = (p: PinIssue): CodeFinding => ({
-  rule: p.rule, severity: p.severity, message: p.message,
+  rule: p.rule, severity: p.severity, message: diagnosticMessage(p.rule, p.message),
   line: p.line + 1, column: p.column + 1, endLine: p.line + 1, endColumn: p.endColumn + 1,
 });
 
@@ -81,7 +82,7 @@ export async function scanCodeText(path: string, text: string, config?: LoadedCo
           const local = new LineIndex(program.text.slice(cell.start, cell.start + cell.length));
           const s = local.position(i.start - cell.start);
           const e = local.position(Math.min(i.end, cell.start + cell.length) - cell.start);
-          return { rule: i.rule, severity: i.severity, message: i.message, cell: cell.index,
+          return { rule: i.rule, severity: i.severity, message: diagnosticMessage(i.rule, i.message), cell: cell.index,
             line: s.line + 1, column: s.character + 1, endLine: e.line + 1, endColumn: e.character + 1 };
         });
       } finally {
@@ -98,7 +99,7 @@ export async function scanCodeText(path: string, text: string, config?: LoadedCo
         findings = configured(analyzePython(tree, text, { honorNosec: config?.honorNosec }), config).map((i) => {
           const s = lines.position(i.start);
           const e = lines.position(i.end);
-          return { rule: i.rule, severity: i.severity, message: i.message,
+          return { rule: i.rule, severity: i.severity, message: diagnosticMessage(i.rule, i.message),
             line: s.line + 1, column: s.character + 1, endLine: e.line + 1, endColumn: e.character + 1 };
         });
         if (setup) findings = [...findings, ...configured(checkSetupPy(tree, text), config).map(pinFinding)].sort((a, b) => a.line - b.line || a.column - b.column);
