@@ -2,7 +2,7 @@
 // Checks the documented JSON shape, SARIF 2.1.0 structure and the exit codes 0 / 1 / 2.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, requireBuilt } from '../setup';
@@ -143,5 +143,23 @@ describe('safe-weights CLI', function () {
       for (const r of sarif.runs[0]!.results) assert.ok(r.message.text.startsWith(first[r.ruleId as keyof typeof first]), r.message.text);
       assert.match(run('scan', '--fail-on', 'never', code).stdout, /SW101 Load with weights_only=True, or convert/);
     } finally { rmSync(code, { recursive: true, force: true }); }
+  });
+
+  it('the JSON output, written file by file, is exactly JSON.stringify(document, null, 2): with files, with --verbose, empty, and to -o FILE', function () {
+    const empty = mkdtempSync(join(tmpdir(), 'sw-cli-empty-'));
+    try {
+      writeFileSync(join(empty, 'notes.txt'), 'not a model\n');
+      for (const args of [[dir], ['--verbose', dir], [empty], ['--verbose', empty]]) {
+        const r = run('scan', '--format', 'json', '--fail-on', 'never', ...args);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout, JSON.stringify(JSON.parse(r.stdout), null, 2) + '\n', args.join(' '));
+      }
+      const doc = JSON.parse(run('scan', '--format', 'json', '--fail-on', 'never', '--verbose', dir).stdout) as { files: unknown[]; skippedFiles?: unknown[] };
+      assert.ok(doc.files.length >= 4 && Array.isArray(doc.skippedFiles), 'the documents hold files and the skipped list');
+      const outFile = join(empty, 'report.json');
+      writeFileSync(outFile, 'x'.repeat(100000));   // replaced, not overwritten in place
+      assert.equal(run('scan', '--format', 'json', '--fail-on', 'never', '-o', outFile, dir).code, 0);
+      assert.equal(readFileSync(outFile, 'utf8'), run('scan', '--format', 'json', '--fail-on', 'never', dir).stdout);
+    } finally { rmSync(empty, { recursive: true, force: true }); }
   });
 });

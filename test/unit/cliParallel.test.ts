@@ -83,7 +83,8 @@ describe('CLI directory scan on worker threads', function () {
     assert.equal(two.stdout, one.stdout);
   });
 
-  it('without --jobs: one thread per core (at most 4) once a batch has 100 files per thread; --jobs is bounded by the file count', function () {
+  it('without --jobs: one thread per 100 files, at most 4, one per core for Python files and one core fewer for model files; --jobs is bounded by the file count', function () {
+    // (the last argument: how many of the files are Python; it defaults to all)
     assert.equal(threadCount(99, undefined, 2), 1);
     assert.equal(threadCount(250, undefined, 2), 2);
     assert.equal(threadCount(5000, undefined, 2), 2);
@@ -93,5 +94,11 @@ describe('CLI directory scan on worker threads', function () {
     assert.equal(threadCount(1, 2), 1);
     assert.equal(threadCount(1000, 3), 3);
     assert.equal(threadCount(1000, 1, 8), 1);
+    // model files leave a core to the zip/lzma workers and the JIT
+    assert.equal(threadCount(1067, undefined, 2, 0), 1);
+    assert.equal(threadCount(5000, undefined, 4, 0), 3);
+    assert.equal(threadCount(250, undefined, 4, 0), 2);
+    assert.equal(threadCount(2441, undefined, 2, 1141), 2);
+    assert.equal(threadCount(1400, undefined, 2, 50), 1);
   });
 });

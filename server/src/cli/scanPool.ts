@@ -50,14 +50,20 @@ export const FILES_PER_THREAD = 100;
 const MAX_DEFAULT_THREADS = 4;
 
 /**
- * Threads to use: `jobs` if given (never more than files); by default one per core, at most 4, and one per
- * FILES_PER_THREAD files. Measured as CPU time on Debian torch's tree (1,141 Python files, ~1,300 others) on a
- * loaded 2-core machine: 1.65 s on one thread, 1.85 s on two, i.e. two threads split the work for ~0.2 s more.
+ * Threads to use: `jobs` if given (never more than files); by default at most 4, one per FILES_PER_THREAD files, and
+ * - for Python files one per core. Measured as CPU time on Debian torch's tree (1,141 Python files, ~1,300 others)
+ *   on a 2-core machine: 1.65 s on one thread, 1.85 s on two, so two threads split the work for ~0.2 s more
+ *   (wall time 0.90 -> 0.64 s on a quiet machine).
+ * - for model files one core fewer: each scanning thread starts its own zip and lzma workers and warms up its own
+ *   JIT, whose background compiles need a core too. On 2 cores a second thread was slower, quiet machine:
+ *   1,067 bench files 1.24 s on one thread vs 1.33 s on two (RSS 200-230 vs 260-270 MB), 4,264 files 2.45 vs 2.75 s.
  * (Wall times on a machine other processes keep busy say little: a second thread just queues behind them.)
  */
-export function threadCount(nFiles: number, jobs?: number, cores: number = availableParallelism()): number {
+export function threadCount(nFiles: number, jobs?: number, cores: number = availableParallelism(), codeFiles = nFiles): number {
   if (jobs !== undefined) return Math.max(1, Math.min(jobs, nFiles));
-  return Math.max(1, Math.min(cores, MAX_DEFAULT_THREADS, Math.floor(nFiles / FILES_PER_THREAD)));
+  const forCode = Math.min(cores, Math.floor(codeFiles / FILES_PER_THREAD));
+  const forModels = Math.min(cores - 1, Math.floor((nFiles - codeFiles) / FILES_PER_THREAD));
+  return Math.max(1, Math.min(MAX_DEFAULT_THREADS, Math.max(forCode, forModels)));
 }
 
 /**
@@ -77,7 +83,7 @@ export async function scanAll(job: ScanJob, onDone: (i: number, o: ScanOutcome) 
     const f = job.files[i];
     try { finish(i, { report: portableReport(await scanOne(f, job.cfg, job.sha256)) }); } catch (e) { finish(i, { error: (e as Error).message }); }
   };
-  const threads = threadCount(n, jobs);
+  const threads = threadCount(n, jobs, undefined, job.files.filter((f) => f.kind === 'code').length);
   // next to this module: dist/scan-worker.js in the bundle, scanWorker.js in the compiled tree
   const script = threads > 1 ? [path.join(__dirname, 'scan-worker.js'), path.join(__dirname, 'scanWorker.js')].find((f) => fs.existsSync(f)) : undefined;
   if (!script) {
