@@ -181,9 +181,10 @@ export async function runScan(argv: string[], out: NodeJS.WritableStream = proce
   return ioError ? Math.max(code, 2) : code;
 }
 
-/** The JSON document in pieces that join to JSON.stringify(doc, null, 2) + '\n' (test/unit/cliParallel.test.ts
- *  compares the bytes): one file at a time, so a directory's document is never one string beside its object copy
- *  (3.3 MB of JSON for scripts/bench/dir.mjs's 1,067 files; built whole, peak RSS was ~15 MB higher). */
+/** The JSON document in pieces that join to JSON.stringify(doc, null, 2) + '\n' (test/unit/cli.test.ts checks
+ *  the bytes): one file at a time, so a directory's document is never one string beside its object copy. Peak RSS
+ *  on 4,264 bench files (13 MB of JSON): 240-246 MB this way, 279-284 MB built whole; no difference measurable
+ *  on the 1,067 files of scripts/bench/dir.mjs. */
 function* jsonPieces(reports: FileReport[], skipped: number, skippedFiles?: { path: string; reason: string }[]): Generator<string> {
   const nested = (v: unknown, indent: string): string => JSON.stringify(v, null, 2).replace(/\n/g, '\n' + indent);
   yield `{\n  "version": ${JSON.stringify(VERSION)},\n  "files": [`;
