@@ -102,6 +102,21 @@ describe('convert to safetensors (oracle: real torch)', function () {
     assert.match(check.stdout, /values differ/);
   });
 
+  for (const name of ['sparse_mixed', 'legacy_sparse_mixed']) {
+    it(`${name}: the dense tensor converts (equal to torch.load), each sparse one is left out as sparse`, async function () {
+      const out = p(`${name}.safetensors`);
+      const r = await convertToSafetensors(p(cases[name].file), out);
+      assert.equal(r.tensors, 1);
+      assert.deepEqual(Object.keys(readHeader(out).header).filter((k) => k !== '__metadata__'), ['w']);
+      const sparse = name.startsWith('legacy') ? ['coo'] : ['coo', 'csr'];
+      assert.deepEqual(r.leftOut.map((x) => x.split(':')[0]).sort(), sparse.sort(), r.leftOut.join('; '));
+      for (const x of r.leftOut) assert.match(x, /a sparse tensor \(_rebuild_sparse(_csr)?_tensor\); safetensors holds dense tensors only/);
+      // the kept tensor against torch.load of the same values saved dense
+      const check = spawnSync(PYTHON, [CHECK, out, p(cases[name].reference)], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(check.status, 0, check.stdout + check.stderr);
+    });
+  }
+
   it('wrapped: unwraps state_dict and reports the tensors left outside it', async function () {
     const r = await convertToSafetensors(p(cases.wrapped.file), p('wrapped2.safetensors'));
     assert.deepEqual(r.dropped, ['best']);

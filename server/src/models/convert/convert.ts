@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import { displayName, scanModelFileDetailed } from '../scan';
 import { readZipDirectory, readMember } from '../formats/zipDirectory';
 import { FileSource } from '../source';
-import { ExtractedTensor, numel, storageExtent } from '../pickle/tensors';
+import { ExtractedTensor, numel, persistedStorages, storageExtent } from '../pickle/tensors';
 import { PyList, asInt, asText } from '../pickle/values';
 import { MODEL_RULE_BY_ID } from '../rules';
 import type { Finding, ModelReport } from '../types';
@@ -439,12 +439,18 @@ function legacyStorages(src: FileSource, detail: Awaited<ReturnType<typeof scanM
   const elSize = new Map<string, number>();
   for (const t of tensors) elSize.set(t.storage!.key, t.storage!.elementSize);
   for (const t of detail.tensors) if (t.storage) elSize.set(t.storage.key, t.storage.elementSize);
+  // storages no listed tensor uses (a sparse tensor's indices and values): torch still reads each one, sized by
+  // the storage class its persistent id names
+  if (runs[3]) {
+    const named = persistedStorages(runs[3]);
+    for (let i = 0; i < named.size; i++) if (!elSize.has(named.key(i))) elSize.set(named.key(i), named.elementSize(i));
+  }
   const out = new Map<string, StorageData>();
   let pos = keysRun.end;
   for (const k of keysRun.value.items) {
     const key = asText(k) ?? String(asInt(k));
     const el = elSize.get(key);
-    if (el === undefined) throw new ConvertRefused(`legacy storage ${key} is not used by any tensor, so its layout is unknown`);
+    if (el === undefined) throw new ConvertRefused(`legacy storage ${key} is listed but the pickle never names it (torch.load fails on it)`);
     const hdr = src.read(pos, 8);
     if (hdr.length < 8) throw new ConvertRefused(`legacy storage ${key} is missing`);
     const n = Number(Buffer.from(hdr).readBigUInt64LE(0));

@@ -21,6 +21,8 @@ import { numpyDtypeOf } from '../pickle/machine';
 import { PyBigStr, PyBytes, PyTuple, asText } from '../pickle/values';
 import type { ExtractedTensor } from '../pickle/tensors';
 
+const SPARSE_REBUILDS = new Set(['torch._utils._rebuild_sparse_tensor', 'torch._utils._rebuild_sparse_csr_tensor']);
+
 export type TreeNode = null | boolean | number | string | TreeNode[] | { [k: string]: TreeNode };
 
 /** Where a numpy array's bytes are: copied out of the scan's values, or a window of the pickle stream. */
@@ -190,6 +192,8 @@ export function readStructure(run: PickleRun, rows: ReadonlyMap<string, Extracte
     const what = callee ? `a ${callee} object` : 'the result of a computed call';
     const bad = (why = `${what} (rebuilding it needs its code)`): TreeNode => { unsupported(path, why); return null; };
     if (!callee || !argItems) return bad();
+    // sparse layouts are data, but safetensors stores dense tensors only
+    if (SPARSE_REBUILDS.has(callee)) return bad(`a sparse tensor (${callee.slice(callee.lastIndexOf('.') + 1)}); safetensors holds dense tensors only`);
     switch (callee) {
       case 'collections.OrderedDict': {
         if (list >= 0 || argItems.length > 1) return bad();
