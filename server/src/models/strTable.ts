@@ -197,6 +197,11 @@ export class ByteStrings {
   private readonly long = new Map<number, number>();
   private curI = -2; private curOff = 0;
 
+  /** From now on push() records hashes without filling the index; the next find() fills it (StorageTable's
+   *  dense keys need no index until a key breaks the pattern). */
+  deferIndex(): void { if (this.hashes) this.deferred = true; }
+  private deferred = false;
+
   /** Appends `len` bytes of `src` from `at` (no duplicate check); returns the new string's index. */
   push(src: Uint8Array, at: number, len: number, hash = 0): number {
     if (this.sealed) throw new Error('ByteStrings: push after seal()');
@@ -210,6 +215,7 @@ export class ByteStrings {
     if (this.hashes) {
       if (i === this.hashes.length) this.hashes = regrow(this.hashes, i + 1, i);
       this.hashes[i] = hash;
+      if (this.deferred) return i;
       if ((i + 1) * 2 > this.slots!.length) this.rehash(this.slots!.length * 2);
       const slots = this.slots!, mask = slots.length - 1;
       // find() just missed this string: its probe ended at the free slot it goes in
@@ -225,6 +231,7 @@ export class ByteStrings {
   /** Index of the string equal to `len` bytes of `src` at `at` (hash: bytesHash of them), or -1. Needs `indexed`. */
   find(src: Uint8Array, at: number, len: number, hash: number): number {
     if (!this.slots) this.reindex();
+    else if (this.deferred) { this.deferred = false; this.rehash(slotCount(this.n)); }
     const r = probeBytes(this.slots!, this.hashes!, this.start, this.bytes, 0, src, at, len, hash);
     if (r >= 0) return r;
     this.missSlot = ~r; this.missHash = hash;

@@ -2,6 +2,7 @@
 // byte-exact, findable by its bytes, before and after seal().
 import * as assert from 'node:assert/strict';
 import { ByteStrings, ScratchColumn, bytesHash } from '../../../server/src/models/strTable';
+import { StorageTable } from '../../../server/src/models/pickle/tensors';
 import { prng } from '../prng';
 
 const enc = new TextEncoder();
@@ -39,6 +40,31 @@ describe('ByteStrings', () => {
     check();
     assert.throws(() => table.push(enc.encode('x'), 0, 1), /after seal/);
   });
+});
+
+describe('StorageTable keys (torch\'s "0", "1", "2"... found by their digits until another key comes)', () => {
+  const add = (t: StorageTable, key: string): number => { const b = enc.encode(key); return t.add(b, 0, b.length, bytesHash(b, 0, b.length), 0, 1, 'cpu'); };
+  const find = (t: StorageTable, key: string): number => { const b = enc.encode(key); return t.findBytes(b, 0, b.length, bytesHash(b, 0, b.length)); };
+  for (const [name, keys] of [
+    ['dense, then a key that breaks the pattern', ['0', '1', '2', '3', '885810928', '4', 'x', '10']],
+    ['out of order from the start', ['1', '0', '2']],
+    ['leading zeros and look-alikes', ['0', '1', '01', '001', '2', ' 3', '3', '1e3', '-4', '4']],
+    ['longer than nine digits', ['0', '1234567890', '1']],
+  ] as const) {
+    it(name, () => {
+      const t = new StorageTable();
+      const got = new Map<string, number>();
+      for (const k of keys) {
+        assert.equal(find(t, k), -1, `${k} found before it was added`);
+        got.set(k, add(t, k));
+        for (const [k2, i] of got) assert.equal(find(t, k2), i, `${k2} after adding ${k}`);
+        for (const absent of ['5', '99', '00', '', 'y']) if (!got.has(absent)) assert.equal(find(t, absent), -1, `${absent} is not in the table`);
+      }
+      for (const [k, i] of got) { assert.equal(t.key(i), k); assert.equal(t.find(k), i); }
+      t.seal();
+      for (const [k, i] of got) { assert.equal(t.key(i), k); assert.equal(t.find(k), i); }
+    });
+  }
 });
 
 describe('ScratchColumn / SealedColumn', () => {
