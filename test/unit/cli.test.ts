@@ -162,4 +162,22 @@ describe('safe-weights CLI', function () {
       assert.equal(readFileSync(outFile, 'utf8'), run('scan', '--format', 'json', '--fail-on', 'never', dir).stdout);
     } finally { rmSync(empty, { recursive: true, force: true }); }
   });
+
+  it('a reader that closes the pipe early (`| head`) ends the scan quietly, with the scan\'s exit code', async function () {
+    const big = mkdtempSync(join(tmpdir(), 'sw-cli-pipe-'));
+    try {
+      // a report of several hundred KB (3,000 global rows, then os.system): more than a pipe holds
+      const asm = new PickleAsm().proto(2);
+      for (let k = 0; k < 3000; k++) asm.global('collections', 'OrderedDict').pop();
+      writeFileSync(join(big, 'many.pkl'), asm.global('os', 'system').str('id').tuple1().reduce().stop().bytes());
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [cli, 'scan', '--format', 'json', big], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.stdout.once('data', () => child.stdout.destroy());   // read one chunk, then close our end
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      assert.equal(stderr, '', 'nothing on stderr (no unhandled EPIPE)');
+      assert.equal(code, 1, 'the exit code says the scan found a dangerous file');
+    } finally { rmSync(big, { recursive: true, force: true }); }
+  });
 });
