@@ -1,6 +1,6 @@
 // Name resolution for Python source: import bindings, aliases (`l = torch.load`), local shadowing, star imports.
 // Works lazily from a name's textual occurrences, so only names that matter are ever looked at.
-import type { Node, Tree } from './parser';
+import { treeMemo, type Node, type Tree } from './parser';
 
 export interface Binding {
   scope: number;        // node id of the defining scope (0 = module)
@@ -458,8 +458,20 @@ export function ancestor(node: Node, types: string[]): Node | null {
   return null;
 }
 
-/** The scope a node's own bindings land in: the nearest function, lambda or class body around it. */
+/** The scope a node's own bindings land in: the nearest function, lambda or class body around it. Kept per tree
+ *  and node: the same uses, defs and scopes are asked about again and again (bindingOf climbs from each use to
+ *  the module), and each step up is a tree-sitter parent lookup. Whole-file analysis of issue 12's file:
+ *  ~54 -> ~46 ms. */
 function enclosingScope(node: Node): Node | null {
+  const memo = treeMemo<Node | null>(node.tree);
+  const known = memo.get(node.id);
+  if (known !== undefined) return known;
+  const scope = findEnclosingScope(node);
+  memo.set(node.id, scope);
+  return scope;
+}
+
+function findEnclosingScope(node: Node): Node | null {
   for (let child = node, p = node.parent; p; child = p, p = p.parent) {
     if (!SCOPE_TYPES.has(p.type)) continue;
     // Reached through the def's own block or parameter list (its only children of those types, the body and

@@ -52,7 +52,17 @@ function pointAt(text: string, index: number, from: Point = { row: 0, column: 0 
  * Tells the old tree what changed between oldText and newText (one edit spanning the differing middle),
  * so the next parse reuses every unchanged subtree.
  */
+/** Facts derived from a tree's nodes and kept with it (names.ts's enclosing scopes), dropped when the tree is
+ *  edited: its nodes then stand at other offsets. */
+const treeMemos = new WeakMap<Tree, Map<number, unknown>>();
+export function treeMemo<T>(tree: Tree): Map<number, T> {
+  let m = treeMemos.get(tree);
+  if (!m) treeMemos.set(tree, (m = new Map()));
+  return m as Map<number, T>;
+}
+
 export function editTree(tree: Tree, oldText: string, newText: string): void {
+  treeMemos.delete(tree);
   const max = Math.min(oldText.length, newText.length);
   let start = 0;
   while (start < max && oldText.charCodeAt(start) === newText.charCodeAt(start)) start++;
@@ -78,6 +88,7 @@ export function editTree(tree: Tree, oldText: string, newText: string): void {
  *  LSP line/character (UTF-16), which is what the tree's rows/columns count here. */
 export function editTreeAt(tree: Tree, start: number, oldEnd: number, inserted: string,
   startPos: { line: number; character: number }, oldEndPos: { line: number; character: number }): void {
+  treeMemos.delete(tree);
   const startPosition = { row: startPos.line, column: startPos.character };
   const newEndPosition = pointAt(inserted, inserted.length, startPosition, 0);
   tree.edit(new Edit({
