@@ -251,7 +251,7 @@
   }
 
   /** Caution: what it imports, and why it is not converted. */
-  function cautionSection(r) {
+  function cautionSection(_r) {
     const sec = h('section', { className: 'caution', id: 'caution', 'aria-label': 'What loading imports' });
     sec.appendChild(h('ul', { className: 'todo' },
       h('li', null, icon('info'), ' Loading it imports and runs library code to rebuild objects. Load it only if you trust where it came from; ',

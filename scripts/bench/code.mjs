@@ -127,7 +127,7 @@ async function benchLatency() {
   }
   console.log(`    warm-up edits (not counted): ${warm.map((t) => t.toFixed(1)).join(', ')} ms`);
   const times = [];
-  let counts = new Set();
+  const counts = new Set();
   // Server CPU time (user+system, from /proc) over the edits: independent of other load on a shared machine.
   const cpu = () => { try { const f = readFileSync(`/proc/${c.proc.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; } catch { return NaN; } };
   const cpu0 = cpu();

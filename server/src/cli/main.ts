@@ -97,7 +97,7 @@ function parseScanArgs(argv: string[]): ScanArgs {
       if (n === undefined) throw new UsageError(`--max-fetch takes a byte count (e.g. 64M), not "${v}"`);
       a.maxFetch = n;
     }
-    else if (arg === '--') a.paths.push(...argv.slice(i + 1)), i = argv.length;
+    else if (arg === '--') { a.paths.push(...argv.slice(i + 1)); i = argv.length; }
     else if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg}`);
     else a.paths.push(arg);
   }

@@ -293,7 +293,7 @@ export function checkCondaEnvironment(text: string): PinIssue[] {
     const m = /^([ \t]*)-[ \t]+(.*?)[ \t]*$/.exec(l);
     if (!m) return;
     const indent = m[1].length;
-    let item = m[2].replace(/^(["'])(.*)\1$/, '$2');
+    const item = m[2].replace(/^(["'])(.*)\1$/, '$2');
     if (/^pip[ \t]*:/.test(item)) { pipIndent = indent; return; }
     const column = raw.indexOf(item);
     if (pipIndent >= 0 && indent > pipIndent) {

@@ -3,7 +3,7 @@
 // safe_globals fix lists, checked against torch's own weights_only allowlist and Python's pickletools.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PYTHON, generatedFixturesOrSkip } from '../../setup';

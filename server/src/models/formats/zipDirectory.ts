@@ -604,7 +604,7 @@ class Window {
 function readLocalHeader(win: Window, dir: ZipDirectory, i: number, shift: number): void {
   const at = dir.localHeaderOffset(i) + shift;
   if (at < 0 || !win.ensure(at, 30) || u32(win.buf, at - win.start) !== LFH) { dir.problem(i, 'local header missing or corrupt'); return; }
-  let h = at - win.start;
+  const h = at - win.start;
   const b = win.buf;
   const nameLen = u16(b, h + 26), extraLen = u16(b, h + 28);
   const lMethod = u16(b, h + 8);

@@ -9,7 +9,7 @@ import { H_EMPTY_TUPLE, H_FALSE, H_NONE, H_SMALL_INT, H_TRUE, K, ValueArena, X_D
 import { giveArrayBuffer, takeArrayBuffer } from '../bufferPool';
 import { decodeBytes, encodeInto } from '../strTable';
 import {
-  PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyFloat, PyGlobal, PyNdArray, PyOpaque, PyPersId, PyTuple,
+  PyBigStr, PyBytes, PyCall, PyDict, PyExt, PyGlobal, PyNdArray, PyOpaque, PyPersId, PyTuple,
   PyValue, asInt, asIntTuple, asText, CallKind,
 } from './values';
 

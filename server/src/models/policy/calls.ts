@@ -35,7 +35,7 @@ function roleOf(full: string): number {
 }
 
 // call kinds as the arena codes them (CALL_KIND_CODE)
-const REDUCE = 0, NEWOBJ = 1, NEWOBJ_EX = 2;
+const NEWOBJ = 1, NEWOBJ_EX = 2;   // (0: REDUCE)
 
 /** Higher-order callables: which positional argument they call at load time. */
 const CALLS_ARGUMENT: Record<string, number> = {
