@@ -12,7 +12,8 @@ const out = join(root, 'docs', 'images');
 // [screenshot, README image, crop of the 1400x900 screenshot {x, y, width, height}, scale]
 const IMAGES = [
   ['03-inspector-evil-pt.png', 'inspector-light.png', { x: 350, y: 70, width: 1050, height: 830 }, 0.6],
-  ['09-inspector-evil-pt-dark.png', 'inspector-dark.png', { x: 350, y: 70, width: 1050, height: 830 }, 0.6],
+  // the dark screenshot has evil.pt in both editor groups: the second one, scrolled to the top
+  ['09-inspector-evil-pt-dark.png', 'inspector-dark.png', { x: 875, y: 70, width: 525, height: 830 }, 0.75],
   ['02b-status-quick-pick.png', 'problems-light.png', { x: 0, y: 0, width: 1400, height: 900 }, 0.55],
 ];
 mkdirSync(out, { recursive: true });

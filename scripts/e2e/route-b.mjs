@@ -27,15 +27,16 @@ function makeChecks() {
 }
 
 /** The document inside the Inspector webview whose header names `fileName` (webviews are nested iframes). */
-async function inspectorFrame(page, fileName, timeoutMs = 90_000) {
-  return waitFor(`the Model Inspector for ${fileName}`, async () => {
+async function inspectorFrame(page, fileName, timeoutMs = 90_000, count = 1) {
+  return waitFor(`${count > 1 ? `${count} Model Inspectors` : 'the Model Inspector'} for ${fileName}`, async () => {
+    const found = [];
     for (const f of page.frames()) {
       try {
         const h1 = await f.$('main#app h1');
-        if (h1 && (await h1.textContent()) === fileName && (await f.$('#verdict'))) return f;
+        if (h1 && (await h1.textContent()) === fileName && (await f.$('#verdict'))) found.push(f);
       } catch { /* frame navigated away */ }
     }
-    return undefined;
+    return found.length >= count ? found[found.length - 1] : undefined;
   }, timeoutMs, 500);
 }
 
@@ -245,8 +246,9 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
         /Dark Modern/.test((await page.locator('.quick-input-list .monaco-list-row').first().getAttribute('aria-label').catch(() => '')) ?? ''), 15_000, 250);
       await page.keyboard.press('Enter');
       await waitFor('a dark workbench', async () => page.evaluate(() => document.querySelector('.monaco-workbench')?.classList.contains('vs-dark')), 30_000, 250);
+      // evil.pt is open in the first editor group already: this opens a second Inspector of it, in the active group
       await quickOpen(page, FILES.evil);
-      const frame = await inspectorFrame(page, 'evil.pt');
+      const frame = await inspectorFrame(page, 'evil.pt', 90_000, 2);
       await frame.waitForSelector('#danger code.call');
       await frame.evaluate(() => window.scrollTo(0, 0));
       await shot(page, '09-inspector-evil-pt-dark.png');
