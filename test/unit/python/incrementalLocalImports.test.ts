@@ -119,4 +119,27 @@ describe('incremental analysis with function-local imports', function () {
     tree.delete();
     assert.ok(incremental >= 5, `${incremental} of 6 edits analysed incrementally`);
   });
+
+  it('a file-wide suppression typed in one function silences the findings everywhere, and removing it brings them back', async function () {
+    const parser = await getParser();
+    let text = program(12);
+    let tree = parseSync(parser, text);
+    let issues = analyzePython(tree, text, {});
+    assert.ok(issues.length > 10, `${issues.length} findings before`);
+    const at = text.indexOf('    model.update(data)') + '    model.update(data)'.length;
+    const comment = '\n# safe-weights: ignore-file';
+    for (const [del, ins] of [[0, comment], [comment.length, ''], [0, comment]] as const) {
+      const next = text.slice(0, at) + ins + text.slice(at + del);
+      editTreeAt(tree, at, at + del, ins, posAt(text, at), posAt(text, at + del));
+      const nextTree = parseSync(parser, next, tree);
+      const inc = analyzePythonAfterEdit({ text, issues }, tree, nextTree, next, { start: at, oldEnd: at + del, newEnd: at + ins.length },
+        nextTree.getChangedRanges(tree), {}, () => undefined);
+      const full = analyzePython(nextTree, next, {});
+      assert.equal(full.length === 0, ins !== '', 'the fresh analysis honours the suppression');
+      if (inc) assert.deepEqual(normal(inc), normal(full), ins ? 'added' : 'removed');
+      tree.delete();
+      tree = nextTree; text = next; issues = inc ?? full;
+    }
+    tree.delete();
+  });
 });
