@@ -624,23 +624,34 @@ function moduleBindings(tree: Tree, text: (a: number, b: number) => string, lo: 
 function lineStart(text: string, at: number): number { return text.lastIndexOf('\n', at - 1) + 1; }
 function lineEnd(text: string, at: number): number { const i = text.indexOf('\n', at); return i < 0 ? text.length : i + 1; }
 
-/**
- * Findings for `text` after one edit, reusing `prev` (the findings of the text before it) outside the lines
- * and top-level statements the edit and the re-parse touched: only calls in those are analyzed again.
- * Returns undefined when the edit could change how names resolve elsewhere; the caller then analyzes the
- * whole program. `changed`: the parse tree's changed ranges (new text offsets); `oldTree`: the tree of
- * prev.text. `refresh` rebuilds the on-demand edits of a reused finding (they refer to the tree of the
- * analysis that made them).
- */
-// whether a text mentions `ignore-file`, for the last two texts asked about: each keystroke asks about the text
-// before it (asked about last time) and the new one (two whole-text searches were ~0.4 ms per keystroke, 10k lines)
-const ignoreFileSeen: [string, boolean][] = [];
+// Facts about a program text that are asked about again and again, kept for the last two texts: a keystroke asks
+// about the text before it (asked about last time) and the new one. The same string object is found at once;
+// another text is told apart by its length or its first different character.
+interface TextFacts { ignoreFile?: boolean; asNames: Map<string, boolean> }
+const factsSeen: [string, TextFacts][] = [];
+function factsOf(text: string): TextFacts {
+  const i = factsSeen.findIndex(([t]) => t === text);
+  const entry = i >= 0 ? factsSeen.splice(i, 1)[0] : [text, { asNames: new Map() }] as [string, TextFacts];
+  factsSeen.unshift(entry);
+  factsSeen.length = Math.min(factsSeen.length, 2);
+  return entry[1];
+}
+
+/** Whether a text mentions `ignore-file` (two whole-text searches per keystroke were ~0.4 ms on 10,000 lines). */
 function mentionsIgnoreFile(text: string): boolean {
-  for (const [t, v] of ignoreFileSeen) if (t === text) return v;   // (the same object is found at once; another text by its length or first different character)
-  const v = text.includes('ignore-file');
-  ignoreFileSeen.unshift([text, v]);
-  ignoreFileSeen.length = Math.min(ignoreFileSeen.length, 2);
-  return v;
+  const f = factsOf(text);
+  return (f.ignoreFile ??= text.includes('ignore-file'));
+}
+
+/** Whether `with open(...) as name:` could bind `name` in this text: only where it says `as name`. One search per
+ *  name and text instead of a climb through each load's ancestors (~4 ms of a whole-file analysis of issue 12's
+ *  file, 1,666 loads of `path`). Names other than ASCII words are always climbed for. */
+function mayBeWithTarget(text: string, name: string): boolean {
+  if (!/^[A-Za-z_]\w*$/.test(name)) return true;
+  const seen = factsOf(text).asNames;
+  let found = seen.get(name);
+  if (found === undefined) seen.set(name, (found = new RegExp(`\\bas[\\s\\\\]+${name}\\b`).test(text)));
+  return found;
 }
 
 // the fields the copy of a reused finding (analyzePythonAfterEdit) writes: a field added to CodeIssue or CodeFix
@@ -649,6 +660,14 @@ const COPIED_ISSUE_FIELDS: Record<keyof CodeIssue, true> = { rule: true, severit
 const COPIED_FIX_FIELDS: Record<keyof CodeFix, true> = { title: true, edits: true, preferred: true, role: true };
 void COPIED_ISSUE_FIELDS; void COPIED_FIX_FIELDS;
 
+/**
+ * Findings for `text` after one edit, reusing `prev` (the findings of the text before it) outside the lines
+ * and top-level statements the edit and the re-parse touched: only calls in those are analyzed again.
+ * Returns undefined when the edit could change how names resolve elsewhere; the caller then analyzes the
+ * whole program. `changed`: the parse tree's changed ranges (new text offsets); `oldTree`: the tree of
+ * prev.text. `refresh` rebuilds the on-demand edits of a reused finding (they refer to the tree of the
+ * analysis that made them).
+ */
 export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[] }, oldTree: Tree, tree: Tree, text: string,
   change: TextChange, changed: { startIndex: number; endIndex: number }[], opts: AnalyzeOptions,
   refresh: (start: number, rule: string) => CodeIssue | undefined): CodeIssue[] | undefined {
@@ -794,19 +813,6 @@ function pathArgument(ctx: Ctx, first: Node): { value: string; start: number; en
     }
   }
   return undefined;
-}
-
-// `with open(...) as name:` binds a load's argument only where the text says `as name`: one search per name and
-// text instead of a climb through each load's ancestors (~4 ms of a whole-file analysis of issue 12's file,
-// 1,666 loads of `path`). Names other than ASCII words are always climbed for.
-let asText = '';
-const asNames = new Map<string, boolean>();
-function mayBeWithTarget(text: string, name: string): boolean {
-  if (!/^[A-Za-z_]\w*$/.test(name)) return true;
-  if (text !== asText) { asText = text; asNames.clear(); }   // (the same string object while one text is analysed)
-  let found = asNames.get(name);
-  if (found === undefined) asNames.set(name, (found = new RegExp(`\\bas[\\s\\\\]+${name}\\b`).test(text)));
-  return found;
 }
 
 const isTrue = (n: Node | undefined): boolean => n?.type === 'true';

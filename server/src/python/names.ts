@@ -96,21 +96,20 @@ export class NameResolver {
    * inside other top-level functions bind nothing visible there, so they are not looked at in the tree (a file
    * with a local `import torch` in each of 1,000 functions); importBoundNames still lists their names.
    */
-  private bodies: [number, number][] | undefined;
-  private fnBodies: [number, number][] = [];
+  private bodies: BodySpan[] | undefined;
+  private fnBodies: BodySpan[] = [];
 
   /** With a region: the bodies of the top-level functions and classes outside it, sorted. What they bind is in
    *  their own scopes (a `global` there too: names.ts gives it the function's scope), never visible in the region.
    *  `fnBodies` gets the functions' among them. */
-  private otherBodies(): [number, number][] {
+  private otherBodies(): BodySpan[] {
     if (this.bodies) return this.bodies;
     const [lo, hi] = this.region!;
-    const out: [number, number][] = [];
+    const out: BodySpan[] = [];
     for (const b of this.topBodies ?? listBodies(this.tree)) {
       if (b[0] < hi && b[1] > lo) continue;
-      const span: [number, number] = [b[0], b[1]];
-      out.push(span);
-      if (b[2]) this.fnBodies.push(span);
+      out.push(b);
+      if (b[2]) this.fnBodies.push(b);
     }
     return (this.bodies = out);
   }
@@ -525,11 +524,6 @@ export function dottedChain(node: Node): string[] | null {
   return null;
 }
 
-/**
- * Statements of the given types that start where `re` matches (a textual pre-selection: much faster than a
- * full-tree descendantsOfType on large files). Matches inside strings or comments find no such statement.
- */
-/** Whether `at` lies in one of the sorted, disjoint ranges. */
 /** A top-level definition's body: start, end, and whether the definition is a function (not a class). */
 export type BodySpan = [number, number, boolean];
 
@@ -538,8 +532,9 @@ function listBodies(tree: Tree, from = 0, to = Infinity): BodySpan[] {
   const out: BodySpan[] = [];
   const root = tree.rootNode;
   // the whole file: one `children` call (cheaper than a sibling walk); a range: from its first statement on
-  const tops = from === 0 && to === Infinity ? root.children : [];
-  if (!tops.length) for (let t = root.firstChildForIndex(from); t && t.startIndex < to; t = t.nextSibling) tops.push(t);
+  let tops: (Node | null)[] = [];
+  if (from === 0 && to === Infinity) tops = root.children;
+  else for (let t = root.firstChildForIndex(from); t && t.startIndex < to; t = t.nextSibling) tops.push(t);
   for (const top of tops) {
     const def = top?.type === 'decorated_definition' ? top.childForFieldName('definition') : top;
     if (def?.type !== 'function_definition' && def?.type !== 'class_definition') continue;
@@ -568,7 +563,8 @@ export function carryBodies(oldTree: Tree, tree: Tree, lo: number, hi: number, o
   return out;
 }
 
-function insideAny(ranges: [number, number][], at: number): boolean {
+/** Whether `at` lies in one of the sorted, disjoint ranges. */
+function insideAny(ranges: readonly (readonly [number, number, ...unknown[]])[], at: number): boolean {
   let lo = 0, hi = ranges.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
@@ -579,6 +575,10 @@ function insideAny(ranges: [number, number][], at: number): boolean {
   return false;
 }
 
+/**
+ * Statements of the given types that start where `re` matches (a textual pre-selection: much faster than a
+ * full-tree descendantsOfType on large files). Matches inside strings or comments find no such statement.
+ */
 export function findStatements(tree: Tree, text: string, re: RegExp, types: string[], skip?: (at: number) => boolean): Node[] {
   const out: Node[] = [];
   const seen = new Set<number>();
