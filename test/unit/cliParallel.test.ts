@@ -10,7 +10,9 @@ import { REPO_ROOT, generatedFixturesOrSkip, requireBuilt } from '../setup';
 import { PickleAsm, osSystemPickle, torchLikeStateDict } from './models/pickleAsm';
 import { torchZip } from './models/zipAsm';
 import { runScan } from '../../server/src/cli/main';
-import { threadCount } from '../../server/src/cli/scanPool';
+import { scanAll, threadCount } from '../../server/src/cli/scanPool';
+import { zipTuning } from '../../server/src/models/scan';
+import { defaultConfig } from '../../server/src/config';
 
 interface Doc { files: { path: string; verdict: string; findings: { rule: string }[] }[] }
 
@@ -81,6 +83,21 @@ describe('CLI directory scan on worker threads', function () {
     assert.equal(two.code, 1);
     // the version field may differ between the bundle and the compiled tree; compare the compiled runs only
     assert.equal(two.stdout, one.stdout);
+  });
+
+  it('a scan of several model files reads zip directories without the zip worker, and puts the setting back after; one file keeps the worker', async function () {
+    const before = zipTuning.parallelDirectoryBytes;
+    assert.ok(Number.isFinite(before));
+    const seen = async (paths: string[]) => {
+      const during: number[] = [];
+      const files = paths.map((p) => ({ path: join(dir, 'mine', p), kind: 'model' as const }));
+      const out = await scanAll({ files, cfg: defaultConfig(), sha256: false }, () => during.push(zipTuning.parallelDirectoryBytes), 1);
+      assert.equal(out.length, paths.length);
+      assert.equal(zipTuning.parallelDirectoryBytes, before);
+      return during;
+    };
+    assert.deepEqual(await seen(['weights.pt', 'evil.pkl']), [Infinity, Infinity]);
+    assert.deepEqual(await seen(['weights.pt']), [before]);
   });
 
   it('without --jobs: one thread per 100 files, at most 4, one per core for Python files and one core fewer for model files; --jobs is bounded by the file count', function () {

@@ -3,9 +3,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DiscoveredFile } from '../models/discovery';
 import type { LoadedConfig } from '../config';
-import { portableReport, scanOne } from './scanPool';
+import { portableReport, readZipDirectoriesInThread, scanOne } from './scanPool';
 
 const { files, cfg, sha256, next } = workerData as { files: DiscoveredFile[]; cfg: LoadedConfig; sha256: boolean; next: Int32Array };
+readZipDirectoriesInThread();   // a worker only runs in a scan of many files
 
 async function run(): Promise<void> {
   for (let i = Atomics.add(next, 0, 1); i < files.length; i = Atomics.add(next, 0, 1)) {
