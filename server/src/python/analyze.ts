@@ -654,6 +654,16 @@ function mayBeWithTarget(text: string, name: string): boolean {
   return found;
 }
 
+/** The finding of the previous analysis that a reused finding was copied from (analyzePythonAfterEdit), for the
+ *  language server to reuse what it built for that one (lsp/diagnostics.ts). Read once with takeMovedFrom: each
+ *  entry is dropped when read, so a finding never keeps a chain of its earlier copies alive. */
+const movedFrom = new WeakMap<CodeIssue, CodeIssue>();
+export function takeMovedFrom(issue: CodeIssue): CodeIssue | undefined {
+  const from = movedFrom.get(issue);
+  if (from) movedFrom.delete(issue);
+  return from;
+}
+
 // the fields the copy of a reused finding (analyzePythonAfterEdit) writes: a field added to CodeIssue or CodeFix
 // fails to compile here until the copy handles it
 const COPIED_ISSUE_FIELDS: Record<keyof CodeIssue, true> = { rule: true, severity: true, message: true, start: true, end: true, fixes: true, path: true, convertEdits: true, loadSite: true };
@@ -741,6 +751,7 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
         fixes.push(fix);
       }
       const moved: CodeIssue = { rule: i.rule, severity: i.severity, message: i.message, start, end, fixes };
+      movedFrom.set(moved, i);
       if (i.path) moved.path = { value: i.path.value, start: shift(i.path.start)!, end: shift(i.path.end)! };
       if (i.convertEdits) moved.convertEdits = () => refresh(start, i.rule)?.convertEdits?.() ?? [];
       if (i.loadSite) moved.loadSite = () => refresh(start, i.rule)?.loadSite?.();
