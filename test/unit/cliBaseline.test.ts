@@ -7,6 +7,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeneratedFixtures, generatedFixturesOrSkip, requireBuilt } from '../setup';
+import { applyBaseline, makeBaseline, recordedPath } from '../../server/src/cli/baseline';
+import type { FileReport } from '../../server/src/models/types';
 
 interface Manifest { files: Record<string, { sha256: string; callable: string | null }> }
 interface Out { files: { path: string; verdict: string; findings: { rule: string; severity: string; global?: string; offset?: number; line?: number }[] }[] }
@@ -123,5 +125,29 @@ describe('CLI baseline: fail only on new findings', function () {
     r = run('scan', '--baseline', 'a.json', '--write-baseline', 'b.json', '.');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /do not go together/);
+  });
+});
+
+describe('baseline entries of remote targets', () => {
+  // a remote file's report carries the URL it was scanned under; the record must not depend on where the
+  // baseline file lives or where the scan runs (path.resolve would make "hf://..." a local path under the cwd)
+  const URL = 'hf://org/model@0123456789abcdef0123456789abcdef01234567/pytorch_model.bin';
+  const report = (): FileReport => ({
+    path: URL, kind: 'model', format: 'pytorch-zip', verdict: 'dangerous', summary: '', weightsOnly: 'refused',
+    findings: [{ rule: 'SW001', severity: 'dangerous', message: 'os.system is called', global: 'os.system', member: 'archive/data.pkl', offset: 40 }],
+    globals: [], tensors: [], tensorCount: 0,
+  } as unknown as FileReport);
+
+  it('records the URL itself, and a baseline kept in another folder still matches it', () => {
+    const a = mkdtempSync(join(tmpdir(), 'sw-bl-a-')), b = mkdtempSync(join(tmpdir(), 'sw-bl-b-'));
+    try {
+      assert.equal(recordedPath(URL, a), URL);
+      const written = makeBaseline([report()], join(a, 'baseline.json'));
+      assert.deepEqual(written.findings.map((e) => e.path), [URL]);
+      const fresh = [report()];
+      const { removed } = applyBaseline(fresh, written, join(b, 'sub', 'baseline.json'));
+      assert.equal(removed, 1);
+      assert.equal(fresh[0].findings.length, 0);
+    } finally { rmSync(a, { recursive: true, force: true }); rmSync(b, { recursive: true, force: true }); }
   });
 });

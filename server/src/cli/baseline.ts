@@ -10,14 +10,18 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CodeFinding, FileReport, Finding } from '../models/types';
+import { isRemoteTarget } from '../models/remote/hub';
 
 export const BASELINE_VERSION = 1;
 
 export interface BaselineEntry { fingerprint: string; path: string; rule: string; global?: string; member?: string; code?: string; message: string }
 export interface BaselineFile { tool: 'safe-weights'; version: number; findings: BaselineEntry[] }
 
-/** Path of a scanned file as recorded: relative to the baseline file's folder, with forward slashes. */
+/** Path of a scanned file as recorded: relative to the baseline file's folder, with forward slashes; a remote
+ *  target (`hf://org/repo@<commit>/file`, `https://...`) as the URL it was scanned under, which does not depend on
+ *  where the scan runs. */
 export function recordedPath(file: string, baselineDir: string): string {
+  if (isRemoteTarget(file)) return file;
   return path.relative(baselineDir, path.resolve(file)).split(path.sep).join('/');
 }
 
