@@ -138,7 +138,9 @@
     let params = 0, bytes = 0;
     /** @type {Map<string, {n: number, bytes: number}>} */ const dtypes = new Map();
     for (const t of rows) {
-      params += t.numel; bytes += t.bytes;
+      // (a sparse tensor's shape is its dense size, not what it stores: left out of the parameter count)
+      if (!t.sparse) params += t.numel;
+      bytes += t.bytes;
       const d = dtypes.get(t.dtype) || { n: 0, bytes: 0 };
       d.n++; d.bytes += t.bytes; dtypes.set(t.dtype, d);
     }
@@ -160,9 +162,10 @@
       const numel = shape.reduce((a, b) => a * (typeof b === 'number' ? b : 0), 1);
       const shapeText = `[${shape.join(', ')}]`;
       const name = String(t.name ?? '');
-      const dtype = String(t.dtype ?? '');
+      // a sparse tensor: its values' dtype and its layout ("float32 sparse_coo"); bytes are its indices' and values'
+      const dtype = String(t.dtype ?? '') + (typeof t.layout === 'string' && t.layout ? ` ${t.layout}` : '');
       // `hay` (the lower-cased search text) is built on the first filter, not for every report
-      return { index, name, dtype, shape: shapeText, numel, bytes: typeof t.bytes === 'number' ? t.bytes : 0, hay: '' };
+      return { index, name, dtype, shape: shapeText, numel, bytes: typeof t.bytes === 'number' ? t.bytes : 0, sparse: !!t.layout, hay: '' };
     });
   }
 

@@ -224,6 +224,26 @@ test('shows strings from the model file as text: no element, handler or script i
   await page.close();
 });
 
+test('a sparse tensor shows its layout beside its dtype and its stored bytes, outside the parameter count', async () => {
+  const { page, events, send } = await openInspector();
+  await send({ type: 'report', fileName: 'emb.pt', canConvert: true, report: report({
+    verdict: 'safe', summary: 'Only tensor-rebuilding globals.', findings: [], globals: [],
+    weightsOnly: { loads: true, reason: 'only allowlisted globals' },
+    tensors: [{ name: 'emb', dtype: 'float32', shape: [1000, 1000], bytes: 280, layout: 'sparse_coo' },
+      { name: 'w', dtype: 'float32', shape: [3, 2], bytes: 24, storageKey: 'emb/data/2', offset: 0 }], tensorCount: 2 }) });
+  await page.waitForSelector('#fact-params');
+  assert.equal(await page.textContent('#fact-params'), '6');
+  assert.equal(await page.textContent('#fact-tensor-bytes'), '304 bytes');
+  assert.equal(await page.textContent('#fact-dtypes'), 'float32 sparse_coo × 1, float32 × 1');
+  await page.click('#tab-tensors');
+  await page.waitForSelector('.vt-body .vt-row');
+  const body = await page.textContent('.vt-body');
+  assert.match(body, /emb\s*float32 sparse_coo\s*\[1000, 1000\]/);
+  await page.screenshot({ path: join(root, 'test-results', 'screenshots', 'webview-sparse.png') });
+  assert.deepEqual(events.errors, []);
+  await page.close();
+});
+
 test('keeps a 50,000-row tensor table virtualised, filterable and sortable', async () => {
   const { page, events } = await openInspector();
   // the report is built inside the page: 50k objects through the test driver's serializer would dominate the time

@@ -57,6 +57,7 @@ export interface TensorInfo {
   bytes: number;         // bytes the tensor itself covers (numel * element size)
   storageKey?: string;   // e.g. zip member "archive/data/0", or a legacy storage key
   offset?: number;       // element offset into the storage / absolute byte offset (safetensors, gguf)
+  layout?: string;       // a sparse tensor's layout ("sparse_coo", "sparse_csr"); bytes are then its indices' and values'
 }
 
 export interface PickleStreamReport {

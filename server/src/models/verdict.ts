@@ -92,6 +92,8 @@ export function finalize(ctx: ScanContext): void {
         const inline = table.inline(i);
         if (st) { info.storageKey = root ? `${root}/data/${st.key}` : st.key; info.offset = table.storageOffset(i); }
         else if (inline) info.offset = inline.offset;
+        const layout = table.sparseLayout(i);
+        if (layout) info.layout = layout;
         out.push(info);
       }
       return out;

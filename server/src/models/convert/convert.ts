@@ -107,9 +107,11 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     const why = structure ? structure.unsupported.slice(0, 5).join('; ') + (structure.unsupportedCount > 5 ? `; and ${structure.unsupportedCount - 5} more` : '') : 'the checkpoint has no main pickle';
     throw new ConvertRefused(`cannot keep the whole checkpoint ${input}: ${why}`);
   }
+  // a sparse tensor's row is not converted: the structure says why it is left out (safetensors holds dense tensors)
+  const dense = detail.tensors.filter((t) => t.kind !== 'sparse');
   const picked = opts.structure
-    ? { selected: detail.tensors.map((t) => ({ name: storedName(t.name), t })), dropped: [] as string[] }
-    : unwrap(detail.tensors);
+    ? { selected: dense.map((t) => ({ name: storedName(t.name), t })), dropped: [] as string[] }
+    : unwrap(dense);
   const { dropped } = picked;
   // a tensors-only conversion leaves out every other value, and the objects whose tensors it takes (their code)
   const leftOut = opts.structure ? [] : [...(structure?.unsupported ?? []), ...(structure?.nonTensors ?? [])];
@@ -287,7 +289,7 @@ export async function planConversion(input: string, allowGlobals?: readonly stri
     const refusal = refusalReason(rep)
       ?? (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy' && rep.format !== 'pytorch-legacy-tar' ? `${rep.format} files are not converted` : undefined)
       ?? (rep.tensorsTruncated ? 'the checkpoint holds more tensors than the inventory limit' : undefined)
-      ?? (detail.tensors.length === 0 ? 'it holds no tensors' : undefined);
+      ?? (!detail.tensors.some((t) => t.kind !== 'sparse') ? 'it holds no tensors' : undefined);
     if (refusal) return { refusal };
     const main = mainRun(detail);
     const structure = main ? readStructure(main, new Map(detail.tensors.map((t) => [t.name, t]))) : undefined;

@@ -27,7 +27,11 @@ export interface ExtractedTensor {
   /** numpy arrays kept inline in the stream (joblib) or as bytes (numpy reconstruct) */
   inline?: { offset: number; byteLength: number };
   requiresGrad: boolean;
-  kind: 'tensor' | 'parameter' | 'ndarray';
+  kind: 'tensor' | 'parameter' | 'ndarray' | 'sparse';
+  /** A sparse tensor (kind 'sparse'): its layout ("sparse_coo", "sparse_csr"...) and the bytes of the index and
+   *  value tensors it is stored as (it has no storage of its own; shape is its dense size). */
+  layout?: string;
+  dataBytes?: number;
 }
 
 export const STORAGE_DTYPES: Record<string, [string, number]> = {
@@ -225,7 +229,12 @@ export class TensorTable {
   stride(i: number): number[] { return this.layouts[this.layout.get(i)][1]; }
   storageIndex(i: number): number { return this.storage.get(i); }
   storageOffset(i: number): number { const o = this.offset.get(i); return o >= 0 ? o : this.bigOffsets.get(i)!; }
-  bytes(i: number): number { return numel(this.shape(i)) * this.elementSize(i); }
+  bytes(i: number): number {
+    const sparse = this.flags.get(i) & F_OBJECT ? this.objects.get(i)?.dataBytes : undefined;
+    return sparse ?? numel(this.shape(i)) * this.elementSize(i);
+  }
+  /** The layout of a sparse tensor's row ("sparse_coo"...), undefined for a dense one. */
+  sparseLayout(i: number): string | undefined { return this.flags.get(i) & F_OBJECT ? this.objects.get(i)?.layout : undefined; }
   /** Elements of storage the strided view touches (0 for empty tensors). */
   extent(i: number): number { return extentOf(this.shape(i), this.stride(i), this.storageOffset(i)); }
   /** Where an object row's data is (joblib / numpy arrays kept in the stream). */
@@ -642,7 +651,7 @@ class Reader {
         if (inner < 0 || ar.kind[inner] !== K.CALL || !this.tensorOf(inner, depth + 1)) return false;
         const grad = ar.tupleItem(args, 1) !== H_FALSE;
         const obj = this.tObject as Omit<ExtractedTensor, 'name'> | undefined;
-        if (obj) this.tObject = { ...obj, requiresGrad: grad, kind: 'parameter' };
+        if (obj) this.tObject = { ...obj, requiresGrad: grad, kind: obj.kind === 'sparse' ? 'sparse' : 'parameter' };
         else this.tFlags = (grad ? F_GRAD : 0) | F_PARAM;
         return true;
       }
@@ -655,9 +664,45 @@ class Reader {
       }
       case FN_NUMPY:
         return this.numpyArrayOf(call);
+      case FN_SPARSE:
+        return this.sparseTensor(args, depth);
       default:
         return false;
     }
+  }
+
+  /** torch._utils._rebuild_sparse_tensor(layout, data) and _rebuild_sparse_csr_tensor(layout, data): `data` holds
+   *  the index tensors, the value tensor, then the dense size (a tuple, or torch.Size of one). One row of kind
+   *  'sparse' (dtype of the values, shape the dense size, bytes those of its component tensors, no storage of its
+   *  own); the components are read, not listed, as torch.load returns only the sparse tensor. */
+  sparseTensor(args: number, depth: number): boolean {
+    const ar = this.ar;
+    const layoutCall = ar.tupleItem(args, 0), data = ar.tupleItem(args, 1);
+    if (data < 0 || ar.kind[data] !== K.TUPLE || ar.c[data] < 3) return false;
+    const n = ar.c[data];
+    let size = ar.tupleItem(data, n - 1);
+    if (size >= 0 && ar.kind[size] === K.CALL) {
+      const g = ar.kind[ar.a[size]] === K.GLOBAL ? this.global(ar.a[size]) : undefined;
+      const inner = ar.c[size];
+      size = g && g.module === 'torch' && g.name === 'Size' && ar.kind[inner] === K.TUPLE ? ar.tupleItem(inner, 0) : -1;
+    }
+    const shape = size < 0 ? undefined : this.ints(size);
+    if (!shape) return false;
+    let bytes = 0, dtype = '', elementSize = 0;
+    for (let i = 0; i < n - 1; i++) {
+      const part = ar.tupleItem(data, i);
+      if (part < 0 || ar.kind[part] !== K.CALL || !this.tensorOf(part, depth + 1) || this.tObject) return false;
+      // (the last component is the value tensor: its dtype is the sparse tensor's)
+      bytes += numel(this.tShape) * this.tSize; dtype = this.tDtype; elementSize = this.tSize;
+    }
+    // the layout: torch.serialization._get_layout("torch.sparse_coo")
+    let layout: string | undefined;
+    if (layoutCall >= 0 && ar.kind[layoutCall] === K.CALL && ar.kind[ar.c[layoutCall]] === K.TUPLE) {
+      const t = this.text(ar.tupleItem(ar.c[layoutCall], 0));
+      if (t && /^torch\.sparse_\w+$/.test(t)) layout = t.slice('torch.'.length);
+    }
+    this.tObject = { dtype, elementSize, shape: [...shape], stride: [], storageOffset: 0, requiresGrad: false, kind: 'sparse', layout: layout ?? 'sparse', dataBytes: bytes };
+    return true;
   }
 
   /** torch._utils._rebuild_tensor*(storage, offset, size, stride, requires_grad, ...) with `args` a tuple. */
@@ -746,8 +791,9 @@ class Reader {
 }
 
 // the callees the walker understands (anything else is walked as an object)
-const FN_NONE = 0, FN_TENSOR = 1, FN_TENSOR_V3 = 2, FN_PARAMETER = 3, FN_FROM_TYPE = 4, FN_NUMPY = 5;
+const FN_NONE = 0, FN_TENSOR = 1, FN_TENSOR_V3 = 2, FN_PARAMETER = 3, FN_FROM_TYPE = 4, FN_NUMPY = 5, FN_SPARSE = 6;
 const FN_CODE = new Map<string, number>([
+  [REBUILD + '_rebuild_sparse_tensor', FN_SPARSE], [REBUILD + '_rebuild_sparse_csr_tensor', FN_SPARSE],
   [REBUILD + '_rebuild_tensor', FN_TENSOR], [REBUILD + '_rebuild_tensor_v2', FN_TENSOR], [REBUILD + '_rebuild_qtensor', FN_TENSOR],
   [REBUILD + '_rebuild_tensor_v3', FN_TENSOR_V3],
   [REBUILD + '_rebuild_parameter', FN_PARAMETER], [REBUILD + '_rebuild_parameter_with_state', FN_PARAMETER], ['torch.nn.parameter.Parameter', FN_PARAMETER],
