@@ -14,8 +14,8 @@
 // link messages, dense link / attribute storage (fractal heap + v2 B-tree name index, libver='latest' or
 // track_order files with many links or attributes), attribute messages, global-heap variable-length strings. This
 // module reads exactly those over a ByteSource, a few bytes at a time: nothing is read whole, every count and size is
-// bounded by the file, every object is visited once (hard links may form cycles). What it does not read (huge or
-// filtered fractal-heap objects) is reported, not skipped silently.
+// bounded by the file, every object is visited once (hard links may form cycles). What it does not read (filtered
+// fractal-heap objects) is reported, not skipped silently.
 import type { TensorInfo } from '../types';
 import type { ByteSource } from '../source';
 
@@ -439,7 +439,7 @@ class Reader {
   /**
    * Dense storage: every record of the v2 B-tree name index (`type` 5: links, 8: attributes) names a heap ID in the
    * fractal heap; each object there is one link or attribute message, handed to `each`. Managed objects in direct
-   * blocks (the root block or an indirect block's rows) and tiny objects are read; huge objects and filtered heaps
+   * blocks (the root block or an indirect block's rows), huge objects and tiny objects are read; filtered heaps
    * are not (an error says so).
    */
   denseObjects(d: { heap: number; btree: number }, type: number, each: (b: Buf) => void): void {
@@ -484,10 +484,32 @@ class Reader {
         rows = Math.max(1, Math.round(Math.log2(blockSize(childRow) / startBlock)) - Math.log2(width) + 1);
       }
     };
+    // huge objects (larger than the heap's largest managed object) live outside the heap: the heap ID holds their
+    // address and length when it has room for both, else a key into the huge-object v2 B-tree (type 1 records:
+    // address, length, key), as libhdf5's H5HFhuge.c reads them
+    const hugeTree = h.addr(14 + l);
+    let hugeByKey: Map<number, [number, number]> | undefined;
+    const huge = (id: Buf): Buf => {
+      let addr: number, len: number;
+      if (idLen >= 1 + o + l) { addr = id.addr(1); len = id.len(1 + o); } else {
+        if (!hugeByKey) {
+          const found = new Map<number, [number, number]>();
+          this.btree2Records(hugeTree, 1, (rec) => { found.set(rec.uN(o + l, l), [rec.addr(0), rec.len(o)]); });
+          hugeByKey = found;
+        }
+        const hit = hugeByKey.get(id.uN(1, Math.min(idLen - 1, 8)));
+        if (!hit) throw new Hdf5Error('a huge fractal heap object is in no record of its B-tree');
+        [addr, len] = hit;
+      }
+      const b = this.read(addr, len);
+      if (b.length < len) throw new Hdf5Error('huge fractal heap object is truncated');
+      return b;
+    };
     const object = (id: Buf): Buf | undefined => {
       const kind = (id.u8(0) >> 4) & 3;
       if (kind === 2) { const n = (id.u8(0) & 0x0f) + 1; return new Buf(id.b.subarray(1, 1 + n), id.at + 1, o, l); }
-      if (kind !== 0) throw new Hdf5Error('huge objects in a fractal heap are not read');
+      if (kind === 1) return huge(id);
+      if (kind !== 0) throw new Hdf5Error('fractal heap ID of an unknown kind');
       const off = id.uN(1, offBytes), len = id.uN(1 + offBytes, lenBytes);
       const [addr, base] = locate(off);
       const rel = off - base;
