@@ -139,9 +139,9 @@ function pinDiagnostics(s: ServerState, pins: PinIssue[]): Diagnostic[] {
 }
 
 /** The diagnostic last built for a finding, or for the finding it was copied from after an edit. Each keystroke
- *  publishes every finding of the file again, nearly all of them copies at the same line and column: reusing their
- *  diagnostics saves building ~1,700 messages and objects per keystroke on issue 12's file (~1.5 ms with the garbage
- *  collection they caused, scripts/bench/code.mjs dense). */
+ *  publishes every finding of the file again, nearly all of them copies at the same line and column. Reusing their
+ *  diagnostics saves building ~1,700 messages and objects per keystroke on issue 12's file: measured in process,
+ *  1.1 ms for the 1,666 diagnostics against 1.7 ms (positions are still computed to compare), plus the garbage. */
 const built = new WeakMap<CodeIssue, { uri: string; diagnostic: Diagnostic }>();
 
 /** The diagnostic of a finding as configured (undefined when its rule is off), and the URI it belongs to. */
