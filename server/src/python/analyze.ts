@@ -958,7 +958,8 @@ function checkTorchLoad(ctx: Ctx): void {
     const why = args.splat
       ? 'torch.load(..., **kwargs) without a visible weights_only=True: the unpacked options may allow arbitrary unpickling.'
       : 'torch.load without weights_only=True unpickles arbitrary objects before torch 2.6 (and on later versions when TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set): a crafted checkpoint runs code.';
-    report(ctx, 'SW101', `${why} Add weights_only=True.`,
+    // (no "Add weights_only=True." here: the diagnostic opens with what to do, for this file when it was scanned)
+    report(ctx, 'SW101', why,
       [{ title: 'Add weights_only=True', preferred: !args.splat, edits: [edits.addKeyword(text, args.list, args.all, 'weights_only=True')], role: 'weights-only' }]);
   }
   const issue = ctx.out[ctx.out.length - 1];
