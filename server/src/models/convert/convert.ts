@@ -107,8 +107,7 @@ export async function convertToSafetensors(input: string, output: string, opts: 
     const why = structure ? structure.unsupported.slice(0, 5).join('; ') + (structure.unsupportedCount > 5 ? `; and ${structure.unsupportedCount - 5} more` : '') : 'the checkpoint has no main pickle';
     throw new ConvertRefused(`cannot keep the whole checkpoint ${input}: ${why}`);
   }
-  // a sparse tensor's row is not converted: the structure says why it is left out (safetensors holds dense tensors)
-  const dense = detail.tensors.filter((t) => t.kind !== 'sparse');
+  const dense = denseTensors(detail.tensors);
   const picked = opts.structure
     ? { selected: dense.map((t) => ({ name: storedName(t.name), t })), dropped: [] as string[] }
     : unwrap(dense);
@@ -281,6 +280,10 @@ export function mainRun(detail: Awaited<ReturnType<typeof scanModelFileDetailed>
   return undefined;
 }
 
+/** The rows a conversion can write: a sparse tensor's is not one (the structure says why it is left out:
+ *  safetensors holds dense tensors only). */
+function denseTensors(tensors: ExtractedTensor[]): ExtractedTensor[] { return tensors.filter((t) => t.kind !== 'sparse'); }
+
 /** What a tensors-only and a whole-checkpoint conversion would do, without writing anything (code actions ask). */
 export async function planConversion(input: string, allowGlobals?: readonly string[]): Promise<{ refusal?: string; shape?: 'flat' | 'nested'; structure?: CheckpointStructure }> {
   const detail = await scanModelFileDetailed(path.resolve(input), { sha256: false, allowGlobals });
@@ -289,7 +292,7 @@ export async function planConversion(input: string, allowGlobals?: readonly stri
     const refusal = refusalReason(rep)
       ?? (rep.format !== 'pytorch-zip' && rep.format !== 'pytorch-legacy' && rep.format !== 'pytorch-legacy-tar' ? `${rep.format} files are not converted` : undefined)
       ?? (rep.tensorsTruncated ? 'the checkpoint holds more tensors than the inventory limit' : undefined)
-      ?? (!detail.tensors.some((t) => t.kind !== 'sparse') ? 'it holds no tensors' : undefined);
+      ?? (denseTensors(detail.tensors).length === 0 ? 'it holds no tensors' : undefined);
     if (refusal) return { refusal };
     const main = mainRun(detail);
     const structure = main ? readStructure(main, new Map(detail.tensors.map((t) => [t.name, t]))) : undefined;

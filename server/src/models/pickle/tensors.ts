@@ -681,11 +681,7 @@ class Reader {
     if (data < 0 || ar.kind[data] !== K.TUPLE || ar.c[data] < 3) return false;
     const n = ar.c[data];
     let size = ar.tupleItem(data, n - 1);
-    if (size >= 0 && ar.kind[size] === K.CALL) {
-      const g = ar.kind[ar.a[size]] === K.GLOBAL ? this.global(ar.a[size]) : undefined;
-      const inner = ar.c[size];
-      size = g && g.module === 'torch' && g.name === 'Size' && ar.kind[inner] === K.TUPLE ? ar.tupleItem(inner, 0) : -1;
-    }
+    if (size >= 0 && ar.kind[size] === K.CALL) size = ar.calleeName(size) === 'torch.Size' && ar.kind[ar.c[size]] === K.TUPLE ? ar.tupleItem(ar.c[size], 0) : -1;
     const shape = size < 0 ? undefined : this.ints(size);
     if (!shape) return false;
     let bytes = 0, dtype = '', elementSize = 0;
@@ -697,7 +693,7 @@ class Reader {
     }
     // the layout: torch.serialization._get_layout("torch.sparse_coo")
     let layout: string | undefined;
-    if (layoutCall >= 0 && ar.kind[layoutCall] === K.CALL && ar.kind[ar.c[layoutCall]] === K.TUPLE) {
+    if (layoutCall >= 0 && ar.kind[layoutCall] === K.CALL && ar.calleeName(layoutCall) === 'torch.serialization._get_layout' && ar.kind[ar.c[layoutCall]] === K.TUPLE) {
       const t = this.text(ar.tupleItem(ar.c[layoutCall], 0));
       if (t && /^torch\.sparse_\w+$/.test(t)) layout = t.slice('torch.'.length);
     }
