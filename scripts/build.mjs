@@ -17,8 +17,6 @@ const entries = [
   { in: 'client/src/extension.ts', out: 'client.js', external: ['vscode'] },
   { in: 'server/src/server.ts', out: 'server.js' },
   { in: 'server/src/cli/main.ts', out: 'cli.js' },
-  // runs as its own process (node dist/lzma-worker.js): it must inline its decoder (see lzmaWorker.ts)
-  { in: 'server/src/models/formats/lzmaWorker.ts', out: 'lzma-worker.js' },
   { in: 'server/src/models/formats/zipWorker.ts', out: 'zip-worker.js' },
   // the CLI's directory scan threads (cli/scanPool.ts)
   { in: 'server/src/cli/scanWorker.ts', out: 'scan-worker.js' },

@@ -16,8 +16,7 @@ import { prng } from '../prng';
 
 // SW_FUZZ_SEED replays another seed; SW_FUZZ_VERBOSE=1 prints each input before it is scanned.
 const SEED = Number(process.env.SW_FUZZ_SEED ?? 20240611);
-// lzma-alone streams are decoded in a child process with its own timeout (about 1 s for small inputs):
-// the bound leaves room for that process to start and be killed on a loaded machine.
+// a loose bound per file: room for a loaded machine, still far below a decoder that spins
 const PER_FILE_MS = 5000;
 
 type Mutation = 'flip' | 'truncate' | 'insert' | 'length' | 'delete' | 'splice';

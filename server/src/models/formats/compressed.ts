@@ -5,10 +5,6 @@
 // or another container (a gzipped torch zip), scanned whole as a file of its own.
 import * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform } from 'node:stream';
-import { spawnSync } from 'node:child_process';
-import { Worker } from 'node:worker_threads';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { ByteSource, BytesSource, startsWith } from '../source';
 import { Cursor, runWithChunks } from '../pickle/cursor';
 import type { PickleRun } from '../pickle/machine';
@@ -18,6 +14,7 @@ import { add, DECOMPRESS_LIMIT, scanLimits, type ScanContext } from './context';
 import { machineOpts, pickleSequence, recordRun, useInventory } from './pickleRuns';
 import { isTarHeader, reportEscapingMember, tarStreamMembers } from './tar';
 import { looksLikeNpy } from './npy';
+import { unlzma } from './lzma';
 import { looksLikeGguf } from './gguf';
 import { looksLike7z } from './sevenZip';
 import { archiveLimits, memberRows, memberTooBig, nesting, scanArchiveMember } from './archives';
@@ -65,58 +62,6 @@ function inflateSmall(kind: 'gzip' | 'zlib' | 'joblib-zfile', src: ByteSource, f
   } catch { return undefined; }
 }
 
-let lzmaThread: Worker | undefined;
-let lzmaThreadFailed = false;
-let lzmaId = 0;
-let lzmaIdle: NodeJS.Timeout | undefined;
-
-/** An LZMA "alone" stream decoded on the lzma worker thread (lzmaWorker.ts): the decoded bytes, or undefined
- *  when no thread can run (then the caller decodes in a child process, as before). The thread's heap is
- *  limited as the child process's is; a decode that runs out of memory or past the timeout ends the thread
- *  (the next file starts a new one) and fails closed like a corrupt stream. */
-async function lzmaInThread(input: Uint8Array, cap: number): Promise<Uint8Array | undefined> {
-  if (lzmaThreadFailed) return undefined;
-  if (!lzmaThread) {
-    const script = [path.join(__dirname, 'lzma-worker.js'), path.join(__dirname, 'lzmaWorker.js')].find((f) => fs.existsSync(f));
-    if (!script) { lzmaThreadFailed = true; return undefined; }
-    try { lzmaThread = new Worker(script, { resourceLimits: { maxOldGenerationSizeMb: 768 } }); } catch { lzmaThreadFailed = true; return undefined; }
-    lzmaThread.on('error', () => undefined);
-  }
-  const w = lzmaThread;
-  clearTimeout(lzmaIdle);
-  const id = ++lzmaId;
-  w.ref();
-  try {
-    return await new Promise<Uint8Array>((resolve, reject) => {
-      const done = (): void => { clearTimeout(timer); w.off('message', onMessage); w.off('exit', onExit); };
-      const onMessage = (m: { id: number; out?: Uint8Array; tooBig?: boolean; error?: string }): void => {
-        if (m.id !== id) return;
-        done();
-        if (m.out) resolve(m.out);
-        else if (m.tooBig) reject(new DecompressionLimit(`lzma stream expands beyond ${cap} bytes`));
-        else reject(new Error(`lzma stream is corrupt: ${(m.error ?? '').slice(0, 200)}`));
-      };
-      const onExit = (): void => { done(); if (lzmaThread === w) lzmaThread = undefined; reject(new Error('lzma stream is corrupt: the decoder ran out of memory')); };
-      // LZMA-JS can spin on truncated input: the same time budget as the child process, then fail closed
-      const timer = setTimeout(() => { done(); if (lzmaThread === w) lzmaThread = undefined; void w.terminate(); reject(new Error('lzma stream is corrupt: decoding timed out')); },
-        1000 + Math.ceil(input.length / 1e6) * 2000);
-      w.on('message', onMessage);
-      w.on('exit', onExit);
-      w.postMessage({ id, input, cap });
-    });
-  } finally {
-    if (lzmaThread === w) {
-      w.unref();
-      // the files of one scan share the thread; a long-running language server does not keep an idle
-      // decoder's heap: the thread ends when no lzma stream followed within 10 s (250 ms was shorter than the
-      // gap between lzma files of one folder, so the bench corpus started a thread, ~40 ms, per lzma file)
-      clearTimeout(lzmaIdle);
-      lzmaIdle = setTimeout(() => { if (lzmaThread === w) { lzmaThread = undefined; void w.terminate(); } }, 10_000);
-      lzmaIdle.unref();
-    }
-  }
-}
-
 /** Decompressed bytes of the stream starting at `start`, in chunks; throws DecompressionLimit past `limit`. */
 export async function* decompressedChunks(kind: Compression, src: ByteSource, start: number, limit: number): AsyncGenerator<Uint8Array> {
   let produced = 0;
@@ -126,7 +71,7 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     yield c;
   };
   if (kind === 'lzma') {
-    // LZMA "alone" has no streaming decoder in a maintained pure-JS library: decode whole, bounded by its header.
+    // LZMA "alone": decoded whole, in this thread, by lzma.ts, within the cap (and the header's declared size)
     const head = src.read(start, 13);
     let declared = 0;
     for (let i = 12; i >= 5; i--) declared = declared * 256 + head[i];
@@ -134,20 +79,11 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     const cap = Math.min(limit, 256 << 20);
     if (!unknown && declared > cap) throw new DecompressionLimit(`lzma stream declares ${declared} bytes (limit ${cap})`);
     if (src.size - start > 256 << 20) throw new DecompressionLimit('lzma stream too large to decode in memory');
-    const worker = [path.join(__dirname, 'lzma-worker.js'), path.join(__dirname, 'lzmaWorker.js')].find((f) => fs.existsSync(f));
-    if (!worker) throw new Error('lzma decoder is missing from this build');
-    const threaded = await lzmaInThread(src.read(start, src.size - start), cap);
-    if (threaded) { yield* guard(threaded); return; }
-    const res = spawnSync(process.execPath, ['--max-old-space-size=768', worker], {
-      input: src.read(start, src.size - start), maxBuffer: cap,
-      // LZMA-JS can spin on truncated input: give it time in proportion to the input, then fail closed
-      timeout: 1000 + Math.ceil((src.size - start) / 1e6) * 2000, killSignal: 'SIGKILL',
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-    });
-    if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOBUFS') throw new DecompressionLimit(`lzma stream expands beyond ${cap} bytes`);
-    if (res.status !== 0) throw new Error(`lzma stream is corrupt${res.stderr?.length ? `: ${res.stderr.toString().slice(0, 200)}` : ''}`);
-    const out = res.stdout as Uint8Array;
-    yield* guard(out);
+    const r = unlzma(src.read(start, src.size - start), cap);
+    // what decoded before an error is scanned too, as for a corrupt gzip stream; the error then fails closed
+    if (r.out.length) yield* guard(r.out);
+    if (r.overCap) throw new DecompressionLimit(`lzma stream expands beyond ${cap} bytes`);
+    if (r.error) throw new Error(`lzma stream is corrupt: ${r.error}`);
     return;
   }
   if (kind === 'lz4') throw new Error('lz4-compressed joblib files are not supported');
