@@ -557,6 +557,22 @@ describe('adversarial model files', function () {
         expectVerdict(ok, 'safe');
       });
     }
+    // small bz2 inputs are decoded whole in memory (up to 8 MB out); a bigger output or a bigger input is streamed
+    for (const [what, pad] of [['expanding past 8 MB', "b'\\0' * 9_000_000"], ['larger than 1 MB compressed', 'os.urandom(1_500_000)']]) {
+      it(`bz2-wrapped pickle ${what}: os.system after the padding is still found`, async function () {
+        const code = [
+          'import bz2, os, pickle, sys',
+          'class P:',
+          '    def __reduce__(self): return (os.system, ("echo pwned",))',
+          `sys.stdout.buffer.write(bz2.compress(pickle.dumps((${pad}, P()), protocol=4)))`,
+        ].join('\n');
+        const bytes = new Uint8Array(execFileSync(PYTHON, ['-c', code], { maxBuffer: 1 << 26 }));
+        const r = await scan(bytes, 'model.joblib');
+        expectVerdict(r, 'dangerous');
+        assert.ok(r.findings.some((f) => f.rule === 'SW001' && /system/.test(f.message)), describeReport(r));
+        assert.ok(!r.findings.some((f) => f.rule === 'SW004'), describeReport(r));
+      });
+    }
     it('numpy reconstruct pickle stays safe', async function () {
       const r = await scan(numpyArrayPickle(), 'arr.pkl');
       expectVerdict(r, 'safe');
