@@ -85,7 +85,7 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     // what decoded before an error is scanned too, as for a corrupt gzip stream; the error then fails closed
     if (r.out.length) yield* guard(r.out);
     if (r.overCap) throw new DecompressionLimit(`lzma stream expands beyond ${cap} bytes`);
-    if (r.error) throw new Error(`lzma stream is corrupt: ${r.error}`);
+    if (r.error) throw new Error(r.error);
     return;
   }
   if (kind === 'lz4') throw new Error('lz4-compressed joblib files are not supported');
@@ -122,7 +122,7 @@ export async function* decompressedChunks(kind: Compression, src: ByteSource, st
     const r = bunzip2(src.read(from, src.size - from), Math.min(limit, SMALL_OUTPUT) + 1);
     if (!r.overCap) {
       if (r.out.length) yield* guard(r.out);
-      if (r.error) throw new Error(`bz2 stream is corrupt: ${r.error}`);
+      if (r.error) throw new Error(r.error);
       return;
     }
   }

@@ -33,7 +33,7 @@ class RangeDecoder {
   code = 0;
   constructor(private readonly buf: Uint8Array, public pos: number) {
     if (buf.length - pos < 5) throw new LzmaError('Compressed data ended before the end-of-stream marker was reached');
-    if (buf[pos] !== 0) throw new LzmaError('Corrupt input data (the range coder does not start with 0)');
+    if (buf[pos] !== 0) throw new LzmaError('Corrupt input data: the range coder does not start with 0');
     this.code = ((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0;
     this.pos = pos + 5;
   }
@@ -123,10 +123,10 @@ function lengthOf(rc: RangeDecoder, p: Uint16Array, posState: number): number {
 function decodeStream(input: Uint8Array, at: number, out: Output): number {
   if (input.length - at < HEADER) throw new LzmaError('Compressed data ended before the end-of-stream marker was reached');
   let props = input[at];
-  if (props >= 9 * 5 * 5) throw new LzmaError('Input format not supported by decoder (properties byte out of range)');
+  if (props >= 9 * 5 * 5) throw new LzmaError('Input format not supported by decoder: properties byte out of range');
   const lc = props % 9; props = (props / 9) | 0;
   const lp = props % 5, pb = (props / 5) | 0;
-  if (lc + lp > 4) throw new LzmaError('Input format not supported by decoder (lc + lp > 4)');
+  if (lc + lp > 4) throw new LzmaError('Input format not supported by decoder: lc + lp > 4');
   const dictSize = (input[at + 1] | (input[at + 2] << 8) | (input[at + 3] << 16) | (input[at + 4] << 24)) >>> 0;
   // liblzma's window: at least 4 KiB, rounded up to 16 bytes; a match may reach back no further
   const window = Math.max(4096, Math.ceil(dictSize / 16) * 16);
@@ -154,7 +154,7 @@ function decodeStream(input: Uint8Array, at: number, out: Output): number {
     }
     const posState = pos & pbMask;
     if (rc.bit(isMatch, (state << 4) | posState) === 0) {
-      if (known && pos === size) throw new LzmaError('Corrupt input data (more data than the declared size)');
+      if (known && pos === size) throw new LzmaError('Corrupt input data: more data than the declared size');
       if (!out.room(1)) throw new OverCap();
       const buf = out.buf;
       const prev = pos > 0 ? buf[out.n - 1] : 0;
@@ -178,8 +178,8 @@ function decodeStream(input: Uint8Array, at: number, out: Output): number {
     }
     let len: number;
     if (rc.bit(isRep, state) === 1) {
-      if (pos === 0) throw new LzmaError('Corrupt input data (a repeated match before any output)');
-      if (known && pos === size) throw new LzmaError('Corrupt input data (more data than the declared size)');
+      if (pos === 0) throw new LzmaError('Corrupt input data: a repeated match before any output');
+      if (known && pos === size) throw new LzmaError('Corrupt input data: more data than the declared size');
       if (rc.bit(isRepG0, state) === 0) {
         if (rc.bit(isRep0Long, (state << 4) | posState) === 0) {
           // "short rep": one byte from distance rep0
@@ -207,13 +207,13 @@ function decodeStream(input: Uint8Array, at: number, out: Output): number {
       state = state < 7 ? 7 : 10;
       rep0 = distanceOf(rc, len, posSlot, posSpecial, align);
       if (rep0 === END_MARKER) {
-        if (known && pos !== size) throw new LzmaError('Corrupt input data (end marker before the declared size)');
-        if (!rc.finished()) throw new LzmaError('Corrupt input data (data after the end marker)');
+        if (known && pos !== size) throw new LzmaError('Corrupt input data: end marker before the declared size');
+        if (!rc.finished()) throw new LzmaError('Corrupt input data: data after the end marker');
         return rc.pos;
       }
-      if (known && pos === size) throw new LzmaError('Corrupt input data (more data than the declared size)');
+      if (known && pos === size) throw new LzmaError('Corrupt input data: more data than the declared size');
     }
-    if (rep0 >= pos || rep0 >= window) throw new LzmaError('Corrupt input data (a match reaches before the start of the data)');
+    if (rep0 >= pos || rep0 >= window) throw new LzmaError('Corrupt input data: a match reaches before the start of the data');
     len += 2;
     let n = len;
     if (known && size - pos < n) n = size - pos;
@@ -221,7 +221,7 @@ function decodeStream(input: Uint8Array, at: number, out: Output): number {
     const buf = out.buf;
     // byte by byte: a match may overlap the bytes it writes (distance shorter than length)
     for (let src = out.n - rep0 - 1, end = out.n + n; out.n < end;) buf[out.n++] = buf[src++];
-    if (n < len) throw new LzmaError('Corrupt input data (more data than the declared size)');
+    if (n < len) throw new LzmaError('Corrupt input data: more data than the declared size');
   }
 }
 
@@ -252,7 +252,7 @@ export function unlzma(input: Uint8Array, cap: number): LzmaResult {
       streams++;
     } catch (e) {
       if (e instanceof OverCap) return { out: out.buf.subarray(0, out.n), overCap: true };
-      if (!(e instanceof LzmaError)) return { out: out.buf.subarray(0, out.n), error: `Corrupt input data (${String(e)})` };
+      if (!(e instanceof LzmaError)) return { out: out.buf.subarray(0, out.n), error: `Corrupt input data: ${String(e)}` };
       if (streams === 0) return { out: out.buf.subarray(0, out.n), error: e.message };
       out.n = mark;     // trailing data that is not a whole stream: ignored, with what it decoded
       break;
