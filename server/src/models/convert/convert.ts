@@ -449,6 +449,7 @@ function legacyStorages(src: FileSource, detail: Awaited<ReturnType<typeof scanM
   if (runs[3]) {
     const named = persistedStorages(runs[3]);
     for (let i = 0; i < named.size; i++) if (!elSize.has(named.key(i))) elSize.set(named.key(i), named.elementSize(i));
+    named.seal();
   }
   const out = new Map<string, StorageData>();
   let pos = keysRun.end;

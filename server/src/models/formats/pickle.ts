@@ -74,7 +74,9 @@ export async function readPickleFile(ctx: ScanContext, src: ByteSource): Promise
       useInventory(ctx, walked);
       // element sizes come from every persistent id, as torch's persistent_load registers each storage it
       // names: a sparse tensor's indices and values are storages no listed tensor refers to
-      const tail = walkLegacyStorages(ctx, src, runs[4], persistedStorages(runs[3]));
+      const named = persistedStorages(runs[3]);
+      const tail = walkLegacyStorages(ctx, src, runs[4], named);
+      named.seal();   // gives its scratch columns back to the pool (see persistedStorages)
       await scanTrailing(ctx, src, tail);
     } else if (runs.length < 5 && runs[runs.length - 1].complete) {
       add(ctx, 'SW004', `Legacy torch file holds ${runs.length} of the 5 pickles torch.load reads.`, { severity: 'dangerous' });

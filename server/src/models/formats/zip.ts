@@ -254,7 +254,9 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
       // a data/ member that starts like a pickle: first mark every storage data.pkl names, walked or not
       if (sniffed && !named && mainRun && !allStoragesMarked && (format === 'pytorch-zip' || format === 'torchscript-zip') && e.name.startsWith(`${root}/data/`)) {
         allStoragesMarked = true;
-        const members = storageMembers(dir, persistedStorages(mainRun));
+        const named = persistedStorages(mainRun);
+        const members = storageMembers(dir, named);
+        named.seal();
         for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
         giveArrayBuffer(members.buffer as ArrayBuffer);
         if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;

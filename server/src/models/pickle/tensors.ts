@@ -286,7 +286,9 @@ const MAX_PATH = 64 << 10, TOO_LONG = MAX_PATH + 1;
  *  a crafted pickle can reach one tensor through a long key a million times. Tensors past maxTensors or the
  *  name budget are counted (`omitted`), not listed. */
 /** Every storage a run's persistent ids name, reached by the tensor walk or not (a module attribute the walk
- *  skips, such as `_flat_weights`, still makes torch read its storage as raw bytes). The table stays unsealed. */
+ *  skips, such as `_flat_weights`, still makes torch read its storage as raw bytes). The table stays unsealed and
+ *  searchable: the caller seal()s it when done, which gives its pooled scratch columns back (a table dropped
+ *  unsealed left 7 buffers of 64 KB and more to the garbage collector: one per file of the directory bench). */
 export function persistedStorages(run: PickleRun): StorageTable {
   const storages = new StorageTable();
   const ar: ValueArena = run.arena;
