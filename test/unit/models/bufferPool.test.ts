@@ -1,9 +1,12 @@
 // The scratch pool (server/src/models/bufferPool.ts): reuse by size class, and scans that give back what they take.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dropPool, giveArrayBuffer, poolStats, takeArrayBuffer } from '../../../server/src/models/bufferPool';
 import { scanModelFile } from '../../../server/src/models/scan';
-import { torchFixturesOrSkip } from '../../setup';
+import { PYTHON, torchFixturesOrSkip } from '../../setup';
 
 const KB = 1024;
 
@@ -39,17 +42,23 @@ describe('scratch buffer pool', () => {
 
   it('a scan of a legacy torch file gives back every scratch buffer it takes (scanned again: nothing new)', async function () {
     const fx = torchFixturesOrSkip(this);
-    for (const name of ['legacy_checkpoint.pth', 'legacy_state_dict.pt']) {
-      assert.ok(fx.manifest.files[name], name);
-      const file = join(fx.dir, name);
-      await scanModelFile(file, { sha256: false });
-      await scanModelFile(file, { sha256: false });
-      const before = poolStats();
-      const r = await scanModelFile(file, { sha256: false });
-      assert.equal(r.format, 'pytorch-legacy');
-      const after = poolStats();
-      assert.ok(after.taken > before.taken, 'the scan uses the pool');
-      assert.equal(after.missed - before.missed, 0, `${name}: ${after.missed - before.missed} buffers made anew on a repeat scan`);
-    }
+    // a first storage of 128 elements: its count (0x80 = PROTO) after the five pickles parses as the start of a sixth
+    const tmp = mkdtempSync(join(tmpdir(), 'sw-pool-'));
+    const sixth = join(tmp, 'count128.pt');
+    execFileSync(PYTHON, ['-c', 'import sys, torch; torch.save({"w": torch.zeros(128)}, sys.argv[1], _use_new_zipfile_serialization=False)', sixth]);
+    try {
+      for (const file of [join(fx.dir, 'legacy_checkpoint.pth'), join(fx.dir, 'legacy_state_dict.pt'), sixth]) {
+        const name = file.split(/[\\/]/).pop();
+        await scanModelFile(file, { sha256: false });
+        await scanModelFile(file, { sha256: false });
+        const before = poolStats();
+        const r = await scanModelFile(file, { sha256: false });
+        assert.equal(r.format, 'pytorch-legacy');
+        if (file === sixth) assert.equal(r.tensors.length, 1);
+        const now = poolStats();
+        assert.ok(now.taken > before.taken, 'the scan uses the pool');
+        assert.equal(now.missed - before.missed, 0, `${name}: ${now.missed - before.missed} buffers made anew on a repeat scan`);
+      }
+    } finally { rmSync(tmp, { recursive: true, force: true }); }
   });
 });

@@ -63,6 +63,8 @@ export async function readPickleFile(ctx: ScanContext, src: ByteSource): Promise
   if (legacy) {
     rep.format = 'pytorch-legacy';
     runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true, src, loaderReads: true }));
+    // storage bytes that happened to parse as a sixth pickle: not recorded, so its value memory goes back here
+    for (const r of runs.slice(5)) r.release?.();
     // torch.load reads exactly five pickles; what follows is storage data (a first element count of 40 is
     // 0x28, MARK: it parses as the start of a sixth "pickle" that must not decide whether the five are whole)
     if (runs.length >= 5 && runs.slice(0, 5).every((r) => r.complete)) {
