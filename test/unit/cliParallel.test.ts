@@ -111,7 +111,7 @@ describe('CLI directory scan on worker threads', function () {
     assert.equal(threadCount(1, 2), 1);
     assert.equal(threadCount(1000, 3), 3);
     assert.equal(threadCount(1000, 1, 8), 1);
-    // model files leave a core to the zip/lzma workers and the JIT
+    // model files leave a core to the zip worker and the JIT
     assert.equal(threadCount(1067, undefined, 2, 0), 1);
     assert.equal(threadCount(5000, undefined, 4, 0), 3);
     assert.equal(threadCount(250, undefined, 4, 0), 2);

@@ -54,7 +54,7 @@ const MAX_DEFAULT_THREADS = 4;
  * - for Python files one per core. Measured as CPU time on Debian torch's tree (1,141 Python files, ~1,300 others)
  *   on a 2-core machine: 1.65 s on one thread, 1.85 s on two, so two threads split the work for ~0.2 s more
  *   (wall time 0.90 -> 0.64 s on a quiet machine).
- * - for model files one core fewer: each scanning thread starts its own lzma worker and warms up its own
+ * - for model files one core fewer: each scanning thread warms up its own
  *   JIT, whose background compiles need a core too. On 2 cores a second thread was slower, quiet machine:
  *   1,067 bench files 1.24 s on one thread vs 1.33 s on two (RSS 200-230 vs 260-270 MB), 4,264 files 2.45 vs 2.75 s.
  * (Wall times on a machine other processes keep busy say little: a second thread just queues behind them.)
