@@ -155,6 +155,10 @@ async function scanSource(src: ByteSource, file: string, opts: ScanOptions, disa
     if (first && startsPickle(head[0])) scanPickleReading(ctx, src, first);
   }
   finalize(ctx);
+  // runs the formats parsed but did not record (sniffed bytes every unpickler stops on, runs after a stop, storage
+  // bytes that parse as a pickle) give their value memory back to the scratch pool: nothing reads them again
+  const recorded = new Set(ctx.runs.map((r) => r.run));
+  for (const r of ctx.produced) if (!recorded.has(r)) r.release?.();
   const table = ctx.table;
   return { report, runs: ctx.runs, get tensors() { return table ? table.rows() : []; }, storageData: ctx.storageData };
 }

@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import { displayName, scanModelFileDetailed } from '../scan';
 import { readZipDirectory, readMember } from '../formats/zipDirectory';
 import { FileSource } from '../source';
-import { ExtractedTensor, numel, persistedStorages, storageExtent } from '../pickle/tensors';
+import { ExtractedTensor, numel, storageExtent, withPersistedStorages } from '../pickle/tensors';
 import { PyList, asInt, asText } from '../pickle/values';
 import { MODEL_RULE_BY_ID } from '../rules';
 import type { Finding, ModelReport } from '../types';
@@ -447,9 +447,9 @@ function legacyStorages(src: FileSource, detail: Awaited<ReturnType<typeof scanM
   // storages no listed tensor uses (a sparse tensor's indices and values): torch still reads each one, sized by
   // the storage class its persistent id names
   if (runs[3]) {
-    const named = persistedStorages(runs[3]);
-    for (let i = 0; i < named.size; i++) if (!elSize.has(named.key(i))) elSize.set(named.key(i), named.elementSize(i));
-    named.seal();
+    withPersistedStorages(runs[3], (named) => {
+      for (let i = 0; i < named.size; i++) if (!elSize.has(named.key(i))) elSize.set(named.key(i), named.elementSize(i));
+    });
   }
   const out = new Map<string, StorageData>();
   let pos = keysRun.end;

@@ -34,6 +34,8 @@ export interface ScanDetail {
 export interface ScanContext {
   report: ModelReport;
   runs: ScannedRun[];
+  /** Every run the scan's pickle sequences parsed; those not recorded in `runs` are released when the scan ends. */
+  produced: PickleRun[];
   /** Absolute data offsets of the zip members scanned (another reading of the archive skips them). */
   zipScanned?: Set<number>;
   disasm: boolean;
@@ -58,7 +60,7 @@ export interface ScanContext {
 
 /** A fresh context for one file. */
 export function newContext(report: ModelReport, opts: ScanOptions, disasm: boolean, scanFile: ScanContext['scanFile']): ScanContext {
-  return { report, runs: [], disasm, opts, storageData: new Map(), findingsOmitted: 0, dangerousNames: new Map(), scanFile };
+  return { report, runs: [], produced: [], disasm, opts, storageData: new Map(), findingsOmitted: 0, dangerousNames: new Map(), scanFile };
 }
 
 /** Limits that stop the reading (each one reached is a dangerous SW009 finding); tests lower them. */

@@ -4,7 +4,7 @@
 import { SliceSource, startsWith, type ByteSource } from '../source';
 import { stopBeforeAnythingRuns, startsPickle } from '../pickleStart';
 import type { PickleRun } from '../pickle/machine';
-import { extractRunTensors, persistedStorages, type StorageTable } from '../pickle/tensors';
+import { extractRunTensors, withPersistedStorages, type StorageTable } from '../pickle/tensors';
 import { PyDict, asInt, asText, type PyValue } from '../pickle/values';
 import { K } from '../pickle/arena';
 import { add, type ScanContext } from './context';
@@ -63,8 +63,6 @@ export async function readPickleFile(ctx: ScanContext, src: ByteSource): Promise
   if (legacy) {
     rep.format = 'pytorch-legacy';
     runs.slice(0, 5).forEach((r) => recordRun(ctx, r, undefined, { strict: true, torchLoads: true, src, loaderReads: true }));
-    // storage bytes that happened to parse as a sixth pickle: not recorded, so its value memory goes back here
-    for (const r of runs.slice(5)) r.release?.();
     // torch.load reads exactly five pickles; what follows is storage data (a first element count of 40 is
     // 0x28, MARK: it parses as the start of a sixth "pickle" that must not decide whether the five are whole)
     if (runs.length >= 5 && runs.slice(0, 5).every((r) => r.complete)) {
@@ -76,9 +74,7 @@ export async function readPickleFile(ctx: ScanContext, src: ByteSource): Promise
       useInventory(ctx, walked);
       // element sizes come from every persistent id, as torch's persistent_load registers each storage it
       // names: a sparse tensor's indices and values are storages no listed tensor refers to
-      const named = persistedStorages(runs[3]);
-      const tail = walkLegacyStorages(ctx, src, runs[4], named);
-      named.seal();   // gives its scratch columns back to the pool (see persistedStorages)
+      const tail = withPersistedStorages(runs[3], (named) => walkLegacyStorages(ctx, src, runs[4], named));
       await scanTrailing(ctx, src, tail);
     } else if (runs.length < 5 && runs[runs.length - 1].complete) {
       add(ctx, 'SW004', `Legacy torch file holds ${runs.length} of the 5 pickles torch.load reads.`, { severity: 'dangerous' });

@@ -7,9 +7,12 @@ import type { TensorWalkResult } from '../pickle/tensors';
 import type { PyValue } from '../pickle/values';
 import { add, DISASSEMBLY_LINES, type ScanContext } from './context';
 
-export function machineOpts(ctx: ScanContext): MachineOptions {
-  if (!ctx.disasm) return { disasm: false };
-  return { disasm: true, disasmBudget: ctx.disasmLines ??= { left: DISASSEMBLY_LINES } };
+/** pickleSequence's options: the machine's, and the list every run parsed goes to (ScanContext.produced). */
+export interface SequenceOptions extends MachineOptions { produced?: PickleRun[] }
+
+export function machineOpts(ctx: ScanContext): SequenceOptions {
+  if (!ctx.disasm) return { disasm: false, produced: ctx.produced };
+  return { disasm: true, disasmBudget: ctx.disasmLines ??= { left: DISASSEMBLY_LINES }, produced: ctx.produced };
 }
 
 /** A small value a run returned (a legacy record, sys_info), as PyValue: at most a few levels and values of it
@@ -36,7 +39,7 @@ export function runPicklesSync(src: ByteSource, start: number, end: number, ctx:
 }
 
 /** Consecutive pickles on one stream: after STOP, another pickle is read if the next bytes start one. */
-export function* pickleSequence(c: Cursor, opts: MachineOptions, max: number): Generator<number, PickleRun[], void> {
+export function* pickleSequence(c: Cursor, opts: SequenceOptions, max: number): Generator<number, PickleRun[], void> {
   const runs: PickleRun[] = [];
   while (runs.length < max) {
     if (c.avail() < 4 && !c.eof) yield 4;
@@ -45,6 +48,7 @@ export function* pickleSequence(c: Cursor, opts: MachineOptions, max: number): G
     if (runs.length > 0 && (!startsPickle(c.buf[c.pos]) || isLocalHeaderAt(c.buf, c.pos))) break;
     const r = yield* runPickle(c, opts);
     runs.push(r);
+    opts.produced?.push(r);
     if (!r.complete) break;
   }
   return runs;

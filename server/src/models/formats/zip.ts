@@ -7,7 +7,7 @@ import { BytesSource, FileSource, SliceSource, startsWith, type ByteSource } fro
 import { Cursor, runWithChunks } from '../pickle/cursor';
 import type { PickleRun } from '../pickle/machine';
 import { startsPickle } from '../pickleStart';
-import { extractRunTensors, persistedStorages, type StorageTable, type TensorTable, type TensorWalkResult } from '../pickle/tensors';
+import { extractRunTensors, withPersistedStorages, type StorageTable, type TensorTable, type TensorWalkResult } from '../pickle/tensors';
 import { pooled } from '../strTable';
 import { giveArrayBuffer } from '../bufferPool';
 import type { ModelFormat, ModelReport } from '../types';
@@ -254,9 +254,7 @@ async function scanZipMembers(ctx: ScanContext, src: ByteSource, base: number, s
       // a data/ member that starts like a pickle: first mark every storage data.pkl names, walked or not
       if (sniffed && !named && mainRun && !allStoragesMarked && (format === 'pytorch-zip' || format === 'torchscript-zip') && e.name.startsWith(`${root}/data/`)) {
         allStoragesMarked = true;
-        const named = persistedStorages(mainRun);
-        const members = storageMembers(dir, named);
-        named.seal();
+        const members = withPersistedStorages(mainRun, (named) => storageMembers(dir, named));
         for (let k = 0; k < members.length; k++) if (members[k] >= 0) isStorage[members[k]] = 1;
         giveArrayBuffer(members.buffer as ArrayBuffer);
         if (isStorage[i] && (!dir.duplicates.size || !dir.duplicates.has(dir.name(i)))) continue;

@@ -902,7 +902,7 @@ export function* runPickle(c: Cursor, opts: MachineOptions = {}): Generator<numb
     }
     yield r;
   }
-  } finally { m.releaseMemo(); m.flushDis(); m.stack.recycle(); m.marks.recycle(); }
+  } finally { m.releaseMemo(); m.flushDis(); m.stack.release(); m.marks.release(); }
 }
 
 /** str payloads: ASCII (nearly all names and keys) without the TextDecoder call; anything else strictly as UTF-8. */
@@ -992,15 +992,11 @@ function containsObjectField(st: PyValue): boolean {
   return false;
 }
 
-// Arrays of finished stacks: fast() makes room for 4,096 stack entries and 1,024 marks in every pickle run, and
-// allocating them anew (20 KB of zeroed memory outside the heap per run, one or two runs per torch file) was ~3% of a
-// warm scan of the bench corpus's torch files, and more in its garbage collection.
-const spareStacks: Int32Array[] = [];
 /** A stack of value handles in a typed array. Why not a JS array: the unpickler stack shrinks at every
  *  TUPLE/SETITEMS, and V8's length setter calls into the runtime and frees half the backing store when an
  *  array shrinks a lot (a SETITEMS batch of 1,000 keys then regrew it from scratch). */
 export class IntStack {
-  a = spareStacks.pop() ?? new Int32Array(64);
+  a = new Int32Array(64);
   n = 0;
   get length(): number { return this.n; }
   /** Truncates (the stack never grows through this setter). */
@@ -1015,17 +1011,19 @@ export class IntStack {
   last(): number { return this.a[this.n - 1]; }
   /** Removes and returns the items from `from` up. */
   splice(from: number): number[] { const out = Array.from(this.a.subarray(from, this.n)); this.n = from; return out; }
-  /** Room for `need` items. */
+  /** Room for `need` items, from the scratch pool: fast() makes room for 4,096 stack entries and 1,024 marks in every
+   *  pickle run, and allocating them anew (20 KB of zeroed memory outside the heap per run) was ~3% of a warm scan
+   *  of the bench corpus's torch files, and more in its garbage collection. */
   grow(need: number): void {
     let cap = this.a.length * 2;
     while (cap < need) cap *= 2;
-    const g = new Int32Array(cap); g.set(this.a.subarray(0, this.n)); this.a = g;
+    const g = new Int32Array(takeArrayBuffer(cap * 4));
+    g.set(this.a.subarray(0, this.n));
+    giveArrayBuffer(this.a.buffer as ArrayBuffer);   // (the first, small array is not pooled)
+    this.a = g;
   }
-  /** Gives the array to the next stack made; this one must not be used afterwards. */
-  recycle(): void {
-    if (this.a.length >= 1024 && this.a.length <= 1 << 16 && spareStacks.length < 8) spareStacks.push(this.a);
-    this.a = new Int32Array(0); this.n = 0;
-  }
+  /** Gives the array back to the pool; the stack must not be used afterwards. */
+  release(): void { giveArrayBuffer(this.a.buffer as ArrayBuffer); this.a = new Int32Array(0); this.n = 0; }
 }
 
 // ---- low-level readers

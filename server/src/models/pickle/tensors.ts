@@ -286,15 +286,17 @@ const MAX_PATH = 64 << 10, TOO_LONG = MAX_PATH + 1;
  *  a crafted pickle can reach one tensor through a long key a million times. Tensors past maxTensors or the
  *  name budget are counted (`omitted`), not listed. */
 /** Every storage a run's persistent ids name, reached by the tensor walk or not (a module attribute the walk
- *  skips, such as `_flat_weights`, still makes torch read its storage as raw bytes). The table stays unsealed and
- *  searchable: the caller seal()s it when done, which gives its pooled scratch columns back (a table dropped
- *  unsealed left 7 buffers of 64 KB and more to the garbage collector: one per file of the directory bench). */
-export function persistedStorages(run: PickleRun): StorageTable {
+ *  skips, such as `_flat_weights`, still makes torch read its storage as raw bytes), searchable while `use` runs,
+ *  and sealed after it, which gives its pooled scratch columns back (a table dropped unsealed left 7 buffers of
+ *  64 KB and more to the garbage collector: one per file of the directory bench). */
+export function withPersistedStorages<T>(run: PickleRun, use: (storages: StorageTable) => T): T {
   const storages = new StorageTable();
-  const ar: ValueArena = run.arena;
-  const r = new Reader(ar, storages);
-  for (let h = 0; h < ar.n; h++) if (ar.kind[h] === K.PERSID) r.storageOf(h);
-  return storages;
+  try {
+    const ar: ValueArena = run.arena;
+    const r = new Reader(ar, storages);
+    for (let h = 0; h < ar.n; h++) if (ar.kind[h] === K.PERSID) r.storageOf(h);
+    return use(storages);
+  } finally { storages.seal(); }
 }
 
 /** `keepStorageIndex`: the storage table stays searchable (unsealed) for the caller, which must seal() it. */
