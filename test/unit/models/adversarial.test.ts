@@ -3,12 +3,16 @@
 // the pickle/zip formats, not from the engine's code.
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import type { ModelReport } from '../../../server/src/models/types';
 import { PYTHON } from '../../setup';
 import { EngineApi, describeReport, expectFinding, expectNoFinding, expectVerdict, loadEngine } from './engine';
 import { OP, PickleAsm, numpyArrayPickle, osSystemPickle, torchLikeStateDict } from './pickleAsm';
 import { buildTar, buildZip, npy, torchZip } from './zipAsm';
+import { proveLoad } from './proof';
 
 let engine: EngineApi;
 const scan = (bytes: Uint8Array, name = 'model.pkl'): Promise<ModelReport> => engine.scanModelBytes(bytes, name);
@@ -560,13 +564,18 @@ describe('adversarial model files', function () {
     // small bz2 inputs are decoded whole in memory (up to 8 MB out); a bigger output or a bigger input is streamed
     for (const [what, pad] of [['expanding past 8 MB', "b'\\0' * 9_000_000"], ['larger than 1 MB compressed', 'os.urandom(1_500_000)']]) {
       it(`bz2-wrapped pickle ${what}: os.system after the padding is still found`, async function () {
+        const marker = join(tmpdir(), `sw-bz2-marker-${process.pid}`);
         const code = [
           'import bz2, os, pickle, sys',
           'class P:',
-          '    def __reduce__(self): return (os.system, ("echo pwned",))',
+          `    def __reduce__(self): return (os.system, (${JSON.stringify(`touch ${marker}`)},))`,
           `sys.stdout.buffer.write(bz2.compress(pickle.dumps((${pad}, P()), protocol=4)))`,
         ].join('\n');
         const bytes = new Uint8Array(execFileSync(PYTHON, ['-c', code], { maxBuffer: 1 << 26 }));
+        // the payload runs when the file is read as joblib reads a .bz2 (bz2.open, then pickle.load)
+        const proof = proveLoad(bytes, 'import bz2, pickle, sys\npickle.load(bz2.open(sys.argv[1]))', marker);
+        rmSync(marker, { force: true });
+        assert.ok(proof.ran, proof.detail);
         const r = await scan(bytes, 'model.joblib');
         expectVerdict(r, 'dangerous');
         assert.ok(r.findings.some((f) => f.rule === 'SW001' && /system/.test(f.message)), describeReport(r));
