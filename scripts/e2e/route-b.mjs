@@ -40,13 +40,24 @@ async function inspectorFrame(page, fileName, timeoutMs = 90_000, count = 1) {
   }, timeoutMs, 500);
 }
 
-/** Opens the quick-input box with `keys`; on a busy machine the workbench may not take the key yet: retry. */
-async function openQuickInput(page, keys) {
+/**
+ * Opens the quick-input box with `keys` and types `text` into it. The box may still be on screen, closing, from
+ * the previous command (a fill on that input waited 60 s for it once, in CI): close it first, then open a fresh
+ * one. On a busy machine the workbench may not take the key yet, or the box may go away under the fill: retry.
+ */
+async function fillQuickInput(page, keys, text) {
   const input = page.locator('.quick-input-widget input');
-  await waitFor(`the quick input (${keys})`, async () => {
-    if (await input.isVisible()) return true;
+  await waitFor(`the quick input (${keys}) to take "${text}"`, async () => {
+    if (await input.isVisible()) {
+      await page.keyboard.press('Escape');
+      await input.waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
+    }
     await page.keyboard.press(keys);
-    try { await input.waitFor({ state: 'visible', timeout: 5_000 }); return true; } catch {
+    try {
+      await input.waitFor({ state: 'visible', timeout: 5_000 });
+      await input.fill(text, { timeout: 5_000 });
+      return (await input.inputValue({ timeout: 2_000 })) === text;
+    } catch {
       await page.locator('.monaco-workbench .part.editor').click({ position: { x: 50, y: 50 } }).catch(() => undefined);
       return false;
     }
@@ -55,8 +66,7 @@ async function openQuickInput(page, keys) {
 }
 
 async function quickOpen(page, relPath) {
-  const input = await openQuickInput(page, 'Control+P');
-  await input.fill(relPath);
+  await fillQuickInput(page, 'Control+P', relPath);
   // wait until the first pick is the file we asked for, then open it
   await waitFor(`quick open to list ${relPath}`, async () => {
     const first = page.locator('.quick-input-list .monaco-list-row').first();
@@ -67,8 +77,7 @@ async function quickOpen(page, relPath) {
 
 /** Runs a workbench command through the command palette, as a person would. */
 async function runCommand(page, label) {
-  const input = await openQuickInput(page, 'F1');
-  await input.fill(`>${label}`);
+  await fillQuickInput(page, 'F1', `>${label}`);
   await waitFor(`the command "${label}"`, async () => {
     const first = page.locator('.quick-input-list .monaco-list-row').first();
     return (await first.count()) > 0 && ((await first.getAttribute('aria-label')) ?? '').includes(label);
@@ -232,8 +241,7 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       // focus back in the workbench (the previous check left it inside a webview's frame, which keeps keys)
       await page.keyboard.press('Escape');
       await page.locator('.part.sidebar').first().click({ position: { x: 20, y: 200 } }).catch(() => undefined);
-      const palette = await openQuickInput(page, 'F1');
-      await palette.fill('>Preferences: Color Theme');
+      await fillQuickInput(page, 'F1', '>Preferences: Color Theme');
       // the palette ranks "Browse Color Themes in Marketplace" first: pick the command itself
       const themeRow = page.locator('.quick-input-list .monaco-list-row[aria-label^="Preferences: Color Theme"]').first();
       await themeRow.waitFor({ timeout: 15_000 });
