@@ -32,26 +32,33 @@ export class LspClient {
       return null;
     });
     this.conn.onRequest('client/registerCapability', () => null);
+    this.conn.onRequest('workspace/diagnostic/refresh', () => { this.refreshes++; return null; });
     this.conn.onRequest('workspace/configuration', (p: { items: unknown[] }) => p.items.map(() => this.settings));
     this.conn.listen();
   }
 
   settings: unknown = null;
+  /** workspace/diagnostic/refresh requests received (a pulling client pulls again on each). */
+  refreshes = 0;
+  /** The server's answer to initialize. */
+  initialized: { capabilities: Record<string, unknown> } | undefined;
 
-  static async start(rootDir?: string, opts: { workspaceScan?: boolean; settings?: unknown } = {}): Promise<LspClient> {
+  /** `pull`: the client pulls document diagnostics (textDocument/diagnostic, with refresh support), as VS Code's does. */
+  static async start(rootDir?: string, opts: { workspaceScan?: boolean; settings?: unknown; pull?: boolean } = {}): Promise<LspClient> {
     if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run npm run build first`);
     const proc = spawn(process.execPath, [SERVER, '--stdio'], { stdio: ['pipe', 'pipe', 'inherit'] });
     const client = new LspClient(proc);
     client.settings = opts.settings ?? { workspaceScan: opts.workspaceScan ?? false };
     const rootUri = rootDir ? pathToFileURL(rootDir).href : null;
-    await client.conn.sendRequest('initialize', {
+    client.initialized = await client.conn.sendRequest('initialize', {
       processId: process.pid, rootUri,
       workspaceFolders: rootUri ? [{ uri: rootUri, name: 'ws' }] : null,
       capabilities: {
-        workspace: { configuration: true, workspaceFolders: true, didChangeWatchedFiles: { dynamicRegistration: true } },
+        workspace: { configuration: true, workspaceFolders: true, didChangeWatchedFiles: { dynamicRegistration: true },
+          ...(opts.pull ? { diagnostics: { refreshSupport: true } } : {}) },
         window: { workDoneProgress: true },
         notebookDocument: { synchronization: { dynamicRegistration: false } },
-        textDocument: { publishDiagnostics: { relatedInformation: true } },
+        textDocument: { publishDiagnostics: { relatedInformation: true }, ...(opts.pull ? { diagnostic: { dynamicRegistration: false } } : {}) },
       },
     });
     await client.conn.sendNotification('initialized', {});
@@ -81,6 +88,24 @@ export class LspClient {
       textDocument: { uri, version }, contentChanges: [range ? { range, text } : { text }],
     });
     return next;
+  }
+
+  /** textDocument/diagnostic for `uri` (a pulling client). */
+  pull(uri: string, previousResultId?: string): Promise<{ kind: 'full' | 'unchanged'; resultId?: string; items?: Diagnostic[] }> {
+    return this.conn.sendRequest('textDocument/diagnostic', { textDocument: { uri }, previousResultId });
+  }
+
+  /** Sends didOpen without waiting for pushed diagnostics (a pulling client asks for them). */
+  async openOnly(uri: string, text: string, languageId = 'python'): Promise<void> {
+    this.versions.set(uri, 1);
+    await this.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId, version: 1, text } });
+  }
+
+  /** Sends one didChange without waiting for pushed diagnostics. */
+  async changeOnly(uri: string, text: string, range?: Range): Promise<void> {
+    const version = (this.versions.get(uri) ?? 1) + 1;
+    this.versions.set(uri, version);
+    await this.conn.sendNotification('textDocument/didChange', { textDocument: { uri, version }, contentChanges: [range ? { range, text } : { text }] });
   }
 
   codeActions(uri: string, range: Range, diagnostics: Diagnostic[], only?: string[]): Promise<CodeAction[]> {

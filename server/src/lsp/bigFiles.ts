@@ -9,6 +9,7 @@ import { DiagnosticSeverity, type Diagnostic } from 'vscode-languageserver/node'
 import { levelFor } from '../config';
 import { analyzeInChunks, type ChunkFinding } from '../python/chunkedAnalysis';
 import { SOURCE, type ServerState } from './state';
+import { deliverDocument } from './pullDiagnostics';
 
 /** Larger documents are analysed off the main thread, once. */
 export const BIG_FILE_CHARS = 5 * 1024 * 1024;
@@ -93,7 +94,7 @@ export function analyzeBigDocument(s: ServerState, uri: string): void {
         const severity = levelFor(s.config, f.rule, f.severity);
         if (severity) diagnostics.push({ range: { start: f.start, end: f.end }, severity: toSeverity(severity), code: f.rule, source: SOURCE, message: f.message });
       }
-      s.connection.sendDiagnostics({ uri, version: current.version, diagnostics });
+      deliverDocument(s, uri, current.version, diagnostics);
     },
   });
   void drain();

@@ -12,6 +12,7 @@ import { diagnosticMessage, ruleDocsUrl } from '../python/ruleAdvice';
 import { filePlan } from './fileFixes';
 import { handledAsBig } from './bigFiles';
 import { crossReference } from './modelFiles';
+import { deliverDocument } from './pullDiagnostics';
 import { rangeOf } from './positions';
 import { excluded } from './settings';
 import { SOURCE, uriToPath, type KnownEdit, type ProgramState, type ServerState } from './state';
@@ -25,9 +26,14 @@ export function installScheduler(s: ServerState): void {
   s.schedule = (uri: string): void => {
     if (pending.has(uri)) return;
     pending.add(uri);
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => { settle = resolve; });
+    s.analyzing.set(uri, settled);
     setImmediate(() => {
       pending.delete(uri);
-      void analyze(s, uri).catch((e) => s.connection.console.error(`safe-weights: ${uri}: ${(e as Error).stack ?? e}`));
+      void analyze(s, uri)
+        .catch((e) => s.connection.console.error(`safe-weights: ${uri}: ${(e as Error).stack ?? e}`))
+        .finally(() => { if (s.analyzing.get(uri) === settled) s.analyzing.delete(uri); settle(); });
     });
   };
 }
@@ -39,7 +45,7 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   if (!doc) return;
   const { config, connection } = s;
   if (!config.enable || excluded(s, uri)) {
-    connection.sendDiagnostics({ uri, diagnostics: [] });
+    deliverDocument(s, uri, doc.version, []);
     return;
   }
   const format = codeFormat(uriToPath(uri) ?? uri) ?? (doc.languageId === 'python' ? 'python' : undefined);
@@ -185,7 +191,8 @@ function publishFor(s: ServerState, uri: string, state: ProgramState, version?: 
   }
   if (state.pins && !state.notebook) byUri.get(uri)!.push(...pinDiagnostics(s, state.pins));
   for (const [target, diagnostics] of byUri) {
-    s.connection.sendDiagnostics({ uri: target, version: target === uri ? version : undefined, diagnostics });
+    if (target === uri && version !== undefined) deliverDocument(s, uri, version, diagnostics);
+    else s.connection.sendDiagnostics({ uri: target, diagnostics });
   }
 }
 

@@ -5,6 +5,7 @@ import { TextDocument } from 'vscode-languageserver-textdocument';
 import { existsSync } from 'node:fs';
 import { bigDocumentSaved, dropBigDocument } from './bigFiles';
 import { forgetProgram } from './diagnostics';
+import { forgetPulled, pulls } from './pullDiagnostics';
 import { uriToPath, type KnownEdit, type ServerState } from './state';
 import { forgetDiskFile, scanDiskFile } from './workspaceScan';
 
@@ -41,13 +42,20 @@ export function listenDocuments(s: ServerState): void {
   const { documents, notebooks, connection } = s;
   // files the disk scan had published before an editor opened them
   const scannedBeforeOpen = new Set<string>();
-  documents.onDidOpen((e) => { if (s.diskFindings.has(e.document.uri)) scannedBeforeOpen.add(e.document.uri); });
+  documents.onDidOpen((e) => {
+    const uri = e.document.uri;
+    if (!s.diskFindings.has(uri)) return;
+    scannedBeforeOpen.add(uri);
+    // the editor's findings replace the disk scan's: pushed, they overwrite them; pulled, they would show beside them
+    if (pulls(s, uri)) connection.sendDiagnostics({ uri, diagnostics: [] });
+  });
   documents.onDidChangeContent((e) => s.schedule(e.document.uri));
   documents.onDidSave((e) => bigDocumentSaved(s, e.document.uri));
   documents.onDidClose((e) => {
     forgetProgram(s, e.document.uri);
     dropBigDocument(e.document.uri);
     s.lastEdit.delete(e.document.uri);
+    forgetPulled(s, e.document.uri);
     connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
     rescanClosed(s, e.document.uri, scannedBeforeOpen.delete(e.document.uri));
   });

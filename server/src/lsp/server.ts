@@ -8,6 +8,7 @@ import { convertActions, CONVERT_AND_REWRITE, listenConvertCommand } from './con
 import { installScheduler } from './diagnostics';
 import { createDocuments, listenDocuments } from './documentSync';
 import { ModelCache } from './modelCache';
+import { listenPullDiagnostics, PULLED_SELECTOR } from './pullDiagnostics';
 import { listenRequests } from './requests';
 import { listenSettings, reloadConfig } from './settings';
 import { initialState, uriToPath, type KnownEdit, type ServerState } from './state';
@@ -25,6 +26,8 @@ export function startServer(connection: Connection): ServerState {
       pullConfig: !!caps.workspace?.configuration,
       watchDynamically: !!caps.workspace?.didChangeWatchedFiles?.dynamicRegistration,
       folderEvents: !!caps.workspace?.workspaceFolders,
+      pullDiagnostics: !!caps.textDocument?.diagnostic,
+      refreshDiagnostics: !!caps.workspace?.diagnostics?.refreshSupport,
     };
     const folders = params.workspaceFolders?.map((f) => f.uri) ?? (params.rootUri ? [params.rootUri] : []);
     s.roots = folders.map(uriToPath).filter((p): p is string => !!p);
@@ -36,6 +39,8 @@ export function startServer(connection: Connection): ServerState {
           save: true,
         },
         codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, FIX_ALL_KIND], resolveProvider: false },
+        // pulled for open Python documents when the client can (pullDiagnostics.ts); pushed otherwise
+        ...(s.client.pullDiagnostics ? { diagnosticProvider: { identifier: 'safe-weights', documentSelector: PULLED_SELECTOR, interFileDependencies: false, workspaceDiagnostics: false } } : {}),
         executeCommandProvider: { commands: [CONVERT_AND_REWRITE, SHOW_DOCUMENTATION] },
         workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
       },
@@ -62,6 +67,7 @@ export function startServer(connection: Connection): ServerState {
 
   listenSettings(s);
   listenDocuments(s);
+  listenPullDiagnostics(s);
   listenWatchedFiles(s);
   // each finding's quick fixes, in this order (a provider: codeActions.ts IssueActionProvider)
   // (fileAwareFixes: the analysis's fixes, narrowed to what works with the file the load names when it was scanned)

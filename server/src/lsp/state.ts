@@ -47,6 +47,10 @@ export interface ClientCapabilities {
   pullConfig: boolean;
   watchDynamically: boolean;
   folderEvents: boolean;
+  /** textDocument/diagnostic: the client pulls the diagnostics of open Python documents (pullDiagnostics.ts). */
+  pullDiagnostics: boolean;
+  /** workspace/diagnostic/refresh: the client pulls again when asked to. */
+  refreshDiagnostics: boolean;
 }
 
 export interface ServerState {
@@ -70,6 +74,8 @@ export interface ServerState {
   readonly models: ModelCache;
   /** Re-analyse an open document or notebook soon (set by diagnostics.ts). */
   schedule(uri: string): void;
+  /** The analysis scheduled or running for a URI, settled when it ends (a diagnostic pull waits for it). */
+  readonly analyzing: Map<string, Promise<void>>;
 }
 
 export interface DiskFindings {
@@ -81,9 +87,9 @@ export interface DiskFindings {
 export function initialState(parts: Pick<ServerState, 'connection' | 'documents' | 'notebooks' | 'lastEdit' | 'models'>): ServerState {
   return {
     ...parts,
-    client: { pullConfig: false, watchDynamically: false, folderEvents: false },
+    client: { pullConfig: false, watchDynamically: false, folderEvents: false, pullDiagnostics: false, refreshDiagnostics: false },
     roots: [], projectConfig: defaultConfig(), settings: undefined, config: defaultConfig(),
-    programs: new Map(), diskFindings: new Map(),
+    programs: new Map(), diskFindings: new Map(), analyzing: new Map(),
     schedule: () => undefined,
   };
 }
