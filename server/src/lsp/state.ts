@@ -9,6 +9,7 @@ import type { SafeWeightsSettings } from '../protocol';
 import type { CodeIssue } from '../python/analyze';
 import type { PinIssue } from '../python/deps';
 import type { NotebookProgram } from '../python/notebook';
+import type { Program } from '../python/forest';
 import type { Tree } from '../python/parser';
 import type { LineIndex } from '../python/scanCode';
 import type { ModelCache } from './modelCache';
@@ -27,7 +28,8 @@ export interface KnownEdit {
 /** Parse state and last analysis of one program: a Python document or a notebook's code cells. */
 export interface ProgramState {
   text: string;
-  tree?: Tree;
+  /** One tree, or for a big document a forest of segments (python/forest.ts). */
+  tree?: Program;
   issues: CodeIssue[];
   /** setup.py: its install_requires pins (deps.ts). */
   pins?: PinIssue[];
@@ -37,9 +39,14 @@ export interface ProgramState {
   version?: number;
   analyzed?: number;
   honorNosec?: boolean;
-  /** Ranges whose syntax changed in the last re-parse (when the change was known exactly), and the tree before it. */
+  /** Set from an incremental analysis to its publish: the one line the edit since the last publish touched, when it
+   *  added and removed no line break (the findings on every other line kept their line and character). */
+  editedLine?: number;
+  /** Ranges whose syntax changed in the last re-parse (when the change was known exactly), the program before it
+   *  (told of the change), and the trees that re-parse replaced, freed once the analysis has compared them. */
   changed?: { startIndex: number; endIndex: number }[];
-  oldTree?: Tree;
+  oldTree?: Program;
+  retired?: Tree[];
 }
 
 /** What the client said it supports (initialize). */

@@ -1,6 +1,7 @@
 // Finds unsafe model/data loading calls in one Python program (a file, or a notebook's cells joined) and builds
 // their quick-fixes. Offsets are UTF-16 indices into the program text, like tree-sitter's and LSP's.
-import type { Node, Tree } from './parser';
+import type { Node } from './parser';
+import { descend, firstTop, nextTop, type Program } from './forest';
 import { NameResolver, WELL_KNOWN_MODULES, ancestor, canonical, carryBodies, constantString, dottedChain, escapeRegExp, type BodySpan } from './names';
 import { classifyGlobal } from '../models/policy/classify';
 import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
@@ -193,15 +194,14 @@ const followed = (name: string): boolean => FOLLOWED.has(name);
 /** The name resolution of one program text, shared by the incremental path and the analysis it runs. */
 interface Prepared { resolver: NameResolver; aliases: Aliases }
 
-function prepare(tree: Tree, text: string, region?: [number, number], bodies?: BodySpan[]): Prepared {
+function prepare(tree: Program, text: string, region?: [number, number], bodies?: BodySpan[]): Prepared {
   const resolver = new NameResolver(tree, text, region, bodies);
   resolver.followed = followed;
   return { resolver, aliases: aliasNames(resolver, text) };
 }
 
-export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {}, prepared?: Prepared): CodeIssue[] {
+export function analyzePython(tree: Program, text: string, opts: AnalyzeOptions = {}, prepared?: Prepared): CodeIssue[] {
   const { resolver, aliases: { all: aliases, modules: moduleAliases } } = prepared ?? prepare(tree, text);
-  const root = tree.rootNode;
   const calls = new Map<number, Node>();
   const refs = new Map<number, Node>();
   const [lo, hi] = opts.region ?? [0, text.length];
@@ -238,7 +238,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     const name = m[0];
     const at = m.index;
     if (KEYWORD_TRIGGER_SET.has(name)) {
-      const node = root.descendantForIndex(at, at + name.length);
+      const node = descend(tree, at, at + name.length);
       const kw = node?.type === 'identifier' ? node.parent : null;
       const call = kw?.type === 'keyword_argument' ? kw.parent?.parent : null;
       if (call?.type === 'call') calls.set(call.id, call);
@@ -249,7 +249,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
       // candidate, and the expression itself is a value when nothing calls it
       const next = /^[ \t]*(.)/.exec(text.slice(at + name.length, at + name.length + 20))?.[1];
       if (next === '(' || next === '[') {
-        let cur = root.descendantForIndex(at, at + 1);
+        let cur = descend(tree, at, at + 1);
         if (cur?.type === 'identifier') {
           for (let p = cur.parent; p; p = cur.parent) {
             if (p.type === 'attribute' && (p.childForFieldName('object')?.equals(cur) || p.childForFieldName('attribute')?.equals(cur))) cur = p;
@@ -264,13 +264,13 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     }
     if (name === 'recv' && mp) {
       // multiprocessing: Connection.recv() unpickles what the other end sent
-      const node = root.descendantForIndex(at, at + 4);
+      const node = descend(tree, at, at + 4);
       const call = node?.type === 'identifier' ? callOf(node) : null;
       if (call && call.childForFieldName('function')?.type === 'attribute') recvCalls.push(call);
       if (!targetNames.has(name)) continue;
     }
     if (!textuallyLikely(at, name)) continue;
-    const node = root.descendantForIndex(at, at + name.length);
+    const node = descend(tree, at, at + name.length);
     if (!node || node.type !== 'identifier') continue;
     const call = callOf(node);
     if (call) calls.set(call.id, call);
@@ -288,7 +288,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
     const re = new RegExp(`(?<!\\w)(?:${HF_DOWNLOADS.join('|')})(?=\\s*\\()`, 'g');
     re.lastIndex = lo;
     for (let m = re.exec(text); m && m.index < hi; m = re.exec(text)) {
-      const node = root.descendantForIndex(m.index, m.index + m[0].length);
+      const node = descend(tree, m.index, m.index + m[0].length);
       const call = node?.type === 'identifier' ? callOf(node) : null;
       if (call) hfCalls.set(call.id, call);
     }
@@ -296,7 +296,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
 
   const issues: CodeIssue[] = [];
   const cellStarts = opts.cellStarts ?? [0];
-  const fileWide = fileSuppressions(text, root);
+  const fileWide = fileSuppressions(text, tree);
   const firstCell = cellStarts[0] ?? 0;
   const safeLoads: SafeLoad[] = [];
   const base = { text, tree, resolver, cellStarts, out: issues, safeLoads };
@@ -331,7 +331,7 @@ export function analyzePython(tree: Tree, text: string, opts: AnalyzeOptions = {
   issues.sort((a, b) => a.start - b.start);
   return issues
     .filter((i) => i.start >= lo && i.start < hi)
-    .filter((i) => !isSuppressed(text, root, i, opts.honorNosec ?? false) && !fileWide.has(i.rule) && !fileWide.has('*'))
+    .filter((i) => !isSuppressed(text, tree, i, opts.honorNosec ?? false) && !fileWide.has(i.rule) && !fileWide.has('*'))
     .map((i) => ({ ...i, fixes: [...i.fixes, suppressionFix(text, i), fileSuppressionFix(text, i, firstCell)] }));
 }
 
@@ -605,10 +605,9 @@ function boundNames(code: string, out: Set<string>): void {
 /** Names the top-level statements in [lo, hi) bind in the module scope, as the name resolver sees it: a
  *  def or class binds its name (what its body binds stays in its own scope); other statements are read
  *  textually, over-approximated. `text(a, b)`: the source of the tree's offsets a..b. */
-function moduleBindings(tree: Tree, text: (a: number, b: number) => string, lo: number, hi: number, out: Set<string>): void {
-  const root = tree.rootNode;
+function moduleBindings(tree: Program, text: (a: number, b: number) => string, lo: number, hi: number, out: Set<string>): void {
   let covered = lo;
-  for (let n = root.firstChildForIndex(lo); n && n.startIndex < hi; n = n.nextSibling) {
+  for (let n = firstTop(tree, lo); n && n.startIndex < hi; n = nextTop(tree, n)) {
     if (n.startIndex > covered) boundNames(text(covered, n.startIndex), out);
     if (DEFINITIONS.has(n.type)) {
       const def = n.type === 'decorated_definition' ? n.childForFieldName('definition') : n;
@@ -678,7 +677,7 @@ void COPIED_ISSUE_FIELDS; void COPIED_FIX_FIELDS;
  * prev.text. `refresh` rebuilds the on-demand edits of a reused finding (they refer to the tree of the
  * analysis that made them).
  */
-export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[] }, oldTree: Tree, tree: Tree, text: string,
+export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[] }, oldTree: Program, tree: Program, text: string,
   change: TextChange, changed: { startIndex: number; endIndex: number }[], opts: AnalyzeOptions,
   refresh: (start: number, rule: string) => CodeIssue | undefined): CodeIssue[] | undefined {
   const delta = change.newEnd - change.oldEnd;
@@ -690,14 +689,13 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   lo = Math.max(0, lo); hi = Math.min(hi, text.length);
   // widen to whole lines and whole top-level statements, in the new text and the old one, until stable
   // (the old tree was told of the edit: its nodes are at new-text offsets, like the new tree's)
-  const root = tree.rootNode, oldRoot = oldTree.rootNode;
   for (let round = 0; ; round++) {
     const was = [lo, hi];
     lo = lineStart(text, lo); hi = lineEnd(text, Math.max(lo, hi - 1));
-    for (const r of [root, oldRoot]) {
-      const first = r.firstChildForIndex(lo);
+    for (const r of [tree, oldTree]) {
+      const first = firstTop(r, lo);
       if (first && first.startIndex < lo) lo = first.startIndex;
-      const last = r.firstChildForIndex(Math.max(lo, hi - 1));
+      const last = firstTop(r, Math.max(lo, hi - 1));
       if (last && last.startIndex < hi && last.endIndex > hi) hi = Math.min(text.length, last.endIndex);
     }
     if (was[0] === lo && was[1] === hi) break;
@@ -771,7 +769,7 @@ interface Ctx {
   args: Args;
   q: string | null;
   text: string;
-  tree: Tree;
+  tree: Program;
   resolver: NameResolver;
   cellStarts: number[];
   out: CodeIssue[];

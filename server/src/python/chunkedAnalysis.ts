@@ -24,8 +24,9 @@ const isStatementStart = (b: number): boolean => (b >= 0x41 && b <= 0x5a) || (b 
 // compound-statement continuations at column 0: never the start of a chunk
 const CONTINUATION = /^(?:else|elif|except|finally|case)\b/;
 
-/** Byte offsets where chunks start (the first is 0): line starts at column 0 outside brackets and strings. */
-export function chunkStarts(bytes: Uint8Array, target = CHUNK_BYTES): number[] {
+/** Offsets where chunks start (the first is 0): line starts at column 0 outside brackets and strings. `bytes`:
+ *  UTF-8 bytes, or a text's UTF-16 code units (every byte tested is ASCII, and no other unit equals one). */
+export function chunkStarts(bytes: ArrayLike<number>, target = CHUNK_BYTES): number[] {
   const starts = [0];
   let depth = 0;
   let quote = 0;          // the quote byte of the open string, 0 outside strings
@@ -65,7 +66,8 @@ export function chunkStarts(bytes: Uint8Array, target = CHUNK_BYTES): number[] {
     const forced = size >= MAX_CHUNK_BYTES;
     if (!forced && (quote || depth > 0 || continued || prevLineDecorator || !isStatementStart(bytes[next]))) continue;
     if (!forced) {
-      const head = Buffer.from(bytes.buffer, bytes.byteOffset + next, Math.min(16, bytes.length - next)).toString('latin1');
+      let head = '';
+      for (let k = next; k < Math.min(next + 16, bytes.length); k++) head += String.fromCharCode(bytes[k]);
       if (CONTINUATION.test(head)) continue;
     }
     starts.push(next);

@@ -7,7 +7,8 @@ import { basename } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ADVISORIES, type Advisory } from './advisories';
 import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
-import type { Node, Tree } from './parser';
+import type { Node } from './parser';
+import { descend, tops, type Program } from './forest';
 import { constantString } from './names';
 
 export interface PinIssue {
@@ -347,9 +348,8 @@ export function checkSetupCfg(text: string): PinIssue[] {
 
 /** setup.py: string requirements given to a `setup(...)` call's install_requires / setup_requires / tests_require /
  *  extras_require, as list/tuple/dict literals or through a module-level name bound to one. */
-export function checkSetupPy(tree: Tree, text: string): PinIssue[] {
+export function checkSetupPy(tree: Program, text: string): PinIssue[] {
   const out: PinIssue[] = [];
-  const root = tree.rootNode;
   const strings = (n: Node | null | undefined, depth = 0): Node[] => {
     if (!n || depth > 4) return [];
     if (n.type === 'string' || n.type === 'concatenated_string') return [n];
@@ -359,7 +359,7 @@ export function checkSetupPy(tree: Tree, text: string): PinIssue[] {
     if (n.type === 'identifier') {
       // the last module-level `NAME = [...]` before the call
       let found: Node | null = null;
-      for (const stmt of root.namedChildren) {
+      for (const stmt of tops(tree, true)) {
         const a = stmt?.type === 'expression_statement' ? stmt.namedChildren[0] : null;
         if (a?.type === 'assignment' && a.childForFieldName('left')?.text === n.text && a.startIndex < n.startIndex) found = a.childForFieldName('right');
       }
@@ -368,7 +368,7 @@ export function checkSetupPy(tree: Tree, text: string): PinIssue[] {
     return [];
   };
   for (const m of text.matchAll(/\b(install_requires|setup_requires|tests_require|extras_require)[ \t]*=/g)) {
-    const id = root.descendantForIndex(m.index!, m.index! + m[1].length);
+    const id = descend(tree, m.index!, m.index! + m[1].length);
     const kw = id?.parent;
     if (kw?.type !== 'keyword_argument' || kw.parent?.parent?.type !== 'call') continue;
     const fn = kw.parent.parent.childForFieldName('function');

@@ -1,6 +1,7 @@
 // Text edits for quick-fixes that keep the surrounding formatting: single- or multi-line argument lists,
 // trailing commas and existing keyword arguments are preserved.
-import type { Node, Tree } from './parser';
+import type { Node } from './parser';
+import { isTop, tops, type Program } from './forest';
 import { findStatements } from './names';
 
 export interface TextEditSpan {
@@ -54,21 +55,20 @@ export function removeArgument(text: string, args: Node[], arg: Node): TextEditS
   return { start: arg.startIndex, end, newText: '' };
 }
 
-let futureCache: { tree: Tree; text: string; nodes: Node[] } | undefined;
+let futureCache: { tree: Program; text: string; nodes: Node[] } | undefined;
 
 /**
  * Adds an import statement after the existing top-level imports (which come after any docstring and
  * `from __future__` imports); with no imports, after the module docstring or at the start of the cell.
  */
-export function addImport(text: string, tree: Tree, imports: Node[], cellStarts: number[], at: number, stmt: string): TextEditSpan {
-  const top = tree.rootNode;
+export function addImport(text: string, tree: Program, imports: Node[], cellStarts: number[], at: number, stmt: string): TextEditSpan {
   // fixes are built for every finding of an analysis: find the __future__ imports once per parse tree
   if (futureCache?.tree !== tree || futureCache.text !== text) {
     futureCache = { tree, text, nodes: findStatements(tree, text, /^from[ \t]+__future__\b/gm, ['future_import_statement']) };
   }
   const futures = futureCache.nodes;
   const topLevel = [...imports, ...futures]
-    .filter((n) => n.parent?.equals(top) && n.startIndex < at)
+    .filter((n) => isTop(n) && n.startIndex < at)
     .sort((a, b) => a.startIndex - b.startIndex);
   const cellStart = cellStarts.filter((s) => s <= at).pop() ?? 0;
   // Prefer the last import before the call in the same cell (for notebooks), else the last before it anywhere.
@@ -78,7 +78,7 @@ export function addImport(text: string, tree: Tree, imports: Node[], cellStarts:
     const end = lineEnd(text, anchor.endIndex);
     return { start: end, end, newText: `\n${stmt}` };
   }
-  const first = top.namedChildren.find((n) => n && n.startIndex >= cellStart && n.type !== 'comment');
+  const first = tops(tree, true).find((n) => n.startIndex >= cellStart && n.type !== 'comment');
   if (first && cellStart === 0 && first.type === 'expression_statement' && first.namedChildren[0]?.type === 'string') {
     const end = lineEnd(text, first.endIndex);
     return { start: end, end, newText: `\n${stmt}` };

@@ -1,14 +1,15 @@
 // Edits of the fixes that depend on the file a torch.load call loads (python/fileFixes.ts picks among them):
 // the load wrapped in `with torch.serialization.safe_globals([...])` for exactly the globals the file needs,
 // and the load replaced by a call that rebuilds the whole checkpoint from its .safetensors conversion.
-import type { Node, Tree } from './parser';
+import type { Node } from './parser';
+import type { Program } from './forest';
 import * as edits from './edits';
 import type { TextEditSpan } from './edits';
 
 /** What the builders need to know about one torch.load call (captured by the analysis). */
 export interface LoadSite {
   text: string;
-  tree: Tree;
+  tree: Program;
   call: Node;
   fn: Node;
   argList: Node;

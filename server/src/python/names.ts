@@ -1,6 +1,7 @@
 // Name resolution for Python source: import bindings, aliases (`l = torch.load`), local shadowing, star imports.
 // Works lazily from a name's textual occurrences, so only names that matter are ever looked at.
-import { treeMemo, type Node, type Tree } from './parser';
+import { treeMemo, type Node } from './parser';
+import { descend, firstTop, nextTop, tops, type Program } from './forest';
 
 export interface Binding {
   scope: number;        // node id of the defining scope (0 = module)
@@ -115,7 +116,7 @@ export class NameResolver {
   }
 
   /** `topBodies`: the bodies of the tree's top-level definitions when known (carryBodies), else read from the tree. */
-  constructor(private readonly tree: Tree, private readonly text: string, private readonly region?: [number, number],
+  constructor(private readonly tree: Program, private readonly text: string, private readonly region?: [number, number],
     private readonly topBodies?: BodySpan[]) {
     const skip = region ? (at: number): boolean => this.inOtherFunction(at, region) : undefined;
     this.importStatements = findStatements(tree, text, /(?:^|;)[ \t]*(?:import|from)\b/gm, ['import_statement', 'import_from_statement'], skip);
@@ -196,11 +197,10 @@ export class NameResolver {
     const list: Binding[] = [];
     this.local.set(name, list);
     const re = new RegExp(`(?<![\\w.])${escapeRegExp(name)}(?!\\w)`, 'g');
-    const root = this.tree.rootNode;
     const elsewhere = this.region ? this.otherBodies() : undefined;
     for (let m = re.exec(this.text); m; m = re.exec(this.text)) {
       if (elsewhere && insideAny(elsewhere, m.index)) continue;
-      const node = root.descendantForIndex(m.index, m.index + name.length);
+      const node = descend(this.tree, m.index, m.index + name.length);
       if (!node || node.type !== 'identifier') continue;
       const b = this.bindingAt(node);
       if (b) list.push(b);
@@ -528,14 +528,13 @@ export function dottedChain(node: Node): string[] | null {
 export type BodySpan = [number, number, boolean];
 
 /** The bodies of the top-level functions and classes in [from, to) of `tree`, in order. */
-function listBodies(tree: Tree, from = 0, to = Infinity): BodySpan[] {
+function listBodies(tree: Program, from = 0, to = Infinity): BodySpan[] {
   const out: BodySpan[] = [];
-  const root = tree.rootNode;
   // the whole file: one `children` call (cheaper than a sibling walk); a range: from its first statement on
-  let tops: (Node | null)[] = [];
-  if (from === 0 && to === Infinity) tops = root.children;
-  else for (let t = root.firstChildForIndex(from); t && t.startIndex < to; t = t.nextSibling) tops.push(t);
-  for (const top of tops) {
+  let list: (Node | null)[] = [];
+  if (from === 0 && to === Infinity) list = tops(tree);
+  else for (let t = firstTop(tree, from); t && t.startIndex < to; t = nextTop(tree, t)) list.push(t);
+  for (const top of list) {
     const def = top?.type === 'decorated_definition' ? top.childForFieldName('definition') : top;
     if (def?.type !== 'function_definition' && def?.type !== 'class_definition') continue;
     const body = def.childForFieldName('body');
@@ -544,13 +543,13 @@ function listBodies(tree: Tree, from = 0, to = Infinity): BodySpan[] {
   return out;
 }
 
-const bodiesOfTree = new WeakMap<Tree, BodySpan[]>();
+const bodiesOfTree = new WeakMap<Program, BodySpan[]>();
 
 /** The top-level bodies of `tree`, made by one edit of `oldTree` that changed only the whole statements in
  *  [lo, hi) (new text; oldHi in the old one, delta = new length - old): those outside are carried over from the
  *  list kept for the old tree (shifted past the edit), those inside are read again. Listing all 1,666 bodies of
  *  issue 12's file from the tree costs ~1.3 ms per keystroke; carrying them over ~0.05 ms. */
-export function carryBodies(oldTree: Tree, tree: Tree, lo: number, hi: number, oldHi: number, delta: number): BodySpan[] {
+export function carryBodies(oldTree: Program, tree: Program, lo: number, hi: number, oldHi: number, delta: number): BodySpan[] {
   const prev = bodiesOfTree.get(oldTree);
   let out: BodySpan[];
   if (!prev) out = listBodies(tree);
@@ -579,14 +578,13 @@ function insideAny(ranges: readonly (readonly [number, number, ...unknown[]])[],
  * Statements of the given types that start where `re` matches (a textual pre-selection: much faster than a
  * full-tree descendantsOfType on large files). Matches inside strings or comments find no such statement.
  */
-export function findStatements(tree: Tree, text: string, re: RegExp, types: string[], skip?: (at: number) => boolean): Node[] {
+export function findStatements(tree: Program, text: string, re: RegExp, types: string[], skip?: (at: number) => boolean): Node[] {
   const out: Node[] = [];
   const seen = new Set<number>();
-  const root = tree.rootNode;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const at = m.index + m[0].search(/[a-z]/);
     if (skip?.(at)) continue;
-    const node = root.descendantForIndex(at, at + 1);
+    const node = descend(tree, at, at + 1);
     for (let n: Node | null = node; n; n = n.parent) {
       if (types.includes(n.type)) {
         if (n.startIndex === at && !seen.has(n.id)) {

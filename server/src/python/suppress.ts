@@ -1,7 +1,7 @@
 // Inline suppressions: `# safe-weights: ignore[SW101]` (or `ignore` for every rule) on the first or last line of
 // the flagged call; `# nosec` too when honorNosec is set. File-wide: a comment line `# safe-weights: ignore-file[SW101]`
 // (or `ignore-file` for every rule) anywhere in the file or notebook. Only real comments count, never text inside strings.
-import type { Node } from './parser';
+import { descend, type Program } from './forest';
 import { lineEnd } from './edits';
 import type { TextEditSpan } from './edits';
 
@@ -11,17 +11,17 @@ function lineOf(text: string, at: number): { start: number; end: number } {
   return { start: text.lastIndexOf('\n', at - 1) + 1, end: lineEnd(text, at) };
 }
 
-function commentOnLine(text: string, root: Node, at: number): string | undefined {
+function commentOnLine(text: string, root: Program, at: number): string | undefined {
   const { start, end } = lineOf(text, at);
   const line = text.slice(start, end);
   for (let i = line.indexOf('#'); i !== -1; i = line.indexOf('#', i + 1)) {
-    const node = root.descendantForIndex(start + i, start + i + 1);
+    const node = descend(root, start + i, start + i + 1);
     if (node?.type === 'comment') return line.slice(i);
   }
   return undefined;
 }
 
-export function isSuppressed(text: string, root: Node, issue: { rule: string; start: number; end: number }, honorNosec: boolean): boolean {
+export function isSuppressed(text: string, root: Program, issue: { rule: string; start: number; end: number }, honorNosec: boolean): boolean {
   for (const at of new Set([issue.start, Math.max(issue.start, issue.end - 1)])) {
     const comment = commentOnLine(text, root, at);
     if (!comment) continue;
@@ -49,12 +49,12 @@ export function suppressionFix(text: string, issue: { rule: string; start: numbe
 const FILE_MARKER = /^[ \t]*#\s*safe-weights:\s*ignore-file(?:\[([^\]\r\n]*)\])?[ \t]*\r?$/gm;
 
 /** The rules a file suppresses as a whole ('*': every rule), from its `# safe-weights: ignore-file[...]` comment lines. */
-export function fileSuppressions(text: string, root: Node): Set<string> {
+export function fileSuppressions(text: string, root: Program): Set<string> {
   const out = new Set<string>();
   if (!text.includes('ignore-file')) return out;
   for (const m of text.matchAll(FILE_MARKER)) {
     const at = m.index! + m[0].indexOf('#');
-    if (root.descendantForIndex(at, at + 1)?.type !== 'comment') continue;   // inside a string
+    if (descend(root, at, at + 1)?.type !== 'comment') continue;   // inside a string
     if (m[1] === undefined) out.add('*');
     else for (const r of m[1].split(',')) if (r.trim()) out.add(r.trim());
   }

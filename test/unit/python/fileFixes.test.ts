@@ -179,7 +179,7 @@ describe('fixes that know the file a load names (real torch 1.13 files)', functi
     assert.equal(inString.issues.filter((i) => i.rule === 'SW101').length, 1, 'text inside a string is no suppression');
     inString.done();
     const t = parseSync(await getParser(), '# safe-weights: ignore-file[SW101, SW102]\n# safe-weights: ignore-file\n');
-    assert.deepEqual([...fileSuppressions('# safe-weights: ignore-file[SW101, SW102]\n# safe-weights: ignore-file\n', t.rootNode)].sort(), ['*', 'SW101', 'SW102']);
+    assert.deepEqual([...fileSuppressions('# safe-weights: ignore-file[SW101, SW102]\n# safe-weights: ignore-file\n', t)].sort(), ['*', 'SW101', 'SW102']);
     t.delete();
   });
 });

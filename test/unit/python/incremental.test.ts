@@ -9,21 +9,21 @@ import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../../../
 import { FIXTURES } from './fixtures.test';
 import { prng } from '../prng';
 
-function posAt(text: string, offset: number): { line: number; character: number } {
+export function posAt(text: string, offset: number): { line: number; character: number } {
   let line = 0, start = 0;
   for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
   return { line, character: offset - start };
 }
 
 /** Comparable form: everything but functions, plus what the convert edits produce. */
-function normal(issues: CodeIssue[], runConvertEdits = true): unknown[] {
+export function normal(issues: CodeIssue[], runConvertEdits = true): unknown[] {
   const site = (i: CodeIssue) => { const x = i.loadSite?.(); return x && { call: [x.call.startIndex, x.call.endIndex], path: x.safetensorsPath, device: x.device }; };
   return issues.map((i) => ({ ...i, convertEdits: i.convertEdits ? (runConvertEdits ? i.convertEdits() : true) : undefined,
     loadSite: i.loadSite ? (runConvertEdits ? site(i) : true) : undefined }));
 }
 
 // Ordinary code with a few unsafe loads, aliases, shadowing and suppressions to edit around.
-function program(blocks: number): string {
+export function program(blocks: number): string {
   const out = ['"""Training helpers."""', 'import json', 'import os', 'import torch', 'import pickle as pk',
     'from yaml import load as yl', 'from torch import load', 'tl = torch.load', ''];
   for (let k = 0; k < blocks; k++) {
@@ -39,7 +39,7 @@ function program(blocks: number): string {
   return out.join('\n') + '\n';
 }
 
-const SNIPPETS = ['#', 'x', ' ', '\n', '(', ')', '"', 'load', 'tl', ' = ', 'import os\n', 'load = 1\n', 'pickle.loads(b)\n',
+export const SNIPPETS = ['#', 'x', ' ', '\n', '(', ')', '"', 'load', 'tl', ' = ', 'import os\n', 'load = 1\n', 'pickle.loads(b)\n',
   'torch.load("a.pt")\n', '  # safe-weights: ignore[SW101]', 'def f(load):\n    return load("x")\n', 'yl = 3\n', '\n\n',
   'from pickle import *\n', '    ', 'weights_only=True', ', '];
 
