@@ -69,13 +69,15 @@ export interface ForestEdit {
  * (a bracket or string left open, an indented first line). `oldForest` is the forest before the edit told of it
  * (its nodes at new-text offsets, as the analysis compares them); `retired`: its trees no longer in `forest`.
  */
-export function reparseForest(parser: Parser, old: Forest, text: string, edit: ForestEdit):
+export function reparseForest(parser: Parser, old: Forest, text: string, edit: ForestEdit, target = SEGMENT_CHARS):
   { forest: Forest; oldForest: Forest; retired: Tree[]; changed: { startIndex: number; endIndex: number }[] } {
   const delta = edit.text.length - (edit.oldEnd - edit.start);
   const n = old.trees.length;
   const oldStart = (k: number): number => old.starts[k];
   // the start offset in the new text of segment k (k > the edited ones: shifted)
-  const newStart = (k: number): number => (oldStart(k) > edit.start ? oldStart(k) + delta : oldStart(k));
+  // (a start the edit deleted goes where the edit's text ends, as tree-sitter moves the nodes there)
+  const newStart = (k: number): number =>
+    (oldStart(k) <= edit.start ? oldStart(k) : oldStart(k) < edit.oldEnd ? edit.start + edit.text.length : oldStart(k) + delta);
   let i = old.segmentAt(edit.start);
   let j = old.segmentAt(Math.max(edit.start, edit.oldEnd - 1));
   for (;;) {
@@ -92,14 +94,22 @@ export function reparseForest(parser: Parser, old: Forest, text: string, edit: F
   let row = edit.startPos.line;
   for (let at = text.indexOf('\n', from); at !== -1 && at < edit.start; at = text.indexOf('\n', at + 1)) row--;
   const startPosition = { row, column: 0 };
-  // one segment: incrementally from its old tree; several joined: afresh (rare)
-  const reused = i === j ? old.trees[i] : undefined;
-  const tree = parseSegment(parser, text, from, to, startPosition, reused);
-  const changed = reused ? tree.getChangedRanges(reused) : [{ startIndex: from, endIndex: to }];
+  // one segment: incrementally from its old tree; several joined, or one cut again: afresh (rare). A segment that
+  // edits have grown or joined past 4 sizes (a paste; a string opened, which joins every segment after it, and
+  // closed again) is cut again where statements start.
+  const cuts = to - from > 4 * target ? chunkStarts(units(text, from, to), target).map((c) => c + from) : [from];
+  const reused = i === j && cuts.length === 1 ? old.trees[i] : undefined;
+  const trees: Tree[] = [];
+  for (let k = 0, at = startPosition; k < cuts.length; k++) {
+    const end = k + 1 < cuts.length ? cuts[k + 1] : to;
+    trees.push(parseSegment(parser, text, cuts[k], end, at, reused));
+    at = pointAt(text, end, at, cuts[k]);
+  }
+  const changed = reused ? trees[0].getChangedRanges(reused) : [{ startIndex: from, endIndex: to }];
   const retired = old.trees.slice(i, j + 1);
   const shifted = old.starts.map((_, k) => newStart(k));
-  const forest = new Forest([...old.trees.slice(0, i), tree, ...old.trees.slice(j + 1)],
-    [...shifted.slice(0, i + 1), ...shifted.slice(j + 1)]);
+  const forest = new Forest([...old.trees.slice(0, i), ...trees, ...old.trees.slice(j + 1)],
+    [...shifted.slice(0, i), ...cuts, ...shifted.slice(j + 1)]);
   // a tree reads its nodes' text from the text it was parsed from: the segments after the edit were only told of
   // it (their nodes moved), so they read the new text from now on; so do the ones before (their part is unchanged)
   for (const t of forest.trees) readsFrom(t, text);

@@ -79,6 +79,30 @@ describe('forest: a big document parsed in segments', function () {
     assert.ok(segments > corpora.length * 3, `${segments} segments for ${corpora.length} files: too few to test the joins`);
   });
 
+  it('a string opened joins every segment after it; closed again, they are cut again', async function () {
+    const parser = await getParser();
+    let text = program(60);
+    let forest = parseForest(parser, text, 300);
+    const before = forest.trees.length;
+    const edit = (start: number, del: number, ins: string): void => {
+      const next = text.slice(0, start) + ins + text.slice(start + del);
+      const r = reparseForest(parser, forest, next, { start, oldEnd: start + del, text: ins, startPos: posAt(text, start), oldEndPos: posAt(text, start + del) }, 300);
+      for (const t of r.retired) t.delete();
+      text = next; forest = r.forest;
+    };
+    edit(text.indexOf('class Runner_20'), 0, 's = """\n');
+    const joined = forest.trees.length;
+    assert.ok(joined < before / 2, `${joined} segments with the string open (${before} before)`);
+    edit(text.indexOf('class Runner_40'), 0, '"""\n');
+    assert.ok(forest.trees.length > joined + 10, `${forest.trees.length} segments once the string is closed (${joined} while open)`);
+    assertBoundaries(forest, text, 'closed');
+    const tree = parseSync(parser, text);
+    assert.deepEqual(shape(tops(forest)), shape(tops(tree)));
+    assert.deepEqual(normal(analyzePython(forest, text, {})), normal(analyzePython(tree, text, {})));
+    tree.delete();
+    deleteProgram(forest);
+  });
+
   /** The server's step: re-parse the touched segments, then the incremental analysis (or a whole one). */
   async function step(text: string, forest: Forest, issues: CodeIssue[], start: number, del: number, ins: string) {
     const parser = await getParser();
