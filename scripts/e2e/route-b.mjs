@@ -180,8 +180,10 @@ export async function runRouteB({ vsix = join(root, 'safe-weights.vsix') } = {})
       await frame.click('#danger button.link[data-offset]');
       const selected = page.locator('.editor-instance .monaco-editor .selected-text');
       await waitFor('the opcode selected in the disassembly', async () => (await selected.count()) > 0, 30_000, 250);
-      const status = await page.locator('.statusbar').innerText();
-      if (!/Ln \d+, Col \d+ \(\d+ selected\)/.test(status)) throw new Error(`no selection in the disassembly: ${status}`);
+      // (the status bar shows the selection a moment after the editor does)
+      let status = '';
+      await waitFor('the selection in the status bar', async () => /Ln \d+, Col \d+ \(\d+ selected\)/.test(status = await page.locator('.statusbar').innerText()), 10_000, 250)
+        .catch(() => { throw new Error(`no selection in the disassembly: ${status}`); });
       await shot(page, '03c-disassembly-at-offset.png');
       await frame.click('#tab-pickle');
       await frame.waitForSelector('pre.code');
