@@ -124,6 +124,17 @@ export class LspClient {
   }
 }
 
+/** Polls `get` until it returns a value (or fails after `timeoutMs`). */
+export async function until<T>(what: string, get: () => T | undefined, timeoutMs = 20000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = get();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** Applies LSP text edits to a text (edits must not overlap). */
 export function applyEdits(text: string, edits: TextEdit[]): string {
   const starts: number[] = [0];
