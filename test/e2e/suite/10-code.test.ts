@@ -126,6 +126,45 @@ describe('code diagnostics and quick fixes', () => {
     assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), [], 'the rebuilt checkpoint equals torch.load of the original');
   });
 
+  it('a big .py file (pulled diagnostics, parsed in segments): findings follow typing, a string opened and closed', async () => {
+    // 1,200 functions, ~75 KB: past the server's forest size, so a keystroke re-parses one segment
+    const K = 1200;
+    const lines = ['import torch', 'import pickle', ''];
+    for (let k = 0; k < K; k++) lines.push(`def f_${k}(p):`, '    x = 1  # a line long enough to make the file big enough', '    return torch.load(p)', '');
+    const original = lines.join('\n');
+    const uri = fixture('big_generated.py');
+    await vscode.workspace.fs.writeFile(uri, Buffer.from(original));
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const count = (ds: vscode.Diagnostic[], code: string): number => ds.filter((d) => codeOf(d) === code).length;
+    const lineOf = (text: string): number => doc.getText().split('\n').indexOf(text);
+    const insert = async (line: number, text: string): Promise<void> => {
+      const edit = new vscode.WorkspaceEdit();
+      edit.insert(uri, new vscode.Position(line, 0), text);
+      assert.ok(await vscode.workspace.applyEdit(edit));
+    };
+    try {
+      // every finding once: pulled, and not also pushed
+      const opened = await waitForDiagnostics(uri, `${K} SW101`, (x) => count(x, 'SW101') === K);
+      assert.equal(new Set(opened.map((d) => d.range.start.line)).size, K, 'one SW101 per function, none twice');
+      await insert(lineOf('def f_600(p):') + 1, '    y = pickle.loads(b)\n');
+      const last = lineOf('def f_1199(p):') + 2;
+      await waitForDiagnostics(uri, 'SW102 in f_600 and f_1199\'s SW101 a line down', (x) =>
+        count(x, 'SW102') === 1 && !!onLine(x, 'SW102', lineOf('def f_600(p):') + 1) && !!onLine(x, 'SW101', last) && count(x, 'SW101') === K);
+      // a string opened before f_300 (tree-sitter reads an unclosed one at the end as an error and goes on: no
+      // change yet) and closed before f_900: f_300 .. f_899, and the pickle load in f_600, are text
+      await insert(lineOf('def f_300(p):'), 's = """\n');
+      await insert(lineOf('def f_900(p):'), '"""\n');
+      await waitForDiagnostics(uri, '600 SW101 once the string is closed', (x) => count(x, 'SW101') === 600 && count(x, 'SW102') === 0 && !!onLine(x, 'SW101', lineOf('def f_900(p):') + 2));
+      await setText(doc, original);
+      await waitForDiagnostics(uri, `${K} SW101 again`, (x) => count(x, 'SW101') === K && count(x, 'SW102') === 0);
+    } finally {
+      await doc.save();
+      await closeAllEditors();
+      await vscode.workspace.fs.delete(uri);
+    }
+  });
+
   it('applies every quick fix offered for a notebook cell', async () => {
     const nb = await vscode.workspace.openNotebookDocument(fixture('analysis.ipynb'));
     await vscode.window.showNotebookDocument(nb);
