@@ -56,6 +56,19 @@ describe('language server: pull diagnostics (stdio)', function () {
     assert.deepEqual(pushedFor(client, uri), [], 'a pulled document\'s diagnostics are never pushed as well');
   });
 
+  it('a keystroke before a finding on its line moves that finding, and only that one', async () => {
+    const uri = 'file:///tmp/safe-weights-pull/same_line.py';
+    await client.openOnly(uri, 'import torch\na = torch.load(p)\nb = torch.load(q)\n');
+    const first = await client.pull(uri);
+    const at = (r: typeof first) => r.items!.map((d) => [d.range.start.line, d.range.start.character, d.range.end.character]);
+    assert.deepEqual(at(first), [[1, 4, 17], [2, 4, 17]]);
+    // one character typed at the start of line 2: its finding moves right, line 3's stays
+    await client.changeOnly(uri, 'x', { start: { line: 1, character: 0 }, end: { line: 1, character: 0 } });
+    const next = await client.pull(uri, first.resultId);
+    assert.equal(next.kind, 'full');
+    assert.deepEqual(at(next), [[1, 5, 18], [2, 4, 17]]);
+  });
+
   it('a pull sent right after an open or a change waits for its analysis', async () => {
     // a fresh server: its first analysis waits for the parser to load, so the pull arrives before it is done
     const fresh = await LspClient.start(undefined, { pull: true });

@@ -76,7 +76,9 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
     const refresh = (start: number, rule: string) => analyzePython(state.tree!, state.text, opts).find((i) => i.start === start && i.rule === rule);
     if (state.oldTree) issues = analyzePythonAfterEdit(prev, state.oldTree, state.tree!, state.text, change, state.changed, opts, refresh);
   }
-  state.editedLine = issues && known!.startPos.line === known!.oldEndPos.line && !/[\r\n]/.test(known!.text) ? known!.startPos.line : undefined;
+  // an incremental analysis of an edit that added and removed no line break: the findings it carried over (all on
+  // other lines: it re-analyses whole lines) kept their line and character
+  const linesKept = !!issues && known!.startPos.line === known!.oldEndPos.line && !/[\r\n]/.test(known!.text);
   state.issues = issues ?? analyzePython(state.tree!, state.text, opts);
   // setup.py: its install_requires pins besides the code rules
   state.pins = basename(uriToPath(uri) ?? uri).toLowerCase() === 'setup.py' ? checkSetupPy(state.tree!, state.text) : undefined;
@@ -84,14 +86,10 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   state.honorNosec = config.honorNosec;
   // positions come from the document's own line table (kept up to date by each change)
   state.lines = { position: (offset: number) => doc.positionAt(offset) };
-  publishFor(s, uri, state, doc.version);
-  state.editedLine = undefined;
+  publishFor(s, uri, state, doc.version, linesKept);
   // freed once the diagnostics are on their way (pushed above, or the pull this analysis settles answered first):
   // on issue 12's 10,000-line file deleting the old tree takes 2-4 ms, time a keystroke's diagnostics need not wait for
-  const retired = state.retired ?? [];
-  state.retired = undefined;
-  state.oldTree = undefined;
-  if (retired.length) setImmediate(() => { for (const t of retired) t.delete(); });
+  retire(state, true);
 }
 
 /** Parses a program again after a change: incrementally (told of the change when it is known, else of the
@@ -133,11 +131,14 @@ async function reparse(s: ServerState, uri: string, text: string, change?: Known
   return state;
 }
 
-/** Frees the trees the last re-parse replaced (kept for the analysis that compares old and new). */
-function retire(state: ProgramState): void {
-  for (const t of state.retired ?? []) t.delete();
+/** Frees the trees the last re-parse replaced (kept for the analysis that compares old and new); `later`: on the
+ *  next turn, once the diagnostics are on their way. */
+function retire(state: ProgramState, later = false): void {
+  const trees = state.retired ?? [];
   state.retired = undefined;
   state.oldTree = undefined;
+  if (later && trees.length) setImmediate(() => { for (const t of trees) t.delete(); });
+  else for (const t of trees) t.delete();
 }
 
 function notebookProgram(s: ServerState, nb: NotebookDocument): { program: NotebookProgram; cellUris: string[] } {
@@ -181,21 +182,19 @@ function pinDiagnostics(s: ServerState, pins: PinIssue[]): Diagnostic[] {
  *  1.1 ms for the 1,666 diagnostics against 1.7 ms (positions are still computed to compare), plus the garbage. */
 const built = new WeakMap<CodeIssue, { uri: string; diagnostic: Diagnostic }>();
 
-/** The diagnostic of a finding as configured (undefined when its rule is off), and the URI it belongs to. */
-export function diagnosticFor(s: ServerState, uri: string, state: ProgramState, issue: CodeIssue): { uri: string; diagnostic: Diagnostic } | undefined {
+/** The diagnostic of a finding as configured (undefined when its rule is off), and the URI it belongs to.
+ *  `linesKept`: the edit since the last publish added and removed no line break (publishFor after a keystroke). */
+export function diagnosticFor(s: ServerState, uri: string, state: ProgramState, issue: CodeIssue, linesKept = false): { uri: string; diagnostic: Diagnostic } | undefined {
   const severity = levelFor(s.config, issue.rule, issue.severity);
   if (!severity) return undefined;
   // (a finding that names a file is built afresh: its message and related file follow the workspace scan)
   const from = takeMovedFrom(issue);
   const last = issue.path ? undefined : built.get(issue) ?? (from && built.get(from));
-  if (last && last.diagnostic.severity === toSeverity(severity)) {
-    // on a line the keystroke did not touch, a finding copied from the last analysis is where it was: its
-    // position need not be computed to know that (~2 ms of a keystroke on issue 12's file, 1,666 findings)
-    const r = last.diagnostic.range, line = state.editedLine;
-    if (line !== undefined && from && !state.notebook && (r.end.line < line || r.start.line > line)) {
-      built.set(issue, last);
-      return last;
-    }
+  // a finding copied from the last analysis over a keystroke that kept every line is where it was: its position
+  // need not be computed to know that (~2 ms of a keystroke on issue 12's file, 1,666 findings)
+  if (linesKept && from && last && !state.notebook && last.diagnostic.severity === toSeverity(severity)) {
+    built.set(issue, last);
+    return last;
   }
   const at = rangeOf(uri, state, issue.start, issue.end);
   if (last && last.uri === at.uri && last.diagnostic.severity === toSeverity(severity) && sameRange(last.diagnostic.range, at.range)) {
@@ -219,12 +218,12 @@ function sameRange(a: Range, b: Range): boolean {
   return a.start.line === b.start.line && a.start.character === b.start.character && a.end.line === b.end.line && a.end.character === b.end.character;
 }
 
-function publishFor(s: ServerState, uri: string, state: ProgramState, version?: number): void {
+function publishFor(s: ServerState, uri: string, state: ProgramState, version?: number, linesKept = false): void {
   const byUri = new Map<string, Diagnostic[]>();
   if (state.notebook) for (const cellUri of state.notebook.cellUris) byUri.set(cellUri, []);
   else byUri.set(uri, []);
   for (const issue of state.issues) {
-    const d = diagnosticFor(s, uri, state, issue);
+    const d = diagnosticFor(s, uri, state, issue, linesKept);
     if (d) byUri.get(d.uri)?.push(d.diagnostic);
   }
   if (state.pins && !state.notebook) byUri.get(uri)!.push(...pinDiagnostics(s, state.pins));

@@ -11,19 +11,6 @@ import type { ServerState } from './state';
 export const PULLED_SELECTOR: DocumentSelector = [{ scheme: 'file', language: 'python' }, { scheme: 'untitled', language: 'python' }];
 const isPulled = (doc: TextDocument): boolean => doc.languageId === 'python' && /^(?:file|untitled):/.test(doc.uri);
 
-interface Result { resultId: string; version: number; items: Diagnostic[] }
-
-/** Per server: the last result of each pulled document, and the version the client last received for it. */
-interface PullState { results: Map<string, Result>; answered: Map<string, number>; refreshQueued: boolean }
-const states = new WeakMap<ServerState, PullState>();
-let nextResultId = 1;
-
-function stateOf(s: ServerState): PullState {
-  let p = states.get(s);
-  if (!p) states.set(s, (p = { results: new Map(), answered: new Map(), refreshQueued: false }));
-  return p;
-}
-
 /** Whether the client pulls this document's diagnostics (then nothing may be pushed for it: both would show). */
 export function pulls(s: ServerState, uri: string): boolean {
   const doc = s.documents.get(uri);
@@ -41,14 +28,15 @@ export function deliverDocument(s: ServerState, uri: string, version: number, it
     s.connection.sendDiagnostics({ uri, version, diagnostics: items });
     return;
   }
-  const p = stateOf(s);
+  const p = s.pulled;
   const last = p.results.get(uri);
   const same = !!last && sameDiagnostics(last.items, items);
-  p.results.set(uri, { resultId: same ? last!.resultId : String(nextResultId++), version, items });
-  if (!same && p.answered.get(uri) === version) requestRefresh(s, p);
+  p.results.set(uri, { resultId: same ? last!.resultId : String(p.nextId++), version, items });
+  if (!same && p.answered.get(uri) === version) requestRefresh(s);
 }
 
-function requestRefresh(s: ServerState, p: PullState): void {
+function requestRefresh(s: ServerState): void {
+  const p = s.pulled;
   if (!s.client.refreshDiagnostics || p.refreshQueued) return;
   p.refreshQueued = true;
   setImmediate(() => {
@@ -66,9 +54,8 @@ function sameDiagnostics(a: Diagnostic[], b: Diagnostic[]): boolean {
 
 /** Forgets a closed document's results (the client drops its pulled diagnostics on close). */
 export function forgetPulled(s: ServerState, uri: string): void {
-  const p = stateOf(s);
-  p.results.delete(uri);
-  p.answered.delete(uri);
+  s.pulled.results.delete(uri);
+  s.pulled.answered.delete(uri);
 }
 
 /** Answers textDocument/diagnostic once the document's pending analysis (if any) has run. */
@@ -79,7 +66,7 @@ export function listenPullDiagnostics(s: ServerState): void {
     for (let pending = s.analyzing.get(uri); pending; pending = s.analyzing.get(uri)) await pending;
     const doc = s.documents.get(uri);
     if (!doc || !pulls(s, uri)) return { kind: 'full', items: [] };
-    const p = stateOf(s);
+    const p = s.pulled;
     // (a big document's findings come later, from its worker: delivered for this version, they ask for a pull)
     p.answered.set(uri, doc.version);
     const result = p.results.get(uri);

@@ -1,7 +1,7 @@
 // The language server's state, in one object that every lsp/ module is handed (no module-level globals): the
 // connection, the open documents and notebooks, the configuration, the clients' capabilities, the parse state
 // of each open program and the findings published from disk scans.
-import type { Connection, NotebookDocuments, TextDocuments } from 'vscode-languageserver/node';
+import type { Connection, Diagnostic, NotebookDocuments, TextDocuments } from 'vscode-languageserver/node';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { fileURLToPath } from 'node:url';
 import { defaultConfig, type LoadedConfig } from '../config';
@@ -39,9 +39,6 @@ export interface ProgramState {
   version?: number;
   analyzed?: number;
   honorNosec?: boolean;
-  /** Set from an incremental analysis to its publish: the one line the edit since the last publish touched, when it
-   *  added and removed no line break (the findings on every other line kept their line and character). */
-  editedLine?: number;
   /** Ranges whose syntax changed in the last re-parse (when the change was known exactly), the program before it
    *  (told of the change), and the trees that re-parse replaced, freed once the analysis has compared them. */
   changed?: { startIndex: number; endIndex: number }[];
@@ -83,6 +80,8 @@ export interface ServerState {
   schedule(uri: string): void;
   /** The analysis scheduled or running for a URI, settled when it ends (a diagnostic pull waits for it). */
   readonly analyzing: Map<string, Promise<void>>;
+  /** Pulled documents (pullDiagnostics.ts): the last result of each, and the version the client last received. */
+  readonly pulled: { results: Map<string, { resultId: string; version: number; items: Diagnostic[] }>; answered: Map<string, number>; nextId: number; refreshQueued: boolean };
 }
 
 export interface DiskFindings {
@@ -97,6 +96,7 @@ export function initialState(parts: Pick<ServerState, 'connection' | 'documents'
     client: { pullConfig: false, watchDynamically: false, folderEvents: false, pullDiagnostics: false, refreshDiagnostics: false },
     roots: [], projectConfig: defaultConfig(), settings: undefined, config: defaultConfig(),
     programs: new Map(), diskFindings: new Map(), analyzing: new Map(),
+    pulled: { results: new Map(), answered: new Map(), nextId: 1, refreshQueued: false },
     schedule: () => undefined,
   };
 }

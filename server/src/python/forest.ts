@@ -64,11 +64,6 @@ export function tops(p: Program, named = false): Node[] {
 /** Whether a node is a top-level child (its parent is a module: the root, or a segment's root). */
 export const isTop = (n: Node): boolean => n.parent?.type === 'module';
 
-/** Whether any part of the program has a syntax error. */
-export function hasError(p: Program): boolean {
-  return p instanceof Forest ? p.trees.some((t) => t.rootNode.hasError) : p.rootNode.hasError;
-}
-
 /** Frees the program's trees. */
 export function deleteProgram(p: Program): void {
   if (p instanceof Forest) for (const t of p.trees) t.delete(); else p.delete();

@@ -2,7 +2,7 @@
 // range of the text; after an edit only the segments it touches are parsed again (incrementally).
 import { chunkStarts } from './chunkedAnalysis';
 import { Forest } from './forest';
-import { editTreeAt, getParser, type Point, type Tree } from './parser';
+import { editTreeAt, getParser, pointAt, type Point, type Tree } from './parser';
 
 /** A segment's size: ~40 of issue 12's six-line functions, re-parsed in ~1 ms after a keystroke. */
 export const SEGMENT_CHARS = 8 * 1024;
@@ -15,13 +15,6 @@ function units(text: string, from = 0, to = text.length): Uint16Array {
   const out = new Uint16Array(to - from);
   for (let i = from; i < to; i++) out[i - from] = text.charCodeAt(i);
   return out;
-}
-
-/** Row and column of `at`, counted from a known point `from` at offset `fromIndex` (at >= fromIndex). */
-function pointAt(text: string, at: number, from: Point = { row: 0, column: 0 }, fromIndex = 0): Point {
-  let row = from.row, lineStart = fromIndex - from.column;
-  for (let i = text.indexOf('\n', fromIndex); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) { row++; lineStart = i + 1; }
-  return { row, column: at - lineStart };
 }
 
 function parseSegment(parser: Parser, text: string, start: number, end: number, startPosition: Point, old?: Tree): Tree {

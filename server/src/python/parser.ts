@@ -38,7 +38,7 @@ export function parseSync(parser: Parser, text: string, old?: Tree): Tree {
 }
 
 /** Row/column of `index`, counting from a known point `from` at offset `fromIndex` (index >= fromIndex). */
-function pointAt(text: string, index: number, from: Point = { row: 0, column: 0 }, fromIndex = 0): Point {
+export function pointAt(text: string, index: number, from: Point = { row: 0, column: 0 }, fromIndex = 0): Point {
   let row = from.row;
   let lineStart = fromIndex - from.column;
   for (let i = text.indexOf('\n', fromIndex); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) {

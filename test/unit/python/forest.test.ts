@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../../../server/src/python/analyze';
 import { checkSetupPy } from '../../../server/src/python/deps';
-import { deleteProgram, descend, Forest, hasError, tops } from '../../../server/src/python/forest';
+import { deleteProgram, descend, Forest, tops } from '../../../server/src/python/forest';
 import { parseForest, reparseForest } from '../../../server/src/python/forestParse';
 import { chunkStarts } from '../../../server/src/python/chunkedAnalysis';
 import { getParser, parseSync, type Tree } from '../../../server/src/python/parser';
@@ -120,7 +120,7 @@ describe('forest: a big document parsed in segments', function () {
   function compare(label: string, text: string, forest: Forest, issues: CodeIssue[], tree: Tree): boolean {
     assertBoundaries(forest, text, label);
     assert.deepEqual(normal(issues), normal(analyzePython(forest, text, {})), `${label}: incremental vs whole forest`);
-    if (hasError(tree)) return false;
+    if (tree.rootNode.hasError) return false;
     assert.deepEqual(shape(tops(forest)), shape(tops(tree)), `${label}: top-level statements`);
     assert.deepEqual(normal(issues), normal(analyzePython(tree, text, {})), `${label}: forest vs one tree`);
     return true;
