@@ -235,7 +235,8 @@ async function benchLatencyDense() {
   const fnStart = (i) => 4 + 6 * ((i * 397) % 1660);
   // keystrokes in function bodies: a character typed at the end of `model.update(data)` and deleted again
   const body = Array.from({ length: 30 }, (_, i) => ({ line: fnStart(i) + 4, character: '    model.update(data)'.length, text: 'x' }));
-  // edits of import lines: the module's `import os`, and a function's `import torch` (`import torchx` unbinds torch there)
+  // edits of import lines: the module's `import os` (no other statement resolves a name through it: the import is
+  // re-analysed alone), and a function's `import torch` (`import torchx` unbinds torch there)
   const imports = Array.from({ length: 10 }, (_, i) => i % 2
     ? { line: fnStart(i) + 1, character: '    import torch'.length, text: 'x' }
     : { line: 0, character: 'import os'.length, text: 'x' });
@@ -250,6 +251,10 @@ async function benchLatencyDense() {
   const pulled = async (edits, opts) => ({ ...(await timeEdits(text, edits, { ...opts, pull: true })), pulled: true });
   report('keystrokes in function bodies (pull)', await pulled(body), 30);
   report('edits of import lines (pull)', await pulled(imports, { rounds: 2 }), 100);
+  // an import that every function resolves a call through (`json.loads`): the record of where names were resolved
+  // sends it to a whole-program analysis (printed, no target)
+  const json = Array.from({ length: 6 }, () => ({ line: 1, character: 'import json'.length, text: 'x' }));
+  report('edits of `import json`, resolved in every function (pull, whole analysis; no target)', await pulled(json));
   report('keystrokes in function bodies (push, for clients without pull; no target)', await timeEdits(text, body));
   console.log(`    machine load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
 }

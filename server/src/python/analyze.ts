@@ -2,7 +2,7 @@
 // their quick-fixes. Offsets are UTF-16 indices into the program text, like tree-sitter's and LSP's.
 import type { Node } from './parser';
 import { descend, firstTop, nextTop, type Program } from './forest';
-import { NameResolver, WELL_KNOWN_MODULES, ancestor, canonical, carryBodies, constantString, dottedChain, escapeRegExp, type BodySpan } from './names';
+import { BUILTIN_NAMES, CANONICAL, NameResolver, WELL_KNOWN_MODULES, ancestor, canonical, carryBodies, constantString, dottedChain, escapeRegExp, type BodySpan } from './names';
 import { classifyGlobal } from '../models/policy/classify';
 import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
@@ -219,7 +219,7 @@ export function analyzePython(tree: Program, text: string, opts: AnalyzeOptions 
     const chain = [...dottedPrefix(text, at), name];
     if (aliases.has(chain[0])) return true;
     if (chain.length === 2 && SELF_NAMES.has(chain[0]) && aliases.has(name)) return true;
-    const q = resolver.resolveByImports(chain);
+    const q = resolver.resolveByImports(chain, at);
     return q !== null && TARGETS.has(q);
   };
   // Only names some imported module could provide are worth looking at (`open` matters only with shelve); the
@@ -299,7 +299,7 @@ export function analyzePython(tree: Program, text: string, opts: AnalyzeOptions 
   const fileWide = fileSuppressions(text, tree);
   const firstCell = cellStarts[0] ?? 0;
   const safeLoads: SafeLoad[] = [];
-  const base = { text, tree, resolver, cellStarts, out: issues, safeLoads };
+  const base = { text, tree, resolver, cellStarts, out: issues, safeLoads, facts: factsOf(text) };
   for (const call of [...calls.values()].sort((x, y) => x.startIndex - y.startIndex)) {
     const fn = call.childForFieldName('function');
     const args = readArgs(call);
@@ -328,6 +328,7 @@ export function analyzePython(tree: Program, text: string, opts: AnalyzeOptions 
     checkRevision({ ...base, call, fn, args, q });
   }
   checkFallbacks(base, safeLoads);
+  if (!opts.region) depsOfProgram.set(tree, resolver.deps);
   issues.sort((a, b) => a.start - b.start);
   return issues
     .filter((i) => i.start >= lo && i.start < hi)
@@ -344,7 +345,7 @@ function calleeName(resolver: NameResolver, aliases: Set<string>, fn: Node): str
     return q && TARGETS.has(q) ? q : null;
   }
   // Cheap check first (imports only, no shadowing analysis); the full resolution runs for likely targets.
-  const likely = aliases.has(chain[0]) || TARGETS.has(resolver.resolveByImports(chain) ?? '');
+  const likely = aliases.has(chain[0]) || TARGETS.has(resolver.resolveByImports(chain, fn.startIndex) ?? '');
   const q = likely ? resolver.resolveChain(chain, fn) : null;
   if (q && TARGETS.has(q)) return q;
   if (chain.length === 2 && aliases.has(chain[1]) && fn.type === 'attribute') {
@@ -515,7 +516,9 @@ function aliasNames(resolver: NameResolver, text: string): Aliases {
   const all = new Set<string>();
   const modules = new Set<string>();
   for (const [name, targets] of resolver.importedNames()) {
-    if (!FINAL_NAMES.includes(name) && targets.some((t) => TARGETS.has(canonical(t)))) all.add(name);
+    // (a target imported under its own name is scanned for by that name once its module is imported; one imported
+    // under another target's name, `from pickle import loads as decode` (jsonpickle.decode), is not)
+    if (targets.some((t) => TARGETS.has(canonical(t)) && (!FINAL_NAMES.includes(name) || !canonical(t).endsWith(`.${name}`)))) all.add(name);
   }
   const a = { all, modules };
   for (const m of text.matchAll(ALIAS_LINES)) {
@@ -591,8 +594,16 @@ const DEFINITIONS = new Set(['function_definition', 'class_definition', 'decorat
 function boundNames(code: string, out: Set<string>): void {
   const idents = (s: string) => { for (const m of s.matchAll(IDENT_RE)) out.add(m[0]); };
   for (const line of code.split('\n')) {
-    const eq = /(?<![=<>!:+\-*/%&|^@])=(?!=)/.exec(line);
-    if (eq) idents(line.slice(0, eq.index));
+    // Before the first `=`; and before each later one outside brackets (a chained `a = b = 1` binds both); inside
+    // brackets (a keyword argument, or a bracket in a string miscounted) the name just before it, to be safe.
+    let prev = -1;
+    for (const m of line.matchAll(/(?<![=<>!:+\-*/%&|^@])=(?!=)/g)) {
+      const at = m.index!;
+      if (prev < 0) idents(line.slice(0, at));
+      else if (bracketDepth(line, at) === 0) idents(line.slice(prev + 1, at));
+      else { const name = /([A-Za-z_]\w*)\s*$/.exec(line.slice(0, at)); if (name) out.add(name[1]); }
+      prev = at;
+    }
     for (const m of line.matchAll(/\b(?:def|class)\s+([A-Za-z_]\w*)/g)) out.add(m[1]);
     for (const m of line.matchAll(/\bfor\b(.*?)\bin\b/g)) idents(m[1]);
     for (const m of line.matchAll(/\bas\s+([A-Za-z_]\w*)/g)) out.add(m[1]);
@@ -600,6 +611,17 @@ function boundNames(code: string, out: Set<string>): void {
     for (const m of line.matchAll(/([A-Za-z_]\w*)\s*(?:\*\*|\/\/|>>|<<|[-+*/%&|^@])=/g)) out.add(m[1]);
     if (/\b(?:global|nonlocal|lambda|case|del)\b/.test(line)) idents(line);
   }
+}
+
+/** How many brackets are open before `at` in a line (strings not told apart). */
+function bracketDepth(line: string, at: number): number {
+  let depth = 0;
+  for (let i = 0; i < at; i++) {
+    const c = line[i];
+    if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+  }
+  return depth;
 }
 
 /** Names the top-level statements in [lo, hi) bind in the module scope, as the name resolver sees it: a
@@ -645,9 +667,9 @@ function mentionsIgnoreFile(text: string): boolean {
 /** Whether `with open(...) as name:` could bind `name` in this text: only where it says `as name`. One search per
  *  name and text instead of a climb through each load's ancestors (~4 ms of a whole-file analysis of issue 12's
  *  file, 1,666 loads of `path`). Names other than ASCII words are always climbed for. */
-function mayBeWithTarget(text: string, name: string): boolean {
+function mayBeWithTarget(text: string, facts: TextFacts, name: string): boolean {
   if (!/^[A-Za-z_]\w*$/.test(name)) return true;
-  const seen = factsOf(text).asNames;
+  const seen = facts.asNames;
   let found = seen.get(name);
   if (found === undefined) seen.set(name, (found = new RegExp(`\\bas[\\s\\\\]+${name}\\b`).test(text)));
   return found;
@@ -705,8 +727,18 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   if (oldHi < change.oldEnd || lo > change.start || hi > text.length) return undefined;
   const before = prev.text.slice(lo, oldHi), after = text.slice(lo, hi);
   // (imports local to the region's functions bind nothing outside it: `def f(): import torch` stays incremental)
-  if (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, hi)) return undefined;
-  if (IMPORT_RE.test(after) && !importsOnlyInFunctions(tree, lo, hi)) return undefined;
+  const moduleImports = (IMPORT_RE.test(before) && !importsOnlyInFunctions(oldTree, lo, hi))
+    || (IMPORT_RE.test(after) && !importsOnlyInFunctions(tree, lo, hi));
+  const oldDeps = depsOfProgram.get(oldTree);
+  // A module-level import edited: the statements elsewhere keep their findings when no name the edited statements
+  // mention was resolved there (the previous analysis recorded where each name was), none of them is a module
+  // or builtin the rules know, and they bring no star import. Otherwise the whole program is analysed again.
+  let touched: Set<string> | undefined;
+  if (moduleImports) {
+    touched = importEditNames(before, after);
+    if (!touched || !oldDeps) return undefined;
+    for (const n of touched) if (oldDeps.get(n)?.some((p) => p < lo || p >= oldHi)) return undefined;
+  }
   const prepared = prepare(tree, text, [lo, hi], carryBodies(oldTree, tree, lo, hi, oldHi, delta));
   const { resolver, aliases: found } = prepared;
   const aliases = found.all;
@@ -717,7 +749,8 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
     for (const m of code.matchAll(CLASS_LINES)) if (isTargetSubclassLine(m, aliases)) return undefined;
     if (CONNECTION_RE.test(code) && resolver.importRoots().has('multiprocessing')) return undefined;
   }
-  const sensitive = new Set<string>(resolver.importBoundNames());
+  // (with module-level imports edited, what they bind themselves is checked against the record above instead)
+  const sensitive = new Set<string>(touched ? resolver.importBoundOutside(lo, hi) : resolver.importBoundNames());
   for (const name of aliases) sensitive.add(name);
   // an unbound well-known module or builtin stops being one when a statement binds its name
   for (const name of [...Object.keys(WELL_KNOWN_MODULES), 'getattr', 'vars', 'globals', 'locals', '__import__', 'eval', 'exec']) sensitive.add(name);
@@ -729,6 +762,14 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
   moduleBindings(oldTree, (a, b) => prev.text.slice(old(a, false), old(b, true)), lo, hi, bound);
   moduleBindings(tree, (a, b) => text.slice(a, b), lo, hi, bound);
   for (const n of bound) if (sensitive.has(n)) return undefined;
+  if (touched) {
+    // nor one that an import elsewhere, an alias, a followed value or a star import binds (its resolution elsewhere
+    // may change even where the record missed it)
+    const outside = resolver.importBoundOutside(lo, hi);
+    const followedValues = new Set<string>();
+    valueFollowedNames(text, followedValues);
+    for (const n of touched) if (outside.has(n) || aliases.has(n) || followedValues.has(n)) return undefined;
+  }
   // reuse what lies wholly before or after the edited statements
   const shift = (x: number): number | undefined => (x <= lo ? x : x >= oldHi ? x + delta : undefined);
   const kept: CodeIssue[] = [];
@@ -757,7 +798,63 @@ export function analyzePythonAfterEdit(prev: { text: string; issues: CodeIssue[]
     } else if (i.start < lo || i.end > oldHi) return undefined;   // straddles the edited statements
   }
   const fresh = analyzePython(tree, text, { ...opts, region: [lo, hi] }, prepared);
+  if (oldDeps) depsOfProgram.set(tree, carryDeps(oldDeps, resolver.deps, lo, oldHi, delta));
   return [...kept, ...fresh].sort((a, b) => a.start - b.start);
+}
+
+/** Where each name was resolved (NameResolver.deps) in the last analysis of a program: the whole one, or carried
+ *  over an edit by analyzePythonAfterEdit. */
+const depsOfProgram = new WeakMap<Program, Map<string, number[]>>();
+
+/** The record of the text before an edit, outside its statements [lo, oldHi) (shifted past the edit), and the
+ *  re-analysed statements' own (new-text offsets). */
+function carryDeps(old: Map<string, number[]>, fresh: Map<string, number[]>, lo: number, oldHi: number, delta: number): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const [name, at] of old) {
+    const kept: number[] = [];
+    for (const p of at) if (p < lo) kept.push(p); else if (p >= oldHi) kept.push(p + delta);
+    if (kept.length) out.set(name, kept);
+  }
+  for (const [name, at] of fresh) {
+    const list = out.get(name);
+    if (list) list.push(...at); else out.set(name, [...at]);
+  }
+  return out;
+}
+
+/** Names an edit of import statements must not mention for the rest of the program to keep its findings: the modules
+ *  targets live in or come through (and their canonical spellings), the modules and builtins an unbound name
+ *  falls back to, target function names, dynamic access, and the roots that switch rules on (multiprocessing,
+ *  Hugging Face libraries). Built on first use (HF_ROOTS is declared further down). */
+let importGuarded: Set<string> | undefined;
+const guardedNames = (): Set<string> => importGuarded ??= new Set<string>([
+  ...[...NAME_ROOTS.values()].flat(), ...[...TARGETS].map((q) => q.split('.')[0]), ...FINAL_NAMES,
+  ...Object.keys(WELL_KNOWN_MODULES), ...Object.values(WELL_KNOWN_MODULES), ...BUILTIN_NAMES, ...DYNAMIC_WORDS,
+  ...CANONICAL.flatMap(([from, to]) => [from.split('.')[0], to.split('.')[0]]), ...Object.values(ROOT_SOURCES).flat(),
+  'multiprocessing', ...HF_ROOTS,
+]);
+
+const PY_KEYWORDS = new Set(['False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def',
+  'del', 'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not',
+  'or', 'pass', 'raise', 'return', 'try', 'while', 'with', 'yield']);
+
+/** Every name the edited statements mention before and after the edit (identifiers of their text, a superset of
+ *  what they bind), or undefined when one is guarded (guardedNames), a dotted name canonicalises to a guarded
+ *  module, or a star import is involved. */
+function importEditNames(before: string, after: string): Set<string> | undefined {
+  const out = new Set<string>();
+  for (const code of [before, after]) {
+    if (/\bimport[\s\\(]*\*/.test(code)) return undefined;
+    for (const m of code.matchAll(/[A-Za-z_][\w.]*/g)) {
+      for (const part of m[0].split('.')) {
+        if (!part || PY_KEYWORDS.has(part)) continue;
+        if (guardedNames().has(part)) return undefined;
+        out.add(part);
+      }
+      if (m[0].includes('.') && guardedNames().has(canonical(m[0]).split('.')[0])) return undefined;
+    }
+  }
+  return out;
 }
 
 
@@ -774,6 +871,10 @@ interface Ctx {
   cellStarts: number[];
   out: CodeIssue[];
   safeLoads: SafeLoad[];
+  /** factsOf(text), looked up once per analysis: finding the entry compares whole texts, and two equal texts that
+   *  are different strings (a keystroke and its undo) compare to the end (~18% of a whole analysis of issue 12's
+   *  file when it was looked up per load). */
+  facts: TextFacts;
   /** Set when the target is not called here but passed, stored or wrapped: how it is called later. */
   virtual?: string;
 }
@@ -809,7 +910,7 @@ function pathArgument(ctx: Ctx, first: Node): { value: string; start: number; en
   };
   if (first.type === 'string') return literal(first);
   if (first.type === 'call') return opened(first);
-  if (first.type !== 'identifier' || !mayBeWithTarget(ctx.text, first.text)) return undefined;
+  if (first.type !== 'identifier' || !mayBeWithTarget(ctx.text, ctx.facts, first.text)) return undefined;
   for (let p = first.parent; p; p = p.parent) {
     if (p.type === 'function_definition' || p.type === 'lambda' || p.type === 'class_definition') break;
     if (p.type !== 'with_statement') continue;

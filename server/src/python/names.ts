@@ -20,7 +20,7 @@ export const WELL_KNOWN_MODULES: Readonly<Record<string, string>> = {
 };
 
 /** Builtins an unbound name refers to (the ones dynamic access and allowlists care about). */
-const BUILTIN_NAMES = new Set([
+export const BUILTIN_NAMES = new Set([
   'getattr', 'setattr', 'delattr', '__import__', 'vars', 'globals', 'locals', 'eval', 'exec', 'compile', 'open',
   'input', 'breakpoint', 'exit', 'quit', 'help', 'memoryview', 'print', 'isinstance', 'issubclass', 'callable',
   'hasattr', 'id', 'repr', 'str', 'type', 'hash', 'map', 'filter', 'sorted', 'min', 'max', 'staticmethod',
@@ -47,7 +47,7 @@ const STAR_EXPORTS: Record<string, string[]> = {
 };
 
 /** Prefix rewrites that map re-exports and legacy names onto one canonical name per API. */
-const CANONICAL: [string, string][] = [
+export const CANONICAL: [string, string][] = [
   ['six.moves.cPickle.', 'pickle.'], ['six.moves.cPickle', 'pickle'],
   ['cPickle.', 'pickle.'], ['_pickle.', 'pickle.'], ['pickle5.', 'pickle.'],
   ['sklearn.externals.joblib.', 'joblib.'], ['joblib.numpy_pickle.', 'joblib.'],
@@ -91,6 +91,21 @@ export class NameResolver {
 
   /** Names bound by the imports left out for a region (see the constructor), read from their text. */
   private readonly skippedNames = new Set<string>();
+
+  /** Where each name's binding was asked about: the offsets of the uses the analysis resolved it from (a name
+   *  consulted on the way, `y` for `x = y.z` when resolving `x`, counts at the use of `x`). analyze.ts keeps it
+   *  per program, so that an import edit re-analyses only what the names it binds can reach. */
+  readonly deps = new Map<string, number[]>();
+  /** While a name's local bindings are read: the names consulted for them (nameDeps). */
+  private consulting: Set<string> | undefined;
+  private readonly nameDeps = new Map<string, Set<string>>();
+
+  private consult(name: string, at: number | undefined): void {
+    if (this.consulting) { this.consulting.add(name); return; }
+    if (at === undefined) return;
+    const list = this.deps.get(name);
+    if (list) { if (list[list.length - 1] !== at) list.push(at); } else this.deps.set(name, [at]);
+  }
 
   /**
    * `region`: only code in [region[0], region[1]) will be resolved (the incremental analysis of an edit). Imports
@@ -196,6 +211,15 @@ export class NameResolver {
     if (cached) return cached;
     const list: Binding[] = [];
     this.local.set(name, list);
+    const outer = this.consulting;
+    const inner = new Set<string>();
+    this.nameDeps.set(name, inner);
+    this.consulting = inner;
+    try { this.readLocalBindings(name, list); } finally { this.consulting = outer; }
+    return list;
+  }
+
+  private readLocalBindings(name: string, list: Binding[]): void {
     const re = new RegExp(`(?<![\\w.])${escapeRegExp(name)}(?!\\w)`, 'g');
     const elsewhere = this.region ? this.otherBodies() : undefined;
     for (let m = re.exec(this.text); m; m = re.exec(this.text)) {
@@ -205,7 +229,6 @@ export class NameResolver {
       const b = this.bindingAt(node);
       if (b) list.push(b);
     }
-    return list;
   }
 
   private bindingAt(node: Node): Binding | undefined {
@@ -288,15 +311,18 @@ export class NameResolver {
 
   /** The binding of `name` that is visible at `use` (a star import gives a binding without a position). */
   bindingOf(name: string, use: Node): Binding | undefined {
+    const at = use.startIndex;
+    this.consult(name, at);
     if (this.resolving.has(name)) return undefined;
     this.resolving.add(name);
     try {
       const byScope = this.bindingsByScope(name);
+      for (const d of this.nameDeps.get(name) ?? []) this.consult(d, at);
       let first = true;
       for (let s: Node | null = enclosingScope(use); ; s = s ? enclosingScope(s) : null) {
         const id = s ? s.id : 0;
         if (!(s && s.type === 'class_definition' && !first)) {
-          const found = pick(byScope.get(id) ?? [], use.startIndex);
+          const found = pick(byScope.get(id) ?? [], at);
           if (found) return found;
           if (!s) {
             const star = this.stars.filter((st) => st.scope === 0 && STAR_EXPORTS[st.module]?.includes(name));
@@ -394,6 +420,14 @@ export class NameResolver {
     }
   }
 
+  /** Names bound by imports outside [lo, hi) (module-level ones, and the left-out ones of other functions). */
+  importBoundOutside(lo: number, hi: number): Set<string> {
+    const out = new Set(this.skippedNames);
+    for (const [name, list] of this.imports) if (list.some((b) => b.pos < lo || b.pos >= hi)) out.add(name);
+    for (const st of this.stars) if (st.pos < lo || st.pos >= hi) for (const n of STAR_EXPORTS[st.module] ?? []) out.add(n);
+    return out;
+  }
+
   /** Every name an import statement binds (`import torch`, `from x import y as z`). */
   importBoundNames(): string[] { return [...new Set([...this.imports.keys(), ...this.skippedNames])]; }
   hasStarImports(): boolean { return this.stars.length > 0; }
@@ -412,8 +446,10 @@ export class NameResolver {
     return new Set(out);
   }
 
-  /** Like resolveChain but from import bindings only, ignoring scopes and shadowing: a fast pre-check. */
-  resolveByImports(chain: string[]): string | null {
+  /** Like resolveChain but from import bindings only, ignoring scopes and shadowing: a fast pre-check. `at`: the
+   *  use's offset, recorded in deps (none for whole-text passes such as alias lines). */
+  resolveByImports(chain: string[], at?: number): string | null {
+    this.consult(chain[0], at);
     const list = this.imports.get(chain[0]);
     let head = list?.find((b) => b.target)?.target;
     if (!head && !list && chain.length > 1) head = WELL_KNOWN_MODULES[chain[0]];

@@ -41,7 +41,10 @@ export function program(blocks: number): string {
 
 export const SNIPPETS = ['#', 'x', ' ', '\n', '(', ')', '"', 'load', 'tl', ' = ', 'import os\n', 'load = 1\n', 'pickle.loads(b)\n',
   'torch.load("a.pt")\n', '  # safe-weights: ignore[SW101]', 'def f(load):\n    return load("x")\n', 'yl = 3\n', '\n\n',
-  'from pickle import *\n', '    ', 'weights_only=True', ', '];
+  'from pickle import *\n', '    ', 'weights_only=True', ', ',
+  // module-level imports of names other statements use, or shadow (the import-edit path of analyzePythonAfterEdit)
+  'import osx\n', 'import tl\n', 'from mylib import yl\n', 'from mylib import load\n', 'import json as os\n', 'from tools import pk\n',
+  'import shelve\n', 'from mylib import step_1\n', 'import decode\n'];
 
 describe('incremental analysis after an edit equals a fresh analysis', function () {
   this.timeout(120_000);
@@ -132,6 +135,46 @@ describe('incremental analysis on a big file: commenting lines in and out', func
   });
 });
 
+describe('incremental analysis: an edit of a module-level import', function () {
+  this.timeout(60_000);
+  // issue 12's shape: every function calls through `os` and `json`, none of which a rule resolves
+  const fn = (k: number) => [`def load_${k}(path):`, '    import torch', '    data = json.loads(os.environ.get("X", "{}"))',
+    '    model = torch.load(path)', '    return model, data', ''];
+  const base = ['from pickle import loads as decode', 'import json', 'import os', '', 'blob = decode(data)', '',
+    ...Array.from({ length: 40 }, (_, k) => fn(k)).flat()].join('\n');
+  async function edit(from: string, to: string) {
+    const parser = await getParser();
+    const tree = parseSync(parser, base);
+    const issues = analyzePython(tree, base, {});
+    const start = base.indexOf(from);
+    assert.ok(start >= 0, from);
+    const next = base.slice(0, start) + to + base.slice(start + from.length);
+    editTreeAt(tree, start, start + from.length, to, posAt(base, start), posAt(base, start + from.length));
+    const nextTree = parseSync(parser, next, tree);
+    const full = analyzePython(nextTree, next, {});
+    const inc = analyzePythonAfterEdit({ text: base, issues }, tree, nextTree, next, { start, oldEnd: start + from.length, newEnd: start + to.length },
+      nextTree.getChangedRanges(tree), {}, (at, rule) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule));
+    tree.delete(); nextTree.delete();
+    return { issues, full, inc };
+  }
+  it('re-analyses only the import when no other statement resolves a name it mentions', async () => {
+    for (const [from, to] of [['import os', 'import osx'], ['import os', 'import os\nimport re, sys as system\n'], ['import os\n', '']]) {
+      const { issues, full, inc } = await edit(from, to);
+      assert.equal(full.length, issues.length, `${to}: the findings stay`);
+      assert.ok(inc, `${JSON.stringify(from)} -> ${JSON.stringify(to)}: analysed whole`);
+      assert.deepEqual(normal(inc), normal(full), to);
+    }
+  });
+  it('analyses the program again when another statement resolves a name the import binds, or a rule knows it', async () => {
+    for (const [from, to, changes] of [['import json', 'from mylib import decode', true], ['import os', 'import os as json', false],
+      ['import os', 'import pickle', false], ['import os', 'from os import *', false], ['import os', 'import os, shelve', false]] as const) {
+      const { issues, full, inc } = await edit(from, to);
+      if (changes) assert.notEqual(full.length, issues.length, `${to}: the edit changes a finding elsewhere`);
+      assert.equal(inc, undefined, `${JSON.stringify(from)} -> ${JSON.stringify(to)}: kept the other findings`);
+    }
+  });
+});
+
 describe('incremental analysis: edits that change findings in other statements', function () {
   this.timeout(60_000);
   // Each edit changes a binding that a finding elsewhere depends on; the findings after it must equal a fresh
@@ -145,6 +188,7 @@ describe('incremental analysis: edits that change findings in other statements',
     ['loader = pickle.loads'], ['arr = pd.read_pickle(p)'],
     ['m = keras.models.load_model(h5_path)'], ['torch.serialization.add_safe_globals(UNSAFE)'], ['reply = client.recv()'],
     ['r = Restricted(fh).load()'], ['obj = loader(b)'], ['marker = 0'],
+    ['from pickle import loads as decode', 'import json'], ['blob = decode(data)'],
   ];
   const base = parts.flatMap((p, k) => [...p, '', ...filler(k)]).join('\n');
   const edits: [string, string, string][] = [
@@ -153,7 +197,11 @@ describe('incremental analysis: edits that change findings in other statements',
     ['the connection', 'client = Client(("h", 1), authkey=b"k")', 'client = make()'],
     ['the restricting method', '    def find_class(self, m, n):\n        raise ValueError(n)', '    pass'],
     ['an unbound well-known name', 'marker = 0', 'marker = 0\npd = None'],
+    ['an unbound well-known name, bound by a chained assignment', 'marker = 0', 'marker = pd = None'],
     ['an alias', 'loader = pickle.loads', 'loader = len'],
+    // import edits: the name an import binds shadows the import a finding elsewhere resolves through
+    ['an import that shadows an imported target', 'import json', 'from mylib import decode'],
+    ['an import that stops shadowing', 'from pickle import loads as decode\nimport json', 'from pickle import loads as decode_\nimport json'],
   ];
   for (const [what, from, to] of edits) {
     it(`editing ${what}`, async () => {
