@@ -135,6 +135,23 @@ describe('incremental analysis on a big file: commenting lines in and out', func
   });
 });
 
+/** `base` with its first `from` replaced by `to`: the findings before, after (a fresh analysis) and incremental. */
+async function replaceOnce(base: string, from: string, to: string) {
+  const parser = await getParser();
+  const tree = parseSync(parser, base);
+  const issues = analyzePython(tree, base, {});
+  const start = base.indexOf(from);
+  assert.ok(start >= 0, from);
+  const next = base.slice(0, start) + to + base.slice(start + from.length);
+  editTreeAt(tree, start, start + from.length, to, posAt(base, start), posAt(base, start + from.length));
+  const nextTree = parseSync(parser, next, tree);
+  const full = analyzePython(nextTree, next, {});
+  const inc = analyzePythonAfterEdit({ text: base, issues }, tree, nextTree, next, { start, oldEnd: start + from.length, newEnd: start + to.length },
+    nextTree.getChangedRanges(tree), {}, (at, rule) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule));
+  tree.delete(); nextTree.delete();
+  return { issues, full, inc, next };
+}
+
 describe('incremental analysis: an edit of a module-level import', function () {
   this.timeout(60_000);
   // issue 12's shape: every function calls through `os` and `json`, none of which a rule resolves
@@ -142,21 +159,7 @@ describe('incremental analysis: an edit of a module-level import', function () {
     '    model = torch.load(path)', '    return model, data', ''];
   const base = ['from pickle import loads as decode', 'import json', 'import os', '', 'blob = decode(data)', '',
     ...Array.from({ length: 40 }, (_, k) => fn(k)).flat()].join('\n');
-  async function edit(from: string, to: string) {
-    const parser = await getParser();
-    const tree = parseSync(parser, base);
-    const issues = analyzePython(tree, base, {});
-    const start = base.indexOf(from);
-    assert.ok(start >= 0, from);
-    const next = base.slice(0, start) + to + base.slice(start + from.length);
-    editTreeAt(tree, start, start + from.length, to, posAt(base, start), posAt(base, start + from.length));
-    const nextTree = parseSync(parser, next, tree);
-    const full = analyzePython(nextTree, next, {});
-    const inc = analyzePythonAfterEdit({ text: base, issues }, tree, nextTree, next, { start, oldEnd: start + from.length, newEnd: start + to.length },
-      nextTree.getChangedRanges(tree), {}, (at, rule) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule));
-    tree.delete(); nextTree.delete();
-    return { issues, full, inc };
-  }
+  const edit = (from: string, to: string) => replaceOnce(base, from, to);
   it('re-analyses only the import when no other statement resolves a name it mentions', async () => {
     for (const [from, to] of [['import os', 'import osx'], ['import os', 'import os\nimport re, sys as system\n'], ['import os\n', '']]) {
       const { issues, full, inc } = await edit(from, to);
@@ -205,22 +208,11 @@ describe('incremental analysis: edits that change findings in other statements',
   ];
   for (const [what, from, to] of edits) {
     it(`editing ${what}`, async () => {
-      const parser = await getParser();
-      const tree = parseSync(parser, base);
-      const issues = analyzePython(tree, base, {});
-      const start = base.indexOf(from);
-      assert.ok(start >= 0, from);
-      const next = base.slice(0, start) + to + base.slice(start + from.length);
-      editTreeAt(tree, start, start + from.length, to, posAt(base, start), posAt(base, start + from.length));
-      const nextTree = parseSync(parser, next, tree);
-      const full = analyzePython(nextTree, next, {});
+      const { issues, full, inc, next } = await replaceOnce(base, from, to);
       // the edit must matter somewhere outside its own statement, or this case tests nothing
       const outside = (list: CodeIssue[], t: string) => list.filter((i) => !t.slice(i.start, i.end).includes(to.split('\n').pop()!.trim())).map((i) => i.rule);
       assert.notDeepEqual(outside(full, next), outside(issues, base), `${what}: the edit changes no other finding`);
-      const inc = analyzePythonAfterEdit({ text: base, issues }, tree, nextTree, next, { start, oldEnd: start + from.length, newEnd: start + to.length },
-        nextTree.getChangedRanges(tree), {}, (at, rule) => analyzePython(nextTree, next, {}).find((i) => i.start === at && i.rule === rule));
       if (inc) assert.deepEqual(normal(inc), normal(full), what);
-      tree.delete(); nextTree.delete();
     });
   }
 });
