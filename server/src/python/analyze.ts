@@ -215,12 +215,18 @@ export function analyzePython(tree: Program, text: string, opts: AnalyzeOptions 
     return null;
   };
   // Textual pre-check (no tree access): `x.y.name` whose dotted head imports or aliases could make a target.
+  // Only a positive answer is recorded in the resolver's deps. A negative one stays negative over any edit of
+  // imports that analyzePythonAfterEdit keeps incremental: such an edit mentions no guarded name, and a dotted head
+  // resolves to a target only through an import of a guarded module, an unbound well-known module (guarded) or a
+  // star import (refused). So `import json` edited, with `json.loads` in every function, re-analyses the import only.
   const textuallyLikely = (at: number, name: string): boolean => {
     const chain = [...dottedPrefix(text, at), name];
     if (aliases.has(chain[0])) return true;
     if (chain.length === 2 && SELF_NAMES.has(chain[0]) && aliases.has(name)) return true;
-    const q = resolver.resolveByImports(chain, at);
-    return q !== null && TARGETS.has(q);
+    const q = resolver.resolveByImports(chain);
+    const likely = q !== null && TARGETS.has(q);
+    if (likely) resolver.noteUse(chain[0], at);
+    return likely;
   };
   // Only names some imported module could provide are worth looking at (`open` matters only with shelve); the
   // well-known modules count as imported (a notebook or snippet may use `np.load` without `import numpy`).

@@ -100,6 +100,11 @@ export class NameResolver {
   private consulting: Set<string> | undefined;
   private readonly nameDeps = new Map<string, Set<string>>();
 
+  /** Records a use of `name` at `at` in deps (for a pre-check made without `at`). */
+  noteUse(name: string, at: number): void {
+    this.consult(name, at);
+  }
+
   private consult(name: string, at: number | undefined): void {
     if (this.consulting) { this.consulting.add(name); return; }
     if (at === undefined) return;
