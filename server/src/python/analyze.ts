@@ -659,6 +659,7 @@ const factsSeen: [string, TextFacts][] = [];
 function factsOf(text: string): TextFacts {
   const i = factsSeen.findIndex(([t]) => t === text);
   const entry = i >= 0 ? factsSeen.splice(i, 1)[0] : [text, { asNames: new Map() }] as [string, TextFacts];
+  entry[0] = text;   // an equal text in another string was compared whole: compare this one by reference next time
   factsSeen.unshift(entry);
   factsSeen.length = Math.min(factsSeen.length, 2);
   return entry[1];

@@ -67,7 +67,11 @@ export function fileSuppressions(text: string, root: Program): Set<string> {
 // file with thousands of findings would be scanned once per finding (O(findings x file) per analysis).
 let scanned: { text: string; marker: { close: number; empty: boolean } | undefined; eol: string } | undefined;
 function fileFacts(text: string): { marker: { close: number; empty: boolean } | undefined; eol: string } {
-  if (scanned?.text === text) return scanned;
+  if (scanned?.text === text) {
+    // an equal text in another string (an edit undone) is compared whole; keep this one, compared by reference next
+    scanned.text = text;
+    return scanned;
+  }
   let marker: { close: number; empty: boolean } | undefined;
   for (const m of text.matchAll(FILE_MARKER)) {
     if (m[1] === undefined) continue;
