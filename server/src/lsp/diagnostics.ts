@@ -1,7 +1,7 @@
 // Diagnostics of open documents and notebooks: (re)parse, analyse (incrementally after a known edit), publish.
 import { DiagnosticSeverity, type Diagnostic, type NotebookDocument, type Range } from 'vscode-languageserver/node';
 import { levelFor } from '../config';
-import { analyzePython, analyzePythonAfterEdit, takeMovedFrom, type CodeIssue } from '../python/analyze';
+import { analyzePython, analyzePythonAfterEdit, linkUnmoved, takeMovedFrom, type CodeIssue } from '../python/analyze';
 import { basename } from 'node:path';
 import { checkDependencyFile, checkSetupPy, type PinIssue } from '../python/deps';
 import { buildProgram, type NotebookProgram } from '../python/notebook';
@@ -79,7 +79,11 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   // an incremental analysis of an edit that added and removed no line break: the findings it carried over (all on
   // other lines: it re-analyses whole lines) kept their line and character
   const linesKept = !!issues && known!.startPos.line === known!.oldEndPos.line && !/[\r\n]/.test(known!.text);
-  state.issues = issues ?? analyzePython(state.tree!, state.text, opts);
+  if (!issues) {
+    issues = analyzePython(state.tree!, state.text, opts);
+    if (prev && known) linkUnmoved(prev.issues, issues, { start: known.start, oldEnd: known.oldEnd, newEnd: known.start + known.text.length });
+  }
+  state.issues = issues;
   // setup.py: its install_requires pins besides the code rules
   state.pins = basename(uriToPath(uri) ?? uri).toLowerCase() === 'setup.py' ? checkSetupPy(state.tree!, state.text) : undefined;
   state.analyzed = state.version;

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { getParser, parseSync, editTreeAt, type Tree } from '../../../server/src/python/parser';
-import { analyzePython, analyzePythonAfterEdit, type CodeIssue } from '../../../server/src/python/analyze';
+import { analyzePython, analyzePythonAfterEdit, linkUnmoved, takeMovedFrom, type CodeIssue } from '../../../server/src/python/analyze';
 import { FIXTURES } from './fixtures.test';
 import { prng } from '../prng';
 
@@ -178,6 +178,32 @@ describe('incremental analysis: an edit of a module-level import', function () {
       if (changes) assert.notEqual(full.length, issues.length, `${to}: the edit changes a finding elsewhere`);
       assert.equal(inc, undefined, `${JSON.stringify(from)} -> ${JSON.stringify(to)}: kept the other findings`);
     }
+  });
+});
+
+describe('a whole analysis after an edit: linkUnmoved', function () {
+  this.timeout(60_000);
+  it('links each finding outside the edit to the previous one of the same rule, severity, message and place', async () => {
+    const fn = (k: number) => [`def load_${k}(path):`, '    data = json.loads(path)', '    return torch.load(path)', ''];
+    const base = ['import json', 'import torch', '', ...Array.from({ length: 20 }, (_, k) => fn(k)).flat()].join('\n');
+    // (`json.loads` becomes `pickle.loads`: a new finding in every function, the torch.load ones stay, shifted)
+    const from = 'import json', to = 'import pickle as json';
+    const { issues, full } = await replaceOnce(base, from, to);
+    const change = { start: 0, oldEnd: from.length, newEnd: to.length }, delta = to.length - from.length;
+    const kept = full.filter((i) => i.rule === 'SW101');
+    assert.ok(kept.length === 20 && full.length > 20, `${kept.length} torch.load findings of ${full.length}`);
+    // one that stays, but says something else now: its diagnostic must be built again
+    const reworded = { ...kept[3], message: `${kept[3].message} (reworded)` };
+    const fresh = full.map((i) => (i === kept[3] ? reworded : i));
+    linkUnmoved(issues, fresh, change);
+    let linked = 0;
+    for (const i of fresh) {
+      const from = takeMovedFrom(i);
+      const same = issues.find((o) => o.start + delta === i.start && o.end + delta === i.end && o.rule === i.rule && o.message === i.message);
+      assert.equal(from, same, `${i.rule} at ${i.start}`);
+      if (from) linked++;
+    }
+    assert.equal(linked, 19, 'the torch.load findings but the reworded one');
   });
 });
 
