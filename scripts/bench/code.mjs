@@ -238,9 +238,11 @@ async function benchLatencyDense() {
   // edits of import lines: the module's `import os` and `import json` (every function calls `json.loads`, which the
   // word pre-check finds no target behind: the import is re-analysed alone), and a function's `import torch`
   // (`import torchx` unbinds torch there)
-  const imports = Array.from({ length: 12 }, (_, i) => i % 3 === 1
-    ? { line: fnStart(i) + 1, character: '    import torch'.length, text: 'x' }
-    : i % 3 ? { line: 1, character: 'import json'.length, text: 'x' } : { line: 0, character: 'import os'.length, text: 'x' });
+  const imports = Array.from({ length: 12 }, (_, i) => [
+    { line: 0, character: 'import os'.length, text: 'x' },
+    { line: fnStart(i) + 1, character: '    import torch'.length, text: 'x' },
+    { line: 1, character: 'import json'.length, text: 'x' },
+  ][i % 3]);
   // an import edit that names a module the rules know (`import os, pickle`): every function is analysed again
   const guarded = Array.from({ length: 6 }, () => ({ line: 0, character: 'import os'.length, text: ', pickle' }));
   const report = (what, r, target) => {

@@ -70,8 +70,8 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   state.version = doc.version;
   const opts = { honorNosec: config.honorNosec };
   let issues: CodeIssue[] | undefined;
-  if (prev && known && state.changed) {
-    const change = { start: known.start, oldEnd: known.oldEnd, newEnd: known.start + known.text.length };
+  const change = known && { start: known.start, oldEnd: known.oldEnd, newEnd: known.start + known.text.length };
+  if (prev && change && state.changed) {
     // a reused finding's on-demand edits are rebuilt from a fresh analysis of the program as it is then
     const refresh = (start: number, rule: string) => analyzePython(state.tree!, state.text, opts).find((i) => i.start === start && i.rule === rule);
     if (state.oldTree) issues = analyzePythonAfterEdit(prev, state.oldTree, state.tree!, state.text, change, state.changed, opts, refresh);
@@ -81,7 +81,7 @@ async function analyze(s: ServerState, uri: string): Promise<void> {
   const linesKept = !!issues && known!.startPos.line === known!.oldEndPos.line && !/[\r\n]/.test(known!.text);
   if (!issues) {
     issues = analyzePython(state.tree!, state.text, opts);
-    if (prev && known) linkUnmoved(prev.issues, issues, { start: known.start, oldEnd: known.oldEnd, newEnd: known.start + known.text.length });
+    if (prev && change) linkUnmoved(prev.issues, issues, change);
   }
   state.issues = issues;
   // setup.py: its install_requires pins besides the code rules

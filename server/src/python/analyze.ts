@@ -8,6 +8,7 @@ import { CODE_RULE_BY_ID, type CodeSeverity } from './rules';
 import * as edits from './edits';
 import type { TextEditSpan } from './edits';
 import { fileSuppressionFix, fileSuppressions, isSuppressed, suppressionFix } from './suppress';
+import { textMemo } from './textMemo';
 import { importsOnlyInFunctions } from './localImports';
 import type { LoadSite } from './loadFixes';
 
@@ -651,19 +652,10 @@ function moduleBindings(tree: Program, text: (a: number, b: number) => string, l
 function lineStart(text: string, at: number): number { return text.lastIndexOf('\n', at - 1) + 1; }
 function lineEnd(text: string, at: number): number { const i = text.indexOf('\n', at); return i < 0 ? text.length : i + 1; }
 
-// Facts about a program text that are asked about again and again, kept for the last two texts: a keystroke asks
-// about the text before it (asked about last time) and the new one. The same string object is found at once;
-// another text is told apart by its length or its first different character.
+// Facts about a program text, kept for the last two texts: a keystroke asks about the text before it (asked about
+// last time) and the new one.
 interface TextFacts { ignoreFile?: boolean; asNames: Map<string, boolean> }
-const factsSeen: [string, TextFacts][] = [];
-function factsOf(text: string): TextFacts {
-  const i = factsSeen.findIndex(([t]) => t === text);
-  const entry = i >= 0 ? factsSeen.splice(i, 1)[0] : [text, { asNames: new Map() }] as [string, TextFacts];
-  entry[0] = text;   // an equal text in another string was compared whole: compare this one by reference next time
-  factsSeen.unshift(entry);
-  factsSeen.length = Math.min(factsSeen.length, 2);
-  return entry[1];
-}
+const factsOf = textMemo<TextFacts>(2, () => ({ asNames: new Map() }));
 
 /** Whether a text mentions `ignore-file` (two whole-text searches per keystroke were ~0.4 ms on 10,000 lines). */
 function mentionsIgnoreFile(text: string): boolean {
@@ -688,9 +680,9 @@ function mayBeWithTarget(text: string, facts: TextFacts, name: string): boolean 
  *  whole otherwise built and compared 1,666 diagnostics afresh. */
 export function linkUnmoved(prev: CodeIssue[], fresh: CodeIssue[], change: TextChange): void {
   const delta = change.newEnd - change.oldEnd;
+  // (a previous finding found at a fresh one's place before the edit lies outside the edit too)
   const byStart = new Map<number, CodeIssue[]>();
   for (const i of prev) {
-    if (i.start < change.start ? i.end > change.start : i.start < change.oldEnd) continue;
     const list = byStart.get(i.start);
     if (list) list.push(i); else byStart.set(i.start, [i]);
   }

@@ -4,6 +4,7 @@
 import { descend, type Program } from './forest';
 import { lineEnd } from './edits';
 import type { TextEditSpan } from './edits';
+import { textMemo } from './textMemo';
 
 const MARKER = /#\s*safe-weights:\s*ignore(?:\[([^\]]*)\])?/;
 
@@ -65,22 +66,15 @@ export function fileSuppressions(text: string, root: Program): Set<string> {
  *  at the top (after a shebang and an encoding line; `at`: where the program, or the notebook cell, starts). */
 // What fileSuppressionFix reads from the whole text, for the last text it was given: it runs once per finding, and a
 // file with thousands of findings would be scanned once per finding (O(findings x file) per analysis).
-let scanned: { text: string; marker: { close: number; empty: boolean } | undefined; eol: string } | undefined;
-function fileFacts(text: string): { marker: { close: number; empty: boolean } | undefined; eol: string } {
-  if (scanned?.text === text) {
-    // an equal text in another string (an edit undone) is compared whole; keep this one, compared by reference next
-    scanned.text = text;
-    return scanned;
-  }
+const fileFacts = textMemo(1, (text: string): { marker: { close: number; empty: boolean } | undefined; eol: string } => {
   let marker: { close: number; empty: boolean } | undefined;
   for (const m of text.matchAll(FILE_MARKER)) {
     if (m[1] === undefined) continue;
     marker = { close: m.index! + m[0].lastIndexOf(']'), empty: !m[1].trim() };
     break;
   }
-  scanned = { text, marker, eol: text.includes('\r\n') ? '\r\n' : '\n' };
-  return scanned;
-}
+  return { marker, eol: text.includes('\r\n') ? '\r\n' : '\n' };
+});
 
 export function fileSuppressionFix(text: string, issue: { rule: string }, at = 0): { title: string; edits: TextEditSpan[]; preferred: boolean; role: 'suppress' } {
   const title = `Suppress ${issue.rule} in this file`;
